@@ -1,6 +1,7 @@
 // Real FFT backends behind one policy. A backend provides, for a transform
-// length L (even), the forward real-to-complex transform of `rows` contiguous
-// rows and the unscaled inverse; callers apply the 1/L scaling themselves.
+// length L, the forward real-to-complex transform of one row (L/2+1 bins) and the
+// unscaled inverse; callers apply the 1/L scaling themselves. Backend::Plan<T>(L)
+// fetches what a length needs once, for callers that transform many rows.
 //   FftwBackend  (default) FFTW3, plans cached per (length, direction, precision).
 //   EigenBackend Eigen's built-in kissfft: slower, but no GPL code in the program.
 #pragma once
@@ -117,14 +118,39 @@ class FftwPlanCache {
 
 struct FftwBackend {
   static constexpr const char* name = "fftw";
-  // out[L/2+1] = rfft(in[L]). `in` is not modified.
+
+  // Both plans of one length, looked up once: the cache lookup takes a lock,
+  // which costs more than a short transform.
+  template <class T>
+  class Plan {
+   public:
+    using Api = detail::FftwApi<T>;
+    Plan() = default;
+    explicit Plan(Index L)
+        : L_(L),
+          fwd_(detail::FftwPlanCache<T>::instance().get(L, true)),
+          inv_(detail::FftwPlanCache<T>::instance().get(L, false)) {}
+    Index length() const { return L_; }
+    // out[L/2+1] = rfft(in[L]). `in` is not modified.
+    void r2c(const T* in, std::complex<T>* out) const {
+      Api::exec_r2c(fwd_, const_cast<T*>(in), reinterpret_cast<typename Api::complex*>(out));
+    }
+    // out[L] = L * irfft(in[L/2+1]) (unscaled). `in` is destroyed.
+    void c2r(std::complex<T>* in, T* out) const {
+      Api::exec_c2r(inv_, reinterpret_cast<typename Api::complex*>(in), out);
+    }
+
+   private:
+    Index L_ = 0;
+    typename Api::plan fwd_ = nullptr, inv_ = nullptr;  // owned by the cache
+  };
+
   template <class T>
   static void r2c(Index L, const T* in, std::complex<T>* out) {
     using Api = detail::FftwApi<T>;
     auto p = detail::FftwPlanCache<T>::instance().get(L, true);
     Api::exec_r2c(p, const_cast<T*>(in), reinterpret_cast<typename Api::complex*>(out));
   }
-  // out[L] = L * irfft(in[L/2+1]) (unscaled). `in` is destroyed.
   template <class T>
   static void c2r(Index L, std::complex<T>* in, T* out) {
     using Api = detail::FftwApi<T>;
@@ -135,6 +161,21 @@ struct FftwBackend {
 
 struct EigenBackend {
   static constexpr const char* name = "eigen";
+
+  // Eigen::FFT keeps its own per-length twiddles: the plan only remembers L.
+  template <class T>
+  class Plan {
+   public:
+    Plan() = default;
+    explicit Plan(Index L) : L_(L) {}
+    Index length() const { return L_; }
+    void r2c(const T* in, std::complex<T>* out) const { EigenBackend::r2c(L_, in, out); }
+    void c2r(std::complex<T>* in, T* out) const { EigenBackend::c2r(L_, in, out); }
+
+   private:
+    Index L_ = 0;
+  };
+
   template <class T>
   static void r2c(Index L, const T* in, std::complex<T>* out) {
     if (L == 1) {  // kissfft cannot plan length 1

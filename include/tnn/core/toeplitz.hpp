@@ -19,6 +19,15 @@
 #include <omp.h>
 #endif
 
+// OpenMP pragmas go through _Pragma so that a build without OpenMP sees nothing
+// (no -Wunknown-pragmas) and runs serially.
+#ifdef _OPENMP
+#define TNN_PRAGMA_(x) _Pragma(#x)
+#define TNN_OMP(x) TNN_PRAGMA_(omp x)
+#else
+#define TNN_OMP(x)
+#endif
+
 #include "tnn/core/fft.hpp"
 #include "tnn/core/tensor.hpp"
 
@@ -73,11 +82,51 @@ inline void cmul_conj_acc(const std::complex<T>* a, const std::complex<T>* b, st
     po[2 * i + 1] += ar * bi + ai * br;
   }
 }
+// dst[c * ds + r] = scale * src[r * ss + c] for an R x Cn tile. Fixed sizes and
+// a local buffer let both the loads and the stores run along contiguous memory.
+template <Index R, Index Cn, class T>
+inline void transpose_tile(const T* src, Index ss, T* dst, Index ds, T scale) {
+  alignas(64) T buf[R][Cn];
+  for (Index r = 0; r < R; ++r)
+    for (Index c = 0; c < Cn; ++c) buf[r][c] = src[r * ss + c];
+  for (Index c = 0; c < Cn; ++c)
+    for (Index r = 0; r < R; ++r) dst[c * ds + r] = buf[r][c] * scale;
+}
+// Strided reads of the channel-last layout step over pages, where the hardware
+// prefetcher stops: ask for the next tile's rows early.
+// Asks for n elements from p into the outer caches (not L1, which the FFT fills).
+template <class T>
+inline void prefetch_l2(const T* p, Index n) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* b = reinterpret_cast<const char*>(p);
+  for (Index off = 0; off < n * Index(sizeof(T)); off += 64) __builtin_prefetch(b + off, 0, 1);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+template <class T>
+inline void prefetch(const T* p) {
+#if defined(__GNUC__) || defined(__clang__)
+  __builtin_prefetch(p);
+#else
+  (void)p;
+#endif
+}
 }  // namespace detail
 
 // ---------------------------------------------------------------------------
-// Direct O(N^2) forms: the reference every FFT path is tested against.
+// Direct O(N^2) forms: the reference every FFT path is tested against, and the
+// path ToeplitzOp takes for short sequences. Channels are independent, so threads
+// take chunks of them: each value is summed in the same order whatever the
+// thread count, and the direct/FFT crossover does not move with it.
 // ---------------------------------------------------------------------------
+namespace detail {
+inline constexpr Index kDirectChunk = 32;  // channels per thread task
+// Below this many multiply-adds a thread team costs more than it saves (and on a
+// busy machine waking a second thread can cost a whole scheduler time slice).
+inline constexpr Index kParallelMinWork = Index(1) << 17;
+}
 
 // y = T x. t: [K, C]; x, y: [B, N, C].
 template <class T>
@@ -87,17 +136,22 @@ void toeplitz_forward_direct(const Tensor<T>& t, const Tensor<T>& x, Tensor<T>& 
   t.expect_shape({toeplitz_num_coeffs(N, causal), C}, "toeplitz coefficients");
   y.resize({B, N, C});
   const Index off = causal ? 0 : N - 1;
-  for (Index b = 0; b < B; ++b)
-    for (Index i = 0; i < N; ++i) {
-      T* yi = y.data() + (b * N + i) * C;
-      std::fill(yi, yi + C, T(0));
-      const Index j_end = causal ? i + 1 : N;
-      for (Index j = 0; j < j_end; ++j) {
-        const T* tk = t.data() + (i - j + off) * C;
-        const T* xj = x.data() + (b * N + j) * C;
-        for (Index c = 0; c < C; ++c) yi[c] += tk[c] * xj[c];
+  const Index nchunks = (C + detail::kDirectChunk - 1) / detail::kDirectChunk;
+  TNN_OMP(parallel for schedule(static) if (nchunks > 1 && B * N * N * C >= detail::kParallelMinWork))
+  for (Index ch = 0; ch < nchunks; ++ch) {
+    const Index c0 = ch * detail::kDirectChunk, c1 = std::min(C, c0 + detail::kDirectChunk);
+    for (Index b = 0; b < B; ++b)
+      for (Index i = 0; i < N; ++i) {
+        T* yi = y.data() + (b * N + i) * C;
+        std::fill(yi + c0, yi + c1, T(0));
+        const Index j_end = causal ? i + 1 : N;
+        for (Index j = 0; j < j_end; ++j) {
+          const T* tk = t.data() + (i - j + off) * C;
+          const T* xj = x.data() + (b * N + j) * C;
+          for (Index c = c0; c < c1; ++c) yi[c] += tk[c] * xj[c];
+        }
       }
-    }
+  }
 }
 
 // dx = T^T g (overwritten, if dx != nullptr); dt = dLoss/dt (overwritten, if dt != nullptr).
@@ -118,24 +172,29 @@ void toeplitz_backward_direct(const Tensor<T>& t, const Tensor<T>& x, const Tens
     dt->resize({K, C});
     dt->set_zero();
   }
-  for (Index b = 0; b < B; ++b)
-    for (Index i = 0; i < N; ++i) {
-      const T* gi = g.data() + (b * N + i) * C;
-      const Index j_end = causal ? i + 1 : N;
-      for (Index j = 0; j < j_end; ++j) {
-        const Index row = i - j + off;
-        if (dx) {
-          const T* tk = t.data() + row * C;
-          T* dxj = dx->data() + (b * N + j) * C;
-          for (Index c = 0; c < C; ++c) dxj[c] += tk[c] * gi[c];
-        }
-        if (dt) {
-          const T* xj = x.data() + (b * N + j) * C;
-          T* dtk = dt->data() + row * C;
-          for (Index c = 0; c < C; ++c) dtk[c] += gi[c] * xj[c];
+  const Index nchunks = (C + detail::kDirectChunk - 1) / detail::kDirectChunk;
+  TNN_OMP(parallel for schedule(static) if (nchunks > 1 && B * N * N * C >= detail::kParallelMinWork))
+  for (Index ch = 0; ch < nchunks; ++ch) {
+    const Index c0 = ch * detail::kDirectChunk, c1 = std::min(C, c0 + detail::kDirectChunk);
+    for (Index b = 0; b < B; ++b)
+      for (Index i = 0; i < N; ++i) {
+        const T* gi = g.data() + (b * N + i) * C;
+        const Index j_end = causal ? i + 1 : N;
+        for (Index j = 0; j < j_end; ++j) {
+          const Index row = i - j + off;
+          if (dx) {
+            const T* tk = t.data() + row * C;
+            T* dxj = dx->data() + (b * N + j) * C;
+            for (Index c = c0; c < c1; ++c) dxj[c] += tk[c] * gi[c];
+          }
+          if (dt) {
+            const T* xj = x.data() + (b * N + j) * C;
+            T* dtk = dt->data() + row * C;
+            for (Index c = c0; c < c1; ++c) dtk[c] += gi[c] * xj[c];
+          }
         }
       }
-    }
+  }
 }
 
 // Circulant product y_i = sum_j c_{(i-j) mod L} x_j, c: [L, C], x, y: [B, L, C].
@@ -198,7 +257,8 @@ template <class T, class Backend = FftwBackend>
 class CirculantEngine {
  public:
   using Complex = std::complex<T>;
-  static constexpr Index kBlock = 16;
+  static constexpr Index kBlock = 16;  // channels per task
+  static constexpr Index kTile = 16;   // positions per transposed tile
 
   // n: rows of x and y; L >= n: circulant size; C: channels.
   void configure(Index n, Index L, Index C) {
@@ -208,6 +268,7 @@ class CirculantEngine {
     Lh_ = L / 2 + 1;
     rs_ = fft_row_stride<T>(L);
     cs_ = fft_row_stride<Complex>(Lh_);
+    plan_ = typename Backend::template Plan<T>(L);
     spec_.resize(static_cast<std::size_t>(C * cs_));
   }
   Index n() const { return n_; }
@@ -220,14 +281,14 @@ class CirculantEngine {
   void set_columns(Fill&& fill) {
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     ensure_workspaces();
-#pragma omp parallel for schedule(static)
+    TNN_OMP(parallel for schedule(static) if (nblocks > 1))
     for (Index blk = 0; blk < nblocks; ++blk) {
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
       for (Index c = blk * kBlock; c < std::min(C_, (blk + 1) * kBlock); ++c) {
         T* col = w.real.data();
         std::fill(col, col + L_, T(0));
         fill(c, col);
-        Backend::r2c(L_, col, spec_.data() + c * cs_);
+        plan_.r2c(col, spec_.data() + c * cs_);
       }
     }
   }
@@ -239,7 +300,7 @@ class CirculantEngine {
     saved_batch_ = save ? B : -1;
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     const T scale = T(1) / static_cast<T>(L_);
-#pragma omp parallel for schedule(static)
+    TNN_OMP(parallel for schedule(static) if (B * nblocks > 1))
     for (Index task = 0; task < B * nblocks; ++task) {
       const Index b = task / nblocks, c0 = (task % nblocks) * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
@@ -247,9 +308,10 @@ class CirculantEngine {
       for (Index cc = 0; cc < cb; ++cc) {
         const Index c = c0 + cc;
         Complex* X = save ? xspec_.data() + (b * C_ + c) * cs_ : w.cplx.data();
-        Backend::r2c(L_, w.real.data() + cc * rs_, X);
+        detail::prefetch_l2(spec_.data() + c * cs_, Lh_);  // arrives while r2c runs
+        plan_.r2c(w.real.data() + cc * rs_, X);
         detail::cmul(X, spec_.data() + c * cs_, w.prod.data(), Lh_, false);
-        Backend::c2r(L_, w.prod.data(), w.real.data() + cc * rs_);
+        plan_.c2r(w.prod.data(), w.real.data() + cc * rs_);
       }
       scatter(w.real.data(), c0, cb, scale, y + b * n_ * C_);
     }
@@ -266,7 +328,7 @@ class CirculantEngine {
     ensure_workspaces();
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     const T scale = T(1) / static_cast<T>(L_);
-#pragma omp parallel for schedule(static)
+    TNN_OMP(parallel for schedule(static) if (nblocks > 1))
     for (Index blk = 0; blk < nblocks; ++blk) {
       const Index c0 = blk * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
@@ -276,11 +338,13 @@ class CirculantEngine {
         for (Index cc = 0; cc < cb; ++cc) {
           const Index c = c0 + cc;
           Complex* G = w.cplx.data();
-          Backend::r2c(L_, w.real.data() + cc * rs_, G);
+          if (dcol) detail::prefetch_l2(xspec_.data() + (b * C_ + c) * cs_, Lh_);
+          if (dx) detail::prefetch_l2(spec_.data() + c * cs_, Lh_);
+          plan_.r2c(w.real.data() + cc * rs_, G);
           if (dcol) detail::cmul_conj_acc(G, xspec_.data() + (b * C_ + c) * cs_, w.acc.data() + cc * cs_, Lh_);
           if (dx) {
             detail::cmul(G, spec_.data() + c * cs_, w.prod.data(), Lh_, true);
-            Backend::c2r(L_, w.prod.data(), w.real.data() + cc * rs_);
+            plan_.c2r(w.prod.data(), w.real.data() + cc * rs_);
           }
         }
         if (dx) scatter(w.real.data(), c0, cb, scale, dx + b * n_ * C_);
@@ -288,7 +352,7 @@ class CirculantEngine {
       if (dcol)
         for (Index cc = 0; cc < cb; ++cc) {
           T* r = w.real.data() + cc * rs_;
-          Backend::c2r(L_, w.acc.data() + cc * cs_, r);
+          plan_.c2r(w.acc.data() + cc * cs_, r);
           for (Index k = 0; k < L_; ++k) r[k] *= scale;
           take_corr(c0 + cc, static_cast<const T*>(r));
         }
@@ -319,13 +383,24 @@ class CirculantEngine {
   // rows cc of ws <- src[:, c0 + cc], zero-padded from n to L.
   void gather(const T* src, Index c0, Index cb, T* ws) const {
     for (Index cc = 0; cc < cb; ++cc) std::fill(ws + cc * rs_ + n_, ws + cc * rs_ + L_, T(0));
-    for (Index i = 0; i < n_; ++i) {
+    Index i0 = 0;
+    if (cb == kBlock)
+      for (; i0 + kTile <= n_; i0 += kTile) {
+        if (i0 + 3 * kTile <= n_)
+          for (Index r = 2 * kTile; r < 3 * kTile; ++r) detail::prefetch(src + (i0 + r) * C_ + c0);
+        detail::transpose_tile<kTile, kBlock>(src + i0 * C_ + c0, C_, ws + i0, rs_, T(1));
+      }
+    for (Index i = i0; i < n_; ++i) {
       const T* row = src + i * C_ + c0;
       for (Index cc = 0; cc < cb; ++cc) ws[cc * rs_ + i] = row[cc];
     }
   }
   void scatter(const T* ws, Index c0, Index cb, T scale, T* dst) const {
-    for (Index i = 0; i < n_; ++i) {
+    Index i0 = 0;
+    if (cb == kBlock)
+      for (; i0 + kTile <= n_; i0 += kTile)
+        detail::transpose_tile<kBlock, kTile>(ws + i0, rs_, dst + i0 * C_ + c0, C_, scale);
+    for (Index i = i0; i < n_; ++i) {
       T* row = dst + i * C_ + c0;
       for (Index cc = 0; cc < cb; ++cc) row[cc] = ws[cc * rs_ + i] * scale;
     }
@@ -333,6 +408,7 @@ class CirculantEngine {
 
   Index n_ = 0, L_ = 0, C_ = 0, Lh_ = 0, rs_ = 0, cs_ = 0;
   Index saved_batch_ = -1;
+  typename Backend::template Plan<T> plan_;
   AlignedVector<Complex> spec_;   // [C, cs]     coefficient spectra
   AlignedVector<Complex> xspec_;  // [B, C, cs]  rfft(x) saved by forward for backward
   std::vector<Work> work_;        // one per OpenMP thread

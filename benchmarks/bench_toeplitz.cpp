@@ -1,0 +1,171 @@
+// Toeplitz kernel benchmarks: the FFT product beside its direct O(N^2) twin, and
+// the bare FFT round trip of the same transform length and channel count, the
+// floor the FFT kernel is held against. One family per channel count C, so each
+// family's complexity fit runs over N alone (names: BM_<Op>_<Variant>/C:<C>/N:<N>).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tnn/core/toeplitz.hpp"
+
+using namespace tnn;
+
+namespace {
+
+using Scalar = float;  // the precision models train in
+
+Tensor<Scalar> random_tensor(const Shape& s, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0.0f, 1.0f);
+  Tensor<Scalar> t(s);
+  for (auto& v : t) v = nd(rng);
+  return t;
+}
+
+void set_counters(benchmark::State& state, Index n, Index c) {
+  state.SetComplexityN(static_cast<int64_t>(n));
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * n * c);  // items = positions x channels
+  state.counters["L"] = static_cast<double>(fft_fast_size(2 * n - 1));
+}
+
+// Forward y = T x, causal, batch 1, coefficient spectrum prepared once (inference
+// at a fixed length): what a layer pays per call.
+void BM_Toeplitz_FFT(benchmark::State& state, Index C) {
+  const Index N = state.range(0);
+  auto t = random_tensor({N, C}, 1);
+  auto x = random_tensor({1, N, C}, 2);
+  Tensor<Scalar> y;
+  ToeplitzOp<Scalar> op;
+  op.prepare(t, N, true, ToeplitzMethod::FFT);
+  op.forward(x, y, false);  // warm-up: plans and workspaces
+  for (auto _ : state) {
+    op.forward(x, y, false);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, N, C);
+}
+
+// Backward (dx and dt) after a forward that saved rfft(x).
+void BM_Toeplitz_FFT_Backward(benchmark::State& state, Index C) {
+  const Index N = state.range(0);
+  auto t = random_tensor({N, C}, 1);
+  auto x = random_tensor({1, N, C}, 2);
+  auto g = random_tensor({1, N, C}, 3);
+  Tensor<Scalar> y, dx, dt;
+  ToeplitzOp<Scalar> op;
+  op.prepare(t, N, true, ToeplitzMethod::FFT);
+  op.forward(x, y, true);
+  op.backward(g, &dx, &dt);
+  for (auto _ : state) {
+    op.backward(g, &dx, &dt);
+    benchmark::DoNotOptimize(dx.data());
+    benchmark::DoNotOptimize(dt.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, N, C);
+}
+
+void run_direct(benchmark::State& state, Index C, bool causal) {
+  const Index N = state.range(0);
+  auto t = random_tensor({toeplitz_num_coeffs(N, causal), C}, 1);
+  auto x = random_tensor({1, N, C}, 2);
+  Tensor<Scalar> y;
+  for (auto _ : state) {
+    toeplitz_forward_direct(t, x, y, causal);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, N, C);
+}
+void BM_Toeplitz_Direct(benchmark::State& state, Index C) { run_direct(state, C, true); }
+// Twice the multiply-adds of the causal product, for the same FFT cost.
+void BM_Toeplitz_Direct_NonCausal(benchmark::State& state, Index C) { run_direct(state, C, false); }
+
+// The floor: per channel one forward and one inverse real transform of length
+// L = fft_fast_size(2N-1) on contiguous 64-byte aligned rows (input zero-padded
+// from N to L like the kernel's), spread over threads like the kernel. No
+// transposes, no spectrum product, no scaling.
+void BM_FFT_RoundTrip(benchmark::State& state, Index C) {
+  using Complex = std::complex<Scalar>;
+  const Index N = state.range(0), L = fft_fast_size(2 * N - 1), Lh = L / 2 + 1;
+  const Index rs = fft_row_stride<Scalar>(L), cs = fft_row_stride<Complex>(Lh);
+  AlignedVector<Scalar> in(static_cast<std::size_t>(C * rs), Scalar(0));   // [C, rs]
+  AlignedVector<Scalar> out(static_cast<std::size_t>(C * rs), Scalar(0));  // [C, rs]
+  {
+    auto x = random_tensor({C, N}, 2);
+    for (Index c = 0; c < C; ++c) std::copy(x.data() + c * N, x.data() + (c + 1) * N, in.data() + c * rs);
+  }
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  std::vector<AlignedVector<Complex>> spec(static_cast<std::size_t>(threads),
+                                           AlignedVector<Complex>(static_cast<std::size_t>(cs)));  // [cs] per thread
+  const FftwBackend::Plan<Scalar> plan(L);  // planned outside the timed loop, as the kernel's
+  for (auto _ : state) {
+    TNN_OMP(parallel for schedule(static))
+    for (Index c = 0; c < C; ++c) {
+      int tid = 0;
+#ifdef _OPENMP
+      tid = omp_get_thread_num();
+#endif
+      Complex* s = spec[static_cast<std::size_t>(tid)].data();
+      plan.r2c(in.data() + c * rs, s);
+      plan.c2r(s, out.data() + c * rs);
+    }
+    benchmark::DoNotOptimize(out.data());
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, N, C);
+}
+
+// Lengths 16 .. max: half-octave steps up to 512 (where the FFT/direct crossover
+// lies), octaves beyond.
+std::vector<int64_t> lengths(int64_t max_n) {
+  std::vector<int64_t> out;
+  for (int64_t n = 16; n <= max_n; n *= 2) {
+    out.push_back(n);
+    if (n < 512 && n + n / 2 <= max_n) out.push_back(n + n / 2);
+  }
+  return out;
+}
+
+void add(const char* op, void (*fn)(benchmark::State&, Index), Index C, int64_t max_n) {
+  const std::string name = std::string(op) + "/C:" + std::to_string(C);
+  auto* b = benchmark::RegisterBenchmark(name.c_str(), fn, C);
+  b->ArgName("N")->Unit(benchmark::kMicrosecond)->UseRealTime()->Complexity();
+  for (int64_t n : lengths(max_n)) b->Arg(n);
+}
+
+// 512 channels is the width the issue measures at, up to N = 65536 (FFT) and
+// 4096 (direct: about 4e9 multiply-adds per call there). 8 and 64 channels locate
+// the crossover for narrow layers.
+const bool registered = [] {
+  for (Index C : {Index(512), Index(64), Index(8)}) {
+    const bool wide = C == 512;
+    add("BM_Toeplitz_FFT", BM_Toeplitz_FFT, C, wide ? 65536 : 4096);
+    add("BM_Toeplitz_Direct", BM_Toeplitz_Direct, C, wide ? 4096 : 2048);
+    add("BM_FFT_RoundTrip", BM_FFT_RoundTrip, C, wide ? 65536 : 4096);
+    if (wide) {
+      add("BM_Toeplitz_FFT_Backward", BM_Toeplitz_FFT_Backward, C, 65536);
+      add("BM_Toeplitz_Direct_NonCausal", BM_Toeplitz_Direct_NonCausal, C, 1024);
+    }
+  }
+  int threads = 1;
+#ifdef _OPENMP
+  threads = omp_get_max_threads();
+#endif
+  benchmark::AddCustomContext("tnn_omp_threads", std::to_string(threads));
+  benchmark::AddCustomContext("tnn_scalar", "float");
+  benchmark::AddCustomContext("tnn_fft_backend", FftwBackend::name);
+  return true;
+}();
+
+}  // namespace

@@ -1,0 +1,29 @@
+// The `tnn` program: train, evaluate, generate, and check gradients against an
+// external reference. Every library error becomes one line on stderr and exit 1.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "commands.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tnn: Toeplitz Neural Network language models (train, eval, generate, grad)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tnn 0.1.0");
+  tnncli::add_grad_command(app);
+  tnncli::add_train_command(app);
+  tnncli::add_eval_command(app);
+  tnncli::add_generate_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fflush(stdout);
+    std::cerr << "tnn: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}

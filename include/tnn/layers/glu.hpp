@@ -1,0 +1,90 @@
+// Gated linear unit, the channel mixer of spec section 5:
+//   o = ( act(x W1^T + b1) * (x W2^T + b2) ) W3^T + b3,  widths D -> G -> D.
+// Parameter names l1, l2, l3 as in tnn-pytorch's GLU.
+#pragma once
+
+#include <string>
+
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/activation.hpp"
+#include "tnn/layers/linear.hpp"
+#include "tnn/model/config.hpp"
+#include "tnn/train/rng.hpp"
+
+namespace tnn {
+
+template <class T>
+class Glu {
+ public:
+  Glu() = default;
+  Glu(Index dim, Index hidden, Activation act) : l1(dim, hidden), l2(dim, hidden), l3(hidden, dim), act_(act) {}
+  explicit Glu(const TnnConfig& cfg) : Glu(cfg.dim, cfg.glu_width(), cfg.glu_act) {}
+
+  Linear<T> l1;  // D -> G, activated
+  Linear<T> l2;  // D -> G, the linear gate
+  Linear<T> l3;  // G -> D
+
+  Index dim() const { return l1.in_features(); }
+  Index hidden() const { return l1.out_features(); }
+  Activation activation() const { return act_; }
+
+  // PyTorch's Linear default for each of l1, l2, l3, in that order.
+  void init_weights(Rng& rng) {
+    l1.init_uniform(rng);
+    l2.init_uniform(rng);
+    l3.init_uniform(rng);
+  }
+
+  struct Cache {
+    Tensor<T> h1;  // [..., G] x W1^T + b1 (pre-activation)
+    Tensor<T> a1;  // [..., G] act(h1)
+    Tensor<T> h2;  // [..., G] x W2^T + b2
+    Tensor<T> p;   // [..., G] a1 * h2, the input of l3
+    // backward workspaces, kept here so a training step reuses them
+    Tensor<T> dp;   // [..., G] dLoss/dp, then dLoss/dh1 in place
+    Tensor<T> dh2;  // [..., G]
+  };
+
+  // x [..., D] -> y [..., D] (y must not alias x).
+  void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c) const {
+    l1.forward(x, c.h1);
+    l2.forward(x, c.h2);
+    activation_forward(act_, c.h1, c.a1);
+    c.p.resize(c.h1.shape());
+    c.p.vec().array() = c.a1.vec().array() * c.h2.vec().array();
+    l3.forward(c.p, y);
+  }
+
+  // Accumulates l1/l2/l3 grads; dx [..., D] overwritten when non-null.
+  void backward(const Tensor<T>& x, const Tensor<T>& dy, Cache& c, Tensor<T>* dx) {
+    if (c.p.rows() != x.rows())
+      fail<ShapeError>("Glu cache: expected the forward of this x (", x.rows(), " rows), got a cache of ",
+                       c.p.rows(), " rows");
+    l3.backward(c.p, dy, &c.dp);
+    c.dh2.resize(c.dp.shape());
+    c.dh2.vec().array() = c.dp.vec().array() * c.a1.vec().array();
+    c.dp.vec().array() *= c.h2.vec().array();
+    activation_backward(act_, c.h1, c.dp, c.dp);  // dp now holds dLoss/dh1
+    l1.backward(x, c.dp, dx);
+    l2.backward(x, c.dh2, nullptr);
+    if (dx) dx->matrix().noalias() += c.dh2.matrix() * l2.weight.value.matrix();
+  }
+
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    l1.visit(prefix + "l1.", f);
+    l2.visit(prefix + "l2.", f);
+    l3.visit(prefix + "l3.", f);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    l1.visit(prefix + "l1.", f);
+    l2.visit(prefix + "l2.", f);
+    l3.visit(prefix + "l3.", f);
+  }
+
+ private:
+  Activation act_ = Activation::Silu;
+};
+
+}  // namespace tnn

@@ -1,0 +1,118 @@
+// Fully connected layer y = x W^T + b over the last dimension, PyTorch layout
+// (W [out, in]) so checkpoints map one to one. Every GEMM is an Eigen matrix
+// product on row-major maps of the caller's buffers: no copies, no temporaries.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/param.hpp"
+#include "tnn/train/rng.hpp"
+
+namespace tnn {
+
+namespace detail {
+// Resizes y to x's shape with the last dimension replaced by `last`, without a
+// heap allocation for ranks 1-4 once y has held that size (a Shape temporary would
+// allocate on every call).
+template <class T, class U>
+void resize_last_dim(Tensor<T>& y, const Tensor<U>& x, Index last) {
+  switch (x.rank()) {
+    case 1: y.resize({last}); return;
+    case 2: y.resize({x.dim(0), last}); return;
+    case 3: y.resize({x.dim(0), x.dim(1), last}); return;
+    case 4: y.resize({x.dim(0), x.dim(1), x.dim(2), last}); return;
+    default: {
+      Shape s = x.shape();
+      s.back() = last;
+      y.resize(s);
+    }
+  }
+}
+
+// True when a has b's leading dimensions and last dimension `last`.
+template <class T, class U>
+bool same_leading_dims(const Tensor<T>& a, const Tensor<U>& b, Index last) {
+  if (a.rank() != b.rank() || a.rank() == 0 || a.dim(-1) != last) return false;
+  for (int i = 0; i + 1 < a.rank(); ++i)
+    if (a.dim(i) != b.dim(i)) return false;
+  return true;
+}
+}  // namespace detail
+
+template <class T>
+class Linear {
+ public:
+  Linear() = default;
+  Linear(Index in, Index out, bool bias = true) : in_(in), out_(out), has_bias_(bias) {
+    if (in <= 0 || out <= 0)
+      fail<ShapeError>("Linear: expected positive in/out features, got in=", in, ", out=", out);
+    weight.init({out, in});
+    if (bias) this->bias.init({out});
+  }
+
+  Param<T> weight;  // [out, in]
+  Param<T> bias;    // [out], empty when !has_bias()
+
+  Index in_features() const { return in_; }
+  Index out_features() const { return out_; }
+  bool has_bias() const { return has_bias_; }
+
+  // PyTorch's default (kaiming_uniform with a = sqrt(5)): weight and bias
+  // uniform in [-1/sqrt(in), 1/sqrt(in)), weight first, row-major, then bias.
+  void init_uniform(Rng& rng) {
+    const double bound = 1.0 / std::sqrt(static_cast<double>(in_));
+    for (auto& w : weight.value) w = static_cast<T>(rng.uniform(-bound, bound));
+    if (has_bias_)
+      for (auto& b : bias.value) b = static_cast<T>(rng.uniform(-bound, bound));
+  }
+
+  // x [..., in] -> y [..., out] with the same leading dims. y must not alias x.
+  void forward(const Tensor<T>& x, Tensor<T>& y) const {
+    check_input(x, "Linear x");
+    detail::resize_last_dim(y, x, out_);
+    auto Y = y.matrix();
+    Y.noalias() = x.matrix() * weight.value.matrix().transpose();
+    if (has_bias_) Y.rowwise() += bias.value.matrix().row(0);
+  }
+
+  // weight.grad += dy^T x, bias.grad += sum over rows of dy (accumulated);
+  // dx [..., in] = dy W overwritten when non-null.
+  void backward(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx) {
+    check_input(x, "Linear x");
+    if (!detail::same_leading_dims(dy, x, out_))
+      fail<ShapeError>("Linear dy: expected x's leading dims with last dim ", out_, ", got ", shape_str(dy.shape()),
+                       " for x ", shape_str(x.shape()));
+    const auto G = dy.matrix();
+    weight.grad.matrix().noalias() += G.transpose() * x.matrix();
+    if (has_bias_) bias.grad.matrix().row(0) += G.colwise().sum();
+    if (dx) {
+      detail::resize_last_dim(*dx, x, in_);
+      dx->matrix().noalias() = G * weight.value.matrix();
+    }
+  }
+
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    f(prefix + "weight", weight);
+    if (has_bias_) f(prefix + "bias", bias);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    f(prefix + "weight", weight);
+    if (has_bias_) f(prefix + "bias", bias);
+  }
+
+ private:
+  void check_input(const Tensor<T>& x, const char* what) const {
+    if (x.rank() == 0 || x.dim(-1) != in_)
+      fail<ShapeError>(what, ": expected last dim ", in_, " (in_features), got shape ", shape_str(x.shape()));
+  }
+
+  Index in_ = 0;
+  Index out_ = 0;
+  bool has_bias_ = true;
+};
+
+}  // namespace tnn

@@ -1,0 +1,206 @@
+// Toeplitz neural operator (spec section 3): per (head, channel) coefficients
+// t_k[h,c] = RPE(k)[h*Dh+c] * lambda[h,c]^|k|, then the Toeplitz product of each
+// channel of v [B, N, E] (channel index h*Dh+c). Coefficients and their spectrum
+// are computed once per forward and reused by backward through the cache.
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include "tnn/core/tensor.hpp"
+#include "tnn/core/toeplitz.hpp"
+#include "tnn/layers/activation.hpp"
+#include "tnn/layers/param.hpp"
+#include "tnn/layers/rpe.hpp"
+#include "tnn/model/config.hpp"
+#include "tnn/train/rng.hpp"
+
+namespace tnn {
+
+// How lambda is obtained (spec section 3); the tensor "gamma" [H, 1, Dh] holds
+//   Fixed:   lambda itself, every entry cfg.gamma, stored but not trained (use_decay);
+//   Learned: theta, lambda = gamma + (1 - gamma) * sigmoid(theta), trained (use_multi_decay);
+//   None:    nothing (no "gamma" tensor), lambda = 1.
+enum class TnoDecay { None, Fixed, Learned };
+
+inline TnoDecay tno_decay(const TnnConfig& cfg) {
+  if (cfg.use_decay && cfg.use_multi_decay)
+    fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
+  return cfg.use_multi_decay ? TnoDecay::Learned : cfg.use_decay ? TnoDecay::Fixed : TnoDecay::None;
+}
+
+template <class T, class Backend = FftwBackend>
+class Tno {
+ public:
+  Tno() = default;
+  // heads H, head_dim Dh; the RPE gets (rpe_dim, rpe_layers, norm, rpe_act); gamma is
+  // the fixed lambda (Fixed) or the lower bound of lambda (Learned).
+  Tno(Index heads, Index head_dim, Index rpe_dim, Index rpe_layers, NormType norm, Activation rpe_act, bool causal,
+      TnoDecay decay, double gamma)
+      : rpe(rpe_dim, checked_width(heads, head_dim), rpe_layers, norm, rpe_act),
+        heads_(heads),
+        head_dim_(head_dim),
+        causal_(causal),
+        decay_(decay),
+        gamma0_(gamma) {
+    if (decay != TnoDecay::None && !(gamma > 0 && gamma <= 1))
+      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma);
+    if (decay != TnoDecay::None) this->gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
+    if (decay == TnoDecay::Fixed) this->gamma.value.fill(static_cast<T>(gamma));
+  }
+  explicit Tno(const TnnConfig& cfg)
+      : Tno(cfg.heads, cfg.head_dim(), cfg.rpe_dim, cfg.rpe_layers, cfg.norm_type, cfg.rpe_act, cfg.causal,
+            tno_decay(cfg), cfg.gamma) {}
+
+  Rpe<T> rpe;      // offset -> [H*Dh] coefficients
+  Param<T> gamma;  // [H, 1, Dh] lambda (Fixed) or theta (Learned); empty for None
+  // Direct or FFT product; Auto picks by length (toeplitz.hpp). Tests force each path.
+  ToeplitzMethod method = ToeplitzMethod::Auto;
+
+  Index heads() const { return heads_; }
+  Index head_dim() const { return head_dim_; }
+  Index channels() const { return heads_ * head_dim_; }  // E
+  bool causal() const { return causal_; }
+  TnoDecay decay() const { return decay_; }
+  double gamma_bound() const { return gamma0_; }
+
+  // Learned theta ~ N(0, 1) as tnn-pytorch's torch.randn(h, 1, dim); Fixed lambda
+  // reset to gamma; then the RPE (PyTorch Linear default, see Rpe::init_weights).
+  void init_weights(Rng& rng) {
+    if (decay_ == TnoDecay::Learned)
+      for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
+    if (decay_ == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma0_));
+    rpe.init_weights(rng);
+  }
+
+  struct Cache {
+    typename Rpe<T>::Cache rpe;
+    Tensor<T> t;     // [K, E] coefficients t_k (rows as in toeplitz.hpp)
+    Tensor<T> pw;    // [K, E] lambda^|k| (decay only)
+    Tensor<T> lam;   // [E]    lambda (decay only)
+    Tensor<T> dlam;  // [E]    d lambda / d theta (Learned only)
+    ToeplitzOp<T, Backend> op;  // holds the spectrum of t and what its backward needs
+    Index n = 0;                // sequence length of the last forward
+    // backward workspaces, kept so a training step reuses them
+    Tensor<T> dt;   // [K, E] dLoss/dt, then dLoss/dRPE(k) in place
+    Tensor<T> acc;  // [E]    dLoss/dlambda
+  };
+
+  // The coefficients t [K, E] of a length-n sequence, RPE + decay, without the
+  // Toeplitz product; rows as in toeplitz.hpp (causal: row k holds t_k, k = 0..n-1;
+  // otherwise row k + n-1 holds t_k, k = -(n-1)..n-1). A row depends on its offset
+  // k only, never on n, so exact causal incremental decoding (spec section 11),
+  // y_t = sum_{j<=t} t_{t-j} v_j, can fetch coefficients(max_len) once and read
+  // row t-j. `ws` is scratch (its rpe/pw/lam parts are overwritten; t may be ws.t).
+  void coefficients(Index n, Tensor<T>& t, Cache& ws) const {
+    if (n < 1) fail<ShapeError>("tno sequence length: expected >= 1, got ", n);
+    rpe.forward(n, causal_, t, ws.rpe);  // [K, E] RPE(k)
+    if (decay_ == TnoDecay::None) return;
+    const Index K = t.rows(), E = channels();
+    decay_rates(ws);
+    // lambda^|k| = exp(|k| log lambda): underflows to 0 at long range, as it should.
+    // The k = 0 row is set to 1 explicitly, so lambda = 0 gives 1, 0, 0, ...
+    ws.pw.resize({K, E});
+    const Index zero_row = causal_ ? 0 : n - 1;
+    for (Index a = 0; a < n; ++a) {
+      T* row = ws.pw.data() + (zero_row + a) * E;
+      for (Index e = 0; e < E; ++e) row[e] = a == 0 ? T(1) : std::exp(static_cast<T>(a) * std::log(ws.lam[e]));
+      if (!causal_ && a > 0) std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
+    }
+    t.vec().array() *= ws.pw.vec().array();
+  }
+  // Convenience for decoders: allocates its own scratch.
+  Tensor<T> coefficients(Index n) const {
+    Cache ws;
+    Tensor<T> t;
+    coefficients(n, t, ws);
+    return t;
+  }
+
+  // v, y: [B, N, E] (y must not alias v).
+  void forward(const Tensor<T>& v, Tensor<T>& y, Cache& c) const {
+    check_input(v, "tno v");
+    const Index n = v.dim(1);
+    coefficients(n, c.t, c);
+    c.op.prepare(c.t, n, causal_, method);
+    c.op.forward(v, y, true);
+    c.n = n;
+  }
+
+  // v: the forward input, dy [B, N, E]. Accumulates the RPE grads and, for Learned,
+  // the theta grad; dv [B, N, E] overwritten when non-null.
+  void backward(const Tensor<T>& v, const Tensor<T>& dy, Cache& c, Tensor<T>* dv) {
+    check_input(v, "tno v");
+    if (dy.shape() != v.shape())
+      fail<ShapeError>("tno dy: expected shape ", shape_str(v.shape()), " (as v), got ", shape_str(dy.shape()));
+    if (c.n != v.dim(1))
+      fail<Error>("tno backward: expected the forward of a length-", v.dim(1), " sequence first, got ",
+                  c.n == 0 ? std::string("none") : "length " + std::to_string(c.n));
+    c.op.backward(dy, dv, &c.dt);  // dt [K, E]
+    if (decay_ == TnoDecay::Learned) {
+      // d t_k / d lambda = RPE(k) |k| lambda^(|k|-1) = t_k |k| / lambda (lambda >= gamma > 0).
+      const Index n = c.n, E = channels(), zero_row = causal_ ? 0 : n - 1;
+      const T* dt = c.dt.data();
+      const T* t = c.t.data();
+      c.acc.resize({E});
+      c.acc.set_zero();
+      for (Index r = 0; r < c.t.rows(); ++r) {
+        const T a = static_cast<T>(r > zero_row ? r - zero_row : zero_row - r);  // |k|
+        for (Index e = 0; e < E; ++e) c.acc[e] += dt[r * E + e] * t[r * E + e] * a;
+      }
+      for (Index e = 0; e < E; ++e) gamma.grad[e] += c.acc[e] * c.dlam[e] / c.lam[e];
+    }
+    if (decay_ != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE(k)
+    rpe.backward(c.dt, c.rpe);
+  }
+
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
+    rpe.visit(prefix + "rpe.", f);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
+    rpe.visit(prefix + "rpe.", f);
+  }
+
+ private:
+  static Index checked_width(Index heads, Index head_dim) {
+    if (heads <= 0 || head_dim <= 0)
+      fail<ConfigError>("Tno: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
+    return heads * head_dim;
+  }
+  void check_input(const Tensor<T>& v, const char* what) const {
+    if (v.rank() != 3 || v.dim(2) != channels() || v.dim(1) < 1)
+      fail<ShapeError>(what, ": expected shape [B, N >= 1, ", channels(), "], got ", shape_str(v.shape()));
+  }
+  // ws.lam [E] (and ws.dlam for Learned) from the "gamma" tensor.
+  void decay_rates(Cache& ws) const {
+    const Index E = channels();
+    ws.lam.resize({E});
+    if (decay_ == TnoDecay::Fixed) {
+      for (Index e = 0; e < E; ++e) {
+        const T l = gamma.value[e];
+        if (!(l >= T(0)) || !std::isfinite(l))
+          fail<ValueError>("tno decay gamma[", e, "]: expected a finite value >= 0, got ", l);
+        ws.lam[e] = l;
+      }
+      return;
+    }
+    ws.dlam.resize({E});
+    const T g0 = static_cast<T>(gamma0_);
+    for (Index e = 0; e < E; ++e) {
+      const T s = detail::sigmoid(gamma.value[e]);
+      ws.lam[e] = g0 + (T(1) - g0) * s;
+      ws.dlam[e] = (T(1) - g0) * s * (T(1) - s);
+    }
+  }
+
+  Index heads_ = 0, head_dim_ = 0;
+  bool causal_ = true;
+  TnoDecay decay_ = TnoDecay::None;
+  double gamma0_ = 0.99;
+};
+
+}  // namespace tnn

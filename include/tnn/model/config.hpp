@@ -1,0 +1,182 @@
+// Model configuration (spec section 8): the JSON stored in a checkpoint's
+// metadata under "tnn.config", parsed strictly (unknown keys, wrong types and
+// impossible values are ConfigErrors naming the key).
+#pragma once
+
+#include <cmath>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/tensor.hpp"
+
+namespace tnn {
+
+enum class Activation { Relu, Silu, Gelu, None };
+enum class NormType { SimpleRMSNorm, RMSNorm, LayerNorm };
+
+inline const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::Relu: return "relu";
+    case Activation::Silu: return "silu";
+    case Activation::Gelu: return "gelu";
+    case Activation::None: return "none";
+  }
+  return "?";
+}
+inline const char* to_string(NormType n) {
+  switch (n) {
+    case NormType::SimpleRMSNorm: return "simplermsnorm";
+    case NormType::RMSNorm: return "rmsnorm";
+    case NormType::LayerNorm: return "layernorm";
+  }
+  return "?";
+}
+inline Activation parse_activation(const std::string& s, const char* key) {
+  for (Activation a : {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None})
+    if (s == to_string(a)) return a;
+  fail<ConfigError>("config key '", key, "': expected one of relu, silu, gelu, none, got '", s, "'");
+}
+inline NormType parse_norm(const std::string& s, const char* key) {
+  for (NormType n : {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm})
+    if (s == to_string(n)) return n;
+  fail<ConfigError>("config key '", key, "': expected one of simplermsnorm, rmsnorm, layernorm, got '", s, "'");
+}
+
+struct TnnConfig {
+  Index vocab_size = 0;  // V, required
+  Index dim = 0;         // D, required
+  Index layers = 0;      // required
+  Index heads = 1;       // H
+  double expand_ratio = 3;
+  Index glu_dim = -1;  // G; -1 means "= dim"
+  Index rpe_dim = 64;  // R
+  Index rpe_layers = 1;
+  double gamma = 0.99;
+  Activation rpe_act = Activation::Relu;
+  Activation gtu_act = Activation::Silu;
+  Activation glu_act = Activation::Silu;
+  NormType norm_type = NormType::SimpleRMSNorm;
+  bool prenorm = true;
+  bool causal = true;
+  bool use_decay = true;
+  bool use_multi_decay = false;
+  bool tie_embeddings = false;
+
+  // E = floor(expand_ratio * D) / H * H (integer division), spec "Notation".
+  Index inner_dim() const {
+    const auto e = static_cast<Index>(std::floor(expand_ratio * static_cast<double>(dim)));
+    return e / heads * heads;
+  }
+  Index head_dim() const { return inner_dim() / heads; }
+  Index glu_width() const { return glu_dim < 0 ? dim : glu_dim; }
+
+  // Throws ConfigError on the first impossible value.
+  void validate() const {
+    auto positive = [](Index v, const char* key) {
+      if (v <= 0) fail<ConfigError>("config key '", key, "': expected a positive integer, got ", v);
+    };
+    positive(vocab_size, "vocab_size");
+    positive(dim, "dim");
+    positive(layers, "layers");
+    positive(heads, "heads");
+    positive(rpe_dim, "rpe_dim");
+    if (rpe_layers < 0) fail<ConfigError>("config key 'rpe_layers': expected >= 0, got ", rpe_layers);
+    if (glu_dim != -1) positive(glu_dim, "glu_dim");
+    if (!(expand_ratio > 0) || !std::isfinite(expand_ratio))
+      fail<ConfigError>("config key 'expand_ratio': expected a positive number, got ", expand_ratio);
+    if (inner_dim() <= 0)
+      fail<ConfigError>("config key 'heads': expected heads <= floor(expand_ratio * dim) = ",
+                        static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);
+    if (!(gamma > 0 && gamma <= 1))
+      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma);
+    if (use_decay && use_multi_decay)
+      fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
+  }
+
+  nlohmann::json to_json() const {
+    nlohmann::json j;
+    j["vocab_size"] = vocab_size;
+    j["dim"] = dim;
+    j["layers"] = layers;
+    j["heads"] = heads;
+    j["expand_ratio"] = expand_ratio;
+    j["glu_dim"] = glu_width();
+    j["rpe_dim"] = rpe_dim;
+    j["rpe_layers"] = rpe_layers;
+    j["gamma"] = gamma;
+    j["rpe_act"] = to_string(rpe_act);
+    j["gtu_act"] = to_string(gtu_act);
+    j["glu_act"] = to_string(glu_act);
+    j["norm_type"] = to_string(norm_type);
+    j["prenorm"] = prenorm;
+    j["causal"] = causal;
+    j["use_decay"] = use_decay;
+    j["use_multi_decay"] = use_multi_decay;
+    j["tie_embeddings"] = tie_embeddings;
+    return j;
+  }
+
+  static TnnConfig from_json(const nlohmann::json& j) {
+    if (!j.is_object()) fail<ConfigError>("config: expected a JSON object, got ", j.type_name());
+    TnnConfig c;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& k = it.key();
+      const auto& v = it.value();
+      auto integer = [&]() -> Index {
+        if (!v.is_number_integer())
+          fail<ConfigError>("config key '", k, "': expected an integer, got ", v.type_name(), " ", v.dump());
+        return v.get<Index>();
+      };
+      auto number = [&]() -> double {
+        if (!v.is_number()) fail<ConfigError>("config key '", k, "': expected a number, got ", v.type_name(), " ", v.dump());
+        return v.get<double>();
+      };
+      auto boolean = [&]() -> bool {
+        if (!v.is_boolean()) fail<ConfigError>("config key '", k, "': expected true or false, got ", v.type_name(), " ", v.dump());
+        return v.get<bool>();
+      };
+      auto string = [&]() -> std::string {
+        if (!v.is_string()) fail<ConfigError>("config key '", k, "': expected a string, got ", v.type_name(), " ", v.dump());
+        return v.get<std::string>();
+      };
+      if (k == "vocab_size") c.vocab_size = integer();
+      else if (k == "dim") c.dim = integer();
+      else if (k == "layers") c.layers = integer();
+      else if (k == "heads") c.heads = integer();
+      else if (k == "expand_ratio") c.expand_ratio = number();
+      else if (k == "glu_dim") c.glu_dim = integer();
+      else if (k == "rpe_dim") c.rpe_dim = integer();
+      else if (k == "rpe_layers") c.rpe_layers = integer();
+      else if (k == "gamma") c.gamma = number();
+      else if (k == "rpe_act") c.rpe_act = parse_activation(string(), "rpe_act");
+      else if (k == "gtu_act") c.gtu_act = parse_activation(string(), "gtu_act");
+      else if (k == "glu_act") c.glu_act = parse_activation(string(), "glu_act");
+      else if (k == "norm_type") c.norm_type = parse_norm(string(), "norm_type");
+      else if (k == "prenorm") c.prenorm = boolean();
+      else if (k == "causal") c.causal = boolean();
+      else if (k == "use_decay") c.use_decay = boolean();
+      else if (k == "use_multi_decay") c.use_multi_decay = boolean();
+      else if (k == "tie_embeddings") c.tie_embeddings = boolean();
+      else fail<ConfigError>("config: unknown key '", k, "'");
+    }
+    for (const char* req : {"vocab_size", "dim", "layers"})
+      if (!j.contains(req)) fail<ConfigError>("config: required key '", req, "' is missing");
+    c.validate();
+    return c;
+  }
+
+  // Parses JSON text; malformed JSON is a ConfigError too.
+  static TnnConfig parse(const std::string& text) {
+    nlohmann::json j;
+    try {
+      j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::exception& e) {
+      fail<ConfigError>("config: expected valid JSON, got a parse error: ", e.what());
+    }
+    return from_json(j);
+  }
+};
+
+}  // namespace tnn

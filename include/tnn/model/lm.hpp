@@ -1,0 +1,168 @@
+// The TNN language model (spec section 7): token embedding, TNN layers, a final
+// norm and the vocabulary head (its own [V, D] weight, or embed.weight when tied),
+// trained by mean cross-entropy. Owns every activation and workspace, llm.c style,
+// so a training step at a fixed [B, N] reuses the same buffers every time.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/embedding.hpp"
+#include "tnn/layers/linear.hpp"
+#include "tnn/layers/norm.hpp"
+#include "tnn/layers/param.hpp"
+#include "tnn/model/block.hpp"
+#include "tnn/model/config.hpp"
+#include "tnn/model/loss.hpp"
+#include "tnn/train/rng.hpp"
+
+namespace tnn {
+
+template <class T>
+class TnnLM {
+ public:
+  explicit TnnLM(const TnnConfig& cfg) : cfg_((cfg.validate(), cfg)) {
+    embed = Embedding<T>(cfg_.vocab_size, cfg_.dim);
+    layers.reserve(static_cast<std::size_t>(cfg_.layers));
+    for (Index i = 0; i < cfg_.layers; ++i) layers.emplace_back(cfg_);
+    final_norm = Norm<T>(cfg_.norm_type, cfg_.dim);
+    if (!cfg_.tie_embeddings) lm_head = Linear<T>(cfg_.dim, cfg_.vocab_size, /*bias=*/false);
+    caches_.resize(static_cast<std::size_t>(cfg_.layers));
+    xs_.resize(static_cast<std::size_t>(cfg_.layers + 1));
+  }
+
+  Embedding<T> embed;             // [V, D]
+  std::vector<TnnBlock<T>> layers;
+  Norm<T> final_norm;
+  Linear<T> lm_head;              // D -> V, no bias; unused (empty) when tie_embeddings
+
+  const TnnConfig& config() const { return cfg_; }
+
+  // Seeded initialization, one tnn::Rng stream consumed in this order:
+  //  - embed.weight ~ N(0, 1/D) (fairseq's embedding init, which the TNN authors'
+  //    training code uses; PyTorch's N(0, 1) would give logits of std ~sqrt(D)
+  //    through a tied head);
+  //  - per layer: norms reset to 1 / 0, then the GTU's init_weights (PyTorch
+  //    Linear defaults for its projections and RPE; gamma per the config), then
+  //    the GLU's (PyTorch Linear defaults: uniform +-1/sqrt(fan_in));
+  //  - final_norm reset; lm_head.weight PyTorch Linear default, uniform +-1/sqrt(D).
+  void init_weights(std::uint64_t seed) {
+    Rng rng(seed);
+    embed.init_normal(rng, 1.0 / std::sqrt(static_cast<double>(cfg_.dim)));
+    for (auto& l : layers) l.init_weights(rng);
+    final_norm.reset_parameters();
+    if (!cfg_.tie_embeddings) lm_head.init_uniform(rng);
+  }
+
+  // f(name, Param&) for every stored tensor in checkpoint order (spec section 9).
+  template <class F>
+  void visit(F&& f) {
+    embed.visit("embed.", f);
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
+    final_norm.visit("final_norm.", f);
+    if (!cfg_.tie_embeddings) lm_head.visit("lm_head.", f);
+  }
+  template <class F>
+  void visit(F&& f) const {
+    embed.visit("embed.", f);
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
+    final_norm.visit("final_norm.", f);
+    if (!cfg_.tie_embeddings) lm_head.visit("lm_head.", f);
+  }
+
+  std::vector<std::pair<std::string, Param<T>*>> named_parameters() {
+    std::vector<std::pair<std::string, Param<T>*>> out;
+    visit([&](const std::string& name, Param<T>& p) { out.emplace_back(name, &p); });
+    return out;
+  }
+
+  void zero_grad() {
+    visit([](const std::string&, Param<T>& p) { p.zero_grad(); });
+  }
+
+  // Number of trainable scalars (the fixed decay of use_decay is stored, not counted).
+  Index num_parameters() const {
+    Index n = 0;
+    visit([&](const std::string&, const Param<T>& p) {
+      if (p.trainable) n += p.value.size();
+    });
+    return n;
+  }
+
+  // tokens, targets [B, N]; target -1 = ignored. Returns the mean cross-entropy
+  // over targets != -1 (0 if none) and keeps dLoss/dlogits for backward().
+  T forward(const Tensor<std::int32_t>& tokens, const Tensor<std::int32_t>& targets) {
+    if (targets.shape() != tokens.shape())
+      fail<ShapeError>("targets: expected the tokens' shape ", shape_str(tokens.shape()), ", got ",
+                       shape_str(targets.shape()));
+    check_targets(targets, cfg_.vocab_size);
+    run_forward(tokens);
+    const T loss = cross_entropy(logits_, targets, &dlogits_);
+    has_loss_ = true;
+    return loss;
+  }
+
+  // Logits only (evaluation, generation); a following backward() is an error.
+  const Tensor<T>& forward(const Tensor<std::int32_t>& tokens) {
+    run_forward(tokens);
+    return logits_;
+  }
+
+  const Tensor<T>& logits() const { return logits_; }  // [B, N, V]
+
+  // Accumulates dLoss/dparam of the last forward(tokens, targets) into every trainable grad.
+  void backward() {
+    if (!has_loss_)
+      fail<Error>("TnnLM::backward: expected a preceding forward(tokens, targets), got none (or a logits-only forward)");
+    const std::size_t L = layers.size();
+    Param<T>& head = head_param();
+    // logits = xf W^T: W.grad += dlogits^T xf, dxf = dlogits W
+    head.grad.matrix().noalias() += dlogits_.matrix().transpose() * xf_.matrix();
+    dxf_.resize(xf_.shape());
+    dxf_.matrix().noalias() = dlogits_.matrix() * head.value.matrix();
+    final_norm.backward(xs_[L], dxf_, final_cache_, dres_[0]);
+    int cur = 0;
+    for (std::size_t i = L; i-- > 0;) {
+      layers[i].backward(xs_[i], dres_[cur], caches_[i], dres_[1 - cur]);
+      cur = 1 - cur;
+    }
+    embed.backward(tokens_, dres_[cur]);
+  }
+
+ private:
+  Param<T>& head_param() { return cfg_.tie_embeddings ? embed.weight : lm_head.weight; }
+
+  void run_forward(const Tensor<std::int32_t>& tokens) {
+    has_loss_ = false;
+    if (tokens.rank() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1)
+      fail<ShapeError>("tokens: expected shape [B, N] with B, N >= 1, got ", shape_str(tokens.shape()));
+    embed.check_tokens(tokens);
+    tokens_ = tokens;  // kept for the embedding backward; no allocation at a repeated size
+    embed.forward(tokens_, xs_[0]);
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(xs_[i], xs_[i + 1], caches_[i]);
+    final_norm.forward(xs_[layers.size()], xf_, final_cache_);
+    const Param<T>& head = head_param();
+    logits_.resize({tokens.dim(0), tokens.dim(1), cfg_.vocab_size});
+    logits_.matrix().noalias() = xf_.matrix() * head.value.matrix().transpose();
+  }
+
+  TnnConfig cfg_;
+  // activations of the last forward, read by backward
+  Tensor<std::int32_t> tokens_;                       // [B, N]
+  std::vector<Tensor<T>> xs_;                         // [layers + 1] x [B, N, D] residual stream: embed, after each layer
+  std::vector<typename TnnBlock<T>::Cache> caches_;   // [layers]
+  Tensor<T> xf_;                                      // [B, N, D] final_norm(xs_.back())
+  typename Norm<T>::Cache final_cache_;
+  Tensor<T> logits_;                                  // [B, N, V]
+  Tensor<T> dlogits_;                                 // [B, N, V] dLoss/dlogits of the last forward with targets
+  bool has_loss_ = false;
+  // backward workspaces
+  Tensor<T> dxf_;                                     // [B, N, D]
+  Tensor<T> dres_[2];                                 // [B, N, D] residual-stream gradient, ping-pong over layers
+};
+
+}  // namespace tnn

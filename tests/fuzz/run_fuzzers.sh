@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets (fuzz_safetensors, fuzz_config) with clang and ASan + UBSan and
+# runs each for SECONDS (default 60). Exits non-zero if any target reports a finding; the
+# crashing input is left in $OUT/artifacts/. New inputs go to $OUT/corpus/<target>, the seed
+# corpus in tests/fuzz/corpus/<target> is only read.
+#   usage: tests/fuzz/run_fuzzers.sh [SECONDS] [TARGET...]
+#   env:   TNN_FUZZ_DIR (build/output directory, default <repo>/build-fuzz), CXX_FUZZ (clang++)
+set -euo pipefail
+
+seconds=${1:-60}
+shift || true
+targets=("$@")
+[[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_safetensors fuzz_config)
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out=${TNN_FUZZ_DIR:-$root/build-fuzz}
+cxx=${CXX_FUZZ:-$(command -v clang++-14 || command -v clang++ || true)}
+if [[ -z "$cxx" ]]; then
+  echo "run_fuzzers.sh: no clang++ found (set CXX_FUZZ)" >&2
+  exit 2
+fi
+
+# -fno-sanitize-recover: a UBSan report aborts, so libFuzzer counts it as a finding.
+flags=(-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -g -O1 -std=c++17)
+includes=(-I"$root/include" -I/usr/include/eigen3)
+mkdir -p "$out/artifacts"
+
+status=0
+for t in "${targets[@]}"; do
+  echo "== building $t"
+  "$cxx" "${flags[@]}" "${includes[@]}" "$here/$t.cpp" -o "$out/$t"
+done
+for t in "${targets[@]}"; do
+  echo "== running $t for $seconds s"
+  mkdir -p "$out/corpus/$t"
+  extra=()
+  dict="$here/${t#fuzz_}.dict"
+  [[ -f "$dict" ]] && extra+=(-dict="$dict")
+  if ! UBSAN_OPTIONS=print_stacktrace=1 "$out/$t" -max_total_time="$seconds" -timeout=25 -print_final_stats=1 -print_funcs=0 \
+      -artifact_prefix="$out/artifacts/$t-" "${extra[@]}" "$out/corpus/$t" "$here/corpus/$t"; then
+    echo "== $t: FINDING (see $out/artifacts/)" >&2
+    status=1
+  fi
+done
+exit $status

@@ -1,0 +1,223 @@
+"""Cross-check `tnn grad` (spec section 10) against the PyTorch reference in tnn_reference.py.
+
+For each configuration: random weights -> MODEL.safetensors (F64, and F32 for the f32 run),
+random batch -> BATCH.safetensors, run `tnn grad`, read OUT and compare loss, logits and every
+grad.<name> with torch autograd in float64. Error per tensor = max |diff| / max |reference|
+(the plain max |diff| when the reference is all zeros). Fails when an f64 error >= 1e-7, an f32
+error >= 1e-3, or any tensor is missing, extra, or of the wrong shape/dtype.
+
+  /usr/bin/python3 tests/pytorch/check_grad.py [--tnn PATH] [--quick] [--keep DIR] [--seed S]
+  /usr/bin/python3 tests/pytorch/check_grad.py --self-test   (reference checks, no C++ needed)
+
+--tnn may also name a .py file with the same command-line interface (run with this Python),
+e.g. tests/pytorch/tnn_reference.py, which tests this harness without the C++ program.
+"""
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import safetensors_io  # noqa: E402
+import tnn_reference as ref  # noqa: E402
+
+TOL = {"f64": 1e-7, "f32": 1e-3}
+
+# Small dims so the dense O(N^2) reference stays fast; every knob is varied somewhere.
+BASE = dict(vocab_size=11, dim=8, layers=2, heads=1, expand_ratio=1.5, rpe_dim=6, rpe_layers=1)
+
+
+def C(name, B, N, targets="mixed", **kw):
+    cfg = dict(BASE)
+    cfg.update(kw)
+    return dict(name=name, cfg=cfg, B=B, N=N, targets=targets)
+
+
+CONFIGS = [
+    # name                      B  N     config
+    C("default-causal", 2, 17),  # simplermsnorm, prenorm, use_decay 0.99, silu/silu/relu
+    C("bidir-h2-rms-post-multi", 3, 17, causal=False, heads=2, norm_type="rmsnorm", prenorm=False,
+      use_decay=False, use_multi_decay=True, gamma=0.9, rpe_layers=2,
+      gtu_act="gelu", glu_act="relu", rpe_act="silu"),
+    C("causal-h3-ln-nodecay-tied", 1, 2, heads=3, norm_type="layernorm", use_decay=False,
+      rpe_layers=0, gtu_act="none", glu_act="none", rpe_act="none", tie_embeddings=True),
+    C("n1-causal-h2-rms-multi", 3, 1, heads=2, norm_type="rmsnorm", use_decay=False,
+      use_multi_decay=True, gamma=0.5),
+    C("n1-bidir-ln-post", 2, 1, causal=False, norm_type="layernorm", prenorm=False, rpe_layers=3),
+    C("n2-bidir-h3-decay", 2, 2, causal=False, heads=3, gamma=0.8, glu_act="gelu"),
+    C("causal-h3-ln-post-rpe3-gelu", 2, 129, heads=3, norm_type="layernorm", prenorm=False,
+      gamma=0.9, rpe_layers=3, gtu_act="gelu", glu_act="gelu", rpe_act="gelu"),
+    C("bidir-h1-simple-multi-tied", 2, 129, causal=False, use_decay=False, use_multi_decay=True,
+      gamma=0.95, tie_embeddings=True, rpe_act="gelu", glu_act="relu"),
+    C("causal-E-rounding-glu-dim", 2, 17, dim=6, expand_ratio=2.5, heads=2, glu_dim=5, layers=3,
+      norm_type="rmsnorm", gtu_act="relu", rpe_act="silu"),  # E = floor(15)//2*2 = 14
+    C("bidir-gamma1-relu", 1, 17, causal=False, gamma=1.0, gtu_act="relu", glu_act="none",
+      norm_type="rmsnorm", rpe_layers=0),
+    C("all-targets-ignored", 2, 5, targets="none", heads=2, use_decay=False, use_multi_decay=True),
+    C("causal-n1000-h2", 2, 1000, dim=4, layers=1, heads=2, rpe_dim=4, gamma=0.99),
+    C("bidir-n1000-multi-ln", 1, 1000, dim=4, layers=1, heads=1, rpe_dim=4, causal=False,
+      use_decay=False, use_multi_decay=True, gamma=0.9, norm_type="layernorm", rpe_layers=2),
+    C("causal-n1000-nodecay-post", 1, 1000, dim=4, layers=1, heads=1, rpe_dim=4, use_decay=False,
+      prenorm=False, tie_embeddings=True),
+]
+QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
+
+
+def config_json(cfg, minimal):
+    """The tnn.config JSON: every key, or (minimal) only keys differing from the defaults."""
+    full = ref.full_config(cfg)
+    if not minimal:
+        return json.dumps(full)
+    out = {}
+    for k, v in full.items():
+        d = ref.DEFAULTS.get(k, "required")
+        if k == "glu_dim":
+            d = full["dim"]
+        if d == "required" or v != d:
+            out[k] = v
+    return json.dumps(out)
+
+
+def make_batch(rng, V, B, N, mode):
+    tokens = rng.integers(0, V, (B, N)).astype(np.int32)
+    if mode == "none":
+        targets = np.full((B, N), -1, dtype=np.int32)
+    else:
+        targets = rng.integers(0, V, (B, N)).astype(np.int32)
+        targets[rng.random((B, N)) < 0.3] = -1
+        targets[0, 0] = rng.integers(0, V)  # at least one counted position
+    return tokens, targets
+
+
+def rel_err(got, want):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    diff = float(np.abs(got - want).max()) if want.size else 0.0
+    if not np.isfinite(diff):
+        return float("inf")
+    scale = float(np.abs(want).max()) if want.size else 0.0
+    return diff / scale if scale > 0 else diff
+
+
+def run_tnn(tnn, model, batch, out, dtype):
+    cmd = [sys.executable, tnn] if tnn.endswith(".py") else [tnn]
+    cmd += ["grad", "--checkpoint", model, "--batch", batch, "--out", out, "--dtype", dtype]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        return f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-400:]}"
+    return None
+
+
+def compare(out_path, dtype, loss, logits, grads):
+    """Returns (worst error, tensor name, list of problems)."""
+    got, _ = safetensors_io.load(out_path)
+    want = {"loss": np.array(loss), "logits": logits}
+    want.update({"grad." + n: g for n, g in grads.items()})
+    npdt = {"f64": np.float64, "f32": np.float32}[dtype]
+    problems = []
+    missing = sorted(set(want) - set(got))
+    extra = sorted(set(got) - set(want))
+    if missing:
+        problems.append("missing " + ",".join(missing))
+    if extra:
+        problems.append("extra " + ",".join(extra))
+    worst, worst_name = 0.0, "-"
+    for n in sorted(set(want) & set(got)):
+        g, w = got[n], want[n]
+        if tuple(g.shape) != tuple(w.shape):
+            problems.append(f"{n} shape {list(g.shape)} != {list(w.shape)}")
+            continue
+        expect_dt = np.float64 if n == "loss" else npdt
+        if g.dtype != expect_dt:
+            problems.append(f"{n} dtype {g.dtype} != {np.dtype(expect_dt)}")
+        e = rel_err(g, w)
+        if e > worst or not np.isfinite(e):
+            worst, worst_name = e, n
+    return worst, worst_name, problems
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tnn", default=os.path.join(HERE, "..", "..", "build", "bin", "tnn"),
+                    help="the tnn program (default: build/bin/tnn of this repo)")
+    ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
+    ap.add_argument("--keep", metavar="DIR", help="write the files to DIR and keep them")
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--only", metavar="SUBSTR", help="only configs whose name contains SUBSTR")
+    ap.add_argument("--dtypes", default="f64,f32", help="comma-separated subset of f64,f32")
+    ap.add_argument("--self-test", action="store_true", help="check the reference itself and exit")
+    args = ap.parse_args(argv)
+
+    if args.self_test:
+        ok = ref._selftest()
+        print("self-test:", "PASS" if ok else "FAIL")
+        return 0 if ok else 1
+
+    tnn = os.path.abspath(args.tnn)
+    if not os.path.exists(tnn):
+        print(f"check_grad: --tnn '{tnn}' does not exist (build it first or pass --tnn PATH)")
+        return 2
+    dtypes = [d for d in args.dtypes.split(",") if d]
+    for d in dtypes:
+        if d not in TOL:
+            ap.error(f"--dtypes: expected f64 and/or f32, got '{d}'")
+    configs = [c for c in CONFIGS if (not args.quick or c["name"] in QUICK)
+               and (not args.only or args.only in c["name"])]
+    if args.keep:
+        os.makedirs(args.keep, exist_ok=True)
+        work = args.keep
+    else:
+        work = tempfile.mkdtemp(prefix="tnn_check_grad_")
+    rng = np.random.default_rng(args.seed)
+
+    print(f"tnn: {tnn}\nfiles: {work}\n")
+    print(f"{'config':32} {'B':>2} {'N':>5} {'dtype':5} {'worst rel err':>13}  {'tensor':44} result")
+    failed = 0
+    for ci, c in enumerate(configs):
+        cfg = ref.full_config(c["cfg"])
+        params = ref.random_params(cfg, rng)
+        tokens, targets = make_batch(rng, cfg["vocab_size"], c["B"], c["N"], c["targets"])
+        meta = {"tnn.config": config_json(cfg, minimal=(ci % 2 == 1))}
+        stem = os.path.join(work, c["name"])
+        batch_path = stem + ".batch.safetensors"
+        safetensors_io.save(batch_path, {"tokens": tokens, "targets": targets})
+        for dtype in dtypes:
+            if dtype == "f64":
+                p = params
+            else:  # the reference runs in f64 on the f32-rounded weights
+                p = {n: a.astype(np.float32).astype(np.float64) for n, a in params.items()}
+            model_path = f"{stem}.model.{dtype}.safetensors"
+            out_path = f"{stem}.out.{dtype}.safetensors"
+            npdt = np.float64 if dtype == "f64" else np.float32
+            safetensors_io.save(model_path, {n: a.astype(npdt) for n, a in p.items()}, meta)
+            loss, logits, grads = ref.loss_and_grads(cfg, p, tokens, targets)
+            t0 = time.time()
+            err = run_tnn(tnn, model_path, batch_path, out_path, dtype)
+            dt = time.time() - t0
+            if err is not None:
+                worst, name, problems = float("inf"), "-", [err]
+            else:
+                worst, name, problems = compare(out_path, dtype, loss, logits, grads)
+            ok = not problems and worst < TOL[dtype]
+            failed += not ok
+            print(f"{c['name']:32} {c['B']:>2} {c['N']:>5} {dtype:5} {worst:13.3e}  {name:44} "
+                  f"{'ok' if ok else 'FAIL'} ({dt:.1f}s)")
+            for pr in problems:
+                print(f"    {pr}")
+            sys.stdout.flush()
+    if not args.keep:
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"\n{len(configs) * len(dtypes) - failed} passed, {failed} failed "
+          f"(tolerance f64 {TOL['f64']:.0e}, f32 {TOL['f32']:.0e})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,407 @@
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "tnn/train/checkpoint.hpp"
+
+namespace fs = std::filesystem;
+using tnn::Dtype;
+using tnn::Index;
+using tnn::Param;
+using tnn::Tensor;
+using tnn::TnnConfig;
+using Bytes = std::vector<std::uint8_t>;
+
+namespace {
+
+class TempDir {
+ public:
+  TempDir() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::path(::testing::TempDir()) /
+            ("tnn_ck_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
+    return out;
+  }
+
+ private:
+  fs::path path_;
+};
+
+Bytes read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+TnnConfig small_config() {
+  TnnConfig c;
+  c.vocab_size = 5;
+  c.dim = 3;
+  c.layers = 1;
+  c.rpe_dim = 4;
+  return c;
+}
+
+// Stands in for TnnLM: a config and a few named parameters, one of them frozen. `extra`
+// adds a tensor, `drop_last` removes final_norm.scale, `wide` changes one shape.
+template <class T>
+struct FakeModel {
+  TnnConfig cfg = small_config();
+  Param<T> embed, proj, gamma, norm, more;
+  bool extra = false, drop_last = false;
+
+  explicit FakeModel(bool wide = false) {
+    embed.init({cfg.vocab_size, cfg.dim});
+    proj.init({wide ? 4 : 2, cfg.dim});
+    gamma.init({1, 1, 2}, /*is_trainable=*/false);
+    norm.init({cfg.dim});
+    more.init({2});
+  }
+  const TnnConfig& config() const { return cfg; }
+  template <class F>
+  void visit(F&& f) {
+    f("embed.weight", embed);
+    f("layers.0.token_mixer.u_proj.weight", proj);
+    f("layers.0.token_mixer.toep.gamma", gamma);
+    if (!drop_last) f("final_norm.scale", norm);
+    if (extra) f("lm_head.weight", more);
+  }
+  void fill(double seed) {
+    int k = 0;
+    visit([&](const std::string&, Param<T>& p) {
+      for (Index i = 0; i < p.value.size(); ++i) p.value[i] = T(std::sin(seed + 0.37 * ++k));
+    });
+  }
+};
+
+template <class A, class B>
+void expect_same_values(FakeModel<A>& a, FakeModel<B>& b, double tol) {
+  std::vector<std::vector<double>> va, vb;
+  a.visit([&](const std::string&, Param<A>& p) { va.emplace_back(p.value.begin(), p.value.end()); });
+  b.visit([&](const std::string&, Param<B>& p) { vb.emplace_back(p.value.begin(), p.value.end()); });
+  ASSERT_EQ(va.size(), vb.size());
+  for (std::size_t t = 0; t < va.size(); ++t) {
+    ASSERT_EQ(va[t].size(), vb[t].size());
+    for (std::size_t i = 0; i < va[t].size(); ++i) EXPECT_NEAR(va[t][i], vb[t][i], tol) << "tensor " << t << " element " << i;
+  }
+}
+
+// Runs f and returns the message of the E it throws ("<no error>" otherwise).
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+#define EXPECT_CONTAINS(msg, piece) EXPECT_NE((msg).find(piece), std::string::npos) << (msg)
+
+}  // namespace
+
+TEST(Checkpoint, SaveThenLoadRestoresEveryTensorExactly) {
+  TempDir dir;
+  FakeModel<float> a;
+  a.fill(1.0);
+  tnn::save_model(dir.file("m.safetensors"), a);
+  FakeModel<float> b;
+  b.norm.grad.fill(3.f);
+  tnn::load_weights(dir.file("m.safetensors"), b);
+  expect_same_values(a, b, 0.0);
+  EXPECT_FALSE(b.gamma.trainable);       // loading changes values only
+  EXPECT_EQ(b.norm.grad[0], 3.f);        // not gradients
+  const auto f = tnn::read_safetensors(dir.file("m.safetensors"));
+  EXPECT_EQ(f.dtype("embed.weight"), Dtype::F32);
+  EXPECT_EQ(f.shape("layers.0.token_mixer.u_proj.weight"), (tnn::Shape{2, 3}));
+}
+
+TEST(Checkpoint, F32AndF64FilesLoadIntoEitherPrecision) {
+  TempDir dir;
+  FakeModel<double> d;
+  d.fill(2.0);
+  tnn::save_model(dir.file("d64.safetensors"), d, Dtype::F64);
+  tnn::save_model(dir.file("d32.safetensors"), d, Dtype::F32);
+  EXPECT_EQ(tnn::read_safetensors(dir.file("d64.safetensors")).dtype("embed.weight"), Dtype::F64);
+
+  FakeModel<double> d64;
+  tnn::load_weights(dir.file("d64.safetensors"), d64);
+  expect_same_values(d, d64, 0.0);
+  FakeModel<float> f64;
+  tnn::load_weights(dir.file("d64.safetensors"), f64);
+  expect_same_values(d, f64, 1e-7);
+  FakeModel<double> d32;
+  tnn::load_weights(dir.file("d32.safetensors"), d32);
+  expect_same_values(d, d32, 1e-7);
+
+  FakeModel<float> f;
+  f.fill(3.0);
+  tnn::save_model(dir.file("f64.safetensors"), f, Dtype::F64);
+  FakeModel<float> back;
+  tnn::load_weights(dir.file("f64.safetensors"), back);
+  expect_same_values(f, back, 0.0);  // float -> double -> float is exact
+
+  EXPECT_THROW(tnn::save_model(dir.file("i.safetensors"), f, Dtype::I32), tnn::ValueError);
+}
+
+TEST(Checkpoint, SaveLoadSaveIsByteIdentical) {
+  TempDir dir;
+  FakeModel<double> a;
+  a.fill(4.0);
+  tnn::save_model(dir.file("1.safetensors"), a, Dtype::F64, {{"tnn.step", "17"}});
+  FakeModel<double> b;
+  tnn::load_weights(dir.file("1.safetensors"), b);
+  tnn::save_model(dir.file("2.safetensors"), b, Dtype::F64, {{"tnn.step", "17"}});
+  EXPECT_EQ(read_bytes(dir.file("1.safetensors")), read_bytes(dir.file("2.safetensors")));
+}
+
+TEST(Checkpoint, ConfigIsStoredAndReadBack) {
+  TempDir dir;
+  FakeModel<float> a;
+  a.cfg.gamma = 0.9;
+  a.cfg.glu_act = tnn::Activation::Gelu;
+  tnn::save_model(dir.file("m.safetensors"), a, Dtype::F32, {{"tnn.step", "5"}});
+  const TnnConfig c = tnn::read_config(dir.file("m.safetensors"));
+  EXPECT_EQ(c.to_json(), a.cfg.to_json());
+  EXPECT_EQ(tnn::read_safetensors(dir.file("m.safetensors")).metadata_at("tnn.step"), "5");
+  EXPECT_THROW(tnn::save_model(dir.file("x.safetensors"), a, Dtype::F32, {{"tnn.config", "{}"}}), tnn::ValueError);
+}
+
+TEST(Checkpoint, ReadConfigNeedsAValidConfig) {
+  TempDir dir;
+  tnn::SafetensorsWriter w;
+  w.add("x", Tensor<float>({1}));
+  w.write(dir.file("none.safetensors"));
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("none.safetensors")); }), "tnn.config");
+  w.set_metadata("tnn.config", "{\"vocab_size\": 5, \"dim\": 3}");  // 'layers' missing
+  w.write(dir.file("bad.safetensors"));
+  const std::string msg = error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("bad.safetensors")); });
+  EXPECT_CONTAINS(msg, "layers");
+  EXPECT_CONTAINS(msg, dir.file("bad.safetensors"));
+}
+
+TEST(Checkpoint, MissingAndExtraTensorsAreNamed) {
+  TempDir dir;
+  FakeModel<float> full;
+  full.extra = true;
+  tnn::save_model(dir.file("full.safetensors"), full);
+  FakeModel<float> base;
+  tnn::save_model(dir.file("base.safetensors"), base);
+
+  FakeModel<float> m;
+  std::string msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("full.safetensors"), m); });
+  EXPECT_CONTAINS(msg, "not expected: [\"lm_head.weight\"]");
+  EXPECT_CONTAINS(msg, "missing from the file: []");
+
+  FakeModel<float> wants_more;
+  wants_more.extra = true;
+  msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("base.safetensors"), wants_more); });
+  EXPECT_CONTAINS(msg, "missing from the file: [\"lm_head.weight\"]");
+
+  FakeModel<float> both;
+  both.extra = true;
+  both.drop_last = true;
+  msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("base.safetensors"), both); });
+  EXPECT_CONTAINS(msg, "missing from the file: [\"lm_head.weight\"]");
+  EXPECT_CONTAINS(msg, "not expected: [\"final_norm.scale\"]");
+  EXPECT_CONTAINS(msg, dir.file("base.safetensors"));
+}
+
+TEST(Checkpoint, MisshapedTensorIsNamedWithBothShapes) {
+  TempDir dir;
+  FakeModel<float> narrow;
+  tnn::save_model(dir.file("m.safetensors"), narrow);
+  FakeModel<float> wide(/*wide=*/true);
+  const std::string msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("m.safetensors"), wide); });
+  EXPECT_CONTAINS(msg, "layers.0.token_mixer.u_proj.weight");
+  EXPECT_CONTAINS(msg, "expected shape [4, 3]");
+  EXPECT_CONTAINS(msg, "got [2, 3]");
+}
+
+TEST(Checkpoint, NonFiniteValuesAreRefusedAndTheModelIsLeftAsItWas) {
+  TempDir dir;
+  for (double bad : {std::nan(""), std::numeric_limits<double>::infinity(), 1e300}) {
+    // Written by hand: save_model itself refuses such values.
+    FakeModel<double> src;
+    src.fill(5.0);
+    Tensor<double> scale({3}, 1.0);
+    scale[2] = bad;
+    tnn::SafetensorsWriter w2;
+    src.visit([&](const std::string& name, Param<double>& p) {
+      w2.add(name, name == "final_norm.scale" ? scale : p.value, Dtype::F64);
+    });
+    w2.set_metadata("tnn.config", src.cfg.to_json().dump());
+    w2.write(dir.file("bad.safetensors"));
+
+    FakeModel<float> m;  // 1e300 is finite in the file but not as float
+    m.fill(6.0);
+    FakeModel<float> before = m;
+    const std::string msg = error_of<tnn::ValueError>([&] { tnn::load_weights(dir.file("bad.safetensors"), m); });
+    EXPECT_CONTAINS(msg, "final_norm.scale");
+    EXPECT_CONTAINS(msg, "element 2");
+    expect_same_values(before, m, 0.0);
+  }
+}
+
+TEST(Checkpoint, SavingNonFiniteWeightsKeepsThePreviousFile) {
+  TempDir dir;
+  FakeModel<double> m;
+  m.fill(7.0);
+  tnn::save_model(dir.file("m.safetensors"), m);
+  const Bytes good = read_bytes(dir.file("m.safetensors"));
+  m.proj.value[3] = std::nan("");
+  EXPECT_CONTAINS(error_of<tnn::ValueError>([&] { tnn::save_model(dir.file("m.safetensors"), m); }),
+                  "layers.0.token_mixer.u_proj.weight");
+  m.proj.value[3] = 1e300;  // finite, but not as F32
+  EXPECT_THROW(tnn::save_model(dir.file("m.safetensors"), m, Dtype::F32), tnn::ValueError);
+  EXPECT_EQ(read_bytes(dir.file("m.safetensors")), good);
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"m.safetensors"});
+}
+
+TEST(Checkpoint, ConfigMismatchIsRefusedNamingTheKeys) {
+  TempDir dir;
+  FakeModel<float> a;
+  tnn::save_model(dir.file("m.safetensors"), a);
+  FakeModel<float> b;
+  b.cfg.gamma = 0.5;
+  b.cfg.causal = false;
+  const std::string msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("m.safetensors"), b); });
+  EXPECT_CONTAINS(msg, "gamma: model 0.5, checkpoint 0.99");
+  EXPECT_CONTAINS(msg, "causal: model false, checkpoint true");
+  EXPECT_NO_THROW(tnn::load_weights(dir.file("m.safetensors"), b, /*check_config=*/false));
+
+  tnn::SafetensorsWriter w;  // no config at all
+  a.visit([&](const std::string& name, Param<float>& p) { w.add(name, p.value); });
+  w.write(dir.file("noconfig.safetensors"));
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("noconfig.safetensors"), a); }),
+                  "tnn.config");
+  EXPECT_NO_THROW(tnn::load_weights(dir.file("noconfig.safetensors"), a, false));
+}
+
+TEST(Checkpoint, IntegerTensorsAreNotWeights) {
+  TempDir dir;
+  FakeModel<float> a;
+  tnn::SafetensorsWriter w;
+  a.visit([&](const std::string& name, Param<float>& p) {
+    if (name == "final_norm.scale") w.add(name, Tensor<std::int32_t>({3}, 1));
+    else w.add(name, p.value);
+  });
+  w.set_metadata("tnn.config", a.cfg.to_json().dump());
+  w.write(dir.file("m.safetensors"));
+  const std::string msg = error_of<tnn::FormatError>([&] { tnn::load_weights(dir.file("m.safetensors"), a); });
+  EXPECT_CONTAINS(msg, "final_norm.scale");
+  EXPECT_CONTAINS(msg, "I32");
+}
+
+// ---- optimizer state ----
+
+namespace {
+std::map<std::string, Tensor<float>> moments(float base) {
+  std::map<std::string, Tensor<float>> m;
+  m["embed.weight.exp_avg"] = Tensor<float>({5, 3}, base);
+  m["embed.weight.exp_avg_sq"] = Tensor<float>({5, 3}, base * 2);
+  m["final_norm.scale.exp_avg"] = Tensor<float>({3}, base * 3);
+  m["final_norm.scale.exp_avg"][1] = 0.1f;
+  return m;
+}
+auto visitor(std::map<std::string, Tensor<float>>& m) {
+  return [&m](auto&& f) {
+    for (auto& [k, t] : m) f(k, t);
+  };
+}
+}  // namespace
+
+TEST(OptimizerState, RoundTripsTensorsStepAndExtraJson) {
+  TempDir dir;
+  const std::string path = tnn::optimizer_state_path(dir.file("ckpt.safetensors"));
+  EXPECT_EQ(path, dir.file("ckpt.optim.safetensors"));
+  auto saved = moments(0.25f);
+  const std::string extra = R"({"rng":[18446744073709551615,1,2,3],"data_pos":12})";
+  tnn::save_optimizer_state(path, 123456789012345, visitor(saved), extra);
+
+  auto loaded = moments(0.0f);
+  const tnn::OptimizerStateInfo info = tnn::load_optimizer_state(path, visitor(loaded));
+  EXPECT_EQ(info.step, 123456789012345);
+  EXPECT_EQ(info.extra_json, extra);
+  EXPECT_EQ(nlohmann::json::parse(info.extra_json)["rng"][0].get<std::uint64_t>(), 18446744073709551615ull);
+  for (auto& [k, t] : saved) {
+    ASSERT_EQ(loaded[k].shape(), t.shape());
+    for (Index i = 0; i < t.size(); ++i) EXPECT_EQ(loaded[k][i], t[i]) << k << " " << i;
+  }
+  // Stored in its own precision: a resume is bit-exact.
+  EXPECT_EQ(tnn::read_safetensors(path).dtype("embed.weight.exp_avg"), Dtype::F32);
+  EXPECT_EQ(tnn::optimizer_state_path("run/x"), "run/x.optim.safetensors");
+}
+
+TEST(OptimizerState, NamesShapesAndValuesAreChecked) {
+  TempDir dir;
+  const std::string path = dir.file("o.safetensors");
+  auto saved = moments(0.5f);
+  tnn::save_optimizer_state(path, 3, visitor(saved));
+
+  auto fewer = moments(0.f);
+  fewer.erase("embed.weight.exp_avg_sq");
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::load_optimizer_state(path, visitor(fewer)); }),
+                  "not expected: [\"embed.weight.exp_avg_sq\"]");
+  auto reshaped = moments(0.f);
+  reshaped["final_norm.scale.exp_avg"] = Tensor<float>({4});
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::load_optimizer_state(path, visitor(reshaped)); }),
+                  "final_norm.scale.exp_avg");
+  // A destination untouched by a failed load.
+  EXPECT_EQ(reshaped["embed.weight.exp_avg"][0], 0.f);
+
+  auto bad = moments(0.5f);
+  bad["embed.weight.exp_avg"][4] = std::numeric_limits<float>::infinity();
+  EXPECT_CONTAINS(error_of<tnn::ValueError>([&] { tnn::save_optimizer_state(path, 4, visitor(bad)); }),
+                  "embed.weight.exp_avg");
+  EXPECT_THROW(tnn::save_optimizer_state(path, -1, visitor(saved)), tnn::ValueError);
+  EXPECT_THROW(tnn::save_optimizer_state(path, 4, visitor(saved), "{not json"), tnn::ValueError);
+  auto again = moments(0.f);
+  EXPECT_EQ(tnn::load_optimizer_state(path, visitor(again)).step, 3);  // still the first file
+}
+
+TEST(OptimizerState, MetadataMustBeWellFormed) {
+  TempDir dir;
+  auto t = moments(1.f);
+  auto write_with = [&](const std::map<std::string, std::string>& meta) {
+    tnn::SafetensorsWriter w;
+    for (auto& [k, v] : t) w.add(k, v);
+    for (auto& [k, v] : meta) w.set_metadata(k, v);
+    w.write(dir.file("o.safetensors"));
+  };
+  auto load_error = [&] {
+    auto dst = moments(0.f);
+    return error_of<tnn::FormatError>([&] { tnn::load_optimizer_state(dir.file("o.safetensors"), visitor(dst)); });
+  };
+  write_with({{"tnn.optim.extra", "{}"}});
+  EXPECT_CONTAINS(load_error(), "tnn.optim.step");
+  for (const char* step : {"", "-1", "12a", " 1", "9223372036854775808", "1e3"}) {
+    write_with({{"tnn.optim.step", step}, {"tnn.optim.extra", "{}"}});
+    EXPECT_CONTAINS(load_error(), "tnn.optim.step");
+  }
+  write_with({{"tnn.optim.step", "1"}});
+  EXPECT_CONTAINS(load_error(), "tnn.optim.extra");
+  write_with({{"tnn.optim.step", "1"}, {"tnn.optim.extra", "{"}});
+  EXPECT_CONTAINS(load_error(), "tnn.optim.extra");
+  write_with({{"tnn.optim.step", "9223372036854775807"}, {"tnn.optim.extra", "[]"}});
+  auto dst = moments(0.f);
+  EXPECT_EQ(tnn::load_optimizer_state(dir.file("o.safetensors"), visitor(dst)).step,
+            std::numeric_limits<std::int64_t>::max());
+}

@@ -1,0 +1,280 @@
+// Relative position encoder: checkpoint names, the offset row order, the forward
+// against a per-offset MLP written out by hand, and central-difference gradients
+// of every parameter for every norm, activation and depth.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "gradcheck.hpp"
+#include "tnn/layers/rpe.hpp"
+
+using namespace tnn;
+
+namespace {
+
+using Params = std::vector<std::pair<std::string, Param<double>*>>;
+
+Params params_of(Rpe<double>& r) {
+  Params v;
+  r.visit("rpe.", [&](const std::string& name, Param<double>& p) { v.emplace_back(name, &p); });
+  return v;
+}
+
+// Every parameter drawn at random, norms included, so a mix-up between any two
+// of them (or a norm parameter ignored) changes the output.
+void randomize(Rpe<double>& r, std::uint64_t seed) {
+  Rng rng(seed);
+  for (auto& [name, p] : params_of(r))
+    for (auto& v : p->value) v = rng.normal(0.0, 0.7);
+}
+
+// ---- the reference: one offset at a time, every formula spelled out ----
+std::vector<double> naive_linear(const Linear<double>& l, const std::vector<double>& x) {
+  const Index in = l.in_features(), out = l.out_features();
+  std::vector<double> y(static_cast<std::size_t>(out));
+  for (Index o = 0; o < out; ++o) {
+    double s = l.has_bias() ? l.bias.value[o] : 0.0;
+    for (Index i = 0; i < in; ++i) s += l.weight.value[o * in + i] * x[static_cast<std::size_t>(i)];
+    y[static_cast<std::size_t>(o)] = s;
+  }
+  return y;
+}
+
+std::vector<double> naive_norm(const Norm<double>& n, std::vector<double> x) {
+  const double d = static_cast<double>(x.size());
+  if (n.type() == NormType::LayerNorm) {
+    double mean = 0, var = 0;
+    for (double v : x) mean += v / d;
+    for (double v : x) var += (v - mean) * (v - mean) / d;
+    for (std::size_t i = 0; i < x.size(); ++i)
+      x[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * n.weight.value[Index(i)] + n.bias.value[Index(i)];
+    return x;
+  }
+  double ss = 0;
+  for (double v : x) ss += v * v;
+  const double rms = std::sqrt(ss) / std::sqrt(d);
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    x[i] /= rms + 1e-8;
+    if (n.type() == NormType::RMSNorm) x[i] *= n.scale.value[Index(i)];
+  }
+  return x;
+}
+
+std::vector<double> naive_rpe(const Rpe<double>& r, double p) {
+  std::vector<double> h = naive_linear(r.pos_proj, {p});
+  auto block = [&](const Rpe<double>::Block& b) {
+    std::vector<double> z = naive_norm(b.norm, h);
+    for (double& v : z) v = act_forward(r.activation(), v);
+    h = naive_linear(b.linear, z);
+  };
+  for (const auto& b : r.layers) block(b);
+  block(r.out);
+  return h;
+}
+
+// relu is piecewise linear: with ~600 offsets, some pre-activation lies within
+// the finite-difference stencil of its kink and the default step sees the kink.
+// A much smaller step avoids kinks but loses digits to rounding on the tiny
+// pos_proj gradients (the norm right after pos_proj is nearly scale-invariant).
+// So a relu tensor passes if either step agrees to 1e-6: a wrong analytic
+// gradient disagrees at both, a kink or rounding artifact at only one.
+template <class LossFn>
+testing::AssertionResult check_param(const std::string& name, Param<double>& p, LossFn&& loss,
+                                     gradcheck::Options opt, bool relu) {
+  const Tensor<double> analytic = p.grad;
+  const auto first = gradcheck::check_gradient(name, p.value, analytic, loss, opt);
+  auto res = gradcheck::ok(first);
+  if (res || !relu) return res;
+  opt.step = 1e-6;
+  auto second = gradcheck::ok(gradcheck::check_gradient(name, p.value, analytic, loss, opt));
+  if (second) return second;
+  return res << " | with step 1e-6: " << second.message();
+}
+
+const NormType kNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
+const Activation kActs[] = {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None};
+
+}  // namespace
+
+TEST(Rpe, NamesAndShapesFollowTheCheckpointLayout) {
+  TnnConfig cfg;
+  cfg.dim = 4;
+  cfg.heads = 2;
+  cfg.expand_ratio = 1.5;  // E = 6
+  cfg.rpe_dim = 5;
+  cfg.rpe_layers = 2;
+  cfg.norm_type = NormType::LayerNorm;
+  Rpe<double> r(cfg);
+  std::vector<std::string> names;
+  std::vector<Shape> shapes;
+  for (auto& [n, p] : params_of(r)) {
+    names.push_back(n);
+    shapes.push_back(p->shape());
+  }
+  EXPECT_EQ(names, (std::vector<std::string>{
+                       "rpe.pos_proj.weight", "rpe.pos_proj.bias",                      //
+                       "rpe.layers.0.0.weight", "rpe.layers.0.0.bias",                  //
+                       "rpe.layers.0.2.weight", "rpe.layers.0.2.bias",                  //
+                       "rpe.layers.1.0.weight", "rpe.layers.1.0.bias",                  //
+                       "rpe.layers.1.2.weight", "rpe.layers.1.2.bias",                  //
+                       "rpe.out.0.weight", "rpe.out.0.bias", "rpe.out.2.weight", "rpe.out.2.bias"}));
+  EXPECT_EQ(shapes, (std::vector<Shape>{{5, 1}, {5}, {5}, {5}, {5, 5}, {5}, {5}, {5}, {5, 5}, {5}, {5}, {5}, {6, 5}, {6}}));
+
+  // rmsnorm: one "scale" per norm; simplermsnorm and no hidden layers: linears only.
+  Rpe<double> rms(5, 6, 1, NormType::RMSNorm, Activation::Relu);
+  names.clear();
+  for (auto& [n, p] : params_of(rms)) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.layers.0.0.scale",
+                                             "rpe.layers.0.2.weight", "rpe.layers.0.2.bias", "rpe.out.0.scale",
+                                             "rpe.out.2.weight", "rpe.out.2.bias"}));
+  Rpe<double> simple(5, 6, 0, NormType::SimpleRMSNorm, Activation::Relu);
+  names.clear();
+  for (auto& [n, p] : params_of(simple)) names.push_back(n);
+  EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.out.2.weight",
+                                             "rpe.out.2.bias"}));
+}
+
+TEST(Rpe, OffsetsFollowTheCoefficientRowOrder) {
+  Tensor<double> pos;
+  rpe_offsets(4, true, pos);
+  EXPECT_EQ(pos.shape(), (Shape{4, 1}));
+  EXPECT_EQ(std::vector<double>(pos.begin(), pos.end()), (std::vector<double>{0, 1, 2, 3}));
+  rpe_offsets(4, false, pos);
+  EXPECT_EQ(pos.shape(), (Shape{7, 1}));
+  EXPECT_EQ(std::vector<double>(pos.begin(), pos.end()), (std::vector<double>{-3, -2, -1, 0, 1, 2, 3}));
+  rpe_offsets(1, false, pos);
+  EXPECT_EQ(std::vector<double>(pos.begin(), pos.end()), (std::vector<double>{0}));
+  EXPECT_THROW(rpe_offsets(0, true, pos), ShapeError);
+}
+
+TEST(Rpe, ForwardMatchesHandWrittenMlpPerOffset) {
+  for (NormType norm : kNorms)
+    for (Activation act : kActs)
+      for (Index hidden : {0, 2})
+        for (bool causal : {true, false}) {
+          SCOPED_TRACE(testing::Message() << to_string(norm) << " " << to_string(act) << " hidden=" << hidden
+                                          << " causal=" << causal);
+          Rpe<double> r(4, 6, hidden, norm, act);
+          randomize(r, 11 + std::uint64_t(hidden));
+          const Index n = 9;
+          Tensor<double> y;
+          Rpe<double>::Cache c;
+          r.forward(n, causal, y, c);
+          ASSERT_EQ(y.shape(), (Shape{toeplitz_num_coeffs(n, causal), 6}));
+          for (Index row = 0; row < y.dim(0); ++row) {
+            const double k = causal ? double(row) : double(row - (n - 1));
+            const std::vector<double> ref = naive_rpe(r, k);
+            for (Index e = 0; e < 6; ++e) EXPECT_NEAR(y[row * 6 + e], ref[std::size_t(e)], 1e-12) << "k=" << k;
+          }
+        }
+}
+
+TEST(Rpe, ArbitraryOffsetsGiveTheSameRowsAsTheSequenceForm) {
+  Rpe<double> r(4, 3, 1, NormType::SimpleRMSNorm, Activation::Silu);
+  randomize(r, 3);
+  Tensor<double> all, some;
+  Rpe<double>::Cache c;
+  r.forward(6, false, all, c);  // k = -5..5
+  Tensor<double> pos({2, 1});
+  pos[0] = 4;
+  pos[1] = -2;
+  r.forward(pos, some, c);
+  for (Index e = 0; e < 3; ++e) {
+    EXPECT_NEAR(some[0 * 3 + e], all[(4 + 5) * 3 + e], 1e-13);
+    EXPECT_NEAR(some[1 * 3 + e], all[(-2 + 5) * 3 + e], 1e-13);
+  }
+  EXPECT_THROW(r.forward(Tensor<double>({2, 2}), some, c), ShapeError);
+}
+
+TEST(Rpe, GradcheckEveryNormActivationDepthAndLength) {
+  for (NormType norm : kNorms)
+    for (Activation act : kActs)
+      for (Index hidden : {0, 2})
+        for (bool causal : {true, false})
+          for (Index n : {1, 2, 17, 300}) {
+            SCOPED_TRACE(testing::Message() << to_string(norm) << " " << to_string(act) << " hidden=" << hidden
+                                            << " causal=" << causal << " N=" << n);
+            Rpe<double> r(4, 6, hidden, norm, act);
+            randomize(r, 100 + std::uint64_t(n));
+            const Index K = toeplitz_num_coeffs(n, causal);
+            const Tensor<double> w = gradcheck::random_tensor({K, 6}, 7 + std::uint64_t(n));
+            Rpe<double>::Cache c, c2;
+            Tensor<double> y, y2;
+            r.forward(n, causal, y, c);
+            r.backward(w, c);
+            auto loss = [&] {
+              r.forward(n, causal, y2, c2);
+              return gradcheck::dot(y2, w);
+            };
+            gradcheck::Options opt;
+            if (n == 300) opt.max_entries = 12;
+            const Params ps = params_of(r);
+            for (const auto& [name, p] : ps) EXPECT_TRUE(check_param(name, *p, loss, opt, act == Activation::Relu));
+          }
+}
+
+TEST(Rpe, BackwardAccumulates) {
+  Rpe<double> r(3, 2, 1, NormType::RMSNorm, Activation::Gelu);
+  randomize(r, 5);
+  Tensor<double> y;
+  Rpe<double>::Cache c;
+  r.forward(5, false, y, c);
+  const Tensor<double> w = gradcheck::random_tensor(y.shape(), 6);
+  r.backward(w, c);
+  std::vector<Tensor<double>> first;
+  for (auto& [n, p] : params_of(r)) first.push_back(p->grad);
+  r.backward(w, c);
+  std::size_t k = 0;
+  for (auto& [n, p] : params_of(r)) {
+    for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-12) << n;
+    ++k;
+  }
+}
+
+TEST(Rpe, ParameterCountDoesNotDependOnLength) {
+  Rpe<double> r(4, 6, 2, NormType::LayerNorm, Activation::Relu);
+  randomize(r, 9);
+  auto count = [&] {
+    Index s = 0;
+    for (auto& [n, p] : params_of(r)) s += p->value.size();
+    return s;
+  };
+  const Index before = count();
+  Tensor<double> a, b;
+  Rpe<double>::Cache c;
+  r.forward(3, true, a, c);
+  r.forward(50, true, b, c);
+  EXPECT_EQ(count(), before);
+  for (Index i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-13 * (1 + std::abs(b[i])));  // rows k = 0..2
+}
+
+TEST(Rpe, Errors) {
+  Rpe<double> r(3, 2, 1, NormType::SimpleRMSNorm, Activation::Relu);
+  Rpe<double>::Cache c;
+  EXPECT_THROW(r.backward(Tensor<double>({2, 2}), c), Error);  // no forward yet
+  Tensor<double> y;
+  r.forward(2, true, y, c);
+  EXPECT_THROW(r.backward(Tensor<double>({3, 2}), c), ShapeError);
+  EXPECT_THROW(r.backward(Tensor<double>({2, 3}), c), ShapeError);
+  EXPECT_THROW(Rpe<double>(3, 2, -1, NormType::SimpleRMSNorm, Activation::Relu), ConfigError);
+}
+
+TEST(Rpe, FloatMatchesDouble) {
+  Rpe<double> rd(4, 3, 1, NormType::LayerNorm, Activation::Silu);
+  randomize(rd, 21);
+  Rpe<float> rf(4, 3, 1, NormType::LayerNorm, Activation::Silu);
+  auto pd = params_of(rd);
+  std::size_t k = 0;
+  rf.visit("rpe.", [&](const std::string&, Param<float>& p) {
+    for (Index i = 0; i < p.value.size(); ++i) p.value[i] = static_cast<float>(pd[k].second->value[i]);
+    ++k;
+  });
+  Tensor<double> yd;
+  Tensor<float> yf;
+  Rpe<double>::Cache cd;
+  Rpe<float>::Cache cf;
+  rd.forward(20, false, yd, cd);
+  rf.forward(20, false, yf, cf);
+  for (Index i = 0; i < yd.size(); ++i) EXPECT_NEAR(yf[i], yd[i], 1e-4 * (1 + std::abs(yd[i])));
+}
