@@ -164,6 +164,9 @@ const bool registered = [] {
 #endif
   benchmark::AddCustomContext("tnn_omp_threads", std::to_string(threads));
   benchmark::AddCustomContext("tnn_scalar", "float");
+#ifdef TNN_BENCH_BUILD_TYPE
+  benchmark::AddCustomContext("tnn_build_type", TNN_BENCH_BUILD_TYPE);
+#endif
   benchmark::AddCustomContext("tnn_fft_backend", FftwBackend::name);
   return true;
 }();

@@ -295,6 +295,25 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
   }
 }
 
+TEST(Tno, IncrementalDecodingWithCoefficientsOfTheLongestLengthIsExact) {
+  // Spec section 11: y_t = sum_{j<=t} t_{t-j} v_j with t fetched once for the
+  // longest length the decoder will reach, against the full forward of the prefix.
+  Tno<double> tno = make(3, true, TnoDecay::Fixed, NormType::RMSNorm, Activation::Silu, 2);
+  randomize(tno, 77);
+  const Index max_len = 64, n = 45, E = 6;
+  const Tensor<double> t = tno.coefficients(max_len);  // [max_len, E], row k = t_k
+  const Tensor<double> v = gradcheck::random_tensor({1, n, E}, 78);
+  Tensor<double> y;
+  Tno<double>::Cache c;
+  tno.forward(v, y, c);  // FFT path at this length
+  for (Index step = 0; step < n; ++step)
+    for (Index e = 0; e < E; ++e) {
+      double s = 0;
+      for (Index j = 0; j <= step; ++j) s += t[(step - j) * E + e] * v[j * E + e];
+      EXPECT_NEAR(y[step * E + e], s, 1e-12 * (1 + std::abs(s))) << "t=" << step;
+    }
+}
+
 TEST(Tno, BackwardAccumulatesAndOverwritesDv) {
   Tno<double> tno = make(3, false, TnoDecay::Learned, NormType::RMSNorm, Activation::Gelu, 1);
   randomize(tno, 31);

@@ -23,7 +23,7 @@ void run_grad(const GradOptions& o) {
   const tnn::TnnConfig cfg = tnn::read_config(o.checkpoint);
   tnn::TnnLM<T> model(cfg);
   tnn::load_weights(o.checkpoint, model);
-  Batch b = read_batch_file(o.batch, cfg.vocab_size);
+  tnn::Batch b = read_batch_file(o.batch, cfg.vocab_size);
 
   model.zero_grad();
   const T loss = model.forward(b.tokens, b.targets);

@@ -1,26 +1,37 @@
 // Helpers shared by the `tnn` subcommands.
 #pragma once
 
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
+#include <limits>
 #include <string>
+#include <vector>
 
 #include <tnn/core/error.hpp>
 #include <tnn/core/tensor.hpp>
+#include <tnn/infer/sampling.hpp>
+#include <tnn/model/lm.hpp>
+#include <tnn/model/loss.hpp>
+#include <tnn/train/data.hpp>
 #include <tnn/train/safetensors.hpp>
 
-namespace tnncli {
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
-struct Batch {
-  tnn::Tensor<std::int32_t> tokens, targets;  // [B, N]
-};
+namespace tnncli {
 
 // Reads a `tnn grad` batch file, checking everything a hostile file could get
 // wrong: both tensors present, I32, the same [B >= 1, N >= 1] shape, token ids in
 // [0, V), targets in [-1, V).
-inline Batch read_batch_file(const std::string& path, tnn::Index vocab) {
+inline tnn::Batch read_batch_file(const std::string& path, tnn::Index vocab) {
   const tnn::SafetensorsFile f = tnn::read_safetensors(path);
   const std::string where = "batch '" + path + "'";
-  Batch b;
+  tnn::Batch b;
   for (const char* name : {"tokens", "targets"}) {
     if (!f.has(name)) tnn::fail<tnn::FormatError>(where, ": expected a tensor named '", name, "', it is missing");
     if (f.dtype(name) != tnn::Dtype::I32)
@@ -45,6 +56,81 @@ inline Batch read_batch_file(const std::string& path, tnn::Index vocab) {
                                  ": expected -1 (ignored) or a token id in [0, ", vocab, ")");
   }
   return b;
+}
+
+}  // namespace tnncli
+
+namespace tnncli {
+
+inline void set_threads(int threads) {
+  if (threads < 0) tnn::fail<tnn::ValueError>("--threads: expected >= 1 (or 0 for all cores), got ", threads);
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#endif
+}
+
+inline int current_threads() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
+inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
+
+struct EvalResult {
+  double loss = 0;        // nats per scored token
+  double accuracy = 0;    // fraction of scored tokens whose argmax is the target
+  tnn::Index tokens = 0;  // scored tokens
+  double bpb() const { return loss / std::log(2.0); }
+  double ppl() const { return std::exp(loss); }
+};
+
+// Mean loss over every scored position of `corpus` cut into windows of seq_len
+// (see tnn::EvalWindows), batch windows at a time.
+template <class T>
+EvalResult evaluate(tnn::TnnLM<T>& model, const tnn::ByteCorpus& corpus, tnn::Index seq_len, tnn::Index batch,
+                    tnn::LmObjective objective) {
+  tnn::EvalWindows windows(corpus, batch, seq_len, objective, /*mask_seed=*/12345);
+  tnn::Batch b;
+  double total = 0;
+  tnn::Index count = 0, correct = 0;
+  const tnn::Index V = model.config().vocab_size;
+  for (tnn::Index i = 0; i < windows.num_batches(); ++i) {
+    windows.batch(i, b);
+    const tnn::Index n = tnn::count_targets(b.targets);
+    const T loss = model.forward(b.tokens, b.targets);
+    total += static_cast<double>(loss) * static_cast<double>(n);
+    count += n;
+    const T* logits = model.logits().data();
+    for (tnn::Index p = 0; p < b.targets.size(); ++p) {
+      if (b.targets[p] < 0) continue;
+      if (tnn::argmax_token(logits + p * V, V) == b.targets[p]) ++correct;
+    }
+  }
+  EvalResult r;
+  r.tokens = count;
+  r.loss = count ? total / static_cast<double>(count) : 0.0;
+  r.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
+  return r;
+}
+
+// The first `max_bytes` of a corpus (all of it when max_bytes <= 0 or larger).
+inline tnn::ByteCorpus corpus_prefix(const tnn::ByteCorpus& c, tnn::Index max_bytes) {
+  const tnn::Index n = max_bytes > 0 ? std::min(max_bytes, c.size()) : c.size();
+  return tnn::ByteCorpus(std::vector<std::uint8_t>(c.data(), c.data() + n), c.source());
+}
+
+inline std::string format_duration(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const long s = static_cast<long>(seconds + 0.5);
+  char buf[32];
+  if (s >= 3600)
+    std::snprintf(buf, sizeof buf, "%ldh%02ldm", s / 3600, (s / 60) % 60);
+  else
+    std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
+  return buf;
 }
 
 }  // namespace tnncli

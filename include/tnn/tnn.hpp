@@ -18,3 +18,7 @@
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
 #include "tnn/layers/gtu.hpp"
+#include "tnn/train/safetensors.hpp"
+#include "tnn/train/checkpoint.hpp"
+#include "tnn/model/block.hpp"
+#include "tnn/model/lm.hpp"

@@ -4,6 +4,8 @@
 // fetches what a length needs once, for callers that transform many rows.
 //   FftwBackend  (default) FFTW3, plans cached per (length, direction, precision).
 //   EigenBackend Eigen's built-in kissfft: slower, but no GPL code in the program.
+// DefaultFftBackend is FftwBackend, or EigenBackend when TNN_NO_FFTW is defined:
+// then fftw3.h is not included and FFTW need not be linked at all.
 #pragma once
 
 #include <complex>
@@ -14,7 +16,9 @@
 #include <type_traits>
 #include <vector>
 
+#ifndef TNN_NO_FFTW
 #include <fftw3.h>
+#endif
 #include <unsupported/Eigen/FFT>
 
 #include "tnn/core/tensor.hpp"
@@ -43,6 +47,7 @@ inline Index fft_row_stride(Index len) {
   return (len + per_line - 1) / per_line * per_line;
 }
 
+#ifndef TNN_NO_FFTW
 namespace detail {
 
 template <class T>
@@ -159,6 +164,8 @@ struct FftwBackend {
   }
 };
 
+#endif  // TNN_NO_FFTW
+
 struct EigenBackend {
   static constexpr const char* name = "eigen";
 
@@ -230,5 +237,11 @@ struct EigenBackend {
     return buf[which];
   }
 };
+
+#ifdef TNN_NO_FFTW
+using DefaultFftBackend = EigenBackend;
+#else
+using DefaultFftBackend = FftwBackend;
+#endif
 
 }  // namespace tnn

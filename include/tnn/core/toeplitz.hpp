@@ -82,18 +82,6 @@ inline void cmul_conj_acc(const std::complex<T>* a, const std::complex<T>* b, st
     po[2 * i + 1] += ar * bi + ai * br;
   }
 }
-// dst[c * ds + r] = scale * src[r * ss + c] for an R x Cn tile. Fixed sizes and
-// a local buffer let both the loads and the stores run along contiguous memory.
-template <Index R, Index Cn, class T>
-inline void transpose_tile(const T* src, Index ss, T* dst, Index ds, T scale) {
-  alignas(64) T buf[R][Cn];
-  for (Index r = 0; r < R; ++r)
-    for (Index c = 0; c < Cn; ++c) buf[r][c] = src[r * ss + c];
-  for (Index c = 0; c < Cn; ++c)
-    for (Index r = 0; r < R; ++r) dst[c * ds + r] = buf[r][c] * scale;
-}
-// Strided reads of the channel-last layout step over pages, where the hardware
-// prefetcher stops: ask for the next tile's rows early.
 // Asks for n elements from p into the outer caches (not L1, which the FFT fills).
 template <class T>
 inline void prefetch_l2(const T* p, Index n) {
@@ -112,6 +100,47 @@ inline void prefetch(const T* p) {
 #else
   (void)p;
 #endif
+}
+
+// dst[c * ds + r] = scale * src[r * ss + c] for an R x Cn tile. Fixed sizes and
+// a local buffer let both the loads and the stores run along contiguous memory.
+template <Index R, Index Cn, class T>
+inline void transpose_tile(const T* src, Index ss, T* dst, Index ds, T scale) {
+  alignas(64) T buf[R][Cn];
+  for (Index r = 0; r < R; ++r)
+    for (Index c = 0; c < Cn; ++c) buf[r][c] = src[r * ss + c];
+  for (Index c = 0; c < Cn; ++c)
+    for (Index r = 0; r < R; ++r) dst[c * ds + r] = buf[r][c] * scale;
+}
+
+// Moves between the channel-last layout (ds or ss = C, channels contiguous) and
+// one contiguous row per channel (stride rs), for a block of cb <= kB channels
+// and len positions; a full block goes through kB x kTile tiles.
+inline constexpr Index kTile = 16;  // positions per tile
+
+// dst[cc * rs + i] = src[i * C + cc]
+template <Index kB, class T>
+void channels_to_rows(const T* src, Index C, Index cb, Index len, T* dst, Index rs) {
+  Index i0 = 0;
+  if (cb == kB)
+    for (; i0 + kTile <= len; i0 += kTile) {
+      // Strided reads step over pages, where the hardware prefetcher stops:
+      // ask for the rows of the tile after next.
+      if (i0 + 3 * kTile <= len)
+        for (Index r = 2 * kTile; r < 3 * kTile; ++r) prefetch(src + (i0 + r) * C);
+      transpose_tile<kTile, kB>(src + i0 * C, C, dst + i0, rs, T(1));
+    }
+  for (Index i = i0; i < len; ++i)
+    for (Index cc = 0; cc < cb; ++cc) dst[cc * rs + i] = src[i * C + cc];
+}
+// dst[i * C + cc] = scale * src[cc * rs + i]
+template <Index kB, class T>
+void rows_to_channels(const T* src, Index rs, Index cb, Index len, T scale, T* dst, Index C) {
+  Index i0 = 0;
+  if (cb == kB)
+    for (; i0 + kTile <= len; i0 += kTile) transpose_tile<kB, kTile>(src + i0, rs, dst + i0 * C, C, scale);
+  for (Index i = i0; i < len; ++i)
+    for (Index cc = 0; cc < cb; ++cc) dst[i * C + cc] = src[cc * rs + i] * scale;
 }
 }  // namespace detail
 
@@ -253,12 +282,13 @@ void circulant_backward_direct(const Tensor<T>& c, const Tensor<T>& x, const Ten
 // contiguous rows, transformed, and transposed back; OpenMP spreads the
 // (batch, channel block) tasks over threads, each with its own workspace.
 // ---------------------------------------------------------------------------
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 class CirculantEngine {
  public:
   using Complex = std::complex<T>;
-  static constexpr Index kBlock = 16;  // channels per task
-  static constexpr Index kTile = 16;   // positions per transposed tile
+  // Channels per task: 16 floats fill a cache line of the channel-last layout,
+  // and 16 rows of length L stay in L2 up to L ~ 8192.
+  static constexpr Index kBlock = 16;
 
   // n: rows of x and y; L >= n: circulant size; C: channels.
   void configure(Index n, Index L, Index C) {
@@ -318,8 +348,10 @@ class CirculantEngine {
   }
 
   // g[B, n, C] -> dx = Circ^T g (overwritten, if dx) and the circular
-  // cross-correlation r_c[k] = sum_b sum_i g_i x_{(i-k) mod L}, passed per channel
-  // to take_corr(c, r) (if dcol). Needs the spectra saved by forward(save = true).
+  // cross-correlation r_c[k] = sum_b sum_i g_i x_{(i-k) mod L} (if dcol), handed
+  // over a block of channels at a time: take_corr(c0, cb, rows, rs, scale) with
+  // r_{c0+cc}[k] = scale * rows[cc * rs + k], k < L. Needs the spectra saved by
+  // forward(save = true).
   template <class TakeCorr>
   void backward(const T* g, T* dx, Index B, bool dcol, TakeCorr&& take_corr) {
     if (dcol && saved_batch_ != B)
@@ -349,13 +381,10 @@ class CirculantEngine {
         }
         if (dx) scatter(w.real.data(), c0, cb, scale, dx + b * n_ * C_);
       }
-      if (dcol)
-        for (Index cc = 0; cc < cb; ++cc) {
-          T* r = w.real.data() + cc * rs_;
-          plan_.c2r(w.acc.data() + cc * cs_, r);
-          for (Index k = 0; k < L_; ++k) r[k] *= scale;
-          take_corr(c0 + cc, static_cast<const T*>(r));
-        }
+      if (dcol) {
+        for (Index cc = 0; cc < cb; ++cc) plan_.c2r(w.acc.data() + cc * cs_, w.real.data() + cc * rs_);
+        take_corr(c0, cb, static_cast<const T*>(w.real.data()), rs_, scale);
+      }
     }
   }
 
@@ -383,27 +412,11 @@ class CirculantEngine {
   // rows cc of ws <- src[:, c0 + cc], zero-padded from n to L.
   void gather(const T* src, Index c0, Index cb, T* ws) const {
     for (Index cc = 0; cc < cb; ++cc) std::fill(ws + cc * rs_ + n_, ws + cc * rs_ + L_, T(0));
-    Index i0 = 0;
-    if (cb == kBlock)
-      for (; i0 + kTile <= n_; i0 += kTile) {
-        if (i0 + 3 * kTile <= n_)
-          for (Index r = 2 * kTile; r < 3 * kTile; ++r) detail::prefetch(src + (i0 + r) * C_ + c0);
-        detail::transpose_tile<kTile, kBlock>(src + i0 * C_ + c0, C_, ws + i0, rs_, T(1));
-      }
-    for (Index i = i0; i < n_; ++i) {
-      const T* row = src + i * C_ + c0;
-      for (Index cc = 0; cc < cb; ++cc) ws[cc * rs_ + i] = row[cc];
-    }
+    detail::channels_to_rows<kBlock>(src + c0, C_, cb, n_, ws, rs_);
   }
+  // dst[:, c0 + cc] <- scale * rows cc of ws, first n positions.
   void scatter(const T* ws, Index c0, Index cb, T scale, T* dst) const {
-    Index i0 = 0;
-    if (cb == kBlock)
-      for (; i0 + kTile <= n_; i0 += kTile)
-        detail::transpose_tile<kBlock, kTile>(ws + i0, rs_, dst + i0 * C_ + c0, C_, scale);
-    for (Index i = i0; i < n_; ++i) {
-      T* row = dst + i * C_ + c0;
-      for (Index cc = 0; cc < cb; ++cc) row[cc] = ws[cc * rs_ + i] * scale;
-    }
+    detail::rows_to_channels<kBlock>(ws, rs_, cb, n_, scale, dst + c0, C_);
   }
 
   Index n_ = 0, L_ = 0, C_ = 0, Lh_ = 0, rs_ = 0, cs_ = 0;
@@ -424,7 +437,7 @@ inline constexpr Index kToeplitzDirectMaxN = 32;
 // once (their spectrum is computed there and reused by every forward and
 // backward), forward() saves what backward() needs. This object is what a layer
 // keeps in its forward cache.
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 class ToeplitzOp {
  public:
   // t: [K, C] as in the header comment.
@@ -488,14 +501,15 @@ class ToeplitzOp {
     if (dt) dt->resize({toeplitz_num_coeffs(N, causal_), C});
     T* dtp = dt ? dt->data() : nullptr;
     const bool causal = causal_;
-    eng_.backward(g.data(), dx ? dx->data() : nullptr, B, dt != nullptr, [&](Index c, const T* r) {
-      if (causal) {
-        for (Index k = 0; k < N; ++k) dtp[k * C + c] = r[k];
-      } else {
-        for (Index k = 0; k < N; ++k) dtp[(k + N - 1) * C + c] = r[k];
-        for (Index k = 1; k < N; ++k) dtp[(N - 1 - k) * C + c] = r[L - k];
-      }
-    });
+    constexpr Index kB = CirculantEngine<T, Backend>::kBlock;
+    eng_.backward(g.data(), dx ? dx->data() : nullptr, B, dt != nullptr,
+                  [&](Index c0, Index cb, const T* rows, Index rs, T scale) {
+                    // dt_k = r[k] for k >= 0; dt_{-k} = r[L-k]: rows 0 .. N-2 of dt
+                    // (k = -(N-1) .. -1) are r[L-N+1 .. L-1], in order.
+                    const Index pos = causal ? 0 : N - 1;
+                    detail::rows_to_channels<kB>(rows, rs, cb, N, scale, dtp + pos * C + c0, C);
+                    if (!causal) detail::rows_to_channels<kB>(rows + L - N + 1, rs, cb, N - 1, scale, dtp + c0, C);
+                  });
   }
 
  private:
@@ -506,7 +520,7 @@ class ToeplitzOp {
 };
 
 // Circulant operator y = Circ(c) x, c: [L, C] first columns, x, y: [B, L, C].
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 class CirculantOp {
  public:
   void prepare(const Tensor<T>& c) {
@@ -530,9 +544,11 @@ class CirculantOp {
     if (dx) dx->resize(g.shape());
     if (dc) dc->resize({L, C});
     T* dcp = dc ? dc->data() : nullptr;
-    eng_.backward(g.data(), dx ? dx->data() : nullptr, g.dim(0), dc != nullptr, [&](Index ch, const T* r) {
-      for (Index k = 0; k < L; ++k) dcp[k * C + ch] = r[k];
-    });
+    constexpr Index kB = CirculantEngine<T, Backend>::kBlock;
+    eng_.backward(g.data(), dx ? dx->data() : nullptr, g.dim(0), dc != nullptr,
+                  [&](Index c0, Index cb, const T* rows, Index rs, T scale) {
+                    detail::rows_to_channels<kB>(rows, rs, cb, L, scale, dcp + c0, C);
+                  });
   }
 
  private:
@@ -540,7 +556,7 @@ class CirculantOp {
 };
 
 // One-shot convenience: y = T x with coefficients t (see layout above).
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 Tensor<T> toeplitz_matvec(const Tensor<T>& t, const Tensor<T>& x, bool causal,
                           ToeplitzMethod method = ToeplitzMethod::Auto) {
   if (x.rank() != 3) fail<ShapeError>("toeplitz x: expected shape [B, N, C], got ", shape_str(x.shape()));

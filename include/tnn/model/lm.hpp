@@ -43,9 +43,9 @@ class TnnLM {
   const TnnConfig& config() const { return cfg_; }
 
   // Seeded initialization, one tnn::Rng stream consumed in this order:
-  //  - embed.weight ~ N(0, 1/D) (fairseq's embedding init, which the TNN authors'
-  //    training code uses; PyTorch's N(0, 1) would give logits of std ~sqrt(D)
-  //    through a tied head);
+  //  - embed.weight ~ N(0, 1/D), fairseq's convention for LM embeddings, rather
+  //    than nn.Embedding's N(0, 1), which through a tied head gives logits of
+  //    std ~sqrt(D) at step 0;
   //  - per layer: norms reset to 1 / 0, then the GTU's init_weights (PyTorch
   //    Linear defaults for its projections and RPE; gamma per the config), then
   //    the GLU's (PyTorch Linear defaults: uniform +-1/sqrt(fan_in));
@@ -80,8 +80,15 @@ class TnnLM {
     return out;
   }
 
+  // Once per training step, so without the visitor's name strings: the Param
+  // list is cached, and rebuilt if this model was copied or moved (owner check).
   void zero_grad() {
-    visit([](const std::string&, Param<T>& p) { p.zero_grad(); });
+    if (param_list_owner_ != this) {
+      param_list_.clear();
+      visit([&](const std::string&, Param<T>& p) { param_list_.push_back(&p); });
+      param_list_owner_ = this;
+    }
+    for (Param<T>* p : param_list_) p->zero_grad();
   }
 
   // Number of trainable scalars (the fixed decay of use_decay is stored, not counted).
@@ -163,6 +170,9 @@ class TnnLM {
   // backward workspaces
   Tensor<T> dxf_;                                     // [B, N, D]
   Tensor<T> dres_[2];                                 // [B, N, D] residual-stream gradient, ping-pong over layers
+  // zero_grad's list of every Param, valid while param_list_owner_ == this
+  std::vector<Param<T>*> param_list_;
+  const TnnLM* param_list_owner_ = nullptr;
 };
 
 }  // namespace tnn
