@@ -295,7 +295,8 @@ TEST(SafetensorsHostile, MalformedJsonAndNonObjectHeaders) {
   expect_format_error(make_file("{\"x\": 1e99999}"), {"valid JSON"});
   expect_format_error(make_file("[]"), {"expected a JSON object", "array"});
   expect_format_error(make_file("\"str\""), {"expected a JSON object", "string"});
-  expect_format_error(make_file("{\"a\":{\"shape\":[[[1]]]}}"), {"nesting", "\"a\""});
+  expect_format_error(make_file("{\"a\":{\"shape\":[[[1]]]}}"), {"\"a\"", "shape[0]", "an array"});
+  expect_format_error(make_file("{\"a\":{\"dtype\":{\"x\":1}}}"), {"\"a\"", "dtype", "expected a string", "an object"});
 }
 
 TEST(SafetensorsHostile, EntriesMustBeObjectsWithExactlyTheThreeKeys) {
@@ -330,7 +331,15 @@ TEST(SafetensorsHostile, ShapesMustBeNonNegativeIntegersWithoutOverflow) {
   expect_format_error(with_shape("[-1]"), {"\"w\"", "shape[0]", "negative", "-1"});
   expect_format_error(with_shape("[1, 2.5]"), {"\"w\"", "shape[1]", "non-integer", "2.5"});
   expect_format_error(with_shape("[1.0]"), {"\"w\"", "shape[0]", "non-integer"});
-  expect_format_error(with_shape("[\"1\"]"), {"\"w\"", "shape[0]", "non-integer", "string"});
+  expect_format_error(with_shape("[\"1\"]"), {"\"w\"", "shape[0]", "expected an integer", "string \"1\""});
+  expect_format_error(with_shape("[true]"), {"\"w\"", "shape[0]", "expected an integer", "boolean true"});
+  auto ones = [](int rank) {
+    std::string s = "[1";
+    for (int i = 1; i < rank; ++i) s += ",1";
+    return s + "]";
+  };
+  EXPECT_NO_THROW(parse(with_shape(ones(64))));
+  expect_format_error(with_shape(ones(65)), {"\"w\"", "at most 64 dims"});
   expect_format_error(with_shape("4"), {"\"w\"", "shape", "expected an array", "number"});
   expect_format_error(with_shape("[18446744073709551615]"), {"\"w\"", "shape[0]", "below 2^63"});
   expect_format_error(with_shape("[4294967296, 4294967296]"), {"\"w\"", "overflows"});

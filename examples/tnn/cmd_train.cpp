@@ -42,7 +42,7 @@ struct TrainOptions {
   std::uint64_t seed = 1;
   int threads = 0;
   bool resume = false;
-  tnn::Index eval_every = 200, eval_tokens = 65536, log_every = 10, save_every = 0, max_bad_steps = 20;
+  tnn::Index eval_every = 200, eval_tokens = 65536, log_every = 10, save_every = 0, max_bad_steps = 20, stop_after = 0;
   // model flags (used when no --config file is given)
   tnn::Index dim = 256, layers = 4, heads = 1, glu_dim = -1, rpe_dim = 32, rpe_layers = 1;
   double expand_ratio = 2, gamma = 0.99;
@@ -146,7 +146,28 @@ class Progress {
   bool dirty_ = false;
 };
 
+void check_options(const TrainOptions& o) {
+  auto at_least = [](tnn::Index v, tnn::Index lo, const char* flag) {
+    if (v < lo) tnn::fail<tnn::ValueError>(flag, ": expected >= ", lo, ", got ", v);
+  };
+  at_least(o.seq_len, 1, "--seq-len");
+  at_least(o.batch, 1, "--batch");
+  at_least(o.steps, 1, "--steps");
+  at_least(o.warmup, 0, "--warmup");
+  at_least(o.eval_every, 0, "--eval-every");
+  at_least(o.eval_tokens, 0, "--eval-tokens");
+  at_least(o.log_every, 1, "--log-every");
+  at_least(o.save_every, 0, "--save-every");
+  at_least(o.max_bad_steps, 0, "--max-bad-steps");
+  at_least(o.stop_after, 0, "--stop-after");
+  if (!(o.valid_fraction >= 0 && o.valid_fraction < 1))
+    tnn::fail<tnn::ValueError>("--valid-fraction: expected a value in [0, 1), got ", o.valid_fraction);
+  if (!(o.clip > 0)) tnn::fail<tnn::ValueError>("--clip: expected > 0, got ", o.clip);
+  if (!(o.weight_decay >= 0)) tnn::fail<tnn::ValueError>("--weight-decay: expected >= 0, got ", o.weight_decay);
+}
+
 void run_train(const TrainOptions& o) {
+  check_options(o);
   set_threads(o.threads);
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
@@ -173,7 +194,6 @@ void run_train(const TrainOptions& o) {
   sched.warmup_steps = o.warmup;
   sched.total_steps = o.steps;
   sched.validate();
-  if (o.steps < 1) tnn::fail<tnn::ValueError>("--steps: expected >= 1, got ", o.steps);
 
   const nlohmann::json identity = run_identity(o, cfg);
   tnn::Index step = 0, bad_steps = 0;
@@ -263,7 +283,8 @@ void run_train(const TrainOptions& o) {
       progress.line(s.str());
       log << step << ",,,,," << r.loss << "," << r.bpb() << "\n";
     }
-    if (step % save_every == 0 || step == o.steps || g_interrupted.load()) {
+    const bool stop_now = o.stop_after > 0 && step == o.stop_after && step < o.steps;
+    if (step % save_every == 0 || step == o.steps || g_interrupted.load() || stop_now) {
       save(step);
       log.flush();
     }
@@ -275,9 +296,15 @@ void run_train(const TrainOptions& o) {
       std::fflush(stderr);
       std::exit(130);
     }
+    if (stop_now) {
+      progress.finish();
+      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n", (long long)step);
+      break;
+    }
   }
   std::signal(SIGINT, previous);
   progress.finish();
+  if (step < o.steps) return;
   std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n", (long long)step,
                format_duration(progress.seconds()).c_str(), o.out.c_str(), state_path.c_str(), log_path.c_str());
 }
@@ -315,6 +342,7 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--save-every", o->save_every, "Checkpoint every this many steps (default: --eval-every)");
   cmd->add_option("--log", o->log, "CSV log file (default: OUT.csv)");
   cmd->add_option("--log-every", o->log_every, "Log a line every this many steps")->capture_default_str();
+  cmd->add_option("--stop-after", o->stop_after, "Save and stop after this step (continue later with --resume)");
   cmd->add_option("--max-bad-steps", o->max_bad_steps, "Stop after this many non-finite steps")->capture_default_str();
   auto* g = cmd->add_option_group("model", "Model shape, when no --config is given");
   g->add_option("--dim", o->dim, "Model width D")->capture_default_str();

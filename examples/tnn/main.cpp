@@ -18,8 +18,16 @@ int main(int argc, char** argv) {
   tnncli::add_generate_command(app);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error: what was wrong, and where to look.
+    std::cerr << "tnn: error: " << e.what() << " (see tnn --help)\n";
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::cerr << "tnn: error: " << e.what() << "\n";

@@ -1,24 +1,37 @@
 // Umbrella header: everything the tnn library offers.
+//   core/   tensor, FFT backends, Toeplitz and circulant kernels
+//   layers/ linear, embedding, activations, norms, RPE, TNO, GTU, GLU
+//   model/  config, TNN layer, language model, loss
+//   train/  optimizer, schedules, data, checkpoints (safetensors), RNG
+//   infer/  sampling, incremental decoding
 #pragma once
 
 #include "tnn/core/error.hpp"
 #include "tnn/core/fft.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/core/toeplitz.hpp"
-#include "tnn/train/optimizer.hpp"
-#include "tnn/train/schedule.hpp"
-#include "tnn/train/data.hpp"
-#include "tnn/infer/sampling.hpp"
+
 #include "tnn/layers/activation.hpp"
-#include "tnn/layers/linear.hpp"
 #include "tnn/layers/embedding.hpp"
-#include "tnn/layers/norm.hpp"
 #include "tnn/layers/glu.hpp"
-#include "tnn/model/loss.hpp"
+#include "tnn/layers/gtu.hpp"
+#include "tnn/layers/linear.hpp"
+#include "tnn/layers/norm.hpp"
+#include "tnn/layers/param.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
-#include "tnn/layers/gtu.hpp"
-#include "tnn/train/safetensors.hpp"
-#include "tnn/train/checkpoint.hpp"
+
 #include "tnn/model/block.hpp"
+#include "tnn/model/config.hpp"
 #include "tnn/model/lm.hpp"
+#include "tnn/model/loss.hpp"
+
+#include "tnn/train/checkpoint.hpp"
+#include "tnn/train/data.hpp"
+#include "tnn/train/optimizer.hpp"
+#include "tnn/train/rng.hpp"
+#include "tnn/train/safetensors.hpp"
+#include "tnn/train/schedule.hpp"
+
+#include "tnn/infer/decoder.hpp"
+#include "tnn/infer/sampling.hpp"

@@ -136,6 +136,12 @@ class Tensor {
     if (shape_ != expected)
       fail<ShapeError>(what, ": expected shape ", shape_str(expected), ", got ", shape_str(shape_));
   }
+  // The same for a braced list, expect_shape({K, C}, ...), without building a Shape
+  // (a heap allocation) unless it throws: hot paths check shapes on every call.
+  void expect_shape(std::initializer_list<Index> expected, const char* what) const {
+    if (!std::equal(expected.begin(), expected.end(), shape_.begin(), shape_.end()))
+      expect_shape(Shape(expected), what);
+  }
 
  private:
   static void check_shape(const Shape& s) {

@@ -32,6 +32,12 @@ class IncrementalDecoder {
   Index position() const { return pos_; }  // tokens fed so far
   Index capacity() const { return cap_; }
   void reset() { pos_ = 0; }
+  // Forgets every token after the first n (n <= position()): the state is only the
+  // history, so this is exact (backtracking in search; the decode benchmark).
+  void rewind(Index n) {
+    if (n < 0 || n > pos_) fail<ValueError>("decoder rewind: expected a position in [0, ", pos_, "], got ", n);
+    pos_ = n;
+  }
 
   // Makes room for `capacity` positions without growing later.
   void reserve(Index capacity) {

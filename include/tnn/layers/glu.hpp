@@ -67,7 +67,7 @@ class Glu {
     activation_backward(act_, c.h1, c.dp, c.dp);  // dp now holds dLoss/dh1
     l1.backward(x, c.dp, dx);
     l2.backward(x, c.dh2, nullptr);
-    if (dx) dx->matrix().noalias() += c.dh2.matrix() * l2.weight.value.matrix();
+    if (dx) l2.input_grad(c.dh2, *dx, T(1));
   }
 
   template <class F>

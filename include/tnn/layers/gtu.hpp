@@ -94,7 +94,7 @@ class Gtu {
     activation_backward(act_, c.v_pre, c.dv, c.dv);
     u_proj.backward(x, c.du, dx);
     v_proj.backward(x, c.dv, nullptr);
-    if (dx) dx->matrix().noalias() += c.dv.matrix() * v_proj.weight.value.matrix();
+    if (dx) v_proj.input_grad(c.dv, *dx, T(1));
   }
 
   template <class F>

@@ -1,11 +1,12 @@
 // Fully connected layer y = x W^T + b over the last dimension, PyTorch layout
-// (W [out, in]) so checkpoints map one to one. Every GEMM is an Eigen matrix
-// product on row-major maps of the caller's buffers: no copies, no temporaries.
+// (W [out, in]) so checkpoints map one to one. Every GEMM goes through tnn::gemm
+// (BLAS or Eigen) on the caller's row-major buffers: no copies, no temporaries.
 #pragma once
 
 #include <cmath>
 #include <string>
 
+#include "tnn/core/gemm.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/train/rng.hpp"
@@ -72,9 +73,15 @@ class Linear {
   void forward(const Tensor<T>& x, Tensor<T>& y) const {
     check_input(x, "Linear x");
     detail::resize_last_dim(y, x, out_);
-    auto Y = y.matrix();
-    Y.noalias() = x.matrix() * weight.value.matrix().transpose();
-    if (has_bias_) Y.rowwise() += bias.value.matrix().row(0);
+    const Index rows = x.rows();
+    if (has_bias_) {
+      // Bias first, then the product accumulates onto it: one pass over y, not two.
+      auto Y = y.matrix();
+      Y.rowwise() = bias.value.matrix().row(0);
+      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(1), y.data(), out_);
+    } else {
+      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_);
+    }
   }
 
   // weight.grad += dy^T x, bias.grad += sum over rows of dy (accumulated);
@@ -84,13 +91,26 @@ class Linear {
     if (!detail::same_leading_dims(dy, x, out_))
       fail<ShapeError>("Linear dy: expected x's leading dims with last dim ", out_, ", got ", shape_str(dy.shape()),
                        " for x ", shape_str(x.shape()));
-    const auto G = dy.matrix();
-    weight.grad.matrix().noalias() += G.transpose() * x.matrix();
-    if (has_bias_) bias.grad.matrix().row(0) += G.colwise().sum();
+    accumulate_grads(x, dy);
     if (dx) {
       detail::resize_last_dim(*dx, x, in_);
-      dx->matrix().noalias() = G * weight.value.matrix();
+      input_grad(dy, *dx, T(0));
     }
+  }
+
+  // The two halves of backward, for callers that fuse: weight.grad += dy^T x and
+  // bias.grad += column sums of dy; dx = dy W + beta dx (beta 1: accumulate into
+  // an input gradient another branch already wrote).
+  void accumulate_grads(const Tensor<T>& x, const Tensor<T>& dy) {
+    const Index rows = x.rows();
+    gemm_tn(out_, in_, rows, dy.data(), out_, x.data(), in_, T(1), weight.grad.data(), in_);
+    if (has_bias_) bias.grad.matrix().row(0) += dy.matrix().colwise().sum();
+  }
+  void input_grad(const Tensor<T>& dy, Tensor<T>& dx, T beta) const {
+    if (dx.rows() != dy.rows() || dx.cols() != in_ || dy.cols() != out_)
+      fail<ShapeError>("Linear dx: expected ", dy.rows(), " rows of ", in_, " for dy ", shape_str(dy.shape()),
+                       ", got ", shape_str(dx.shape()));
+    gemm_nn(dy.rows(), in_, out_, dy.data(), out_, weight.value.data(), in_, beta, dx.data(), in_);
   }
 
   template <class F>

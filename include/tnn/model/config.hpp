@@ -86,6 +86,10 @@ struct TnnConfig {
     if (glu_dim != -1) positive(glu_dim, "glu_dim");
     if (!(expand_ratio > 0) || !std::isfinite(expand_ratio))
       fail<ConfigError>("config key 'expand_ratio': expected a positive number, got ", expand_ratio);
+    // Checked before inner_dim() converts the product to an integer (found by fuzz_config).
+    if (!(expand_ratio * static_cast<double>(dim) < 0x1p62))
+      fail<ConfigError>("config keys 'expand_ratio' and 'dim': expected expand_ratio * dim below 2^62, got ",
+                        expand_ratio, " * ", dim);
     if (inner_dim() <= 0)
       fail<ConfigError>("config key 'heads': expected heads <= floor(expand_ratio * dim) = ",
                         static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);

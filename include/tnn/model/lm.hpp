@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "tnn/core/gemm.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/linear.hpp"
@@ -128,9 +129,10 @@ class TnnLM {
     const std::size_t L = layers.size();
     Param<T>& head = head_param();
     // logits = xf W^T: W.grad += dlogits^T xf, dxf = dlogits W
-    head.grad.matrix().noalias() += dlogits_.matrix().transpose() * xf_.matrix();
+    const Index rows = xf_.rows(), D = cfg_.dim, V = cfg_.vocab_size;
+    gemm_tn(V, D, rows, dlogits_.data(), V, xf_.data(), D, T(1), head.grad.data(), D);
     dxf_.resize(xf_.shape());
-    dxf_.matrix().noalias() = dlogits_.matrix() * head.value.matrix();
+    gemm_nn(rows, D, V, dlogits_.data(), V, head.value.data(), D, T(0), dxf_.data(), D);
     final_norm.backward(xs_[L], dxf_, final_cache_, dres_[0]);
     int cur = 0;
     for (std::size_t i = L; i-- > 0;) {
@@ -154,7 +156,8 @@ class TnnLM {
     final_norm.forward(xs_[layers.size()], xf_, final_cache_);
     const Param<T>& head = head_param();
     logits_.resize({tokens.dim(0), tokens.dim(1), cfg_.vocab_size});
-    logits_.matrix().noalias() = xf_.matrix() * head.value.matrix().transpose();
+    gemm_nt(xf_.rows(), cfg_.vocab_size, cfg_.dim, xf_.data(), cfg_.dim, head.value.data(), cfg_.dim, T(0),
+            logits_.data(), cfg_.vocab_size);
   }
 
   TnnConfig cfg_;

@@ -4,13 +4,15 @@
 // and golden files all go through here.
 //
 // Reader guarantees: every malformed input is a FormatError naming the file (label), the
-// tensor, what was expected and what came; memory is bounded by the file size (no allocation
-// from a size the header claims before it is checked against the bytes really present).
+// tensor, what was expected and what came. Memory is bounded by the file size: the file itself
+// plus the parsed header (streamed, no JSON DOM: at most ~10x the header for hostile headers of
+// tiny metadata pairs, ~3x for tensor entries), and nothing is allocated from a size the header
+// claims before it is checked against the bytes really present.
 // Rules, as in the reference implementation: header length <= 100 MB; the header is a JSON
-// object without duplicate keys and at most 3 levels deep; each entry has exactly the keys
-// dtype, shape, data_offsets; dims are integers >= 0 whose product fits in int64; the byte
-// ranges of all tensors tile the data area exactly (no overlap, no hole, no trailing bytes);
-// "__metadata__" maps strings to strings.
+// object without duplicate keys; each entry is an object with exactly the keys dtype, shape,
+// data_offsets; shapes have at most 64 dims, integers >= 0 whose product fits in int64; the
+// byte ranges of all tensors tile the data area exactly (no overlap, no hole, no trailing
+// bytes); "__metadata__" maps strings to strings; tensor names are non-empty.
 //
 // Writer guarantees: tensors in byte order of their names, fixed compact JSON (ASCII-escaped,
 // metadata last, padded with spaces so the data starts 8-byte aligned; the same bytes as
@@ -34,7 +36,6 @@
 #include <cstring>
 #include <limits>
 #include <map>
-#include <set>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -98,17 +99,13 @@ struct SafetensorsHeader {
 
 namespace detail {
 
-// A name or JSON value as it may appear in a message: escaped, and cut short, so a hostile
-// 100 MB name cannot make a 100 MB message.
+// A name or string value as it may appear in a message: quoted, escaped to ASCII (so cutting
+// it cannot split a UTF-8 sequence), and cut short, so a hostile 100 MB name cannot make a
+// 100 MB message.
 inline std::string st_quote(const std::string& s, std::size_t max_chars = 80) {
-  std::string q = nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string q = nlohmann::json(s).dump(-1, ' ', true, nlohmann::json::error_handler_t::replace);
   if (q.size() > max_chars) q = q.substr(0, max_chars) + "...\" (" + std::to_string(s.size()) + " bytes)";
   return q;
-}
-inline std::string st_show(const nlohmann::json& j, std::size_t max_chars = 60) {
-  std::string s = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  if (s.size() > max_chars) s = s.substr(0, max_chars) + "...";
-  return std::string(j.type_name()) + " " + s;
 }
 
 template <class U>
@@ -138,147 +135,224 @@ inline bool st_known_unsupported(const std::string& s) {
   return false;
 }
 
-// `what` came as a JSON value; must be an integer in [0, 2^63).
-inline std::uint64_t st_nonneg_int(const nlohmann::json& v, const std::string& where, const char* what) {
-  if (!v.is_number_unsigned()) {
-    const char* kind = v.is_number_integer() ? "a negative integer" : "a non-integer";
-    fail<FormatError>(where, ": ", what, ": expected an integer >= 0, got ", kind, " (", st_show(v), ")");
+// Streaming header parser (nlohmann's SAX interface): the structure is checked as the events
+// arrive and only the result is built, never a DOM of the whole header, so memory stays a
+// small multiple of the header even for hostile ones, and a bad header fails at its first bad
+// token. Also catches what a DOM would hide: duplicate keys (nlohmann keeps the last one).
+class StHeaderParser {
+ public:
+  using json = nlohmann::json;
+  static constexpr std::size_t kMaxRank = 64;
+
+  StHeaderParser(std::uint64_t data_size, const std::string& label, SafetensorsHeader& out)
+      : data_size_(data_size), where_("safetensors '" + label + "'"), out_(out) {}
+
+  bool null() { return scalar("null"); }
+  bool boolean(bool b) { return scalar(b ? "boolean true" : "boolean false"); }
+  bool number_integer(json::number_integer_t v) {  // the lexer sends only negatives (and -0) here
+    if (v >= 0) return integer(static_cast<std::uint64_t>(v), std::to_string(v));
+    return scalar("negative integer " + std::to_string(v));
   }
-  const std::uint64_t u = v.get<std::uint64_t>();
-  if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
-    fail<FormatError>(where, ": ", what, ": expected an integer below 2^63, got ", u);
-  return u;
-}
-
-inline TensorInfo st_parse_entry(const std::string& name, const nlohmann::json& e, std::uint64_t data_size,
-                                 const std::string& label) {
-  const std::string where = "safetensors '" + label + "': tensor " + st_quote(name);
-  if (name.empty()) fail<FormatError>(where, ": expected a non-empty tensor name");
-  if (!e.is_object())
-    fail<FormatError>(where, ": expected an object {dtype, shape, data_offsets}, got ", st_show(e));
-  for (auto it = e.begin(); it != e.end(); ++it)
-    if (it.key() != "dtype" && it.key() != "shape" && it.key() != "data_offsets")
-      fail<FormatError>(where, ": expected only the keys dtype, shape, data_offsets, got the unknown key ",
-                        st_quote(it.key()));
-  for (const char* k : {"dtype", "shape", "data_offsets"})
-    if (!e.contains(k)) fail<FormatError>(where, ": expected the key '", k, "', it is missing");
-
-  TensorInfo info;
-  const auto& jd = e["dtype"];
-  if (!jd.is_string()) fail<FormatError>(where, ": dtype: expected a string, got ", st_show(jd));
-  const std::string& ds = jd.get_ref<const std::string&>();
-  if (ds == "F32") info.dtype = Dtype::F32;
-  else if (ds == "F64") info.dtype = Dtype::F64;
-  else if (ds == "I32") info.dtype = Dtype::I32;
-  else if (ds == "I64") info.dtype = Dtype::I64;
-  else if (st_known_unsupported(ds))
-    fail<FormatError>(where, ": dtype ", ds, " is not supported by tnn (expected F32, F64, I32 or I64)");
-  else fail<FormatError>(where, ": dtype: expected F32, F64, I32 or I64, got the unknown dtype ", st_quote(ds));
-
-  const auto& js = e["shape"];
-  if (!js.is_array()) fail<FormatError>(where, ": shape: expected an array of integers, got ", st_show(js));
-  // Product of the non-zero dims must fit in int64: then no partial product overflows, in any
-  // order, even for a zero-size tensor (Tensor's shape_numel multiplies left to right).
-  std::uint64_t nonzero_product = 1;
-  bool has_zero = false;
-  for (std::size_t i = 0; i < js.size(); ++i) {
-    const std::uint64_t d = st_nonneg_int(js[i], where, ("shape[" + std::to_string(i) + "]").c_str());
-    info.shape.push_back(static_cast<Index>(d));
-    if (d == 0) {
-      has_zero = true;
-      continue;
+  bool number_unsigned(json::number_unsigned_t v) { return integer(v, std::to_string(v)); }
+  bool number_float(json::number_float_t, const std::string& text) { return scalar("non-integer number " + cut(text)); }
+  bool string(std::string& s) {
+    if (depth_ == 2 && ctx_ == Ctx::Meta) {
+      out_.metadata.emplace(key_, std::move(s));
+      return true;
     }
-    if (nonzero_product > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / d)
-      fail<FormatError>(where, ": shape ", st_show(js), ": expected an element count below 2^63, the product overflows");
-    nonzero_product *= d;
+    if (depth_ == 2 && ctx_ == Ctx::Entry && field_ == "dtype") {
+      dtype_ = std::move(s);
+      return true;
+    }
+    return scalar("string " + st_quote(s, 60));
   }
-  const std::uint64_t numel = has_zero ? 0 : nonzero_product;
-  const std::uint64_t esize = dtype_size(info.dtype);
-  if (numel > std::numeric_limits<std::uint64_t>::max() / esize)
-    fail<FormatError>(where, ": shape ", st_show(js), ": expected a byte size below 2^64, the product overflows");
-  const std::uint64_t nbytes = numel * esize;
-  info.numel = static_cast<Index>(numel);
+  bool binary(json::binary_t&) { return scalar("binary data"); }
 
-  const auto& jo = e["data_offsets"];
-  if (!jo.is_array() || jo.size() != 2)
-    fail<FormatError>(where, ": data_offsets: expected an array [begin, end], got ", st_show(jo));
-  info.begin = st_nonneg_int(jo[0], where, "data_offsets[0]");
-  info.end = st_nonneg_int(jo[1], where, "data_offsets[1]");
-  if (info.begin > info.end)
-    fail<FormatError>(where, ": data_offsets: expected begin <= end, got [", info.begin, ", ", info.end, "]");
-  if (info.end > data_size)
-    fail<FormatError>(where, ": data_offsets: expected end <= ", data_size,
-                      " (the data area; is the file truncated?), got [", info.begin, ", ", info.end, "]");
-  if (info.end - info.begin != nbytes)
-    fail<FormatError>(where, ": data_offsets [", info.begin, ", ", info.end, "] span ", info.end - info.begin,
-                      " bytes, expected ", nbytes, " (", numel, " elements of ", ds, ", shape ",
-                      shape_str(info.shape), ")");
-  return info;
-}
+  bool start_object(std::size_t) {
+    if (depth_ == 0) {
+      depth_ = 1;
+      return true;
+    }
+    if (depth_ == 1 && top_key_ == "__metadata__") {
+      depth_ = 2;
+      ctx_ = Ctx::Meta;
+      return true;
+    }
+    if (depth_ == 1) {
+      depth_ = 2;
+      ctx_ = Ctx::Entry;
+      seen_ = 0;
+      dtype_.clear();
+      shape_.clear();
+      offsets_.clear();
+      return true;
+    }
+    return scalar("an object");
+  }
+  bool key(std::string& k) {
+    if (depth_ == 1) {
+      if (k == "__metadata__" ? seen_metadata_ : out_.tensors.count(k) != 0)
+        fail<FormatError>(where_, ": tensor name ", st_quote(k), " appears twice in the header");
+      if (k.empty()) fail<FormatError>(where_, ": tensor \"\": expected a non-empty tensor name");
+      seen_metadata_ = seen_metadata_ || k == "__metadata__";
+      top_key_ = std::move(k);
+    } else if (ctx_ == Ctx::Meta) {
+      if (out_.metadata.count(k))
+        fail<FormatError>(where_, ": __metadata__ key ", st_quote(k), " appears twice");
+      key_ = std::move(k);
+    } else {
+      int bit = k == "dtype" ? 1 : k == "shape" ? 2 : k == "data_offsets" ? 4 : 0;
+      if (bit == 0)
+        fail<FormatError>(entry(), ": expected only the keys dtype, shape, data_offsets, got the unknown key ",
+                          st_quote(k));
+      if (seen_ & bit) fail<FormatError>(entry(), ": key ", st_quote(k), " appears twice");
+      seen_ |= bit;
+      field_ = std::move(k);
+    }
+    return true;
+  }
+  bool end_object() {
+    if (depth_ == 2 && ctx_ == Ctx::Entry) finish_entry();
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ == 2 && ctx_ == Ctx::Entry && (field_ == "shape" || field_ == "data_offsets")) {
+      depth_ = 3;
+      ctx_ = field_ == "shape" ? Ctx::Shape : Ctx::Offsets;
+      return true;
+    }
+    return scalar("an array");
+  }
+  bool end_array() {
+    if (ctx_ == Ctx::Offsets && offsets_.size() != 2)
+      fail<FormatError>(entry(), ": data_offsets: expected an array [begin, end], got ", offsets_.size(), " element(s)");
+    depth_ = 2;
+    ctx_ = Ctx::Entry;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    fail<FormatError>(where_, ": header: expected valid JSON, got an error: ", e.what());
+  }
+
+ private:
+  enum class Ctx { Top, Entry, Meta, Shape, Offsets };
+
+  std::string entry() const { return where_ + ": tensor " + st_quote(top_key_); }
+  static std::string cut(const std::string& s) { return s.size() > 40 ? s.substr(0, 40) + "..." : s; }
+
+  // An integer value: fine inside shape or data_offsets, wrong anywhere else.
+  bool integer(std::uint64_t v, const std::string& text) {
+    if (depth_ != 3) return scalar("number " + cut(text));
+    const bool in_shape = ctx_ == Ctx::Shape;
+    const std::string what = (in_shape ? "shape[" : "data_offsets[") +
+                             std::to_string(in_shape ? shape_.size() : offsets_.size()) + "]";
+    if (v > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+      fail<FormatError>(entry(), ": ", what, ": expected an integer below 2^63, got ", v);
+    if (in_shape) {
+      if (shape_.size() == kMaxRank) fail<FormatError>(entry(), ": shape: expected at most ", kMaxRank, " dims, got more");
+      shape_.push_back(v);
+    } else {
+      if (offsets_.size() == 2)
+        fail<FormatError>(entry(), ": data_offsets: expected an array [begin, end], got more than 2 elements");
+      offsets_.push_back(v);
+    }
+    return true;
+  }
+
+  // A value of the wrong kind where it came: says what was expected there.
+  bool scalar(const std::string& got) {
+    switch (depth_) {
+      case 0: fail<FormatError>(where_, ": header: expected a JSON object, got ", got);
+      case 1:
+        if (top_key_ == "__metadata__")
+          fail<FormatError>(where_, ": __metadata__: expected an object of strings, got ", got);
+        fail<FormatError>(entry(), ": expected an object {dtype, shape, data_offsets}, got ", got);
+      case 2:
+        if (ctx_ == Ctx::Meta)
+          fail<FormatError>(where_, ": __metadata__ key ", st_quote(key_), ": expected a string, got ", got);
+        if (field_ == "dtype") fail<FormatError>(entry(), ": dtype: expected a string, got ", got);
+        if (field_ == "shape") fail<FormatError>(entry(), ": shape: expected an array of integers, got ", got);
+        fail<FormatError>(entry(), ": data_offsets: expected an array [begin, end], got ", got);
+      default:
+        if (ctx_ == Ctx::Shape)
+          fail<FormatError>(entry(), ": shape[", shape_.size(), "]: expected an integer >= 0, got ", got);
+        fail<FormatError>(entry(), ": data_offsets[", offsets_.size(), "]: expected an integer >= 0, got ", got);
+    }
+  }
+
+  void finish_entry() {
+    const std::string where = entry();
+    for (auto [bit, k] : {std::pair<int, const char*>{1, "dtype"}, {2, "shape"}, {4, "data_offsets"}})
+      if (!(seen_ & bit)) fail<FormatError>(where, ": expected the key '", k, "', it is missing");
+    TensorInfo info;
+    if (dtype_ == "F32") info.dtype = Dtype::F32;
+    else if (dtype_ == "F64") info.dtype = Dtype::F64;
+    else if (dtype_ == "I32") info.dtype = Dtype::I32;
+    else if (dtype_ == "I64") info.dtype = Dtype::I64;
+    else if (st_known_unsupported(dtype_))
+      fail<FormatError>(where, ": dtype ", dtype_, " is not supported by tnn (expected F32, F64, I32 or I64)");
+    else fail<FormatError>(where, ": dtype: expected F32, F64, I32 or I64, got the unknown dtype ", st_quote(dtype_));
+
+    // Product of the non-zero dims must fit in int64: then no partial product overflows, in any
+    // order, even for a zero-size tensor (Tensor's shape_numel multiplies left to right).
+    std::uint64_t nonzero_product = 1;
+    bool has_zero = false;
+    for (std::uint64_t d : shape_) {
+      info.shape.push_back(static_cast<Index>(d));
+      if (d == 0) {
+        has_zero = true;
+        continue;
+      }
+      if (nonzero_product > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()) / d)
+        fail<FormatError>(where, ": shape ", shape_str(info.shape), "...: expected an element count below 2^63, the product overflows");
+      nonzero_product *= d;
+    }
+    const std::uint64_t numel = has_zero ? 0 : nonzero_product;
+    const std::uint64_t esize = dtype_size(info.dtype);
+    if (numel > std::numeric_limits<std::uint64_t>::max() / esize)
+      fail<FormatError>(where, ": shape ", shape_str(info.shape), ": expected a byte size below 2^64, the product overflows");
+    const std::uint64_t nbytes = numel * esize;
+    info.numel = static_cast<Index>(numel);
+
+    info.begin = offsets_[0];
+    info.end = offsets_[1];
+    if (info.begin > info.end)
+      fail<FormatError>(where, ": data_offsets: expected begin <= end, got [", info.begin, ", ", info.end, "]");
+    if (info.end > data_size_)
+      fail<FormatError>(where, ": data_offsets: expected end <= ", data_size_,
+                        " (the data area; is the file truncated?), got [", info.begin, ", ", info.end, "]");
+    if (info.end - info.begin != nbytes)
+      fail<FormatError>(where, ": data_offsets [", info.begin, ", ", info.end, "] span ", info.end - info.begin,
+                        " bytes, expected ", nbytes, " (", numel, " elements of ", dtype_, ", shape ",
+                        shape_str(info.shape), ")");
+    out_.tensors.emplace(top_key_, std::move(info));
+  }
+
+  std::uint64_t data_size_;
+  std::string where_;
+  SafetensorsHeader& out_;
+  int depth_ = 0;  // open containers: 1 = header object, 2 = entry or metadata, 3 = shape/offsets
+  Ctx ctx_ = Ctx::Top;
+  std::string top_key_;  // tensor name (or "__metadata__") whose value is being read
+  bool seen_metadata_ = false;
+  std::string key_;    // current metadata key
+  std::string field_;  // current entry key
+  int seen_ = 0;       // entry keys seen: 1 dtype, 2 shape, 4 data_offsets
+  std::string dtype_;
+  std::vector<std::uint64_t> shape_, offsets_;
+};
 
 // Parses and validates a header of n bytes followed by data_size bytes of data.
 inline SafetensorsHeader st_parse_header(const char* text, std::size_t n, std::uint64_t data_size,
                                          const std::string& label) {
-  using json = nlohmann::json;
   const std::string where = "safetensors '" + label + "'";
-  // nlohmann keeps the last of duplicate keys silently; the callback sees every key, so
-  // duplicates (a second tensor of the same name, a second dtype) are caught here. It also
-  // refuses nesting deeper than a header has (object > entry > shape), before building it.
-  std::vector<std::set<std::string>> open;  // keys seen, per open object/array
-  std::string top_key;
-  auto cb = [&](int depth, json::parse_event_t ev, json& parsed) -> bool {
-    switch (ev) {
-      case json::parse_event_t::object_start:
-      case json::parse_event_t::array_start:
-        if (depth >= 3)
-          fail<FormatError>(where, ": header: expected at most 3 levels of nesting (object, entry, shape), got more",
-                            top_key.empty() ? std::string() : " under " + st_quote(top_key));
-        open.emplace_back();
-        break;
-      case json::parse_event_t::object_end:
-      case json::parse_event_t::array_end:
-        if (!open.empty()) open.pop_back();
-        break;
-      case json::parse_event_t::key: {
-        const std::string& k = parsed.get_ref<const std::string&>();
-        if (open.size() == 1) top_key = k;
-        if (!open.empty() && !open.back().insert(k).second) {
-          if (open.size() == 1) fail<FormatError>(where, ": tensor name ", st_quote(k), " appears twice in the header");
-          fail<FormatError>(where, ": entry ", st_quote(top_key), ": key ", st_quote(k), " appears twice");
-        }
-        break;
-      }
-      default:
-        break;
-    }
-    return true;
-  };
-  json h;
-  try {
-    h = json::parse(text, text + n, cb, /*allow_exceptions=*/true, /*ignore_comments=*/false);
-  } catch (const json::exception& e) {
-    fail<FormatError>(where, ": header: expected valid JSON, got an error: ", e.what());
-  }
-  if (!h.is_object()) fail<FormatError>(where, ": header: expected a JSON object, got ", st_show(h));
-
   SafetensorsHeader out;
   out.label = label;
   out.data_size = data_size;
-  for (auto it = h.begin(); it != h.end(); ++it) {
-    if (it.key() == "__metadata__") {
-      const auto& m = it.value();
-      if (!m.is_object())
-        fail<FormatError>(where, ": __metadata__: expected an object of strings, got ", st_show(m));
-      for (auto mt = m.begin(); mt != m.end(); ++mt) {
-        if (!mt.value().is_string())
-          fail<FormatError>(where, ": __metadata__ key ", st_quote(mt.key()), ": expected a string, got ",
-                            st_show(mt.value()));
-        out.metadata.emplace(mt.key(), mt.value().get<std::string>());
-      }
-      continue;
-    }
-    out.tensors.emplace(it.key(), st_parse_entry(it.key(), it.value(), data_size, label));
-  }
+  StHeaderParser parser(data_size, label, out);
+  nlohmann::json::sax_parse(text, text + n, &parser, nlohmann::json::input_format_t::json, /*strict=*/true,
+                            /*ignore_comments=*/false);
 
   // The byte ranges must tile [0, data_size): sort by (begin, end) and walk.
   std::vector<std::pair<const std::string*, const TensorInfo*>> order;

@@ -1,0 +1,178 @@
+// Whole-model benchmarks of the bench model (vocab 256, D 512, 1 layer,
+// 1 head, expand 3, GLU 512, RPE 64 x 6 layers, causal, fixed decay 0.99, batch 1,
+// float32): a training step, a forward, one incremental decoding step, and the GEMM
+// of the model's dominant shapes through the same GEMM path the model uses, the
+// practical limit the training step is held against. Names are compared with other
+// implementations: BM_LM_TrainStep/<N>, BM_LM_Forward/<N>, BM_LM_DecodeToken/<T>,
+// BM_Gemm_Roofline. Threads: OMP_NUM_THREADS.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tnn/core/gemm.hpp"
+#include "tnn/infer/decoder.hpp"
+#include "tnn/model/lm.hpp"
+
+using namespace tnn;
+
+namespace {
+
+using Scalar = float;
+
+TnnConfig bench_config() {
+  TnnConfig c;
+  c.vocab_size = 256;
+  c.dim = 512;
+  c.layers = 1;
+  c.heads = 1;
+  c.expand_ratio = 3;
+  c.glu_dim = 512;
+  c.rpe_dim = 64;
+  c.rpe_layers = 6;
+  c.causal = true;
+  c.use_decay = true;
+  c.gamma = 0.99;
+  c.validate();
+  return c;
+}
+
+// Dense FLOPs (2 m n k per matrix product) of one forward over B x N tokens: the
+// GTU's u, v and o projections, the GLU's three, the RPE MLP over its K offsets
+// (once per forward, not per batch row) and the vocabulary head.
+double forward_flops(const TnnConfig& c, Index B, Index N) {
+  const double D = double(c.dim), E = double(c.inner_dim()), G = double(c.glu_width()), V = double(c.vocab_size);
+  const double R = double(c.rpe_dim), K = double(toeplitz_num_coeffs(N, c.causal)), tok = double(B * N);
+  const double per_layer = 2 * tok * (3 * D * E + 3 * D * G) + 2 * K * (R + double(c.rpe_layers) * R * R + R * E);
+  return double(c.layers) * per_layer + 2 * tok * D * V;
+}
+
+// Dense FLOPs of one decoding step (one token): every projection as a matrix-vector
+// product; the Toeplitz sum over the history is not a dense product and not counted.
+double decode_flops(const TnnConfig& c) {
+  const double D = double(c.dim), E = double(c.inner_dim()), G = double(c.glu_width()), V = double(c.vocab_size);
+  return double(c.layers) * 2 * (3 * D * E + 3 * D * G) + 2 * D * V;
+}
+
+void make_tokens(Index N, std::uint64_t seed, Index V, Tensor<std::int32_t>& tokens, Tensor<std::int32_t>& targets) {
+  tokens.resize({1, N});
+  targets.resize({1, N});
+  Rng rng(seed);
+  for (Index i = 0; i < N; ++i) tokens[i] = static_cast<std::int32_t>(rng.uniform(0.0, double(V))) % std::int32_t(V);
+  for (Index i = 0; i + 1 < N; ++i) targets[i] = tokens[i + 1];
+  targets[N - 1] = -1;
+}
+
+void set_counters(benchmark::State& state, double tokens, double flops) {
+  state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/step"] = flops;
+#ifdef _OPENMP
+  state.counters["threads"] = omp_get_max_threads();
+#else
+  state.counters["threads"] = 1;
+#endif
+}
+
+// One forward with loss and one backward (no optimizer step), at a fixed [1, N]:
+// after the warm-up step every buffer has its size and nothing is allocated.
+void BM_LM_TrainStep(benchmark::State& state) {
+  const Index N = state.range(0);
+  const TnnConfig cfg = bench_config();
+  auto model = std::make_unique<TnnLM<Scalar>>(cfg);
+  model->init_weights(1);
+  Tensor<std::int32_t> tokens, targets;
+  make_tokens(N, 2, cfg.vocab_size, tokens, targets);
+  model->zero_grad();
+  model->forward(tokens, targets);
+  model->backward();
+  for (auto _ : state) {
+    model->zero_grad();
+    const Scalar loss = model->forward(tokens, targets);
+    model->backward();
+    benchmark::DoNotOptimize(loss);
+  }
+  set_counters(state, double(N), 3 * forward_flops(cfg, 1, N));
+}
+
+// Logits only (evaluation).
+void BM_LM_Forward(benchmark::State& state) {
+  const Index N = state.range(0);
+  const TnnConfig cfg = bench_config();
+  auto model = std::make_unique<TnnLM<Scalar>>(cfg);
+  model->init_weights(1);
+  Tensor<std::int32_t> tokens, targets;
+  make_tokens(N, 2, cfg.vocab_size, tokens, targets);
+  model->forward(tokens);
+  for (auto _ : state) {
+    const Tensor<Scalar>& logits = model->forward(tokens);
+    benchmark::DoNotOptimize(logits.data());
+  }
+  set_counters(state, double(N), forward_flops(cfg, 1, N));
+}
+
+// One step of IncrementalDecoder with T tokens of context already fed. The context
+// is filled once, before timing; after each timed step the decoder is rewound to T
+// positions, so every timed step runs at context exactly T.
+void BM_LM_DecodeToken(benchmark::State& state) {
+  const Index T = state.range(0);
+  const TnnConfig cfg = bench_config();
+  auto model = std::make_unique<TnnLM<Scalar>>(cfg);
+  model->init_weights(1);
+  Tensor<std::int32_t> tokens, targets;
+  make_tokens(T + 1, 3, cfg.vocab_size, tokens, targets);
+  IncrementalDecoder<Scalar> dec(*model, T + 1);
+  for (Index i = 0; i < T; ++i) dec.step(tokens[i]);
+  for (auto _ : state) {
+    const Tensor<Scalar>& logits = dec.step(tokens[T]);
+    benchmark::DoNotOptimize(logits.data());
+    dec.rewind(T);
+  }
+  set_counters(state, 1.0, decode_flops(cfg));
+  state.counters["context"] = double(T);
+}
+
+// The model's dominant GEMMs at N = 2048 through tnn::gemm, the path Linear uses:
+// the D -> E projection forward (y = x W^T), its weight gradient (dW += dy^T x)
+// and its input gradient (dx = dy W), [2048 x 512] x [512 x 1536] and transposes.
+void BM_Gemm_Roofline(benchmark::State& state) {
+  const Index N = 2048, D = 512, E = 1536;
+  Rng rng(5);
+  auto filled = [&](Shape s) {
+    Tensor<Scalar> t(std::move(s));
+    for (auto& v : t) v = static_cast<Scalar>(rng.uniform(-1.0, 1.0));
+    return t;
+  };
+  Tensor<Scalar> x = filled({N, D}), w = filled({E, D}), dy = filled({N, E});
+  Tensor<Scalar> y({N, E}), dw({E, D}), dx({N, D});
+  auto run = [&] {
+    gemm_nt<Scalar>(N, E, D, x.data(), D, w.data(), D, Scalar(0), y.data(), E);     // y = x W^T
+    gemm_tn<Scalar>(E, D, N, dy.data(), E, x.data(), D, Scalar(1), dw.data(), D);   // dW += dy^T x
+    gemm_nn<Scalar>(N, D, E, dy.data(), E, w.data(), D, Scalar(0), dx.data(), D);   // dx = dy W
+  };
+  run();
+  for (auto _ : state) {
+    run();
+    benchmark::DoNotOptimize(y.data());
+    benchmark::DoNotOptimize(dw.data());
+    benchmark::DoNotOptimize(dx.data());
+  }
+  set_counters(state, double(N), 3 * 2.0 * double(N) * double(D) * double(E));
+}
+
+}  // namespace
+
+// Registered without MinTime/UseRealTime/Iterations, which would append suffixes to
+// the names other implementations are compared by: pass --benchmark_min_time on the
+// command line. "Time" is wall-clock; the rate counters divide by the main thread's
+// CPU time (google-benchmark's rule without UseRealTime), which on a shared machine
+// leaves out the time the process was preempted.
+BENCHMARK(BM_LM_TrainStep)->Arg(512)->Arg(2048)->Arg(8192)->Arg(65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LM_Forward)->Arg(512)->Arg(2048)->Arg(8192)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LM_DecodeToken)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm_Roofline)->Unit(benchmark::kMillisecond);
