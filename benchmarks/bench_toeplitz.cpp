@@ -72,6 +72,20 @@ void BM_Toeplitz_FFT_Backward(benchmark::State& state, Index C) {
   set_counters(state, N, C);
 }
 
+// prepare(): the coefficient spectrum, paid once per training step (coefficients
+// change every step) or once for inference at a fixed length.
+void BM_Toeplitz_Prepare(benchmark::State& state, Index C) {
+  const Index N = state.range(0);
+  auto t = random_tensor({N, C}, 1);
+  ToeplitzOp<Scalar> op;
+  op.prepare(t, N, true, ToeplitzMethod::FFT);
+  for (auto _ : state) {
+    op.prepare(t, N, true, ToeplitzMethod::FFT);
+    benchmark::ClobberMemory();
+  }
+  set_counters(state, N, C);
+}
+
 void run_direct(benchmark::State& state, Index C, bool causal) {
   const Index N = state.range(0);
   auto t = random_tensor({toeplitz_num_coeffs(N, causal), C}, 1);
@@ -155,6 +169,7 @@ const bool registered = [] {
     add("BM_FFT_RoundTrip", BM_FFT_RoundTrip, C, wide ? 65536 : 4096);
     if (wide) {
       add("BM_Toeplitz_FFT_Backward", BM_Toeplitz_FFT_Backward, C, 65536);
+      add("BM_Toeplitz_Prepare", BM_Toeplitz_Prepare, C, 65536);
       add("BM_Toeplitz_Direct_NonCausal", BM_Toeplitz_Direct_NonCausal, C, 1024);
     }
   }

@@ -302,3 +302,17 @@ TEST(Data, ErrorsNameThePathAndTheSizes) {
   std::remove(empty.c_str());
   std::remove(shortf.c_str());
 }
+
+TEST(Data, BlockSplitTakesEveryKthBlockForValidation) {
+  std::vector<std::uint8_t> bytes(1000);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>(i / 10);  // block id
+  const tnn::ByteCorpus corpus(bytes, "blocks");
+  const auto split = tnn::split_blocks(corpus, 0.25, 10);  // period 4: blocks 3, 7, 11, ...
+  ASSERT_EQ(split.valid.size(), 250);
+  ASSERT_EQ(split.train.size(), 750);
+  for (tnn::Index i = 0; i < split.valid.size(); ++i) EXPECT_EQ(split.valid.data()[i] % 4, 3) << i;
+  for (tnn::Index i = 0; i < split.train.size(); ++i) EXPECT_NE(split.train.data()[i] % 4, 3) << i;
+  EXPECT_THROW(tnn::split_blocks(corpus, 0.0, 10), tnn::ValueError);
+  EXPECT_THROW(tnn::split_blocks(corpus, 0.25, 0), tnn::ValueError);
+  EXPECT_THROW(tnn::split_blocks(corpus, 0.25, 400), tnn::FormatError);  // fewer than 4 blocks
+}

@@ -84,3 +84,47 @@ TEST(Decoder, RefusesBidirectionalModelsAndBadTokens) {
   EXPECT_THROW(dec.step(13), ValueError);
   EXPECT_THROW(dec.step(-1), ValueError);
 }
+
+// A prompt fed by prefill (one full forward) continues exactly like one fed token
+// by token; rewind(n) then steps again as if the later tokens were never fed.
+TEST(Decoder, PrefillAndRewindContinueLikeStepping) {
+  TnnConfig cfg = small_config();
+  TnnLM<double> model(cfg);
+  model.init_weights(11);
+  const Index n = 45, extra = 6, V = cfg.vocab_size;
+  Rng rng(5);
+  Tensor<std::int32_t> tokens({n + extra});
+  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
+  Tensor<std::int32_t> prompt({n});
+  std::copy(tokens.begin(), tokens.begin() + n, prompt.begin());
+
+  IncrementalDecoder<double> stepped(model, 64);
+  Tensor<double> last;
+  for (Index i = 0; i < n; ++i) last = stepped.step(tokens[i]);
+  IncrementalDecoder<double> filled(model, 8);  // prefill grows the buffers
+  const Tensor<double> first = filled.prefill(prompt);
+  EXPECT_EQ(filled.position(), n);
+  for (Index v = 0; v < V; ++v) EXPECT_NEAR(first[v], last[v], 1e-11 * (1 + std::abs(last[v])));
+  for (Index i = n; i < n + extra; ++i) {
+    const Tensor<double> a = stepped.step(tokens[i]);
+    const Tensor<double>& b = filled.step(tokens[i]);
+    for (Index v = 0; v < V; ++v) EXPECT_NEAR(a[v], b[v], 1e-11 * (1 + std::abs(a[v])));
+  }
+  // Rewound to n, the next step sees the same history as the first step after the prompt.
+  filled.rewind(n);
+  const Tensor<double>& again = filled.step(tokens[n]);
+  IncrementalDecoder<double> ref(model, 64);
+  ref.prefill(prompt);
+  const Tensor<double>& expect = ref.step(tokens[n]);
+  for (Index v = 0; v < V; ++v) EXPECT_EQ(again[v], expect[v]);
+  EXPECT_THROW(filled.rewind(n + 2), ValueError);
+  EXPECT_THROW(filled.prefill(prompt), ValueError);  // not at position 0
+}
+
+// With a decay that underflows to exactly 0, the sum over the history skips the
+// zero tail; results stay those of the full forward.
+TEST(Decoder, LongHistoryWithUnderflowedDecayMatchesFullForward) {
+  TnnConfig cfg = small_config();
+  cfg.gamma = 0.5;  // float: 0.5^k is 0 beyond k ~ 126-149, so most of the history is skipped
+  EXPECT_LT(max_rel_diff_to_full_forward<float>(cfg, 400, 512), 1e-4);
+}

@@ -25,6 +25,7 @@ struct EvalOptions {
   std::string checkpoint, data, lengths, plot;
   tnn::Index seq_len = 512, batch = 1, max_bytes = 0;
   double valid_fraction = 0;
+  tnn::Index valid_block = 0;
   int threads = 0;
   bool json = false;
 };
@@ -97,6 +98,11 @@ void write_plot(const std::string& path, const std::vector<tnn::Index>& lengths,
 }
 
 void run_eval(const EvalOptions& o) {
+  if (o.seq_len < 1) tnn::fail<tnn::ValueError>("--seq-len: expected >= 1, got ", o.seq_len);
+  if (o.batch < 1) tnn::fail<tnn::ValueError>("--batch: expected >= 1, got ", o.batch);
+  if (o.max_bytes < 0) tnn::fail<tnn::ValueError>("--max-bytes: expected >= 0 (0: all), got ", o.max_bytes);
+  if (!(o.valid_fraction >= 0 && o.valid_fraction < 1))
+    tnn::fail<tnn::ValueError>("--valid-fraction: expected a value in [0, 1), got ", o.valid_fraction);
   set_threads(o.threads);
   const tnn::TnnConfig cfg = tnn::read_config(o.checkpoint);
   tnn::TnnLM<float> model(cfg);
@@ -105,7 +111,7 @@ void run_eval(const EvalOptions& o) {
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
 
   tnn::ByteCorpus corpus = tnn::ByteCorpus::from_file(o.data);
-  if (o.valid_fraction > 0) corpus = tnn::split_tail(corpus, o.valid_fraction).valid;
+  if (o.valid_fraction > 0) corpus = held_out_split(corpus, o.valid_fraction, o.valid_block).valid;
   corpus = corpus_prefix(corpus, o.max_bytes);
 
   const std::vector<tnn::Index> lengths = o.lengths.empty() ? std::vector<tnn::Index>{o.seq_len} : parse_lengths(o.lengths);
@@ -158,7 +164,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--max-bytes", o->max_bytes, "Evaluate only the first this many bytes (0: all)")
       ->capture_default_str();
   cmd->add_option("--valid-fraction", o->valid_fraction,
-                  "Evaluate only the last this fraction of the file (the split `tnn train` holds out)");
+                  "Evaluate only the held-out part of the file, as `tnn train` splits it (e.g. 0.05)");
+  cmd->add_option("--valid-block", o->valid_block, "Block size of that split (0: the end of the file)")
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
   cmd->callback([o] { run_eval(*o); });
 }

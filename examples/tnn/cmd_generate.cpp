@@ -1,6 +1,7 @@
 // `tnn generate`: samples text from a causal checkpoint with exact incremental
 // decoding (each new byte costs O(context), never a re-run of the prefix).
 // Only the generated text goes to stdout.
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -42,7 +43,10 @@ void run_generate(const GenerateOptions& o) {
 
   tnn::TnnLM<float> model(cfg);
   tnn::load_weights(o.checkpoint, model);
-  tnn::IncrementalDecoder<float> dec(model, static_cast<tnn::Index>(o.prompt.size()) + o.tokens);
+  // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
+  // memory follows the text generated so far, never what --tokens asks for up front.
+  const tnn::Index capacity = static_cast<tnn::Index>(o.prompt.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
+  tnn::IncrementalDecoder<float> dec(model, capacity);
   tnn::TokenSampler sampler(sc);
   tnn::Rng rng(o.seed);
 

@@ -14,7 +14,10 @@
 #include <cstdio>
 #include <fstream>
 #include <iostream>
+#include <cstdint>
+#include <limits>
 #include <memory>
+#include <set>
 #include <sstream>
 #include <string>
 
@@ -32,17 +35,26 @@ namespace tnncli {
 namespace {
 
 std::atomic<bool> g_interrupted{false};
-extern "C" void on_sigint(int) { g_interrupted.store(true); }
+// The first SIGINT asks for a save at the end of the current step; a second one ends the
+// process at once (the checkpoint on disk is whole either way: saves are atomic).
+extern "C" void on_sigint(int) {
+  if (g_interrupted.exchange(true)) {
+    std::signal(SIGINT, SIG_DFL);
+    std::raise(SIGINT);
+  }
+}
 
 struct TrainOptions {
   std::string data, valid, out, config_file, objective = "clm", schedule = "cosine", log;
   double valid_fraction = 0.05;
+  tnn::Index valid_block = 0;
   tnn::Index seq_len = 512, batch = 8, steps = 1000, warmup = 100;
   double lr = 2e-3, min_lr = 1e-4, weight_decay = 0.01, clip = 1.0;
   std::uint64_t seed = 1;
   int threads = 0;
   bool resume = false;
   tnn::Index eval_every = 200, eval_tokens = 65536, log_every = 10, save_every = 0, max_bad_steps = 20, stop_after = 0;
+  std::string inject_nan_steps, inject_nan_grad_steps;  // testing hooks: see parse_inject_steps
   // model flags (used when no --config file is given)
   tnn::Index dim = 256, layers = 4, heads = 1, glu_dim = -1, rpe_dim = 32, rpe_layers = 1;
   double expand_ratio = 2, gamma = 0.99;
@@ -100,7 +112,7 @@ nlohmann::json run_identity(const TrainOptions& o, const tnn::TnnConfig& cfg) {
   return {{"config", cfg.to_json()}, {"seed", o.seed},   {"batch", o.batch},       {"seq_len", o.seq_len},
           {"objective", o.objective}, {"steps", o.steps}, {"lr", o.lr},             {"min_lr", o.min_lr},
           {"warmup", o.warmup},       {"schedule", o.schedule}, {"weight_decay", o.weight_decay},
-          {"clip", o.clip}};
+          {"clip", o.clip}, {"valid_fraction", o.valid_fraction}, {"valid_block", o.valid_block}};
 }
 
 class Progress {
@@ -146,6 +158,30 @@ class Progress {
   bool dirty_ = false;
 };
 
+// --inject-nan-steps and --inject-nan-grad-steps, testing hooks (tests/cli/train_faults.sh):
+// after the backward pass of each listed step (1-based, as the progress lines count), the loss
+// and one gradient entry (or only the gradient entry) are set to NaN, as a numerical blow-up
+// would leave them, so the fault handling runs for real.
+std::set<tnn::Index> parse_inject_steps(const std::string& s, const char* flag) {
+  std::set<tnn::Index> out;
+  if (s.empty()) return out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 1)
+      tnn::fail<tnn::ValueError>(flag, ": expected a comma-separated list of steps >= 1, got '", s, "'");
+    out.insert(v);
+  }
+  return out;
+}
+
 void check_options(const TrainOptions& o) {
   auto at_least = [](tnn::Index v, tnn::Index lo, const char* flag) {
     if (v < lo) tnn::fail<tnn::ValueError>(flag, ": expected >= ", lo, ", got ", v);
@@ -168,6 +204,8 @@ void check_options(const TrainOptions& o) {
 
 void run_train(const TrainOptions& o) {
   check_options(o);
+  const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
+  const std::set<tnn::Index> inject_nan_grad = parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps");
   set_threads(o.threads);
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
@@ -178,8 +216,24 @@ void run_train(const TrainOptions& o) {
   tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
   if (o.resume) cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
 
-  tnn::DataSplit split = o.valid.empty() ? tnn::load_split(o.data, o.valid_fraction) : tnn::load_split(o.data, o.valid);
+  tnn::DataSplit split = o.valid.empty() ? held_out_split(tnn::ByteCorpus::from_file(o.data), o.valid_fraction, o.valid_block)
+                                         : tnn::load_split(o.data, o.valid);
   const tnn::ByteCorpus valid = corpus_prefix(split.valid, o.eval_tokens);
+  // Checked now rather than at the first validation, which may come after hours of training.
+  const bool validate = !valid.empty();  // --valid-fraction 0: no validation at all
+  if (validate) {
+    try {
+      const tnn::EvalWindows windows(valid, o.batch, o.seq_len, objective);
+      (void)windows;
+    } catch (const tnn::FormatError& e) {
+      tnn::fail<tnn::FormatError>(e.what(), " (for validation: a larger --valid-fraction or --eval-tokens, or "
+                                  "--valid-fraction 0 for none)");
+    }
+  }
+  // The logits [batch, seq_len, vocab] are the largest buffer: their element count must fit.
+  if (o.batch > INT64_MAX / o.seq_len / cfg.vocab_size)
+    tnn::fail<tnn::ValueError>("--batch, --seq-len: expected batch * seq_len * vocab_size below 2^63, got ", o.batch,
+                               " * ", o.seq_len, " * ", cfg.vocab_size);
 
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
@@ -250,8 +304,12 @@ void run_train(const TrainOptions& o) {
     const auto t0 = std::chrono::steady_clock::now();
     sampler.sample(step, batch);
     model.zero_grad();
-    const float loss = model.forward(batch.tokens, batch.targets);
+    float loss = model.forward(batch.tokens, batch.targets);
     model.backward();
+    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
+      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
+      if (inject_nan.count(step + 1)) loss = std::numeric_limits<float>::quiet_NaN();
+    }
     const double norm = tnn::clip_grad_norm(params, o.clip);
     const double lr = sched.lr(opt.step_count());
     if (!std::isfinite(loss) || !std::isfinite(norm)) {
@@ -271,7 +329,7 @@ void run_train(const TrainOptions& o) {
     progress.update(step - 1, loss, tokens_per_s, lr);
     if (step % o.log_every == 0 || step == o.steps)
       log << step << "," << loss << "," << norm << "," << lr << "," << tokens_per_s << ",,\n";
-    const bool eval_now = (o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps;
+    const bool eval_now = validate && ((o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps);
     if (eval_now) {
       const EvalResult r = evaluate(model, valid, o.seq_len, o.batch, objective);
       std::ostringstream s;
@@ -318,6 +376,9 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--valid", o->valid, "Validation text file (default: the last --valid-fraction of --data)");
   cmd->add_option("--valid-fraction", o->valid_fraction, "Fraction of --data held out for validation")
       ->capture_default_str();
+  cmd->add_option("--valid-block", o->valid_block,
+                  "Hold out every round(1/fraction)-th block of this many bytes (0: the end of the file)")
+      ->capture_default_str();
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
   cmd->add_option("--config", o->config_file, "Model config JSON file (spec section 8; overrides the model flags)");
   cmd->add_option("--seq-len", o->seq_len, "Training sequence length")->capture_default_str();
@@ -344,6 +405,12 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--log-every", o->log_every, "Log a line every this many steps")->capture_default_str();
   cmd->add_option("--stop-after", o->stop_after, "Save and stop after this step (continue later with --resume)");
   cmd->add_option("--max-bad-steps", o->max_bad_steps, "Stop after this many non-finite steps")->capture_default_str();
+  cmd->add_option("--inject-nan-steps", o->inject_nan_steps,
+                  "Testing hook: poison the loss and gradient of these steps (e.g. 3,4) with NaN")
+      ->group("");  // hidden from --help
+  cmd->add_option("--inject-nan-grad-steps", o->inject_nan_grad_steps,
+                  "Testing hook: poison only the gradient of these steps with NaN")
+      ->group("");
   auto* g = cmd->add_option_group("model", "Model shape, when no --config is given");
   g->add_option("--dim", o->dim, "Model width D")->capture_default_str();
   g->add_option("--layers", o->layers, "TNN layers")->capture_default_str();

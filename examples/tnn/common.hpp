@@ -63,7 +63,10 @@ inline tnn::Batch read_batch_file(const std::string& path, tnn::Index vocab) {
 namespace tnncli {
 
 inline void set_threads(int threads) {
-  if (threads < 0) tnn::fail<tnn::ValueError>("--threads: expected >= 1 (or 0 for all cores), got ", threads);
+  // The upper bound keeps a typo (--threads 100000) from asking the OS for a thread per unit.
+  constexpr int kMaxThreads = 1024;
+  if (threads < 0 || threads > kMaxThreads)
+    tnn::fail<tnn::ValueError>("--threads: expected 1 to ", kMaxThreads, " (or 0 for all cores), got ", threads);
 #ifdef _OPENMP
   if (threads > 0) omp_set_num_threads(threads);
 #endif
@@ -114,6 +117,14 @@ EvalResult evaluate(tnn::TnnLM<T>& model, const tnn::ByteCorpus& corpus, tnn::In
   r.loss = count ? total / static_cast<double>(count) : 0.0;
   r.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
   return r;
+}
+
+// The train/validation split both `tnn train` and `tnn eval` use: with block > 0,
+// every round(1/fraction)-th block of `block` bytes is held out (tnn::split_blocks);
+// with block == 0, the last `fraction` of the file (tnn::split_tail).
+inline tnn::DataSplit held_out_split(const tnn::ByteCorpus& all, double fraction, tnn::Index block) {
+  if (block < 0) tnn::fail<tnn::ValueError>("--valid-block: expected >= 0 bytes, got ", block);
+  return block > 0 ? tnn::split_blocks(all, fraction, block) : tnn::split_tail(all, fraction);
 }
 
 // The first `max_bytes` of a corpus (all of it when max_bytes <= 0 or larger).

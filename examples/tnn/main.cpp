@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
+#include <new>
 
 #include "commands.hpp"
 
@@ -28,6 +29,11 @@ int main(int argc, char** argv) {
     // One line, like every other error: what was wrong, and where to look.
     std::cerr << "tnn: error: " << e.what() << " (see tnn --help)\n";
     return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+  } catch (const std::bad_alloc&) {
+    std::fflush(stdout);
+    std::cerr << "tnn: error: out of memory: a buffer could not be allocated (a smaller model, --batch, "
+                 "--seq-len or --tokens needs less)\n";
+    return 1;
   } catch (const std::exception& e) {
     std::fflush(stdout);
     std::cerr << "tnn: error: " << e.what() << "\n";

@@ -75,6 +75,15 @@ inline void blas_gemm(Op ta, Op tb, int m, int n, int k, double alpha, const dou
                       int ldb, double beta, double* c, int ldc) {
   cblas_dgemm(CblasRowMajor, cblas_op(ta), cblas_op(tb), m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
+// y[rows or cols] = alpha op(M) x + beta y, M row-major [rows, cols]; op = M^T when trans.
+inline void blas_gemv(bool trans, int rows, int cols, float alpha, const float* M, int ld, const float* x, int incx,
+                      float beta, float* y) {
+  cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, alpha, M, ld, x, incx, beta, y, 1);
+}
+inline void blas_gemv(bool trans, int rows, int cols, double alpha, const double* M, int ld, const double* x,
+                      int incx, double beta, double* y) {
+  cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, alpha, M, ld, x, incx, beta, y, 1);
+}
 // Once per process, before the first product (a function-local static: thread-safe).
 inline void blas_single_threaded() {
 #ifdef OPENBLAS_VERSION
@@ -99,6 +108,16 @@ void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, I
   if (m == 0 || n == 0) return;
   const double work = double(m) * double(n) * double(k);
 #ifdef TNN_USE_BLAS
+  if (m == 1 && k > 0) {
+    // One row (incremental decoding): a matrix-vector product, y = op(B)^T a.
+    // Row-major B stored [n, k] (tb = T) is multiplied as is, [k, n] (tb = N) transposed.
+    const int inca = ta == Op::N ? 1 : int(lda);
+    if (tb == Op::T)
+      blas_gemv(false, int(n), int(k), alpha, b, int(ldb), a, inca, beta, c);
+    else
+      blas_gemv(true, int(k), int(n), alpha, b, int(ldb), a, inca, beta, c);
+    return;
+  }
   if (!(ta == Op::N && tb == Op::N && work <= kBlasSmallNN)) {
     blas_gemm(ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
     return;

@@ -98,8 +98,7 @@ class Tensor {
     data_.resize(static_cast<std::size_t>(shape_numel(shape_)), T(0));
   }
   void resize(std::initializer_list<Index> shape) {
-    for (Index d : shape)
-      if (d < 0) fail<ShapeError>("tensor dimension: expected >= 0, got ", d);
+    check_dims(shape.begin(), shape.end());
     shape_.assign(shape.begin(), shape.end());
     data_.resize(static_cast<std::size_t>(shape_numel(shape_)), T(0));
   }
@@ -144,9 +143,23 @@ class Tensor {
   }
 
  private:
-  static void check_shape(const Shape& s) {
-    for (Index d : s)
+  static void check_shape(const Shape& s) { check_dims(s.begin(), s.end()); }
+  // Every dim >= 0, and the element count small enough for its bytes to be addressable:
+  // shape_numel would otherwise wrap around (an overflowing [B, N] from a flag once gave a
+  // tiny buffer that the data loader then wrote past). The product of the non-zero dims is
+  // checked, so no partial product overflows whatever the order.
+  template <class It>
+  static void check_dims(It first, It last) {
+    constexpr Index kMaxElements = PTRDIFF_MAX / Index(sizeof(T));
+    Index n = 1;
+    for (It it = first; it != last; ++it) {
+      const Index d = *it;
       if (d < 0) fail<ShapeError>("tensor dimension: expected >= 0, got ", d);
+      if (d > 0 && n > kMaxElements / d)
+        fail<ShapeError>("tensor shape ", shape_str(Shape(first, last)), ": expected at most ", kMaxElements,
+                         " elements, got more");
+      if (d > 0) n *= d;
+    }
   }
   Shape shape_;
   AlignedVector<T> data_;

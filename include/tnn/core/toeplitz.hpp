@@ -146,16 +146,14 @@ void rows_to_channels(const T* src, Index rs, Index cb, Index len, T scale, T* d
 
 // ---------------------------------------------------------------------------
 // Direct O(N^2) forms: the reference every FFT path is tested against, and the
-// path ToeplitzOp takes for short sequences. Channels are independent, so threads
-// take chunks of them: each value is summed in the same order whatever the
-// thread count, and the direct/FFT crossover does not move with it.
+// path ToeplitzOp takes for short sequences. Each output row is one sum, taken
+// in a fixed order by one thread, so results do not depend on the thread count.
 // ---------------------------------------------------------------------------
 namespace detail {
-inline constexpr Index kDirectChunk = 32;  // channels per thread task
 // Below this many multiply-adds a thread team costs more than it saves (and on a
 // busy machine waking a second thread can cost a whole scheduler time slice).
 inline constexpr Index kParallelMinWork = Index(1) << 17;
-}
+}  // namespace detail
 
 // y = T x. t: [K, C]; x, y: [B, N, C].
 template <class T>
@@ -165,21 +163,18 @@ void toeplitz_forward_direct(const Tensor<T>& t, const Tensor<T>& x, Tensor<T>& 
   t.expect_shape({toeplitz_num_coeffs(N, causal), C}, "toeplitz coefficients");
   y.resize({B, N, C});
   const Index off = causal ? 0 : N - 1;
-  const Index nchunks = (C + detail::kDirectChunk - 1) / detail::kDirectChunk;
-  TNN_OMP(parallel for schedule(static) if (nchunks > 1 && B * N * N * C >= detail::kParallelMinWork))
-  for (Index ch = 0; ch < nchunks; ++ch) {
-    const Index c0 = ch * detail::kDirectChunk, c1 = std::min(C, c0 + detail::kDirectChunk);
-    for (Index b = 0; b < B; ++b)
-      for (Index i = 0; i < N; ++i) {
-        T* yi = y.data() + (b * N + i) * C;
-        std::fill(yi + c0, yi + c1, T(0));
-        const Index j_end = causal ? i + 1 : N;
-        for (Index j = 0; j < j_end; ++j) {
-          const T* tk = t.data() + (i - j + off) * C;
-          const T* xj = x.data() + (b * N + j) * C;
-          for (Index c = c0; c < c1; ++c) yi[c] += tk[c] * xj[c];
-        }
-      }
+  // y_i = sum_j t_{i-j} x_j, rows (b, i) spread over threads.
+  TNN_OMP(parallel for schedule(static, 16) if (B * N * N * C >= detail::kParallelMinWork))
+  for (Index r = 0; r < B * N; ++r) {
+    const Index b = r / N, i = r % N;
+    T* yi = y.data() + r * C;
+    std::fill(yi, yi + C, T(0));
+    const Index j_end = causal ? i + 1 : N;
+    for (Index j = 0; j < j_end; ++j) {
+      const T* tk = t.data() + (i - j + off) * C;
+      const T* xj = x.data() + (b * N + j) * C;
+      for (Index c = 0; c < C; ++c) yi[c] += tk[c] * xj[c];
+    }
   }
 }
 
@@ -193,36 +188,39 @@ void toeplitz_backward_direct(const Tensor<T>& t, const Tensor<T>& x, const Tens
   const Index K = toeplitz_num_coeffs(N, causal);
   t.expect_shape({K, C}, "toeplitz coefficients");
   const Index off = causal ? 0 : N - 1;
+  [[maybe_unused]] const bool parallel = B * N * N * C >= detail::kParallelMinWork;  // used by TNN_OMP
   if (dx) {
     dx->resize({B, N, C});
-    dx->set_zero();
+    // dx_j = sum_i t_{i-j} g_i over i >= j (causal) or all i.
+    T* dxp = dx->data();
+    TNN_OMP(parallel for schedule(static, 16) if (parallel))
+    for (Index r = 0; r < B * N; ++r) {
+      const Index b = r / N, j = r % N;
+      T* dxj = dxp + r * C;
+      std::fill(dxj, dxj + C, T(0));
+      for (Index i = causal ? j : 0; i < N; ++i) {
+        const T* tk = t.data() + (i - j + off) * C;
+        const T* gi = g.data() + (b * N + i) * C;
+        for (Index c = 0; c < C; ++c) dxj[c] += tk[c] * gi[c];
+      }
+    }
   }
   if (dt) {
     dt->resize({K, C});
-    dt->set_zero();
-  }
-  const Index nchunks = (C + detail::kDirectChunk - 1) / detail::kDirectChunk;
-  TNN_OMP(parallel for schedule(static) if (nchunks > 1 && B * N * N * C >= detail::kParallelMinWork))
-  for (Index ch = 0; ch < nchunks; ++ch) {
-    const Index c0 = ch * detail::kDirectChunk, c1 = std::min(C, c0 + detail::kDirectChunk);
-    for (Index b = 0; b < B; ++b)
-      for (Index i = 0; i < N; ++i) {
-        const T* gi = g.data() + (b * N + i) * C;
-        const Index j_end = causal ? i + 1 : N;
-        for (Index j = 0; j < j_end; ++j) {
-          const Index row = i - j + off;
-          if (dx) {
-            const T* tk = t.data() + row * C;
-            T* dxj = dx->data() + (b * N + j) * C;
-            for (Index c = c0; c < c1; ++c) dxj[c] += tk[c] * gi[c];
-          }
-          if (dt) {
-            const T* xj = x.data() + (b * N + j) * C;
-            T* dtk = dt->data() + row * C;
-            for (Index c = c0; c < c1; ++c) dtk[c] += gi[c] * xj[c];
-          }
+    // dt_k = sum_b sum_i g_i x_{i-k}, row k + off of dt.
+    T* dtp = dt->data();
+    TNN_OMP(parallel for schedule(static, 16) if (parallel))
+    for (Index row = 0; row < K; ++row) {
+      const Index k = row - off;
+      T* dtk = dtp + row * C;
+      std::fill(dtk, dtk + C, T(0));
+      for (Index b = 0; b < B; ++b)
+        for (Index i = std::max(Index(0), k); i < std::min(N, N + k); ++i) {
+          const T* gi = g.data() + (b * N + i) * C;
+          const T* xj = x.data() + (b * N + i - k) * C;
+          for (Index c = 0; c < C; ++c) dtk[c] += gi[c] * xj[c];
         }
-      }
+    }
   }
 }
 
@@ -305,21 +303,20 @@ class CirculantEngine {
   Index length() const { return L_; }
   Index channels() const { return C_; }
 
-  // Sets the coefficient spectrum from first columns given by fill(c, col):
-  // fill writes the length-L column of channel c into col (already zeroed).
+  // Sets the coefficient spectrum from first columns written a block of channels
+  // at a time: fill(c0, cb, rows, rs) writes the length-L column of channel c0 + cc
+  // into rows[cc * rs ...] (already zeroed), cc < cb.
   template <class Fill>
   void set_columns(Fill&& fill) {
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     ensure_workspaces();
     TNN_OMP(parallel for schedule(static) if (nblocks > 1))
     for (Index blk = 0; blk < nblocks; ++blk) {
+      const Index c0 = blk * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
-      for (Index c = blk * kBlock; c < std::min(C_, (blk + 1) * kBlock); ++c) {
-        T* col = w.real.data();
-        std::fill(col, col + L_, T(0));
-        fill(c, col);
-        plan_.r2c(col, spec_.data() + c * cs_);
-      }
+      std::fill(w.real.begin(), w.real.end(), T(0));
+      fill(c0, cb, w.real.data(), rs_);
+      for (Index cc = 0; cc < cb; ++cc) plan_.r2c(w.real.data() + cc * rs_, spec_.data() + (c0 + cc) * cs_);
     }
   }
 
@@ -429,9 +426,13 @@ class CirculantEngine {
 
 enum class ToeplitzMethod { Auto, Direct, FFT };
 
-// Below this length the direct product is faster than the FFT one on the
-// machine we measured (benchmarks/bench_toeplitz.cpp, BM_Toeplitz_*): see README.
-inline constexpr Index kToeplitzDirectMaxN = 32;
+// Up to these lengths ToeplitzMethod::Auto takes the direct product: the
+// crossover measured for 512 channels, batch 1, float (benchmarks/bench_toeplitz.cpp,
+// BM_Toeplitz_FFT against BM_Toeplitz_Direct / _NonCausal; table in the README).
+// The non-causal product does twice the multiply-adds for the same FFT, so its
+// crossover comes earlier. Narrow layers (8 channels) cross over near N = 32.
+inline constexpr Index kToeplitzDirectMaxN = 96;          // causal
+inline constexpr Index kToeplitzDirectMaxNNonCausal = 64;  // non-causal
 
 // A Toeplitz operator for fixed (N, C, causal): prepare() takes the coefficients
 // once (their spectrum is computed there and reused by every forward and
@@ -449,7 +450,8 @@ class ToeplitzOp {
     n_ = n;
     C_ = C;
     causal_ = causal;
-    direct_ = method == ToeplitzMethod::Direct || (method == ToeplitzMethod::Auto && n <= kToeplitzDirectMaxN);
+    const Index direct_max = causal ? kToeplitzDirectMaxN : kToeplitzDirectMaxNNonCausal;
+    direct_ = method == ToeplitzMethod::Direct || (method == ToeplitzMethod::Auto && n <= direct_max);
     if (direct_) {
       t_ = t;
       return;
@@ -457,12 +459,14 @@ class ToeplitzOp {
     const Index L = fft_fast_size(2 * n - 1);
     eng_.configure(n, L, C);
     const T* tp = t.data();
-    eng_.set_columns([&](Index c, T* col) {
+    constexpr Index kB = CirculantEngine<T, Backend>::kBlock;
+    eng_.set_columns([&](Index c0, Index cb, T* rows, Index rs) {
       if (causal) {
-        for (Index k = 0; k < n; ++k) col[k] = tp[k * C + c];
+        detail::channels_to_rows<kB>(tp + c0, C, cb, n, rows, rs);
       } else {
-        for (Index k = 0; k < n; ++k) col[k] = tp[(k + n - 1) * C + c];          // t_0 .. t_{n-1}
-        for (Index k = 1; k < n; ++k) col[L - k] = tp[(n - 1 - k) * C + c];  // t_{-k} at L-k
+        // t_0 .. t_{n-1} at 0 .. n-1; t_{-(n-1)} .. t_{-1} (rows 0 .. n-2 of t) at L-n+1 .. L-1.
+        detail::channels_to_rows<kB>(tp + (n - 1) * C + c0, C, cb, n, rows, rs);
+        detail::channels_to_rows<kB>(tp + c0, C, cb, n - 1, rows + L - n + 1, rs);
       }
     });
   }
@@ -529,8 +533,9 @@ class CirculantOp {
     const Index L = c.dim(0), C = c.dim(1);
     eng_.configure(L, L, C);
     const T* cp = c.data();
-    eng_.set_columns([&](Index ch, T* col) {
-      for (Index k = 0; k < L; ++k) col[k] = cp[k * C + ch];
+    constexpr Index kB = CirculantEngine<T, Backend>::kBlock;
+    eng_.set_columns([&](Index c0, Index cb, T* rows, Index rs) {
+      detail::channels_to_rows<kB>(cp + c0, C, cb, L, rows, rs);
     });
   }
   void forward(const Tensor<T>& x, Tensor<T>& y, bool save_for_backward = true) {

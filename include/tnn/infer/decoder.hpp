@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "tnn/core/parallel.hpp"
 #include "tnn/layers/activation.hpp"
 #include "tnn/model/lm.hpp"
 
@@ -46,11 +47,39 @@ class IncrementalDecoder {
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       LayerState& s = layers_[l];
       s.coef = model_->layers[l].token_mixer.toep.coefficients(capacity);  // [capacity, E], row k = t_k
+      // Rows past the last nonzero one (a decay that underflowed to exactly 0) add
+      // exact zeros: the sum over the history skips them.
+      s.span = capacity;
+      while (s.span > 1 && row_is_zero(s.coef, s.span - 1)) --s.span;
       Tensor<T> hist({capacity, E});
       std::copy(s.v_hist.data(), s.v_hist.data() + pos_ * E, hist.data());
       s.v_hist = std::move(hist);  // [capacity, E]
     }
     cap_ = capacity;
+  }
+
+  // Feeds a whole prompt at once (position() must be 0): one full forward of the
+  // model, O(n log n), whose TNO inputs become the history, instead of n steps of
+  // O(t) each. Returns the logits [V] after the last token, as step() would (equal
+  // up to rounding: the forward sums in another order). Overwrites the model's
+  // forward cache.
+  const Tensor<T>& prefill(const Tensor<std::int32_t>& tokens) {
+    if (pos_ != 0) fail<ValueError>("decoder prefill: expected position 0 (after reset()), got ", pos_);
+    if (tokens.rank() != 1 || tokens.dim(0) < 1)
+      fail<ShapeError>("decoder prefill tokens: expected shape [n >= 1], got ", shape_str(tokens.shape()));
+    const Index n = tokens.dim(0), V = model_->config().vocab_size, E = model_->config().inner_dim();
+    reserve(n);
+    prompt_.resize({1, n});
+    std::copy(tokens.begin(), tokens.end(), prompt_.begin());
+    const Tensor<T>& logits = model_->forward(prompt_);  // [1, n, V]
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const Tensor<T>& v = model_->tno_input(static_cast<Index>(l));  // [1, n, E]
+      std::copy(v.data(), v.data() + n * E, layers_[l].v_hist.data());
+    }
+    logits_.resize({V});
+    std::copy(logits.data() + (n - 1) * V, logits.data() + n * V, logits_.data());
+    pos_ = n;
+    return logits_;
   }
 
   // Feeds the next token and returns the logits [V] predicting the one after it
@@ -76,7 +105,13 @@ class IncrementalDecoder {
   struct LayerState {
     Tensor<T> coef;    // [cap, E] t_k, k = 0..cap-1
     Tensor<T> v_hist;  // [cap, E] v_j of every fed position
+    Index span = 0;    // rows 0..span-1 of coef hold every nonzero t_k
   };
+
+  static bool row_is_zero(const Tensor<T>& m, Index r) {
+    const T* p = m.data() + r * m.cols();
+    return std::all_of(p, p + m.cols(), [](T v) { return v == T(0); });
+  }
 
   // x_ [1, D] -> x_ after one TNN layer at position pos_.
   void layer_step(TnnBlock<T>& blk, LayerState& s) {
@@ -105,25 +140,26 @@ class IncrementalDecoder {
     activation_forward(act, u_pre_, u_);
     g.v_proj.forward(in, v_pre_);
     T* v_row = s.v_hist.data() + t * E;
-    for (Index c = 0; c < E; ++c) v_row[c] = act_forward(act, v_pre_[c]);
-    // y[c] = sum_{j=0..t} coef[t-j][c] * v[j][c], channel blocks across threads.
+    detail::act_forward_n(act, v_pre_.data(), v_row, E);
+    // y[c] = sum_{j=t-span+1..t} coef[t-j][c] * v[j][c]: rows streamed in order, the
+    // channels split into contiguous halves over threads for long histories.
     y_.resize({1, E});
     const T* coef = s.coef.data();
     const T* v = s.v_hist.data();
     T* y = y_.data();
-    constexpr Index kChunk = 256;
-    const Index chunks = (E + kChunk - 1) / kChunk;
-#pragma omp parallel for schedule(static) if (t * E > 65536)
-    for (Index ch = 0; ch < chunks; ++ch) {
-      const Index c0 = ch * kChunk, c1 = std::min(E, c0 + kChunk);
-      T acc[kChunk] = {};
-      for (Index j = 0; j <= t; ++j) {
+    const Index j0 = std::max<Index>(0, t - s.span + 1);
+    const bool parallel = (t - j0 + 1) * E > 65536;
+    const Index parts = parallel ? parallel_threads() : 1;
+    const Index width = ((E + parts - 1) / parts + 15) / 16 * 16;  // channels per thread
+    parallel_for(parts, parallel, [&](Index p) {
+      const Index c0 = std::min(E, p * width), c1 = std::min(E, c0 + width);
+      std::fill(y + c0, y + c1, T(0));
+      for (Index j = j0; j <= t; ++j) {
         const T* cr = coef + (t - j) * E;
         const T* vr = v + j * E;
-        for (Index c = c0; c < c1; ++c) acc[c - c0] += cr[c] * vr[c];
+        for (Index c = c0; c < c1; ++c) y[c] += cr[c] * vr[c];
       }
-      for (Index c = c0; c < c1; ++c) y[c] = acc[c - c0];
-    }
+    });
     y_.vec().array() *= u_.vec().array();
     g.o.forward(y_, out);
   }
@@ -135,6 +171,7 @@ class IncrementalDecoder {
   Tensor<T> x_, a_, b_;                     // [1, D]
   Tensor<T> u_pre_, u_, v_pre_, y_;         // [1, E]
   Tensor<T> logits_;                        // [V]
+  Tensor<std::int32_t> prompt_;             // [1, n] prefill's tokens as a batch
   typename Norm<T>::Cache norm_cache_;
   typename Glu<T>::Cache glu_cache_;
 };

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/model/config.hpp"
 
@@ -52,28 +53,92 @@ inline T act_derivative(Activation a, T x) {
   return T(1);
 }
 
+namespace detail {
+// Elements per chunk of the fused kernels: small enough for stack buffers in L1.
+inline constexpr Index kActChunk = 256;
+
+// For n <= kActChunk elements: fa[i] = act(x[i]) and fd[i] = act'(x[i]), either
+// pointer may be null. Silu goes through Eigen's vectorized exp (one exp for both
+// outputs) rather than a scalar libm call per element; its values agree with the
+// scalar act_forward to a few ulp. Gelu stays scalar (erf).
+template <class T>
+void act_eval(Activation a, const T* x, Index n, T* fa, T* fd) {
+  using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+  const Eigen::Map<const Arr> X(x, n);
+  switch (a) {
+    case Activation::Silu: {
+      alignas(64) T sbuf[kActChunk];
+      Eigen::Map<Arr> S(sbuf, n);
+      S = (T(1) + (-X).exp()).inverse();  // sigmoid; exp overflow gives 0, as it should
+      if (fa) Eigen::Map<Arr>(fa, n) = X * S;
+      if (fd) Eigen::Map<Arr>(fd, n) = S * (T(1) + X * (T(1) - S));
+      return;
+    }
+    case Activation::Relu:
+      if (fa) Eigen::Map<Arr>(fa, n) = X.max(T(0));
+      if (fd) Eigen::Map<Arr>(fd, n) = (X > T(0)).template cast<T>();
+      return;
+    case Activation::Gelu:
+      for (Index i = 0; i < n; ++i) {
+        if (fa) fa[i] = act_forward(a, x[i]);
+        if (fd) fd[i] = act_derivative(a, x[i]);
+      }
+      return;
+    case Activation::None:
+      if (fa) Eigen::Map<Arr>(fa, n) = X;
+      if (fd) Eigen::Map<Arr>(fd, n).setOnes();
+      return;
+  }
+}
+
+// f(offset, c0, n) over the elements of a row-major [rows, cols] array in pieces
+// of at most kActChunk within one row (flat offset, first column, length): the
+// loop of every fused elementwise pass. Large arrays are split into row blocks
+// over the threads (elementwise work: the result does not depend on the split).
+template <class F>
+void for_each_chunk(Index rows, Index cols, F&& f) {
+  if (rows <= 0 || cols <= 0) return;
+  constexpr Index kMinBlock = Index(1) << 15;  // elements per thread task
+  const Index rows_per = std::max<Index>(1, kMinBlock / cols);
+  const Index nblocks = (rows + rows_per - 1) / rows_per;
+  parallel_for(nblocks, nblocks > 1, [&](Index blk) {
+    const Index r1 = std::min(rows, (blk + 1) * rows_per);
+    for (Index r = blk * rows_per; r < r1; ++r)
+      for (Index c0 = 0; c0 < cols; c0 += kActChunk) f(r * cols + c0, c0, std::min(kActChunk, cols - c0));
+  });
+}
+
+// y[0:n] = act(x[0:n]) (y may be x).
+template <class T>
+void act_forward_n(Activation a, const T* x, T* y, Index n) {
+  alignas(64) T buf[kActChunk];
+  for (Index i = 0; i < n; i += kActChunk) {
+    const Index m = std::min(kActChunk, n - i);
+    act_eval(a, x + i, m, buf, static_cast<T*>(nullptr));
+    std::copy(buf, buf + m, y + i);
+  }
+}
+// d[0:n] = g[0:n] * act'(x[0:n]) (d may be g, not x).
+template <class T>
+void act_backward_n(Activation a, const T* x, const T* g, T* d, Index n) {
+  alignas(64) T buf[kActChunk];
+  for (Index i = 0; i < n; i += kActChunk) {
+    const Index m = std::min(kActChunk, n - i);
+    act_eval(a, x + i, m, static_cast<T*>(nullptr), buf);
+    for (Index j = 0; j < m; ++j) d[i + j] = g[i + j] * buf[j];
+  }
+}
+}  // namespace detail
+
 // y = act(x) elementwise; y is resized to x's shape (y may be x itself).
 template <class T>
 void activation_forward(Activation a, const Tensor<T>& x, Tensor<T>& y) {
   if (&y != &x) y.resize(x.shape());
-  const Index n = x.size();
-  const T* px = x.data();
-  T* py = y.data();
-  // The switch sits outside the loop so each branch vectorizes on its own.
-  switch (a) {
-    case Activation::Relu:
-      for (Index i = 0; i < n; ++i) py[i] = px[i] > T(0) ? px[i] : T(0);
-      break;
-    case Activation::Silu:
-      for (Index i = 0; i < n; ++i) py[i] = act_forward(Activation::Silu, px[i]);
-      break;
-    case Activation::Gelu:
-      for (Index i = 0; i < n; ++i) py[i] = act_forward(Activation::Gelu, px[i]);
-      break;
-    case Activation::None:
-      if (&y != &x) std::copy(px, px + n, py);
-      break;
+  if (a == Activation::None) {
+    if (&y != &x) std::copy(x.begin(), x.end(), y.begin());
+    return;
   }
+  detail::act_forward_n(a, x.data(), y.data(), x.size());
 }
 
 // dx = dy * act'(x) elementwise; dx is resized to x's shape (dx may alias dy, not x).
@@ -83,24 +148,11 @@ void activation_backward(Activation a, const Tensor<T>& x, const Tensor<T>& dy, 
     fail<ShapeError>("activation_backward dy: expected shape ", shape_str(x.shape()), " (as x), got ",
                      shape_str(dy.shape()));
   if (&dx != &dy) dx.resize(x.shape());
-  const Index n = x.size();
-  const T* px = x.data();
-  const T* pg = dy.data();
-  T* pd = dx.data();
-  switch (a) {
-    case Activation::Relu:
-      for (Index i = 0; i < n; ++i) pd[i] = px[i] > T(0) ? pg[i] : T(0);
-      break;
-    case Activation::Silu:
-      for (Index i = 0; i < n; ++i) pd[i] = pg[i] * act_derivative(Activation::Silu, px[i]);
-      break;
-    case Activation::Gelu:
-      for (Index i = 0; i < n; ++i) pd[i] = pg[i] * act_derivative(Activation::Gelu, px[i]);
-      break;
-    case Activation::None:
-      if (&dx != &dy) std::copy(pg, pg + n, pd);
-      break;
+  if (a == Activation::None) {
+    if (&dx != &dy) std::copy(dy.begin(), dy.end(), dx.begin());
+    return;
   }
+  detail::act_backward_n(a, x.data(), dy.data(), dx.data(), x.size());
 }
 
 }  // namespace tnn

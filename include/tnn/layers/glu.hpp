@@ -35,11 +35,11 @@ class Glu {
     l3.init_uniform(rng);
   }
 
+  // h1, h2 are stored without their bias, which is added where they are read.
   struct Cache {
-    Tensor<T> h1;  // [..., G] x W1^T + b1 (pre-activation)
-    Tensor<T> a1;  // [..., G] act(h1)
-    Tensor<T> h2;  // [..., G] x W2^T + b2
-    Tensor<T> p;   // [..., G] a1 * h2, the input of l3
+    Tensor<T> h1;  // [..., G] x W1^T (+ b1 where read), the activation's input
+    Tensor<T> h2;  // [..., G] x W2^T (+ b2 where read)
+    Tensor<T> p;   // [..., G] act(h1 + b1) * (h2 + b2), the input of l3
     // backward workspaces, kept here so a training step reuses them
     Tensor<T> dp;   // [..., G] dLoss/dp, then dLoss/dh1 in place
     Tensor<T> dh2;  // [..., G]
@@ -47,11 +47,21 @@ class Glu {
 
   // x [..., D] -> y [..., D] (y must not alias x).
   void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c) const {
-    l1.forward(x, c.h1);
-    l2.forward(x, c.h2);
-    activation_forward(act_, c.h1, c.a1);
+    l1.product(x, c.h1);
+    l2.product(x, c.h2);
     c.p.resize(c.h1.shape());
-    c.p.vec().array() = c.a1.vec().array() * c.h2.vec().array();
+    const Activation act = act_;
+    const T* b1 = l1.bias.value.data();
+    const T* b2 = l2.bias.value.data();
+    const T* h1 = c.h1.data();
+    const T* h2 = c.h2.data();
+    T* p = c.p.data();
+    detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
+      alignas(64) T pre[detail::kActChunk], a[detail::kActChunk];
+      for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+      detail::act_eval(act, pre, n, a, static_cast<T*>(nullptr));
+      for (Index j = 0; j < n; ++j) p[off + j] = a[j] * (h2[off + j] + b2[c0 + j]);
+    });
     l3.forward(c.p, y);
   }
 
@@ -62,9 +72,26 @@ class Glu {
                        c.p.rows(), " rows");
     l3.backward(c.p, dy, &c.dp);
     c.dh2.resize(c.dp.shape());
-    c.dh2.vec().array() = c.dp.vec().array() * c.a1.vec().array();
-    c.dp.vec().array() *= c.h2.vec().array();
-    activation_backward(act_, c.h1, c.dp, c.dp);  // dp now holds dLoss/dh1
+    {
+      // p = a * h: dh2 = dp * a, dh1 = dp * h * act'(h1), one pass.
+      const Activation act = act_;
+      const T* b1 = l1.bias.value.data();
+      const T* b2 = l2.bias.value.data();
+      const T* h1 = c.h1.data();
+      const T* h2 = c.h2.data();
+      T* dp = c.dp.data();
+      T* dh2 = c.dh2.data();
+      detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
+        alignas(64) T pre[detail::kActChunk], a[detail::kActChunk], d[detail::kActChunk];
+        for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+        detail::act_eval(act, pre, n, a, d);
+        for (Index j = 0; j < n; ++j) {
+          const T g = dp[off + j];
+          dh2[off + j] = g * a[j];
+          dp[off + j] = g * (h2[off + j] + b2[c0 + j]) * d[j];
+        }
+      });
+    }
     l1.backward(x, c.dp, dx);
     l2.backward(x, c.dh2, nullptr);
     if (dx) l2.input_grad(c.dh2, *dx, T(1));

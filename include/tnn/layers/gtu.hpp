@@ -49,30 +49,53 @@ class Gtu {
     init_weights(rng);
   }
 
+  // The projections are stored without their bias, which is added where they are
+  // read: the passes that apply the activation already touch every element.
   struct Cache {
-    Tensor<T> u_pre;  // [B, N, E] x Wu^T + bu
-    Tensor<T> u;      // [B, N, E] act(u_pre)
-    Tensor<T> v_pre;  // [B, N, E] x Wv^T + bv
-    Tensor<T> v;      // [B, N, E] act(v_pre), the TNO input
+    Tensor<T> u_pre;  // [B, N, E] x Wu^T (+ bu where read)
+    Tensor<T> v_pre;  // [B, N, E] x Wv^T (+ bv where read)
+    Tensor<T> v;      // [B, N, E] act(v_pre + bv), the TNO input
     Tensor<T> y;      // [B, N, E] TNO(v)
-    Tensor<T> z;      // [B, N, E] u * y, the input of o
+    Tensor<T> z;      // [B, N, E] act(u_pre + bu) * y, the input of o
     typename Tno<T, Backend>::Cache tno;
     // backward workspaces, kept so a training step reuses them
     Tensor<T> dz;  // [B, N, E] dLoss/dz, then dLoss/dy in place
-    Tensor<T> du;  // [B, N, E] dLoss/du, then dLoss/du_pre in place
+    Tensor<T> du;  // [B, N, E] dLoss/du_pre
     Tensor<T> dv;  // [B, N, E] dLoss/dv, then dLoss/dv_pre in place
   };
 
   // x, y: [B, N, D] (y must not alias x).
   void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c) const {
     check_input(x, "gtu x");
-    u_proj.forward(x, c.u_pre);
-    activation_forward(act_, c.u_pre, c.u);
-    v_proj.forward(x, c.v_pre);
-    activation_forward(act_, c.v_pre, c.v);
+    u_proj.product(x, c.u_pre);
+    v_proj.product(x, c.v_pre);
+    const Index rows = x.rows(), E = inner_dim();
+    const Activation act = act_;
+    c.v.resize(c.v_pre.shape());
+    {
+      const T* bv = v_proj.bias.value.data();
+      const T* vp = c.v_pre.data();
+      T* v = c.v.data();
+      detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        alignas(64) T pre[detail::kActChunk];
+        for (Index j = 0; j < n; ++j) pre[j] = vp[off + j] + bv[c0 + j];
+        detail::act_eval(act, pre, n, v + off, static_cast<T*>(nullptr));
+      });
+    }
     toep.forward(c.v, c.y, c.tno);
-    c.z.resize(c.u.shape());
-    c.z.vec().array() = c.u.vec().array() * c.y.vec().array();
+    c.z.resize(c.u_pre.shape());
+    {
+      const T* bu = u_proj.bias.value.data();
+      const T* up = c.u_pre.data();
+      const T* yy = c.y.data();
+      T* z = c.z.data();
+      detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        alignas(64) T pre[detail::kActChunk], u[detail::kActChunk];
+        for (Index j = 0; j < n; ++j) pre[j] = up[off + j] + bu[c0 + j];
+        detail::act_eval(act, pre, n, u, static_cast<T*>(nullptr));
+        for (Index j = 0; j < n; ++j) z[off + j] = u[j] * yy[off + j];
+      });
+    }
     o.forward(c.z, y);
   }
 
@@ -86,12 +109,39 @@ class Gtu {
       fail<ShapeError>("gtu cache: expected the forward of this x ", shape_str(x.shape()), ", got a cache of ",
                        shape_str(c.z.shape()));
     o.backward(c.z, dy, &c.dz);
+    const Index rows = x.rows(), E = inner_dim();
+    const Activation act = act_;
+    // z = u * y: du_pre = dz * y * act'(u_pre), dy_tno = dz * u, one pass.
     c.du.resize(c.dz.shape());
-    c.du.vec().array() = c.dz.vec().array() * c.y.vec().array();
-    c.dz.vec().array() *= c.u.vec().array();  // dLoss/dy of the TNO
+    {
+      const T* bu = u_proj.bias.value.data();
+      const T* up = c.u_pre.data();
+      const T* yy = c.y.data();
+      T* dz = c.dz.data();
+      T* du = c.du.data();
+      detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        alignas(64) T pre[detail::kActChunk], u[detail::kActChunk], d[detail::kActChunk];
+        for (Index j = 0; j < n; ++j) pre[j] = up[off + j] + bu[c0 + j];
+        detail::act_eval(act, pre, n, u, d);
+        for (Index j = 0; j < n; ++j) {
+          const T g = dz[off + j];
+          du[off + j] = g * yy[off + j] * d[j];
+          dz[off + j] = g * u[j];
+        }
+      });
+    }
     toep.backward(c.v, c.dz, c.tno, &c.dv);
-    activation_backward(act_, c.u_pre, c.du, c.du);
-    activation_backward(act_, c.v_pre, c.dv, c.dv);
+    {
+      const T* bv = v_proj.bias.value.data();
+      const T* vp = c.v_pre.data();
+      T* dv = c.dv.data();
+      detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        alignas(64) T pre[detail::kActChunk], d[detail::kActChunk];
+        for (Index j = 0; j < n; ++j) pre[j] = vp[off + j] + bv[c0 + j];
+        detail::act_eval(act, pre, n, static_cast<T*>(nullptr), d);
+        for (Index j = 0; j < n; ++j) dv[off + j] *= d[j];
+      });
+    }
     u_proj.backward(x, c.du, dx);
     v_proj.backward(x, c.dv, nullptr);
     if (dx) v_proj.input_grad(c.dv, *dx, T(1));

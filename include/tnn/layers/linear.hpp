@@ -84,6 +84,13 @@ class Linear {
     }
   }
 
+  // y = x W^T without the bias, for callers that add it in a fused pass of their own.
+  void product(const Tensor<T>& x, Tensor<T>& y) const {
+    check_input(x, "Linear x");
+    detail::resize_last_dim(y, x, out_);
+    gemm_nt(x.rows(), out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_);
+  }
+
   // weight.grad += dy^T x, bias.grad += sum over rows of dy (accumulated);
   // dx [..., in] = dy W overwritten when non-null.
   void backward(const Tensor<T>& x, const Tensor<T>& dy, Tensor<T>* dx) {
@@ -104,7 +111,13 @@ class Linear {
   void accumulate_grads(const Tensor<T>& x, const Tensor<T>& dy) {
     const Index rows = x.rows();
     gemm_tn(out_, in_, rows, dy.data(), out_, x.data(), in_, T(1), weight.grad.data(), in_);
-    if (has_bias_) bias.grad.matrix().row(0) += dy.matrix().colwise().sum();
+    if (has_bias_) {
+      // Row after row, so the inner loop runs along contiguous memory.
+      T* bg = bias.grad.data();
+      const T* g = dy.data();
+      for (Index r = 0; r < rows; ++r)
+        for (Index o = 0; o < out_; ++o) bg[o] += g[r * out_ + o];
+    }
   }
   void input_grad(const Tensor<T>& dy, Tensor<T>& dx, T beta) const {
     if (dx.rows() != dy.rows() || dx.cols() != in_ || dy.cols() != out_)

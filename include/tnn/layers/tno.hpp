@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "tnn/core/tensor.hpp"
@@ -78,6 +79,7 @@ class Tno {
     Tensor<T> t;     // [K, E] coefficients t_k (rows as in toeplitz.hpp)
     Tensor<T> pw;    // [K, E] lambda^|k| (decay only)
     Tensor<T> lam;   // [E]    lambda (decay only)
+    Tensor<T> loglam;  // [E]  log lambda (decay only)
     Tensor<T> dlam;  // [E]    d lambda / d theta (Learned only)
     ToeplitzOp<T, Backend> op;  // holds the spectrum of t and what its backward needs
     Index n = 0;                // sequence length of the last forward
@@ -101,13 +103,26 @@ class Tno {
     // lambda^|k| = exp(|k| log lambda): underflows to 0 at long range, as it should.
     // The k = 0 row is set to 1 explicitly, so lambda = 0 gives 1, 0, 0, ...
     ws.pw.resize({K, E});
+    ws.loglam.resize({E});
+    for (Index e = 0; e < E; ++e) ws.loglam[e] = std::log(ws.lam[e]);  // -inf for lambda = 0
     const Index zero_row = causal_ ? 0 : n - 1;
-    for (Index a = 0; a < n; ++a) {
+    using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
+    const Eigen::Map<const Arr> loglam(ws.loglam.data(), E);
+    const T kLogMin = std::log(std::numeric_limits<T>::min());
+    // Rows are independent: split over threads for long sequences (Eigen's vectorized exp).
+    parallel_for(n, n * E >= (Index(1) << 16), [&](Index a) {
       T* row = ws.pw.data() + (zero_row + a) * E;
-      for (Index e = 0; e < E; ++e) row[e] = a == 0 ? T(1) : std::exp(static_cast<T>(a) * std::log(ws.lam[e]));
-      if (!causal_ && a > 0) std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
-    }
-    t.vec().array() *= ws.pw.vec().array();
+      Eigen::Map<Arr> pw(row, E);
+      if (a == 0)
+        pw.setOnes();
+      else  // below the normal range flushed to 0 (Eigen's double exp would not reach 0)
+        pw = (static_cast<T>(a) * loglam >= kLogMin).select((static_cast<T>(a) * loglam).exp(), T(0));
+      Eigen::Map<Arr>(t.data() + (zero_row + a) * E, E) *= pw;
+      if (!causal_ && a > 0) {
+        std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
+        Eigen::Map<Arr>(t.data() + (zero_row - a) * E, E) *= pw;
+      }
+    });
   }
   // Convenience for decoders: allocates its own scratch.
   Tensor<T> coefficients(Index n) const {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -72,24 +73,31 @@ struct TnnConfig {
   Index head_dim() const { return inner_dim() / heads; }
   Index glu_width() const { return glu_dim < 0 ? dim : glu_dim; }
 
+  // Upper bounds on every width and count: far beyond any real model, and low enough that
+  // no parameter tensor's element count can overflow (a config comes from files a user
+  // may not trust, and decides the allocations made before any weight is read).
+  static constexpr Index kMaxWidth = Index(1) << 24;   // vocab_size, dim, E, G, R
+  static constexpr Index kMaxLayers = Index(1) << 16;  // layers, rpe_layers
+
   // Throws ConfigError on the first impossible value.
   void validate() const {
-    auto positive = [](Index v, const char* key) {
-      if (v <= 0) fail<ConfigError>("config key '", key, "': expected a positive integer, got ", v);
+    auto in_range = [](Index v, Index lo, Index hi, const char* key) {
+      if (v < lo || v > hi)
+        fail<ConfigError>("config key '", key, "': expected an integer in [", lo, ", ", hi, "], got ", v);
     };
-    positive(vocab_size, "vocab_size");
-    positive(dim, "dim");
-    positive(layers, "layers");
-    positive(heads, "heads");
-    positive(rpe_dim, "rpe_dim");
-    if (rpe_layers < 0) fail<ConfigError>("config key 'rpe_layers': expected >= 0, got ", rpe_layers);
-    if (glu_dim != -1) positive(glu_dim, "glu_dim");
+    in_range(vocab_size, 1, kMaxWidth, "vocab_size");
+    in_range(dim, 1, kMaxWidth, "dim");
+    in_range(layers, 1, kMaxLayers, "layers");
+    in_range(heads, 1, kMaxWidth, "heads");
+    in_range(rpe_dim, 1, kMaxWidth, "rpe_dim");
+    in_range(rpe_layers, 0, kMaxLayers, "rpe_layers");
+    if (glu_dim != -1) in_range(glu_dim, 1, kMaxWidth, "glu_dim");
     if (!(expand_ratio > 0) || !std::isfinite(expand_ratio))
       fail<ConfigError>("config key 'expand_ratio': expected a positive number, got ", expand_ratio);
     // Checked before inner_dim() converts the product to an integer (found by fuzz_config).
-    if (!(expand_ratio * static_cast<double>(dim) < 0x1p62))
-      fail<ConfigError>("config keys 'expand_ratio' and 'dim': expected expand_ratio * dim below 2^62, got ",
-                        expand_ratio, " * ", dim);
+    if (!(expand_ratio * static_cast<double>(dim) < static_cast<double>(kMaxWidth + 1)))
+      fail<ConfigError>("config keys 'expand_ratio' and 'dim': expected floor(expand_ratio * dim) <= ", kMaxWidth,
+                        " (the GTU width), got ", expand_ratio, " * ", dim);
     if (inner_dim() <= 0)
       fail<ConfigError>("config key 'heads': expected heads <= floor(expand_ratio * dim) = ",
                         static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);
@@ -131,6 +139,8 @@ struct TnnConfig {
       auto integer = [&]() -> Index {
         if (!v.is_number_integer())
           fail<ConfigError>("config key '", k, "': expected an integer, got ", v.type_name(), " ", v.dump());
+        if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+          fail<ConfigError>("config key '", k, "': expected an integer below 2^63, got ", v.dump());
         return v.get<Index>();
       };
       auto number = [&]() -> double {

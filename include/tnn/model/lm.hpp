@@ -122,6 +122,14 @@ class TnnLM {
 
   const Tensor<T>& logits() const { return logits_; }  // [B, N, V]
 
+  // The TNO input v [B, N, E] of layer i in the last forward: the history an
+  // incremental decoder keeps (IncrementalDecoder::prefill).
+  const Tensor<T>& tno_input(Index i) const {
+    if (i < 0 || i >= static_cast<Index>(layers.size()))
+      fail<ValueError>("tno_input layer: expected an index in [0, ", layers.size(), "), got ", i);
+    return caches_[static_cast<std::size_t>(i)].gtu.v;
+  }
+
   // Accumulates dLoss/dparam of the last forward(tokens, targets) into every trainable grad.
   void backward() {
     if (!has_loss_)

@@ -5,6 +5,8 @@
 // next byte), MLM batches the bidirectional one (BERT-style masking, mask id 256).
 #pragma once
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cmath>
@@ -35,6 +37,13 @@ enum class LmObjective {
 inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
   std::FILE* f = std::fopen(path.c_str(), "rb");
   if (f == nullptr) fail<IoError>("data file '", path, "': cannot open: ", std::strerror(errno));
+  // A device (/dev/zero, /dev/urandom) never ends: refused, rather than read until memory runs
+  // out. Pipes stay allowed (--data <(zcat corpus.gz)).
+  struct stat st {};
+  if (::fstat(fileno(f), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
+    std::fclose(f);
+    fail<IoError>("data file '", path, "': expected a regular file or a pipe, got a device");
+  }
   std::vector<std::uint8_t> bytes;
   std::uint8_t chunk[1 << 16];
   for (;;) {
@@ -96,6 +105,32 @@ inline DataSplit split_tail(const ByteCorpus& all, double valid_fraction) {
   return DataSplit{ByteCorpus(std::vector<std::uint8_t>(b, b + n_train), all.source() + " [train]"),
                    ByteCorpus(std::vector<std::uint8_t>(b + n_train, b + n), all.source() + " [validation]")};
 }
+// Held-out blocks spread over the whole text: the corpus is cut into blocks of
+// `block` bytes and every round(1 / valid_fraction)-th block (the last of each
+// group) goes to validation, so validation text comes from every part of the
+// corpus rather than only its end (whose style may differ, e.g. the last book of
+// a collection). Each side is the concatenation of its blocks, in order.
+inline DataSplit split_blocks(const ByteCorpus& all, double valid_fraction, Index block) {
+  if (!(valid_fraction > 0.0 && valid_fraction <= 0.5))
+    fail<ValueError>("validation fraction for a block split: expected 0 < fraction <= 0.5, got ", valid_fraction);
+  if (block < 1) fail<ValueError>("validation block size: expected >= 1 byte, got ", block);
+  const auto period = static_cast<Index>(std::llround(1.0 / valid_fraction));
+  std::vector<std::uint8_t> train, valid;
+  const auto* b = all.data();
+  for (Index start = 0, i = 0; start < all.size(); start += block, ++i) {
+    const Index end = std::min(all.size(), start + block);
+    auto& side = (i % period == period - 1) ? valid : train;
+    side.insert(side.end(), b + start, b + end);
+  }
+  if (train.empty())
+    fail<FormatError>("data '", all.source(), "': a block split leaves no training bytes (", all.size(), " bytes)");
+  if (valid.empty())
+    fail<FormatError>("data '", all.source(), "': expected at least ", period, " blocks of ", block,
+                      " bytes for a validation fraction of ", valid_fraction, ", got ", all.size(), " bytes");
+  return DataSplit{ByteCorpus(std::move(train), all.source() + " [train]"),
+                   ByteCorpus(std::move(valid), all.source() + " [validation]")};
+}
+
 inline DataSplit load_split(const std::string& path, double valid_fraction) {
   return split_tail(ByteCorpus::from_file(path), valid_fraction);
 }

@@ -423,7 +423,9 @@ inline void read_exact(int fd, std::uint8_t* out, std::size_t n, const std::stri
 }
 
 inline int open_regular_file(const std::string& path, std::uint64_t* size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer, forever; it changes
+  // nothing for the regular files that pass the check below.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) fail<IoError>("opening '", path, "' for reading: ", errno_str(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0) {
