@@ -124,7 +124,7 @@ void BM_FFT_RoundTrip(benchmark::State& state, Index C) {
                                            AlignedVector<Complex>(static_cast<std::size_t>(cs)));  // [cs] per thread
   const FftwBackend::Plan<Scalar> plan(L);  // planned outside the timed loop, as the kernel's
   for (auto _ : state) {
-    TNN_OMP(parallel for schedule(static))
+    TNN_OMP(parallel for schedule(dynamic, 16))
     for (Index c = 0; c < C; ++c) {
       int tid = 0;
 #ifdef _OPENMP

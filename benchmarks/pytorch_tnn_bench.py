@@ -9,7 +9,8 @@ autograd for the backward pass.
 
 Prints, per thread count, the median wall time of one training step (forward with
 cross-entropy + backward, no optimizer step, as BM_LM_TrainStep) and of one forward
-under no_grad (as BM_LM_Forward).
+under no_grad (as BM_LM_Forward), each with its median process CPU time (all
+threads): on a shared machine the CPU time at one thread is the steadier figure.
 """
 import argparse
 import statistics
@@ -113,13 +114,15 @@ class TnnLM(nn.Module):
 
 
 def median_time(fn, reps):
+    """Median wall time and median process CPU time (all threads) of fn."""
     fn()  # warm-up
-    times = []
+    wall, cpu = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def main():
@@ -147,9 +150,10 @@ def main():
     print(f"torch {torch.__version__}, N={n}, float32, batch 1")
     for th in args.threads:
         torch.set_num_threads(th)
-        ts = median_time(train_step, args.reps)
-        tf = median_time(forward, args.reps)
-        print(f"threads={th}  train_step_ms={ts * 1e3:.1f}  forward_ms={tf * 1e3:.1f}  "
+        ts, cs = median_time(train_step, args.reps)
+        tf, cf = median_time(forward, args.reps)
+        print(f"threads={th}  train_step_ms={ts * 1e3:.1f} (cpu {cs * 1e3:.1f})  "
+              f"forward_ms={tf * 1e3:.1f} (cpu {cf * 1e3:.1f})  "
               f"train_tokens_per_s={n / ts:.0f}  forward_tokens_per_s={n / tf:.0f}")
 
 

@@ -1,5 +1,5 @@
 // Umbrella header: everything the tnn library offers.
-//   core/   tensor, FFT backends, Toeplitz and circulant kernels
+//   core/   tensor, FFT backends, Toeplitz and circulant kernels, GEMM, parallel loops
 //   layers/ linear, embedding, activations, norms, RPE, TNO, GTU, GLU
 //   model/  config, TNN layer, language model, loss
 //   train/  optimizer, schedules, data, checkpoints (safetensors), RNG
@@ -8,6 +8,8 @@
 
 #include "tnn/core/error.hpp"
 #include "tnn/core/fft.hpp"
+#include "tnn/core/gemm.hpp"
+#include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/core/toeplitz.hpp"
 

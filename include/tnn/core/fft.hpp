@@ -150,6 +150,7 @@ struct FftwBackend {
     typename Api::plan fwd_ = nullptr, inv_ = nullptr;  // owned by the cache
   };
 
+  // One-off transforms, as Plan<T>(L).r2c / .c2r (the plans are looked up per call).
   template <class T>
   static void r2c(Index L, const T* in, std::complex<T>* out) {
     using Api = detail::FftwApi<T>;

@@ -22,17 +22,30 @@ inline int parallel_threads() {
 #endif
 }
 
-// f(i) for i in [0, n), statically split over the threads when `parallel` holds
-// and more than one thread is available (same split for the same thread count, so
-// results are deterministic for a fixed OMP_NUM_THREADS); serially otherwise.
+enum class Schedule { Static, Dynamic };
+
+// f(i) for i in [0, n), split over the threads when `parallel` holds and more than
+// one thread is available; serially otherwise. Static: the same split for the same
+// thread count. Dynamic: tasks of `chunk` indices taken as threads free up (for
+// uneven tasks; deterministic too when each i writes its own outputs). Use it in
+// place of `#pragma omp parallel for if (cond)`.
 template <class F>
-void parallel_for(Index n, bool parallel, F&& f) {
+void parallel_for(Index n, bool parallel, F&& f, Schedule schedule = Schedule::Static, Index chunk = 1) {
 #ifdef _OPENMP
   if (parallel && n > 1 && parallel_threads() > 1) {
+    if (schedule == Schedule::Static) {
 #pragma omp parallel for schedule(static)
-    for (Index i = 0; i < n; ++i) f(i);
+      for (Index i = 0; i < n; ++i) f(i);
+    } else {
+      const int c = static_cast<int>(chunk < 1 ? 1 : chunk);
+#pragma omp parallel for schedule(dynamic, c)
+      for (Index i = 0; i < n; ++i) f(i);
+    }
     return;
   }
+#else
+  (void)schedule;
+  (void)chunk;
 #endif
   for (Index i = 0; i < n; ++i) f(i);
 }

@@ -50,6 +50,23 @@ inline int thread_id() {
   return 0;
 #endif
 }
+// Runs f(i) for i in [0, n): over the OpenMP threads (dynamic chunks of `chunk`)
+// when `parallel`, else in the calling thread without entering a parallel region:
+// libgomp allocates a fresh team for every region that an `if` clause makes
+// single-threaded, and the training step must not allocate.
+template <class F>
+void parallel_for(Index n, bool parallel, Index chunk, F&& f) {
+#ifdef _OPENMP
+  if (parallel && n > 1 && omp_get_max_threads() > 1) {
+    TNN_OMP(parallel for schedule(dynamic, chunk))
+    for (Index i = 0; i < n; ++i) f(i);
+    return;
+  }
+#endif
+  (void)parallel;
+  (void)chunk;
+  for (Index i = 0; i < n; ++i) f(i);
+}
 template <class T>
 void expect_3d(const Tensor<T>& a, const char* what, Index n, Index c) {
   if (a.rank() != 3 || a.dim(1) != n || a.dim(2) != c)
@@ -147,7 +164,9 @@ void rows_to_channels(const T* src, Index rs, Index cb, Index len, T scale, T* d
 // ---------------------------------------------------------------------------
 // Direct O(N^2) forms: the reference every FFT path is tested against, and the
 // path ToeplitzOp takes for short sequences. Each output row is one sum, taken
-// in a fixed order by one thread, so results do not depend on the thread count.
+// in a fixed order by one thread, so results do not depend on the thread count
+// or on which thread takes which rows (dynamic schedules here and below keep a
+// thread that the OS preempts from holding the others up).
 // ---------------------------------------------------------------------------
 namespace detail {
 // Below this many multiply-adds a thread team costs more than it saves (and on a
@@ -164,8 +183,7 @@ void toeplitz_forward_direct(const Tensor<T>& t, const Tensor<T>& x, Tensor<T>& 
   y.resize({B, N, C});
   const Index off = causal ? 0 : N - 1;
   // y_i = sum_j t_{i-j} x_j, rows (b, i) spread over threads.
-  TNN_OMP(parallel for schedule(static, 16) if (B * N * N * C >= detail::kParallelMinWork))
-  for (Index r = 0; r < B * N; ++r) {
+  detail::parallel_for(B * N, B * N * N * C >= detail::kParallelMinWork, 16, [&](Index r) {
     const Index b = r / N, i = r % N;
     T* yi = y.data() + r * C;
     std::fill(yi, yi + C, T(0));
@@ -175,7 +193,7 @@ void toeplitz_forward_direct(const Tensor<T>& t, const Tensor<T>& x, Tensor<T>& 
       const T* xj = x.data() + (b * N + j) * C;
       for (Index c = 0; c < C; ++c) yi[c] += tk[c] * xj[c];
     }
-  }
+  });
 }
 
 // dx = T^T g (overwritten, if dx != nullptr); dt = dLoss/dt (overwritten, if dt != nullptr).
@@ -188,13 +206,12 @@ void toeplitz_backward_direct(const Tensor<T>& t, const Tensor<T>& x, const Tens
   const Index K = toeplitz_num_coeffs(N, causal);
   t.expect_shape({K, C}, "toeplitz coefficients");
   const Index off = causal ? 0 : N - 1;
-  [[maybe_unused]] const bool parallel = B * N * N * C >= detail::kParallelMinWork;  // used by TNN_OMP
+  const bool parallel = B * N * N * C >= detail::kParallelMinWork;
   if (dx) {
     dx->resize({B, N, C});
     // dx_j = sum_i t_{i-j} g_i over i >= j (causal) or all i.
     T* dxp = dx->data();
-    TNN_OMP(parallel for schedule(static, 16) if (parallel))
-    for (Index r = 0; r < B * N; ++r) {
+    detail::parallel_for(B * N, parallel, 16, [&](Index r) {
       const Index b = r / N, j = r % N;
       T* dxj = dxp + r * C;
       std::fill(dxj, dxj + C, T(0));
@@ -203,14 +220,13 @@ void toeplitz_backward_direct(const Tensor<T>& t, const Tensor<T>& x, const Tens
         const T* gi = g.data() + (b * N + i) * C;
         for (Index c = 0; c < C; ++c) dxj[c] += tk[c] * gi[c];
       }
-    }
+    });
   }
   if (dt) {
     dt->resize({K, C});
     // dt_k = sum_b sum_i g_i x_{i-k}, row k + off of dt.
     T* dtp = dt->data();
-    TNN_OMP(parallel for schedule(static, 16) if (parallel))
-    for (Index row = 0; row < K; ++row) {
+    detail::parallel_for(K, parallel, 16, [&](Index row) {
       const Index k = row - off;
       T* dtk = dtp + row * C;
       std::fill(dtk, dtk + C, T(0));
@@ -220,7 +236,7 @@ void toeplitz_backward_direct(const Tensor<T>& t, const Tensor<T>& x, const Tens
           const T* xj = x.data() + (b * N + i - k) * C;
           for (Index c = 0; c < C; ++c) dtk[c] += gi[c] * xj[c];
         }
-    }
+    });
   }
 }
 
@@ -310,14 +326,13 @@ class CirculantEngine {
   void set_columns(Fill&& fill) {
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     ensure_workspaces();
-    TNN_OMP(parallel for schedule(static) if (nblocks > 1))
-    for (Index blk = 0; blk < nblocks; ++blk) {
+    detail::parallel_for(nblocks, nblocks > 1, 1, [&](Index blk) {
       const Index c0 = blk * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
       std::fill(w.real.begin(), w.real.end(), T(0));
       fill(c0, cb, w.real.data(), rs_);
       for (Index cc = 0; cc < cb; ++cc) plan_.r2c(w.real.data() + cc * rs_, spec_.data() + (c0 + cc) * cs_);
-    }
+    });
   }
 
   // y[B, n, C] = product. If save, keeps rfft(x) for backward.
@@ -327,8 +342,7 @@ class CirculantEngine {
     saved_batch_ = save ? B : -1;
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     const T scale = T(1) / static_cast<T>(L_);
-    TNN_OMP(parallel for schedule(static) if (B * nblocks > 1))
-    for (Index task = 0; task < B * nblocks; ++task) {
+    detail::parallel_for(B * nblocks, B * nblocks > 1, 1, [&](Index task) {
       const Index b = task / nblocks, c0 = (task % nblocks) * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
       gather(x + b * n_ * C_, c0, cb, w.real.data());
@@ -341,7 +355,7 @@ class CirculantEngine {
         plan_.c2r(w.prod.data(), w.real.data() + cc * rs_);
       }
       scatter(w.real.data(), c0, cb, scale, y + b * n_ * C_);
-    }
+    });
   }
 
   // g[B, n, C] -> dx = Circ^T g (overwritten, if dx) and the circular
@@ -357,8 +371,7 @@ class CirculantEngine {
     ensure_workspaces();
     const Index nblocks = (C_ + kBlock - 1) / kBlock;
     const T scale = T(1) / static_cast<T>(L_);
-    TNN_OMP(parallel for schedule(static) if (nblocks > 1))
-    for (Index blk = 0; blk < nblocks; ++blk) {
+    detail::parallel_for(nblocks, nblocks > 1, 1, [&](Index blk) {
       const Index c0 = blk * kBlock, cb = std::min(kBlock, C_ - c0);
       Work& w = work_[static_cast<std::size_t>(detail::thread_id())];
       if (dcol) std::fill(w.acc.begin(), w.acc.end(), Complex(0));
@@ -382,7 +395,7 @@ class CirculantEngine {
         for (Index cc = 0; cc < cb; ++cc) plan_.c2r(w.acc.data() + cc * cs_, w.real.data() + cc * rs_);
         take_corr(c0, cb, static_cast<const T*>(w.real.data()), rs_, scale);
       }
-    }
+    });
   }
 
   // Coefficient spectrum row of channel c (Lh complex values), for inspection and tests.

@@ -1,0 +1,107 @@
+// tnn::gemm against a plain triple loop: every op(A) op(B) combination, beta 0
+// (old contents ignored, NaN included), 1 and other, strided operands, the
+// one-row (matrix-vector) path, the small-NN path and products large enough to be
+// split over threads.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "tnn/core/gemm.hpp"
+#include "tnn/train/rng.hpp"
+
+using namespace tnn;
+
+namespace {
+
+template <class T>
+std::vector<T> random_vec(Index n, std::uint64_t seed) {
+  Rng rng(seed);
+  std::vector<T> v(static_cast<std::size_t>(n));
+  for (auto& x : v) x = static_cast<T>(rng.uniform(-1.0, 1.0));
+  return v;
+}
+
+// Checks one product; operands stored with row strides larger than their width.
+template <class T>
+void check(Op ta, Op tb, Index m, Index n, Index k, T beta, double tol) {
+  const Index ar = ta == Op::N ? m : k, ac = ta == Op::N ? k : m;
+  const Index br = tb == Op::N ? k : n, bc = tb == Op::N ? n : k;
+  const Index lda = ac + 3, ldb = bc + 5, ldc = n + 2;
+  const auto a = random_vec<T>(ar * lda, 1), b = random_vec<T>(br * ldb, 2);
+  auto c = random_vec<T>(m * ldc, 3);
+  if (beta == T(0))
+    for (auto& x : c) x = std::numeric_limits<T>::quiet_NaN();
+  std::vector<T> ref = c;
+  const T alpha = T(0.75);
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < n; ++j) {
+      double s = 0;
+      for (Index p = 0; p < k; ++p) {
+        const T av = ta == Op::N ? a[i * lda + p] : a[p * lda + i];
+        const T bv = tb == Op::N ? b[p * ldb + j] : b[j * ldb + p];
+        s += double(av) * double(bv);
+      }
+      const double old = beta == T(0) ? 0.0 : double(beta) * double(ref[i * ldc + j]);
+      ref[i * ldc + j] = static_cast<T>(double(alpha) * s + old);
+    }
+  gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  double err = 0;
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < n; ++j) err = std::max(err, std::abs(double(c[i * ldc + j]) - double(ref[i * ldc + j])));
+  EXPECT_LE(err, tol * std::sqrt(double(k) + 1)) << "op " << int(ta) << int(tb) << " m=" << m << " n=" << n
+                                                 << " k=" << k << " beta=" << beta;
+  // Padding columns beyond n are untouched.
+  for (Index i = 0; i < m; ++i)
+    for (Index j = n; j < ldc; ++j) EXPECT_EQ(c[i * ldc + j], ref[i * ldc + j]);
+}
+
+const Op kOps[] = {Op::N, Op::T};
+
+}  // namespace
+
+TEST(Gemm, EveryTransposeAndBetaSmall) {
+  for (Op ta : kOps)
+    for (Op tb : kOps)
+      for (double beta : {0.0, 1.0, -0.5}) {
+        check<double>(ta, tb, 7, 5, 9, beta, 1e-14);
+        check<float>(ta, tb, 7, 5, 9, float(beta), 1e-5);
+      }
+}
+
+TEST(Gemm, OneRowIsAMatrixVectorProduct) {
+  for (Op ta : kOps)
+    for (Op tb : kOps)
+      for (double beta : {0.0, 1.0}) {
+        check<float>(ta, tb, 1, 300, 70, float(beta), 1e-5);
+        check<double>(ta, tb, 1, 33, 250, beta, 1e-14);
+      }
+}
+
+TEST(Gemm, LargeProductsSplitOverThreads) {
+  for (Op ta : kOps)
+    for (Op tb : kOps) {
+      check<float>(ta, tb, 300, 170, 130, 1.0f, 1e-5);  // rows split
+      check<float>(ta, tb, 90, 400, 120, 0.0f, 1e-5);   // columns split
+      check<double>(ta, tb, 260, 150, 100, 0.5, 1e-14);
+    }
+}
+
+TEST(Gemm, EmptyDimensions) {
+  check<float>(Op::N, Op::T, 4, 6, 0, 0.0f, 0);  // k = 0: C = beta C
+  check<float>(Op::N, Op::T, 4, 6, 0, 2.0f, 1e-6);
+  std::vector<float> c(4, 1.0f);
+  gemm<float>(Op::N, Op::N, 0, 4, 3, 1.0f, nullptr, 3, nullptr, 4, 0.0f, c.data(), 4);
+  EXPECT_EQ(c[0], 1.0f);
+}
+
+TEST(Gemm, ThreadCountDoesNotChangeResultsAtFixedThreads) {
+  // Same call twice gives bit-identical results (static split).
+  const Index m = 257, n = 129, k = 300;
+  const auto a = random_vec<float>(m * k, 4), b = random_vec<float>(n * k, 5);
+  std::vector<float> c1(static_cast<std::size_t>(m * n)), c2(c1.size());
+  gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c1.data(), n);
+  gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c2.data(), n);
+  EXPECT_EQ(c1, c2);
+}
