@@ -342,7 +342,8 @@ void run_train(const TrainOptions& o) {
       log << step << ",,,,," << r.loss << "," << r.bpb() << "\n";
     }
     const bool stop_now = o.stop_after > 0 && step == o.stop_after && step < o.steps;
-    if (step % save_every == 0 || step == o.steps || g_interrupted.load() || stop_now) {
+    // save_every 0 (--eval-every 0 and no --save-every): only at the end (once a SIGFPE here).
+    if ((save_every > 0 && step % save_every == 0) || step == o.steps || g_interrupted.load() || stop_now) {
       save(step);
       log.flush();
     }
@@ -398,7 +399,8 @@ void add_train_command(CLI::App& app) {
       ->check(CLI::IsMember({"clm", "mlm"}))
       ->capture_default_str();
   cmd->add_flag("--resume", o->resume, "Continue the run saved in --out (bit-identical to an uninterrupted run)");
-  cmd->add_option("--eval-every", o->eval_every, "Validate every this many steps")->capture_default_str();
+  cmd->add_option("--eval-every", o->eval_every, "Validate every this many steps (0: only at the end)")
+      ->capture_default_str();
   cmd->add_option("--eval-tokens", o->eval_tokens, "Validation bytes used each time (0: all)")->capture_default_str();
   cmd->add_option("--save-every", o->save_every, "Checkpoint every this many steps (default: --eval-every)");
   cmd->add_option("--log", o->log, "CSV log file (default: OUT.csv)");

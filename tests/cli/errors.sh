@@ -136,5 +136,15 @@ expect_error "--dtype.*f16" "$TNN" grad --checkpoint model.safetensors --batch v
 expect_error "unexpected\|not expected" "$TNN" eval --checkpoint model.safetensors --data text.txt --colour blue
 expect_error "A subcommand is required\|subcommand" "$TNN"
 
+# Once a SIGFPE: --eval-every 0 without --save-every made the save period 0.
+"$TNN" train --data text.txt --out e0.safetensors --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 \
+  --steps 3 --warmup 1 --eval-every 0 --threads 1 2> e0.log
+rc=$?
+if [ $rc -ne 0 ] || [ ! -f e0.safetensors ]; then
+  echo "FAIL ($rc): train --eval-every 0"; cat e0.log; failures=$((failures + 1))
+else
+  echo "ok: train --eval-every 0 saves at the end only"
+fi
+
 if [ $failures -ne 0 ]; then echo "$failures failures"; exit 1; fi
 echo "all error cases handled"

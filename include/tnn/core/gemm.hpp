@@ -162,7 +162,7 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
     detail::gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  parallel_for(nblocks, true, [&](Index i) {
+  ::tnn::parallel_for(nblocks, true, [&](Index i) {
     const Index i0 = i * block, cnt = std::min(block, len - i0);
     if (split_rows) {
       // rows i0.. of op(A) and C

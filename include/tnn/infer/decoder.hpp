@@ -151,7 +151,7 @@ class IncrementalDecoder {
     const bool parallel = (t - j0 + 1) * E > 65536;
     const Index parts = parallel ? parallel_threads() : 1;
     const Index width = ((E + parts - 1) / parts + 15) / 16 * 16;  // channels per thread
-    parallel_for(parts, parallel, [&](Index p) {
+    ::tnn::parallel_for(parts, parallel, [&](Index p) {
       const Index c0 = std::min(E, p * width), c1 = std::min(E, c0 + width);
       std::fill(y + c0, y + c1, T(0));
       for (Index j = j0; j <= t; ++j) {

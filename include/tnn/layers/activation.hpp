@@ -101,7 +101,7 @@ void for_each_chunk(Index rows, Index cols, F&& f) {
   constexpr Index kMinBlock = Index(1) << 15;  // elements per thread task
   const Index rows_per = std::max<Index>(1, kMinBlock / cols);
   const Index nblocks = (rows + rows_per - 1) / rows_per;
-  parallel_for(nblocks, nblocks > 1, [&](Index blk) {
+  ::tnn::parallel_for(nblocks, nblocks > 1, [&](Index blk) {
     const Index r1 = std::min(rows, (blk + 1) * rows_per);
     for (Index r = blk * rows_per; r < r1; ++r)
       for (Index c0 = 0; c0 < cols; c0 += kActChunk) f(r * cols + c0, c0, std::min(kActChunk, cols - c0));

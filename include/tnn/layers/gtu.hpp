@@ -15,7 +15,7 @@
 
 namespace tnn {
 
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 class Gtu {
  public:
   Gtu() = default;

@@ -30,7 +30,7 @@ inline TnoDecay tno_decay(const TnnConfig& cfg) {
   return cfg.use_multi_decay ? TnoDecay::Learned : cfg.use_decay ? TnoDecay::Fixed : TnoDecay::None;
 }
 
-template <class T, class Backend = FftwBackend>
+template <class T, class Backend = DefaultFftBackend>
 class Tno {
  public:
   Tno() = default;
@@ -110,7 +110,7 @@ class Tno {
     const Eigen::Map<const Arr> loglam(ws.loglam.data(), E);
     const T kLogMin = std::log(std::numeric_limits<T>::min());
     // Rows are independent: split over threads for long sequences (Eigen's vectorized exp).
-    parallel_for(n, n * E >= (Index(1) << 16), [&](Index a) {
+    ::tnn::parallel_for(n, n * E >= (Index(1) << 16), [&](Index a) {
       T* row = ws.pw.data() + (zero_row + a) * E;
       Eigen::Map<Arr> pw(row, E);
       if (a == 0)
