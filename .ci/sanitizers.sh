@@ -80,12 +80,12 @@ if [ "$mode" != asan ]; then
   stamp "tsan: configure and build in $tsan_dir"
   archer=/usr/lib/llvm-14/lib/libarcher.so
   [ -f "$archer" ] || { echo "sanitizers.sh: $archer not found (package libomp-14-dev)" >&2; exit 2; }
-  # Tests whose code runs on several threads: OpenMP kernels (Toeplitz/circulant products,
-  # the blocked GEMM, chunked activations, decay powers, incremental decoding) and the
-  # concurrent-plan test of test_toeplitz (std::thread). Not test_gtu: it counts allocations
-  # with its own operator new, which clang 14's static TSan runtime defines too (and its
-  # shared one crashes); the GTU's threaded loops run in test_block.
-  tsan_tests=(toeplitz linear activation glu tno block decoder)
+  # Tests whose code runs on several threads: parallel_for and the OpenMP kernels
+  # (Toeplitz/circulant products, the blocked GEMM, chunked activations, decay powers,
+  # incremental decoding), and the concurrent-plan test of test_toeplitz (std::thread).
+  # Not test_gtu: it counts allocations with its own operator new, which clang 14's static
+  # TSan runtime defines too (and its shared one crashes); the GTU's loops run in test_block.
+  tsan_tests=(parallel gemm toeplitz linear activation glu tno block decoder)
   fresh "$tsan_dir"
   cmake -S . -B "$tsan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=OFF \
     -DTNN_USE_OPENMP=ON -DTNN_USE_BLAS=OFF \
