@@ -302,10 +302,11 @@ TEST(KernelErrors, ToeplitzOpNamesTheArgument) {
   EXPECT_TRUE(throws<ShapeError>([&] { op.prepare(Tensor<float>({4, 2}), 4, false); },
                                  {"toeplitz coefficients", "[7, 2]", "[4, 2]"}));
   // Before prepare() there is nothing to multiply with.
-  EXPECT_THROW(op.forward(Tensor<float>({1, 4, 2}), y), Error);
-  EXPECT_THROW(op.backward(Tensor<float>({1, 4, 2}), &dx, &dt), Error);
+  EXPECT_TRUE(throws<Error>([&] { op.forward(Tensor<float>({1, 4, 2}), y); }, {"toeplitz forward", "prepare()"}));
+  EXPECT_TRUE(throws<Error>([&] { op.backward(Tensor<float>({1, 4, 2}), &dx, &dt); }, {"toeplitz backward", "prepare()"}));
   CirculantOp<float> circ;
-  EXPECT_THROW(circ.forward(Tensor<float>({1, 4, 2}), y), Error);
+  EXPECT_TRUE(throws<Error>([&] { circ.forward(Tensor<float>({1, 4, 2}), y); }, {"circulant forward", "prepare()"}));
+  EXPECT_TRUE(throws<Error>([&] { circ.backward(Tensor<float>({1, 4, 2}), &dx, &dt); }, {"circulant backward", "prepare()"}));
   for (ToeplitzMethod m : {ToeplitzMethod::Direct, ToeplitzMethod::FFT}) {
     SCOPED_TRACE(m == ToeplitzMethod::FFT ? "fft" : "direct");
     ToeplitzOp<float> p;

@@ -34,13 +34,13 @@
 namespace tnncli {
 namespace {
 
-std::atomic<bool> g_interrupted{false};
-// The first SIGINT asks for a save at the end of the current step; a second one ends the
-// process at once (the checkpoint on disk is whole either way: saves are atomic).
-extern "C" void on_sigint(int) {
-  if (g_interrupted.exchange(true)) {
-    std::signal(SIGINT, SIG_DFL);
-    std::raise(SIGINT);
+std::atomic<int> g_signal{0};
+// The first SIGINT or SIGTERM asks for a save at the end of the current step; a second one
+// ends the process at once (the checkpoint on disk is whole either way: saves are atomic).
+extern "C" void on_stop_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) {
+    std::signal(sig, SIG_DFL);
+    std::raise(sig);
   }
 }
 
@@ -297,8 +297,13 @@ void run_train(const TrainOptions& o) {
   tnn::Batch batch;
   Progress progress(o.steps, step, stderr_is_terminal(), o.log_every);
   const tnn::Index save_every = o.save_every > 0 ? o.save_every : o.eval_every;
-  g_interrupted.store(false);
-  auto previous = std::signal(SIGINT, on_sigint);
+  g_signal.store(0);
+  auto previous_int = std::signal(SIGINT, on_stop_signal);
+  auto previous_term = std::signal(SIGTERM, on_stop_signal);
+  auto restore_signals = [&] {
+    std::signal(SIGINT, previous_int);
+    std::signal(SIGTERM, previous_term);
+  };
   double tokens_per_s = 0;
   while (step < o.steps) {
     const auto t0 = std::chrono::steady_clock::now();
@@ -343,17 +348,17 @@ void run_train(const TrainOptions& o) {
     }
     const bool stop_now = o.stop_after > 0 && step == o.stop_after && step < o.steps;
     // save_every 0 (--eval-every 0 and no --save-every): only at the end (once a SIGFPE here).
-    if ((save_every > 0 && step % save_every == 0) || step == o.steps || g_interrupted.load() || stop_now) {
+    if ((save_every > 0 && step % save_every == 0) || step == o.steps || g_signal.load() != 0 || stop_now) {
       save(step);
       log.flush();
     }
-    if (g_interrupted.load()) {
+    if (const int sig = g_signal.load(); sig != 0) {
       progress.finish();
-      std::signal(SIGINT, previous);
-      std::fprintf(stderr, "interrupted: saved step %lld to '%s'; continue with --resume\n", (long long)step,
-                   o.out.c_str());
+      restore_signals();
+      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
+                   sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)step, o.out.c_str());
       std::fflush(stderr);
-      std::exit(130);
+      std::exit(128 + sig);
     }
     if (stop_now) {
       progress.finish();
@@ -361,7 +366,7 @@ void run_train(const TrainOptions& o) {
       break;
     }
   }
-  std::signal(SIGINT, previous);
+  restore_signals();
   progress.finish();
   if (step < o.steps) return;
   std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n", (long long)step,
@@ -425,7 +430,9 @@ void add_train_command(CLI::App& app) {
   g->add_option("--decay", o->decay, "fixed: lambda = gamma; multi: learned per channel; none")
       ->check(CLI::IsMember({"fixed", "multi", "none"}))
       ->capture_default_str();
-  g->add_option("--norm", o->norm, "simplermsnorm, rmsnorm or layernorm")->capture_default_str();
+  g->add_option("--norm", o->norm, "Normalization")
+      ->check(CLI::IsMember({"simplermsnorm", "rmsnorm", "layernorm"}))
+      ->capture_default_str();
   g->add_flag("--tie-embeddings", o->tie, "Share embed.weight with the output head");
   g->add_flag("--postnorm", o->postnorm, "Post-norm layers instead of pre-norm");
   cmd->callback([o] { run_train(*o); });

@@ -2,7 +2,7 @@
 # End-to-end checks of `tnn train` fault tolerance, run by ctest:
 #  - --stop-after + --resume gives a model byte-identical to an uninterrupted run;
 #  - SIGKILL at an arbitrary moment (possibly mid-save), then --resume: identical too;
-#  - SIGINT saves and exits with 130, and --resume completes identically.
+#  - SIGINT (SIGTERM) saves and exits with 130 (143), and --resume completes identically.
 # Usage: train_resume.sh /path/to/tnn WORKDIR
 set -euo pipefail
 TNN=$1
@@ -56,11 +56,30 @@ if [ $rc -eq 0 ]; then
   echo "note: the run finished before SIGINT arrived"
 else
   [ $rc -eq 130 ] || { cat int1.log >&2; fail "SIGINT: expected exit code 130, got $rc"; }
-  grep -q "interrupted: saved step" int1.log || fail "SIGINT: no save message"
+  grep -q "interrupted (SIGINT): saved step" int1.log || fail "SIGINT: no save message"
   "$TNN" train "${ARGS[@]}" --steps $STEPS --out int.safetensors --save-every 1000 --resume 2> int2.log
 fi
 cmp full.safetensors int.safetensors || fail "SIGINT + resume differs from the uninterrupted run"
 echo "ok: SIGINT saves, exits 130 and resumes byte-identically"
+
+# 3b. SIGTERM (what a batch scheduler sends) does the same, with exit code 143
+"$TNN" train "${ARGS[@]}" --steps $STEPS --out term.safetensors --save-every 1000 2> term1.log &
+pid=$!
+for _ in $(seq 1 2000); do grep -q "step 5/" term1.log 2>/dev/null && break; sleep 0.005; done
+kill -TERM $pid
+set +e
+wait $pid
+rc=$?
+set -e
+if [ $rc -eq 0 ]; then
+  echo "note: the run finished before SIGTERM arrived"
+else
+  [ $rc -eq 143 ] || { cat term1.log >&2; fail "SIGTERM: expected exit code 143, got $rc"; }
+  grep -q "interrupted (SIGTERM): saved step" term1.log || fail "SIGTERM: no save message"
+  "$TNN" train "${ARGS[@]}" --steps $STEPS --out term.safetensors --save-every 1000 --resume 2> term2.log
+fi
+cmp full.safetensors term.safetensors || fail "SIGTERM + resume differs from the uninterrupted run"
+echo "ok: SIGTERM saves, exits 143 and resumes byte-identically"
 
 # 4. resuming with different settings is refused with one line on stderr
 set +e

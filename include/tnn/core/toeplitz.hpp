@@ -491,6 +491,7 @@ class ToeplitzOp {
 
   // x, y: [B, N, C].
   void forward(const Tensor<T>& x, Tensor<T>& y, bool save_for_backward = true) {
+    expect_prepared("forward");
     if (x.rank() != 3) fail<ShapeError>("toeplitz x: expected shape [B, ", n_, ", ", C_, "], got ", shape_str(x.shape()));
     detail::expect_3d(x, "toeplitz x", n_, C_);
     if (direct_) {
@@ -504,6 +505,7 @@ class ToeplitzOp {
 
   // g: [B, N, C]. dx = T^T g (overwritten), dt: [K, C] (overwritten); either may be null.
   void backward(const Tensor<T>& g, Tensor<T>* dx, Tensor<T>* dt) {
+    expect_prepared("backward");
     if (g.rank() != 3) fail<ShapeError>("toeplitz grad_output: expected shape [B, ", n_, ", ", C_, "], got ", shape_str(g.shape()));
     detail::expect_3d(g, "toeplitz grad_output", n_, C_);
     if (direct_) {
@@ -530,6 +532,9 @@ class ToeplitzOp {
   }
 
  private:
+  void expect_prepared(const char* what) const {
+    if (n_ == 0) fail<Error>("toeplitz ", what, ": expected prepare() with the coefficients first, got none");
+  }
   Index n_ = 0, C_ = 0;
   bool causal_ = false, direct_ = true;
   Tensor<T> t_, x_;  // direct path: coefficients and the saved input
@@ -552,11 +557,13 @@ class CirculantOp {
     });
   }
   void forward(const Tensor<T>& x, Tensor<T>& y, bool save_for_backward = true) {
+    expect_prepared("forward");
     detail::expect_3d(x, "circulant x", eng_.length(), eng_.channels());
     y.resize(x.shape());
     eng_.forward(x.data(), y.data(), x.dim(0), save_for_backward);
   }
   void backward(const Tensor<T>& g, Tensor<T>* dx, Tensor<T>* dc) {
+    expect_prepared("backward");
     detail::expect_3d(g, "circulant grad_output", eng_.length(), eng_.channels());
     const Index L = eng_.length(), C = eng_.channels();
     if (dx) dx->resize(g.shape());
@@ -570,6 +577,9 @@ class CirculantOp {
   }
 
  private:
+  void expect_prepared(const char* what) const {
+    if (eng_.length() == 0) fail<Error>("circulant ", what, ": expected prepare() with the columns first, got none");
+  }
   CirculantEngine<T, Backend> eng_;
 };
 
