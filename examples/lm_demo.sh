@@ -8,7 +8,7 @@
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/demo}
-STEPS=${STEPS:-300}
+STEPS=${STEPS:-1500}
 THREADS=${THREADS:-0}
 mkdir -p "$OUT"
 
@@ -21,10 +21,12 @@ fi
 echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
 
 # 2. Train at 512 tokens: 3 layers, width 192, exponential decay 0.99 (1.1M parameters).
-echo "== train ($STEPS steps of 16 x 512 bytes)"
-"$TNN" train --data "$OUT/kjv.txt" --out "$OUT/kjv.safetensors" --seq-len 512 --batch 16 --steps "$STEPS" \
-  --warmup 30 --lr 4e-3 --min-lr 2e-4 --dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99 \
-  --eval-every 100 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1
+#    Batches of 8 x 512 bytes: at a fixed number of tokens, more and smaller steps
+#    learn faster here (16 x 512 for half the steps ended 0.03 nats worse).
+echo "== train ($STEPS steps of 8 x 512 bytes)"
+"$TNN" train --data "$OUT/kjv.txt" --out "$OUT/kjv.safetensors" --seq-len 512 --batch 8 --steps "$STEPS" \
+  --warmup 60 --lr 3e-3 --min-lr 1e-4 --dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99 \
+  --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1
 
 # 3. Length extrapolation on the held-out text: trained at 512, evaluated up to 14336.
 echo "== evaluate on the held-out 5% at several lengths"
