@@ -43,43 +43,30 @@ ls kill.optim.safetensors > /dev/null || fail "no training state was saved befor
 cmp full.safetensors kill.safetensors || fail "SIGKILL + resume differs from the uninterrupted run"
 echo "ok: SIGKILL + resume is byte-identical ($(grep -o 'resuming.*' kill2.log))"
 
-# 3. SIGINT saves and exits cleanly
-"$TNN" train "${ARGS[@]}" --steps $STEPS --out int.safetensors --save-every 1000 2> int1.log &
-pid=$!
-for _ in $(seq 1 2000); do grep -q "step 5/" int1.log 2>/dev/null && break; sleep 0.005; done
-kill -INT $pid
-set +e
-wait $pid
-rc=$?
-set -e
-if [ $rc -eq 0 ]; then
-  echo "note: the run finished before SIGINT arrived"
-else
-  [ $rc -eq 130 ] || { cat int1.log >&2; fail "SIGINT: expected exit code 130, got $rc"; }
-  grep -q "interrupted (SIGINT): saved step" int1.log || fail "SIGINT: no save message"
-  "$TNN" train "${ARGS[@]}" --steps $STEPS --out int.safetensors --save-every 1000 --resume 2> int2.log
-fi
-cmp full.safetensors int.safetensors || fail "SIGINT + resume differs from the uninterrupted run"
-echo "ok: SIGINT saves, exits 130 and resumes byte-identically"
-
-# 3b. SIGTERM (what a batch scheduler sends) does the same, with exit code 143
-"$TNN" train "${ARGS[@]}" --steps $STEPS --out term.safetensors --save-every 1000 2> term1.log &
-pid=$!
-for _ in $(seq 1 2000); do grep -q "step 5/" term1.log 2>/dev/null && break; sleep 0.005; done
-kill -TERM $pid
-set +e
-wait $pid
-rc=$?
-set -e
-if [ $rc -eq 0 ]; then
-  echo "note: the run finished before SIGTERM arrived"
-else
-  [ $rc -eq 143 ] || { cat term1.log >&2; fail "SIGTERM: expected exit code 143, got $rc"; }
-  grep -q "interrupted (SIGTERM): saved step" term1.log || fail "SIGTERM: no save message"
-  "$TNN" train "${ARGS[@]}" --steps $STEPS --out term.safetensors --save-every 1000 --resume 2> term2.log
-fi
-cmp full.safetensors term.safetensors || fail "SIGTERM + resume differs from the uninterrupted run"
-echo "ok: SIGTERM saves, exits 143 and resumes byte-identically"
+# 3. SIGINT (Ctrl-C) and SIGTERM (what a batch scheduler sends) save and exit with
+#    128 + the signal's number; --resume then completes identically.
+interrupt_and_resume() {  # SIGNAL EXIT_CODE NAME
+  local sig=$1 code=$2 name=$3 rc
+  "$TNN" train "${ARGS[@]}" --steps $STEPS --out $name.safetensors --save-every 1000 2> ${name}1.log &
+  local pid=$!
+  for _ in $(seq 1 2000); do grep -q "step 5/" ${name}1.log 2>/dev/null && break; sleep 0.005; done
+  kill -$sig $pid
+  set +e
+  wait $pid
+  rc=$?
+  set -e
+  if [ $rc -eq 0 ]; then
+    echo "note: the run finished before SIG$sig arrived"
+  else
+    [ $rc -eq $code ] || { cat ${name}1.log >&2; fail "SIG$sig: expected exit code $code, got $rc"; }
+    grep -q "interrupted (SIG$sig): saved step" ${name}1.log || fail "SIG$sig: no save message"
+    "$TNN" train "${ARGS[@]}" --steps $STEPS --out $name.safetensors --save-every 1000 --resume 2> ${name}2.log
+  fi
+  cmp full.safetensors $name.safetensors || fail "SIG$sig + resume differs from the uninterrupted run"
+  echo "ok: SIG$sig saves, exits $code and resumes byte-identically"
+}
+interrupt_and_resume INT 130 int
+interrupt_and_resume TERM 143 term
 
 # 4. resuming with different settings is refused with one line on stderr
 set +e
