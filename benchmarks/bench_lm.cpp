@@ -16,6 +16,7 @@
 #include <omp.h>
 #endif
 
+#include "bench_model.hpp"
 #include "tnn/core/gemm.hpp"
 #include "tnn/infer/decoder.hpp"
 #include "tnn/model/lm.hpp"
@@ -26,22 +27,7 @@ namespace {
 
 using Scalar = float;
 
-TnnConfig bench_config() {
-  TnnConfig c;
-  c.vocab_size = 256;
-  c.dim = 512;
-  c.layers = 1;
-  c.heads = 1;
-  c.expand_ratio = 3;
-  c.glu_dim = 512;
-  c.rpe_dim = 64;
-  c.rpe_layers = 6;
-  c.causal = true;
-  c.use_decay = true;
-  c.gamma = 0.99;
-  c.validate();
-  return c;
-}
+using tnn_bench::bench_config;
 
 // Dense FLOPs (2 m n k per matrix product) of one forward over B x N tokens: the
 // GTU's u, v and o projections, the GLU's three, the RPE MLP over its K offsets

@@ -10,6 +10,7 @@
 #include <cstdlib>
 #include <string>
 
+#include "bench_model.hpp"
 #include "tnn/model/lm.hpp"
 #include "tnn/train/optimizer.hpp"
 
@@ -32,18 +33,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "N and steps must be positive\n");
     return 2;
   }
-  tnn::TnnConfig c;
-  c.vocab_size = 256;
-  c.dim = 512;
-  c.layers = 1;
-  c.heads = 1;
-  c.expand_ratio = 3;
-  c.glu_dim = 512;
-  c.rpe_dim = 64;
-  c.rpe_layers = 6;
-  c.causal = true;
-  c.use_decay = true;
-  c.gamma = 0.99;
+  const tnn::TnnConfig c = tnn_bench::bench_config();
   const long base = max_rss_kib();
   tnn::TnnLM<float> model(c);
   model.init_weights(1);

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_files.hpp"
 #include "tnn/train/checkpoint.hpp"
 
 namespace fs = std::filesystem;
@@ -20,35 +21,12 @@ using tnn::Index;
 using tnn::Param;
 using tnn::Tensor;
 using tnn::TnnConfig;
-using Bytes = std::vector<std::uint8_t>;
+using tnn_test::Bytes;
+using tnn_test::read_bytes;
+using tnn_test::TempDir;
 
 namespace {
 
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::path(::testing::TempDir()) /
-            ("tnn_ck_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
 
 TnnConfig small_config() {
   TnnConfig c;
@@ -118,7 +96,7 @@ std::string error_of(F&& f) {
 }  // namespace
 
 TEST(Checkpoint, SaveThenLoadRestoresEveryTensorExactly) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> a;
   a.fill(1.0);
   tnn::save_model(dir.file("m.safetensors"), a);
@@ -134,7 +112,7 @@ TEST(Checkpoint, SaveThenLoadRestoresEveryTensorExactly) {
 }
 
 TEST(Checkpoint, F32AndF64FilesLoadIntoEitherPrecision) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<double> d;
   d.fill(2.0);
   tnn::save_model(dir.file("d64.safetensors"), d, Dtype::F64);
@@ -162,7 +140,7 @@ TEST(Checkpoint, F32AndF64FilesLoadIntoEitherPrecision) {
 }
 
 TEST(Checkpoint, SaveLoadSaveIsByteIdentical) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<double> a;
   a.fill(4.0);
   tnn::save_model(dir.file("1.safetensors"), a, Dtype::F64, {{"tnn.step", "17"}});
@@ -173,7 +151,7 @@ TEST(Checkpoint, SaveLoadSaveIsByteIdentical) {
 }
 
 TEST(Checkpoint, ConfigIsStoredAndReadBack) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> a;
   a.cfg.gamma = 0.9;
   a.cfg.glu_act = tnn::Activation::Gelu;
@@ -185,7 +163,7 @@ TEST(Checkpoint, ConfigIsStoredAndReadBack) {
 }
 
 TEST(Checkpoint, ReadConfigNeedsAValidConfig) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   tnn::SafetensorsWriter w;
   w.add("x", Tensor<float>({1}));
   w.write(dir.file("none.safetensors"));
@@ -198,7 +176,7 @@ TEST(Checkpoint, ReadConfigNeedsAValidConfig) {
 }
 
 TEST(Checkpoint, MissingAndExtraTensorsAreNamed) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> full;
   full.extra = true;
   tnn::save_model(dir.file("full.safetensors"), full);
@@ -225,7 +203,7 @@ TEST(Checkpoint, MissingAndExtraTensorsAreNamed) {
 }
 
 TEST(Checkpoint, MisshapedTensorIsNamedWithBothShapes) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> narrow;
   tnn::save_model(dir.file("m.safetensors"), narrow);
   FakeModel<float> wide(/*wide=*/true);
@@ -236,7 +214,7 @@ TEST(Checkpoint, MisshapedTensorIsNamedWithBothShapes) {
 }
 
 TEST(Checkpoint, NonFiniteValuesAreRefusedAndTheModelIsLeftAsItWas) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   for (double bad : {std::nan(""), std::numeric_limits<double>::infinity(), 1e300}) {
     // Written by hand: save_model itself refuses such values.
     FakeModel<double> src;
@@ -261,7 +239,7 @@ TEST(Checkpoint, NonFiniteValuesAreRefusedAndTheModelIsLeftAsItWas) {
 }
 
 TEST(Checkpoint, SavingNonFiniteWeightsKeepsThePreviousFile) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<double> m;
   m.fill(7.0);
   tnn::save_model(dir.file("m.safetensors"), m);
@@ -276,7 +254,7 @@ TEST(Checkpoint, SavingNonFiniteWeightsKeepsThePreviousFile) {
 }
 
 TEST(Checkpoint, ConfigMismatchIsRefusedNamingTheKeys) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> a;
   tnn::save_model(dir.file("m.safetensors"), a);
   FakeModel<float> b;
@@ -296,7 +274,7 @@ TEST(Checkpoint, ConfigMismatchIsRefusedNamingTheKeys) {
 }
 
 TEST(Checkpoint, IntegerTensorsAreNotWeights) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   FakeModel<float> a;
   tnn::SafetensorsWriter w;
   a.visit([&](const std::string& name, Param<float>& p) {
@@ -329,7 +307,7 @@ auto visitor(std::map<std::string, Tensor<float>>& m) {
 }  // namespace
 
 TEST(OptimizerState, RoundTripsTensorsStepAndExtraJson) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   const std::string path = tnn::optimizer_state_path(dir.file("ckpt.safetensors"));
   EXPECT_EQ(path, dir.file("ckpt.optim.safetensors"));
   auto saved = moments(0.25f);
@@ -351,7 +329,7 @@ TEST(OptimizerState, RoundTripsTensorsStepAndExtraJson) {
 }
 
 TEST(OptimizerState, NamesShapesAndValuesAreChecked) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   const std::string path = dir.file("o.safetensors");
   auto saved = moments(0.5f);
   tnn::save_optimizer_state(path, 3, visitor(saved));
@@ -378,7 +356,7 @@ TEST(OptimizerState, NamesShapesAndValuesAreChecked) {
 }
 
 TEST(OptimizerState, MetadataMustBeWellFormed) {
-  TempDir dir;
+  TempDir dir("tnn_ck_");
   auto t = moments(1.f);
   auto write_with = [&](const std::map<std::string, std::string>& meta) {
     tnn::SafetensorsWriter w;

@@ -113,27 +113,6 @@ Tensor<double> naive_gtu(const Gtu<double>& g, const Tensor<double>& x) {
   return naive_linear(g.o, z);
 }
 
-double max_rel_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double d = 0, s = 0;
-  for (Index i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(a[i] - b[i]));
-    s = std::max(s, std::abs(b[i]));
-  }
-  return d / std::max(s, 1e-300);
-}
-
-// See test_rpe.cpp: relu kinks vs rounding; a relu tensor passes at either step.
-template <class LossFn>
-testing::AssertionResult check_tensor(const std::string& name, Tensor<double>& x, const Tensor<double>& analytic,
-                                      LossFn&& loss, gradcheck::Options opt, bool relu) {
-  auto res = gradcheck::ok(gradcheck::check_gradient(name, x, analytic, loss, opt));
-  if (res || !relu) return res;
-  opt.step = 1e-6;
-  auto second = gradcheck::ok(gradcheck::check_gradient(name, x, analytic, loss, opt));
-  if (second) return second;
-  return res << " | with step 1e-6: " << second.message();
-}
 
 }  // namespace
 
@@ -206,7 +185,7 @@ TEST(Gtu, ForwardMatchesFormula) {
         Tensor<double> y;
         Gtu<double>::Cache c;
         g.forward(x, y, c);
-        EXPECT_LT(max_rel_diff(y, naive_gtu(g, x)), 1e-12);
+        EXPECT_LT(gradcheck::max_rel_diff(y, naive_gtu(g, x)), 1e-12);
       }
 }
 
@@ -242,14 +221,14 @@ TEST(Gtu, GradcheckAcrossConfigurations) {
           gradcheck::Options opt;
           if (n >= 17) opt.max_entries = n == 300 ? 12 : 30;
           const bool relu = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu;
-          EXPECT_TRUE(check_tensor("dx", x, dx, loss, opt, relu));
+          EXPECT_TRUE(gradcheck::check_kinked("dx", x, dx, loss, opt, relu));
           for (auto& [nm, p] : params_of(g)) {
             if (!p->trainable) {
               for (double v : p->grad) EXPECT_EQ(v, 0.0) << nm << " is frozen: no gradient";
               continue;
             }
             const Tensor<double> analytic = p->grad;
-            EXPECT_TRUE(check_tensor(nm, p->value, analytic, loss, opt, relu));
+            EXPECT_TRUE(gradcheck::check_kinked(nm, p->value, analytic, loss, opt, relu));
           }
         }
 }
@@ -269,7 +248,7 @@ TEST(Gtu, BackwardAccumulatesAndOverwritesDx) {
   for (auto& [n, p] : params_of(g)) first.push_back(p->grad);
   dx2 = gradcheck::random_tensor(x.shape(), 54);
   g.backward(x, w, c, &dx2);
-  EXPECT_LT(max_rel_diff(dx2, dx1), 1e-15);
+  EXPECT_LT(gradcheck::max_rel_diff(dx2, dx1), 1e-15);
   std::size_t k = 0;
   for (auto& [n, p] : params_of(g)) {
     for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-12) << n;
@@ -290,7 +269,7 @@ TEST(Gtu, SameLayerRunsAtTwoLengths) {
     for (Index n : {7, 80, 7}) {
       const Tensor<double> x = gradcheck::random_tensor({1, n, 4}, 62 + std::uint64_t(n));
       g.forward(x, y, c);
-      EXPECT_LT(max_rel_diff(y, naive_gtu(g, x)), 1e-12) << "N=" << n;
+      EXPECT_LT(gradcheck::max_rel_diff(y, naive_gtu(g, x)), 1e-12) << "N=" << n;
       g.backward(x, x, c, &dx);
       EXPECT_EQ(dx.shape(), x.shape());
     }

@@ -73,23 +73,12 @@ std::vector<double> naive_rpe(const Rpe<double>& r, double p) {
   return h;
 }
 
-// relu is piecewise linear: with ~600 offsets, some pre-activation lies within
-// the finite-difference stencil of its kink and the default step sees the kink.
-// A much smaller step avoids kinks but loses digits to rounding on the tiny
-// pos_proj gradients (the norm right after pos_proj is nearly scale-invariant).
-// So a relu tensor passes if either step agrees to 1e-6: a wrong analytic
-// gradient disagrees at both, a kink or rounding artifact at only one.
+// ~600 offsets: see gradcheck::check_kinked for why relu gets a second step.
 template <class LossFn>
 testing::AssertionResult check_param(const std::string& name, Param<double>& p, LossFn&& loss,
                                      gradcheck::Options opt, bool relu) {
   const Tensor<double> analytic = p.grad;
-  const auto first = gradcheck::check_gradient(name, p.value, analytic, loss, opt);
-  auto res = gradcheck::ok(first);
-  if (res || !relu) return res;
-  opt.step = 1e-6;
-  auto second = gradcheck::ok(gradcheck::check_gradient(name, p.value, analytic, loss, opt));
-  if (second) return second;
-  return res << " | with step 1e-6: " << second.message();
+  return gradcheck::check_kinked(name, p.value, analytic, loss, opt, relu);
 }
 
 const NormType kNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};

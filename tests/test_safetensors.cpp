@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "temp_files.hpp"
 #include "tnn/train/safetensors.hpp"
 
 namespace fs = std::filesystem;
@@ -18,40 +19,13 @@ using tnn::Dtype;
 using tnn::Index;
 using tnn::SafetensorsWriter;
 using tnn::Tensor;
-using Bytes = std::vector<std::uint8_t>;
+using tnn_test::Bytes;
+using tnn_test::read_bytes;
+using tnn_test::TempDir;
+using tnn_test::write_bytes;
 
 namespace {
 
-// A fresh, empty directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = fs::path(::testing::TempDir()) /
-            ("tnn_st_" + std::to_string(::getpid()) + "_" + info->test_suite_name() + "_" + info->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(path_)) out.push_back(e.path().filename().string());
-    return out;
-  }
-
- private:
-  fs::path path_;
-};
-
-Bytes read_bytes(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  return Bytes(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
-}
-void write_bytes(const std::string& path, const Bytes& b) {
-  std::ofstream f(path, std::ios::binary);
-  f.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
-}
 
 // 8-byte little-endian length, the header text, then the data.
 Bytes make_file(const std::string& header, const Bytes& data = {}) {
@@ -116,7 +90,7 @@ SafetensorsWriter sample_writer() {
 }  // namespace
 
 TEST(Safetensors, RoundTripsEveryDtypeThroughMemoryAndFile) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   const SafetensorsWriter w = sample_writer();
   w.write(dir.file("a.safetensors"));
   const Bytes mem = w.serialize();
@@ -167,7 +141,7 @@ TEST(Safetensors, HeaderHasFixedCompactFormatAndAlignedData) {
 }
 
 TEST(Safetensors, SaveLoadSaveIsByteIdenticalWhateverTheInsertionOrder) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   sample_writer().write(dir.file("first.safetensors"));
   const auto f = tnn::read_safetensors(dir.file("first.safetensors"));
   SafetensorsWriter again;
@@ -427,7 +401,7 @@ TEST(SafetensorsHostile, CorruptedHeaderBytesGiveOnlyLibraryErrors) {
 }
 
 TEST(SafetensorsHostile, FileErrorsNameThePath) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   EXPECT_THROW(tnn::read_safetensors(dir.file("missing.safetensors")), tnn::IoError);
   EXPECT_THROW(tnn::read_safetensors(dir.file("")), tnn::IoError);  // a directory
   write_bytes(dir.file("bad.safetensors"), make_file("{\"w\": 3}"));
@@ -448,7 +422,7 @@ TEST(SafetensorsHostile, FileErrorsNameThePath) {
 // ---- atomic writes ----
 
 TEST(SafetensorsAtomic, OverwriteReplacesContentAndLeavesNoTemporary) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   const std::string path = dir.file("m.safetensors");
   SafetensorsWriter a;
   a.add("x", Tensor<float>({2}, 1.f));
@@ -461,7 +435,7 @@ TEST(SafetensorsAtomic, OverwriteReplacesContentAndLeavesNoTemporary) {
 }
 
 TEST(SafetensorsAtomic, WriterThrowingMidwayLeavesTheOldFileByteIdentical) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   const std::string path = dir.file("m.safetensors");
   sample_writer().write(path);
   const Bytes before = read_bytes(path);
@@ -474,7 +448,7 @@ TEST(SafetensorsAtomic, WriterThrowingMidwayLeavesTheOldFileByteIdentical) {
 }
 
 TEST(SafetensorsAtomic, UnwritableTargetIsAnIoErrorAndTouchesNothing) {
-  TempDir dir;
+  TempDir dir("tnn_st_");
   SafetensorsWriter w;
   w.add("x", Tensor<float>({1}));
   EXPECT_THROW(w.write(dir.file("no/such/dir/m.safetensors")), tnn::IoError);

@@ -79,27 +79,6 @@ Tensor<double> naive_tno(const Tno<double>& tno, const Tensor<double>& v) {
   return y;
 }
 
-double max_rel_diff(const Tensor<double>& a, const Tensor<double>& b) {
-  EXPECT_EQ(a.shape(), b.shape());
-  double d = 0, s = 0;
-  for (Index i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(a[i] - b[i]));
-    s = std::max(s, std::abs(b[i]));
-  }
-  return d / std::max(s, 1e-300);
-}
-
-// See test_rpe.cpp: relu kinks vs rounding; a relu tensor passes at either step.
-template <class LossFn>
-testing::AssertionResult check_tensor(const std::string& name, Tensor<double>& x, const Tensor<double>& analytic,
-                                      LossFn&& loss, gradcheck::Options opt, bool relu) {
-  auto res = gradcheck::ok(gradcheck::check_gradient(name, x, analytic, loss, opt));
-  if (res || !relu) return res;
-  opt.step = 1e-6;
-  auto second = gradcheck::ok(gradcheck::check_gradient(name, x, analytic, loss, opt));
-  if (second) return second;
-  return res << " | with step 1e-6: " << second.message();
-}
 
 }  // namespace
 
@@ -152,7 +131,7 @@ TEST(Tno, MatchesNaiveLoopOverHandComputedCoefficients) {
             Tensor<double> y;
             Tno<double>::Cache c;
             tno.forward(v, y, c);
-            EXPECT_LT(max_rel_diff(y, naive_tno(tno, v)), 1e-12);
+            EXPECT_LT(gradcheck::max_rel_diff(y, naive_tno(tno, v)), 1e-12);
             EXPECT_EQ(c.op.uses_fft(), m == ToeplitzMethod::FFT || (m == ToeplitzMethod::Auto && n > kToeplitzDirectMaxN));
           }
 }
@@ -229,14 +208,14 @@ TEST(Tno, GradcheckEveryDecayNormActivationHeadsAndLength) {
             gradcheck::Options opt;
             if (n >= 17) opt.max_entries = n == 300 ? 12 : 30;
             const bool relu = act == Activation::Relu;
-            EXPECT_TRUE(check_tensor("dv", v, dv, loss, opt, relu));
+            EXPECT_TRUE(gradcheck::check_kinked("dv", v, dv, loss, opt, relu));
             for (auto& [nm, p] : params_of(tno)) {
               if (!p->trainable) {
                 for (double g : p->grad) EXPECT_EQ(g, 0.0) << nm << " is frozen: no gradient";
                 continue;
               }
               const Tensor<double> analytic = p->grad;
-              EXPECT_TRUE(check_tensor(nm, p->value, analytic, loss, opt, relu));
+              EXPECT_TRUE(gradcheck::check_kinked(nm, p->value, analytic, loss, opt, relu));
             }
           }
 }
@@ -285,7 +264,7 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
     for (Index n : {5, 40, 5}) {
       const Tensor<double> v = gradcheck::random_tensor({1, n, 6}, 13 + std::uint64_t(n));
       tno.forward(v, y, c);
-      EXPECT_LT(max_rel_diff(y, naive_tno(tno, v)), 1e-12) << "N=" << n;
+      EXPECT_LT(gradcheck::max_rel_diff(y, naive_tno(tno, v)), 1e-12) << "N=" << n;
       tno.backward(v, v, c, &dv);
       EXPECT_EQ(dv.shape(), v.shape());
     }
@@ -327,7 +306,7 @@ TEST(Tno, BackwardAccumulatesAndOverwritesDv) {
   for (auto& [n, p] : params_of(tno)) first.push_back(p->grad);
   dv2 = gradcheck::random_tensor(v.shape(), 34);  // stale content must not leak in
   tno.backward(v, w, c, &dv2);
-  EXPECT_LT(max_rel_diff(dv2, dv1), 1e-15);
+  EXPECT_LT(gradcheck::max_rel_diff(dv2, dv1), 1e-15);
   std::size_t k = 0;
   for (auto& [n, p] : params_of(tno)) {
     for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-12) << n;

@@ -31,21 +31,7 @@ struct EvalOptions {
 };
 
 std::vector<tnn::Index> parse_lengths(const std::string& s) {
-  std::vector<tnn::Index> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used != item.size() || item.empty() || v < 1)
-      tnn::fail<tnn::ValueError>("--lengths: expected a comma-separated list of positive integers, got '", s, "'");
-    out.push_back(v);
-  }
+  const std::vector<tnn::Index> out = parse_positive_list(s, "--lengths");
   if (out.empty()) tnn::fail<tnn::ValueError>("--lengths: expected at least one length, got '", s, "'");
   return out;
 }

@@ -163,23 +163,8 @@ class Progress {
 // and one gradient entry (or only the gradient entry) are set to NaN, as a numerical blow-up
 // would leave them, so the fault handling runs for real.
 std::set<tnn::Index> parse_inject_steps(const std::string& s, const char* flag) {
-  std::set<tnn::Index> out;
-  if (s.empty()) return out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ',')) {
-    std::size_t used = 0;
-    long long v = 0;
-    try {
-      v = std::stoll(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (item.empty() || used != item.size() || v < 1)
-      tnn::fail<tnn::ValueError>(flag, ": expected a comma-separated list of steps >= 1, got '", s, "'");
-    out.insert(v);
-  }
-  return out;
+  const std::vector<tnn::Index> steps = parse_positive_list(s, flag);
+  return std::set<tnn::Index>(steps.begin(), steps.end());
 }
 
 void check_options(const TrainOptions& o) {

@@ -7,7 +7,9 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <exception>
 #include <limits>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -125,6 +127,27 @@ EvalResult evaluate(tnn::TnnLM<T>& model, const tnn::ByteCorpus& corpus, tnn::In
 inline tnn::DataSplit held_out_split(const tnn::ByteCorpus& all, double fraction, tnn::Index block) {
   if (block < 0) tnn::fail<tnn::ValueError>("--valid-block: expected >= 0 bytes, got ", block);
   return block > 0 ? tnn::split_blocks(all, fraction, block) : tnn::split_tail(all, fraction);
+}
+
+// "512,1024,4096" -> {512, 1024, 4096}: a comma-separated list of positive integers given
+// to `flag` (an empty string gives an empty list).
+inline std::vector<tnn::Index> parse_positive_list(const std::string& s, const char* flag) {
+  std::vector<tnn::Index> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    std::size_t used = 0;
+    long long v = 0;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 1)
+      tnn::fail<tnn::ValueError>(flag, ": expected a comma-separated list of positive integers, got '", s, "'");
+    out.push_back(v);
+  }
+  return out;
 }
 
 // The first `max_bytes` of a corpus (all of it when max_bytes <= 0 or larger).

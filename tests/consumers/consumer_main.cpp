@@ -1,6 +1,6 @@
-// A consumer of the installed tnn package: includes the umbrella header, runs
-// the Toeplitz kernel and checks it against a product written out by hand.
-// Returns non-zero on any mismatch.
+// The program both consumer projects build (find_package of the installed tnn, and
+// add_subdirectory of the source tree): includes the umbrella header, runs the Toeplitz
+// kernel and checks it against a product written out by hand. Returns non-zero on any mismatch.
 #include <tnn/tnn.hpp>
 
 #include <algorithm>

@@ -1,0 +1,27 @@
+// The bench model of issue 5, shared by tnn_bench (bench_lm.cpp) and tnn_peak_memory:
+// vocab 256, dim 512, 1 layer, 1 head, expand_ratio 3, GLU 512, RPE 64 wide with 6
+// layers, causal, exponential decay 0.99. benchmarks/pytorch_tnn_bench.py builds the same.
+#pragma once
+
+#include "tnn/model/config.hpp"
+
+namespace tnn_bench {
+
+inline tnn::TnnConfig bench_config() {
+  tnn::TnnConfig c;
+  c.vocab_size = 256;
+  c.dim = 512;
+  c.layers = 1;
+  c.heads = 1;
+  c.expand_ratio = 3;
+  c.glu_dim = 512;
+  c.rpe_dim = 64;
+  c.rpe_layers = 6;
+  c.causal = true;
+  c.use_decay = true;
+  c.gamma = 0.99;
+  c.validate();
+  return c;
+}
+
+}  // namespace tnn_bench
