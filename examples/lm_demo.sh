@@ -4,12 +4,15 @@
 # lengths up to 28x the training length (the paper's extrapolation claim), an
 # SVG plot of it, and generated text.
 #   examples/lm_demo.sh [TNN_BINARY] [OUT_DIR]
-# Settings can be overridden from the environment, e.g. STEPS=200 for a quick look.
+# Settings can be overridden from the environment, e.g. STEPS=200 for a quick look;
+# NO_DECAY=1 also trains the same model without decay and evaluates it the same way
+# (the comparison in the README; about 6 more minutes).
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/demo}
 STEPS=${STEPS:-1500}
 THREADS=${THREADS:-0}
+NO_DECAY=${NO_DECAY:-0}
 mkdir -p "$OUT"
 
 # 1. Data: the whole KJV as plain text, verse references stripped. Training
@@ -23,17 +26,29 @@ echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
 # 2. Train at 512 tokens: 3 layers, width 192, exponential decay 0.99 (1.1M parameters).
 #    Batches of 8 x 512 bytes: at a fixed number of tokens, more and smaller steps
 #    learn faster here (16 x 512 for half the steps ended 0.03 nats worse).
-echo "== train ($STEPS steps of 8 x 512 bytes)"
-"$TNN" train --data "$OUT/kjv.txt" --out "$OUT/kjv.safetensors" --seq-len 512 --batch 8 --steps "$STEPS" \
-  --warmup 60 --lr 3e-3 --min-lr 1e-4 --dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99 \
-  --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1
-
+train() {  # NAME [extra tnn train flags]
+  local name=$1; shift
+  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --seq-len 512 --batch 8 --steps "$STEPS" \
+    --warmup 60 --lr 3e-3 --min-lr 1e-4 --dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99 \
+    --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1 "$@"
+}
 # 3. Length extrapolation on the held-out text: trained at 512, evaluated up to 14336.
-echo "== evaluate on the held-out 5% at several lengths"
-"$TNN" eval --checkpoint "$OUT/kjv.safetensors" --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 \
-  --max-bytes 100000 --lengths 512,1024,2048,4096,8192,14336 --plot "$OUT/extrapolation.svg" --threads "$THREADS"
+evaluate() {  # NAME PLOT
+  "$TNN" eval --checkpoint "$OUT/$1.safetensors" --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 \
+    --max-bytes 100000 --lengths 512,1024,2048,4096,8192,14336 --plot "$OUT/$2" --threads "$THREADS"
+}
 
-# 4. Generate.
+echo "== train ($STEPS steps of 8 x 512 bytes)"
+train kjv
+echo "== evaluate on the held-out 5% at several lengths"
+evaluate kjv extrapolation.svg
+if [ "$NO_DECAY" = 1 ]; then
+  echo "== the same model without decay: train, evaluate"
+  train kjv-nodecay --decay none
+  evaluate kjv-nodecay extrapolation-nodecay.svg
+fi
+
+# 4. Generate (from the model with decay).
 echo "== generate"
 "$TNN" generate --checkpoint "$OUT/kjv.safetensors" --prompt "And it came to pass, when the" --tokens 400 \
   --temperature 0.7 --top-k 40 --seed 7 --echo --threads "$THREADS"
