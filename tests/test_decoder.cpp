@@ -128,3 +128,12 @@ TEST(Decoder, LongHistoryWithUnderflowedDecayMatchesFullForward) {
   cfg.gamma = 0.5;  // float: 0.5^k is 0 beyond k ~ 126-149, so most of the history is skipped
   EXPECT_LT(max_rel_diff_to_full_forward<float>(cfg, 400, 512), 1e-4);
 }
+
+TEST(Decoder, WideLayersSplitTheHistorySumOverThreadsExactly) {
+  // E = 4096 channels: from position 512 on, the history sum has more than 2^21
+  // multiply-adds a step and is split over the threads (when there are several).
+  TnnConfig cfg = small_config();
+  cfg.layers = 1;
+  cfg.expand_ratio = 512;
+  EXPECT_LT(max_rel_diff_to_full_forward<double>(cfg, 560, 600), 1e-11);
+}
