@@ -1,6 +1,9 @@
 // `tnn generate`: samples text from a causal checkpoint with exact incremental
-// decoding (each new byte costs O(context), never a re-run of the prefix).
+// decoding (the prompt by one full forward, then each new byte costs O(context),
+// never a re-run of the prefix).
 // Only the generated text goes to stdout.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <memory>
@@ -51,12 +54,17 @@ void run_generate(const GenerateOptions& o) {
   tnn::Rng rng(o.seed);
 
   if (o.echo) std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-  const tnn::Tensor<float>* logits = nullptr;
-  for (unsigned char ch : o.prompt) logits = &dec.step(static_cast<std::int32_t>(ch));
+  // The prompt goes in by one full forward (O(n log n)); then one exact step per byte.
+  tnn::Tensor<std::int32_t> prompt({static_cast<tnn::Index>(o.prompt.size())});
+  std::transform(o.prompt.begin(), o.prompt.end(), prompt.begin(),
+                 [](char ch) { return static_cast<std::int32_t>(static_cast<unsigned char>(ch)); });
+  const tnn::Tensor<float>* logits = &dec.prefill(prompt);
+  const bool stream = ::isatty(STDOUT_FILENO) == 1;  // on a terminal, show each byte as it comes
   for (tnn::Index i = 0; i < o.tokens; ++i) {
     std::int32_t next = sampler.sample(logits->data(), cfg.vocab_size, rng);
     if (next > 255) next = ' ';  // never emit a non-byte symbol
     std::fputc(next, stdout);
+    if (stream) std::fflush(stdout);
     if (i + 1 < o.tokens) logits = &dec.step(next);
   }
   std::fputc('\n', stdout);

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# End-to-end checks of `tnn eval` and `tnn generate` on a small trained model:
+#  - eval --json prints one JSON object with arrays lengths, loss, ppl, bpb (one entry per
+#    length) whose numbers agree: ppl = exp(loss), bpb = loss / ln 2; the text table and the
+#    SVG plot are written;
+#  - generate writes exactly --tokens bytes and a newline to stdout (nothing else), --echo
+#    puts the prompt first, the same seed gives the same text, greedy decoding (temperature 0)
+#    ignores the seed, and a prompt longer than the training length works.
+# Usage: generate_eval.sh /path/to/tnn WORKDIR
+set -euo pipefail
+TNN=$1
+WORK=$2
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+for i in $(seq 1 800); do
+  echo "In the beginning line $i was written, and it was good $((i * 5 % 11)) times."
+done > corpus.txt
+"$TNN" train --data corpus.txt --out m.safetensors --dim 16 --layers 1 --rpe-dim 8 --seq-len 32 --batch 2 \
+  --steps 30 --warmup 2 --eval-every 0 --eval-tokens 2000 --threads 1 --seed 3 2> train.log \
+  || { cat train.log >&2; fail "training the test model failed"; }
+
+# 1. eval --json
+"$TNN" eval --checkpoint m.safetensors --data corpus.txt --lengths 32,64,128 --json --threads 1 > eval.json 2> eval.err \
+  || { cat eval.err >&2; fail "eval --json failed"; }
+[ "$(wc -l < eval.json)" -eq 1 ] || fail "eval --json: expected one line on stdout, got: $(cat eval.json)"
+for key in lengths loss ppl bpb; do
+  grep -q "\"$key\":\[" eval.json || fail "eval --json: no array '$key' in $(cat eval.json)"
+done
+grep -q '"lengths":\[32,64,128\]' eval.json || fail "eval --json: lengths should be [32,64,128]: $(cat eval.json)"
+array() { sed -E "s/.*\"$1\":\[([^]]*)\].*/\1/" eval.json | tr ',' '\n'; }
+[ "$(array loss | wc -l)" -eq 3 ] && [ "$(array ppl | wc -l)" -eq 3 ] && [ "$(array bpb | wc -l)" -eq 3 ] \
+  || fail "eval --json: expected 3 entries per array: $(cat eval.json)"
+paste <(array loss) <(array ppl) <(array bpb) | awk '{
+    if ($1 <= 0 || $1 > 10) bad = bad " loss " $1;
+    if (($2 - exp($1)) ^ 2 > (1e-4 * $2) ^ 2) bad = bad " ppl " $2 " != exp(" $1 ")";
+    if (($3 - $1 / log(2)) ^ 2 > (1e-4 * $3) ^ 2) bad = bad " bpb " $3 " != " $1 "/ln2";
+  } END { if (bad != "") { print bad; exit 1 } }' || fail "eval --json numbers disagree"
+echo "ok: eval --json: $(cat eval.json)"
+
+"$TNN" eval --checkpoint m.safetensors --data corpus.txt --lengths 32,64 --plot plot.svg --threads 1 > table.txt 2> /dev/null
+grep -Eq "^ +64 " table.txt || fail "eval: no row for length 64 in: $(cat table.txt)"
+grep -q "<svg" plot.svg || fail "eval --plot: no SVG written"
+echo "ok: eval table and SVG plot"
+
+# 2. generate
+gen() { "$TNN" generate --checkpoint m.safetensors --threads 1 "$@" 2> gen.err || { cat gen.err >&2; fail "generate $*"; }; }
+gen --prompt "In the" --tokens 50 --seed 1 > a.txt
+[ "$(wc -c < a.txt)" -eq 51 ] || fail "generate --tokens 50: expected 50 bytes and a newline, got $(wc -c < a.txt)"
+[ ! -s gen.err ] || fail "generate wrote to stderr: $(cat gen.err)"
+gen --prompt "In the" --tokens 50 --seed 1 > b.txt
+cmp -s a.txt b.txt || fail "generate: the same seed gave different text"
+gen --prompt "In the" --tokens 50 --seed 1 --echo > echo.txt
+[ "$(head -c 6 echo.txt)" = "In the" ] || fail "generate --echo: the prompt does not come first: $(cat echo.txt)"
+cmp -s <(tail -c +7 echo.txt) a.txt || fail "generate --echo: the text after the prompt differs"
+gen --prompt "In the" --tokens 40 --temperature 0 --seed 1 > g1.txt
+gen --prompt "In the" --tokens 40 --temperature 0 --seed 2 > g2.txt
+cmp -s g1.txt g2.txt || fail "generate --temperature 0 depends on the seed"
+gen --prompt "$(head -c 300 corpus.txt)" --tokens 20 --top-k 5 --top-p 0.9 > long.txt
+[ "$(wc -c < long.txt)" -eq 21 ] || fail "generate after a 300-byte prompt: expected 20 bytes and a newline"
+echo "ok: generate writes only the text, is reproducible, echoes, decodes greedily and takes long prompts"
