@@ -1,12 +1,7 @@
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <cmath>
 #include <cstdint>
-#include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <limits>
 #include <map>
 #include <string>
@@ -15,7 +10,6 @@
 #include "temp_files.hpp"
 #include "tnn/train/checkpoint.hpp"
 
-namespace fs = std::filesystem;
 using tnn::Dtype;
 using tnn::Index;
 using tnn::Param;
@@ -26,7 +20,6 @@ using tnn_test::read_bytes;
 using tnn_test::TempDir;
 
 namespace {
-
 
 TnnConfig small_config() {
   TnnConfig c;

@@ -26,7 +26,6 @@ using tnn_test::write_bytes;
 
 namespace {
 
-
 // 8-byte little-endian length, the header text, then the data.
 Bytes make_file(const std::string& header, const Bytes& data = {}) {
   // Built byte by byte: GCC 12 warns (-Warray-bounds, falsely) about vector::insert here.
