@@ -113,7 +113,6 @@ Tensor<double> naive_gtu(const Gtu<double>& g, const Tensor<double>& x) {
   return naive_linear(g.o, z);
 }
 
-
 }  // namespace
 
 TEST(Gtu, NamesAndShapesFollowTheCheckpointLayout) {

@@ -79,7 +79,6 @@ Tensor<double> naive_tno(const Tno<double>& tno, const Tensor<double>& v) {
   return y;
 }
 
-
 }  // namespace
 
 TEST(Tno, NamesShapesAndTrainableFlags) {
