@@ -17,15 +17,7 @@ esac
 
 # clang 14 with its sanitizer and libFuzzer runtimes, and the headers the targets include.
 need=(clang-14 libclang-rt-14-dev libeigen3-dev nlohmann-json3-dev)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+bash .ci/install_missing.sh "${need[@]}"
 
 start=$SECONDS
 status=0

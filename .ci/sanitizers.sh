@@ -2,8 +2,9 @@
 # Sanitizer CI: builds and runs the tests under
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer (clang 14, -O1, OpenMP on): every unit
 #         test but test_alloc (which replaces malloc itself, as ASan does) and the `tnn`
-#         program's end-to-end tests (cli_errors, cli_train_resume, cli_train_faults), so
-#         hostile files and flags go through sanitized code too;
+#         program's end-to-end tests (ctest label cli: cli_errors, cli_train_resume,
+#         cli_train_faults, cli_generate_eval), so hostile files and flags go through
+#         sanitized code too;
 #   tsan  ThreadSanitizer (clang 14, -O1) on the tests of the threaded kernels, with OpenMP on
 #         (LLVM's libomp plus its Archer tool, which tells TSan about OpenMP's barriers and
 #         locks; libgomp is not instrumented and would only produce false reports).
@@ -30,15 +31,7 @@ tsan_dir=${TNN_TSAN_DIR:-$root/build/sanitize-tsan}
 # Installs what is missing (CI runs as root; elsewhere through sudo).
 need=(build-essential cmake ninja-build clang-14 libclang-rt-14-dev libomp-14-dev libeigen3-dev
       libfftw3-dev libgtest-dev googletest nlohmann-json3-dev libcli11-dev libopenblas-dev)
-missing=()
-for p in "${need[@]}"; do dpkg -s "$p" > /dev/null 2>&1 || missing+=("$p"); done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=""
-  [ "$(id -u)" -ne 0 ] && sudo="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update
-  $sudo apt-get install -y --no-install-recommends "${missing[@]}"
-fi
+bash .ci/install_missing.sh "${need[@]}"
 
 # Unit test targets, as tests/CMakeLists.txt declares them with tnn_add_test(name).
 mapfile -t unit_targets < <(sed -n 's/^tnn_add_test(\([a-z_0-9]*\).*/test_\1/p' tests/CMakeLists.txt | grep -vx test_alloc)
