@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "temp_files.hpp"
-#include "tnn/train/checkpoint.hpp"
+#include "tnn/model/checkpoint.hpp"
 
 using tnn::Dtype;
 using tnn::Index;

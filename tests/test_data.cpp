@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tnn/train/data.hpp"
+#include "tnn/model/loss.hpp"
 
 using tnn::Batch;
 using tnn::BatchSampler;

@@ -30,9 +30,9 @@
 #include "tnn/model/config.hpp"
 #include "tnn/model/lm.hpp"
 #include "tnn/model/loss.hpp"
-#include "tnn/train/checkpoint.hpp"
+#include "tnn/model/checkpoint.hpp"
 #include "tnn/train/data.hpp"
-#include "tnn/train/safetensors.hpp"
+#include "tnn/io/safetensors.hpp"
 
 using namespace tnn;
 
@@ -259,27 +259,27 @@ TEST(ModelErrors, LayersNameTheirArgument) {
       [&] { cross_entropy(Tensor<double>({2, 3, 5}), Tensor<std::int32_t>({2, 2}), &dx); },
       {"cross_entropy logits", "[2, 2]", "[2, 3, 5]"}));
 
-  Glu<double> glu(cfg);
+  Glu<double> glu = make_glu<double>(cfg);
   Glu<double>::Cache gc;
   EXPECT_TRUE(throws<ShapeError>([&] { glu.forward(Tensor<double>({1, 2, 3}), y, gc); }, {"Linear x", "[1, 2, 3]"}));
   EXPECT_TRUE(throws<ShapeError>([&] { glu.backward(Tensor<double>({1, 2, 4}), Tensor<double>({1, 2, 4}), gc, &dx); },
                                  {"Glu cache", "2 rows"}));
 
-  Gtu<double> gtu(cfg);
+  Gtu<double> gtu = make_gtu<double>(cfg);
   Gtu<double>::Cache uc;
   EXPECT_TRUE(throws<ShapeError>([&] { gtu.forward(Tensor<double>({1, 3, 5}), y, uc); }, {"gtu x", "[B, N >= 1, 4]", "[1, 3, 5]"}));
   EXPECT_TRUE(throws<ShapeError>([&] { gtu.forward(Tensor<double>({1, 0, 4}), y, uc); }, {"gtu x", "[1, 0, 4]"}));
   EXPECT_TRUE(throws<ShapeError>([&] { gtu.backward(Tensor<double>({1, 3, 4}), Tensor<double>({1, 3, 4}), uc, &dx); },
                                  {"gtu cache", "[1, 3, 4]"}));
 
-  Tno<double> tno(cfg);
+  Tno<double> tno = make_tno<double>(cfg);
   Tno<double>::Cache tc;
   EXPECT_TRUE(throws<ShapeError>([&] { tno.forward(Tensor<double>({1, 3, 4}), y, tc); }, {"tno v", "8", "[1, 3, 4]"}));
   EXPECT_TRUE(throws<Error>([&] { tno.backward(Tensor<double>({1, 3, 8}), Tensor<double>({1, 3, 8}), tc, &dx); },
                             {"tno backward", "length-3", "none"}));
   EXPECT_TRUE(throws<ShapeError>([&] { tno.coefficients(0); }, {"sequence length", ">= 1", "got 0"}));
 
-  Rpe<double> rpe(cfg);
+  Rpe<double> rpe = make_rpe<double>(cfg);
   Rpe<double>::Cache rc;
   EXPECT_TRUE(throws<Error>([&] { rpe.backward(Tensor<double>({3, 8}), rc); }, {"rpe backward", "forward"}));
   EXPECT_TRUE(throws<ShapeError>([&] { rpe.forward(Tensor<double>({3, 2}), y, rc); }, {"rpe offsets", "[K, 1]", "[3, 2]"}));

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "tnn/core/gemm.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 using namespace tnn;
 

@@ -4,6 +4,7 @@
 
 #include "gradcheck.hpp"
 #include "tnn/layers/glu.hpp"
+#include "tnn/model/config.hpp"
 
 using namespace tnn;
 
@@ -21,7 +22,7 @@ TEST(Glu, NamesAndShapesFromConfig) {
   cfg.dim = 4;
   cfg.layers = 1;
   cfg.glu_dim = 6;
-  Glu<double> g(cfg);
+  Glu<double> g = make_glu<double>(cfg);
   std::vector<std::string> names;
   std::vector<Shape> shapes;
   for (auto& [n, p] : params_of(g)) {

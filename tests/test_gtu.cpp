@@ -13,6 +13,7 @@
 
 #include "gradcheck.hpp"
 #include "tnn/layers/gtu.hpp"
+#include "tnn/model/config.hpp"
 
 // Counts operator new calls while g_counting is set (Tensor storage, std::vector,
 // std::string all come through here).
@@ -120,7 +121,7 @@ TEST(Gtu, NamesAndShapesFollowTheCheckpointLayout) {
   cfg.rpe_layers = 2;
   cfg.norm_type = NormType::RMSNorm;
   set_decay(cfg, 2);
-  Gtu<double> g(cfg);
+  Gtu<double> g = make_gtu<double>(cfg);
   std::vector<std::string> names;
   std::vector<Shape> shapes;
   for (auto& [n, p] : params_of(g)) {
@@ -143,7 +144,7 @@ TEST(Gtu, InitIsPyTorchLikeAndSeeded) {
   TnnConfig cfg = small_config(3, true);
   cfg.dim = 8;  // in_features of u_proj/v_proj: bound 1/sqrt(8)
   set_decay(cfg, 1);
-  Gtu<double> a(cfg), b(cfg), c(cfg);
+  Gtu<double> a = make_gtu<double>(cfg), b = make_gtu<double>(cfg), c = make_gtu<double>(cfg);
   a.init_weights(7);
   b.init_weights(7);
   c.init_weights(8);
@@ -178,7 +179,7 @@ TEST(Gtu, ForwardMatchesFormula) {
         TnnConfig cfg = small_config(heads, causal);
         cfg.gtu_act = Activation::Gelu;
         set_decay(cfg, 2);
-        Gtu<double> g(cfg);
+        Gtu<double> g = make_gtu<double>(cfg);
         randomize(g, 3);
         const Tensor<double> x = gradcheck::random_tensor({2, n, 4}, 4);
         Tensor<double> y;
@@ -205,7 +206,7 @@ TEST(Gtu, GradcheckAcrossConfigurations) {
                                           << " norm=" << to_string(cfg.norm_type) << " rpe_act="
                                           << to_string(cfg.rpe_act) << " gtu_act=" << to_string(cfg.gtu_act)
                                           << " rpe_layers=" << cfg.rpe_layers << " N=" << n);
-          Gtu<double> g(cfg);
+          Gtu<double> g = make_gtu<double>(cfg);
           randomize(g, 20 + std::uint64_t(combo));
           Tensor<double> x = gradcheck::random_tensor({2, n, 4}, 30 + std::uint64_t(combo));
           const Tensor<double> w = gradcheck::random_tensor(x.shape(), 40 + std::uint64_t(combo));
@@ -235,7 +236,7 @@ TEST(Gtu, GradcheckAcrossConfigurations) {
 TEST(Gtu, BackwardAccumulatesAndOverwritesDx) {
   TnnConfig cfg = small_config(3, false);
   set_decay(cfg, 2);
-  Gtu<double> g(cfg);
+  Gtu<double> g = make_gtu<double>(cfg);
   randomize(g, 51);
   const Tensor<double> x = gradcheck::random_tensor({2, 40, 4}, 52);
   const Tensor<double> w = gradcheck::random_tensor(x.shape(), 53);
@@ -259,7 +260,7 @@ TEST(Gtu, BackwardAccumulatesAndOverwritesDx) {
 TEST(Gtu, SameLayerRunsAtTwoLengths) {
   for (bool causal : {true, false}) {
     TnnConfig cfg = small_config(3, causal);
-    Gtu<double> g(cfg);
+    Gtu<double> g = make_gtu<double>(cfg);
     randomize(g, 61);
     Index count = 0;
     for (auto& [n, p] : params_of(g)) count += p->value.size();
@@ -286,7 +287,7 @@ TEST(Gtu, SteadyStateTrainingStepDoesNotAllocate) {
       cfg.norm_type = NormType::LayerNorm;
       cfg.rpe_layers = 2;
       set_decay(cfg, 2);
-      Gtu<float> g(cfg);
+      Gtu<float> g = make_gtu<float>(cfg);
       g.init_weights(1);
       Tensor<float> x({4, n, 4}), dy({4, n, 4}), y, dx;
       Rng rng(2);
@@ -327,7 +328,7 @@ TEST(Gtu, SteadyStateTrainingStepDoesNotAllocate) {
 }
 
 TEST(Gtu, Errors) {
-  Gtu<double> g(small_config(3, true));
+  Gtu<double> g = make_gtu<double>(small_config(3, true));
   Gtu<double>::Cache c;
   Tensor<double> y, dx;
   EXPECT_THROW(g.forward(Tensor<double>({2, 5, 3}), y, c), ShapeError);

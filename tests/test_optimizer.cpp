@@ -8,7 +8,7 @@
 #include <new>
 
 #include "tnn/train/optimizer.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 #include "tnn/train/schedule.hpp"
 
 // Counts heap allocations so that "step() does not allocate" is a checked claim. The release

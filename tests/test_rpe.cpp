@@ -8,6 +8,7 @@
 
 #include "gradcheck.hpp"
 #include "tnn/layers/rpe.hpp"
+#include "tnn/model/config.hpp"
 
 using namespace tnn;
 
@@ -94,7 +95,7 @@ TEST(Rpe, NamesAndShapesFollowTheCheckpointLayout) {
   cfg.rpe_dim = 5;
   cfg.rpe_layers = 2;
   cfg.norm_type = NormType::LayerNorm;
-  Rpe<double> r(cfg);
+  Rpe<double> r = make_rpe<double>(cfg);
   std::vector<std::string> names;
   std::vector<Shape> shapes;
   for (auto& [n, p] : params_of(r)) {

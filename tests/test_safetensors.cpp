@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "temp_files.hpp"
-#include "tnn/train/safetensors.hpp"
+#include "tnn/io/safetensors.hpp"
 
 namespace fs = std::filesystem;
 using tnn::Dtype;

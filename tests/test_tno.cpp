@@ -9,6 +9,7 @@
 
 #include "gradcheck.hpp"
 #include "tnn/layers/tno.hpp"
+#include "tnn/model/config.hpp"
 
 using namespace tnn;
 
@@ -93,7 +94,7 @@ TEST(Tno, NamesShapesAndTrainableFlags) {
     cfg.use_decay = d == TnoDecay::Fixed;
     cfg.use_multi_decay = d == TnoDecay::Learned;
     cfg.gamma = 0.8;
-    Tno<double> t(cfg);
+    Tno<double> t = make_tno<double>(cfg);
     EXPECT_EQ(t.decay(), d);
     std::vector<std::string> names;
     for (auto& [n, p] : params_of(t)) names.push_back(n);
@@ -112,7 +113,7 @@ TEST(Tno, NamesShapesAndTrainableFlags) {
     EXPECT_EQ(t.rpe.out.linear.weight.shape(), (Shape{6, 5}));
   }
   cfg.use_decay = cfg.use_multi_decay = true;
-  EXPECT_THROW(Tno<double>{cfg}, ConfigError);
+  EXPECT_THROW(make_tno<double>(cfg), ConfigError);
 }
 
 TEST(Tno, MatchesNaiveLoopOverHandComputedCoefficients) {

@@ -12,7 +12,7 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/model/lm.hpp>
-#include <tnn/train/checkpoint.hpp>
+#include <tnn/model/checkpoint.hpp>
 #include <tnn/train/data.hpp>
 
 #include "commands.hpp"

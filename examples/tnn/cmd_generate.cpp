@@ -11,8 +11,8 @@
 
 #include <tnn/infer/decoder.hpp>
 #include <tnn/infer/sampling.hpp>
-#include <tnn/train/checkpoint.hpp>
-#include <tnn/train/rng.hpp>
+#include <tnn/model/checkpoint.hpp>
+#include <tnn/core/rng.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"

@@ -5,8 +5,8 @@
 #include <string>
 
 #include <tnn/model/lm.hpp>
-#include <tnn/train/checkpoint.hpp>
-#include <tnn/train/safetensors.hpp>
+#include <tnn/model/checkpoint.hpp>
+#include <tnn/io/safetensors.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"

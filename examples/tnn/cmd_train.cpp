@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/model/lm.hpp>
-#include <tnn/train/checkpoint.hpp>
+#include <tnn/model/checkpoint.hpp>
 #include <tnn/train/data.hpp>
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/schedule.hpp>

@@ -19,7 +19,7 @@
 #include <tnn/model/lm.hpp>
 #include <tnn/model/loss.hpp>
 #include <tnn/train/data.hpp>
-#include <tnn/train/safetensors.hpp>
+#include <tnn/io/safetensors.hpp>
 
 #ifdef _OPENMP
 #include <omp.h>

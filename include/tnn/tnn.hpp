@@ -28,11 +28,11 @@
 #include "tnn/model/lm.hpp"
 #include "tnn/model/loss.hpp"
 
-#include "tnn/train/checkpoint.hpp"
+#include "tnn/model/checkpoint.hpp"
 #include "tnn/train/data.hpp"
 #include "tnn/train/optimizer.hpp"
-#include "tnn/train/rng.hpp"
-#include "tnn/train/safetensors.hpp"
+#include "tnn/core/rng.hpp"
+#include "tnn/io/safetensors.hpp"
 #include "tnn/train/schedule.hpp"
 
 #include "tnn/infer/decoder.hpp"

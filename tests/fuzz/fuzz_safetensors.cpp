@@ -7,7 +7,7 @@
 #include <optional>
 #include <vector>
 
-#include "tnn/train/safetensors.hpp"
+#include "tnn/io/safetensors.hpp"
 
 namespace {
 

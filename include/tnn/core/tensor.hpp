@@ -77,6 +77,18 @@ inline std::string shape_str(const Shape& s) {
   return out + "]";
 }
 
+namespace detail {
+// "[b, n]" for a flat index into a tensor of shape s.
+inline std::string position_str(const Shape& s, Index flat) {
+  Shape idx(s.size());
+  for (std::size_t k = s.size(); k-- > 0;) {
+    idx[k] = s[k] == 0 ? 0 : flat % s[k];
+    flat = s[k] == 0 ? 0 : flat / s[k];
+  }
+  return shape_str(idx);
+}
+}  // namespace detail
+
 template <class T>
 class Tensor {
  public:

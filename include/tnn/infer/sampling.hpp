@@ -11,7 +11,7 @@
 
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 

@@ -8,9 +8,20 @@
 
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
-#include "tnn/model/config.hpp"
 
 namespace tnn {
+
+enum class Activation { Relu, Silu, Gelu, None };
+
+inline const char* to_string(Activation a) {
+  switch (a) {
+    case Activation::Relu: return "relu";
+    case Activation::Silu: return "silu";
+    case Activation::Gelu: return "gelu";
+    case Activation::None: return "none";
+  }
+  return "?";
+}
 
 namespace detail {
 // Written in the branch that cannot overflow exp().

@@ -8,21 +8,9 @@
 
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
-
-namespace detail {
-// "[b, n]" for a flat index into a tensor of shape s.
-inline std::string position_str(const Shape& s, Index flat) {
-  Shape idx(s.size());
-  for (std::size_t k = s.size(); k-- > 0;) {
-    idx[k] = s[k] == 0 ? 0 : flat % s[k];
-    flat = s[k] == 0 ? 0 : flat / s[k];
-  }
-  return shape_str(idx);
-}
-}  // namespace detail
 
 template <class T>
 class Embedding {

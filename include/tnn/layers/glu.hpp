@@ -8,8 +8,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/linear.hpp"
-#include "tnn/model/config.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 
@@ -18,7 +17,6 @@ class Glu {
  public:
   Glu() = default;
   Glu(Index dim, Index hidden, Activation act) : l1(dim, hidden), l2(dim, hidden), l3(hidden, dim), act_(act) {}
-  explicit Glu(const TnnConfig& cfg) : Glu(cfg.dim, cfg.glu_width(), cfg.glu_act) {}
 
   Linear<T> l1;  // D -> G, activated
   Linear<T> l2;  // D -> G, the linear gate

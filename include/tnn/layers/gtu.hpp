@@ -5,13 +5,13 @@
 
 #include <cstdint>
 #include <string>
+#include <utility>
 
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/linear.hpp"
 #include "tnn/layers/tno.hpp"
-#include "tnn/model/config.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 
@@ -19,12 +19,9 @@ template <class T, class Backend = DefaultFftBackend>
 class Gtu {
  public:
   Gtu() = default;
-  explicit Gtu(const TnnConfig& cfg)
-      : u_proj(cfg.dim, cfg.inner_dim()),
-        v_proj(cfg.dim, cfg.inner_dim()),
-        o(cfg.inner_dim(), cfg.dim),
-        toep(cfg),
-        act_(cfg.gtu_act) {}
+  // dim D -> inner E, the gate/value activation `act`; the TNO (E = its channels) is moved in.
+  Gtu(Index dim, Activation act, Tno<T, Backend> tno)
+      : u_proj(dim, tno.channels()), v_proj(dim, tno.channels()), o(tno.channels(), dim), toep(std::move(tno)), act_(act) {}
 
   Linear<T> u_proj;  // D -> E, the gate
   Linear<T> v_proj;  // D -> E, the TNO input

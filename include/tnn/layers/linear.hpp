@@ -9,7 +9,7 @@
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 

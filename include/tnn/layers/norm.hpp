@@ -8,9 +8,19 @@
 
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
-#include "tnn/model/config.hpp"
 
 namespace tnn {
+
+enum class NormType { SimpleRMSNorm, RMSNorm, LayerNorm };
+
+inline const char* to_string(NormType n) {
+  switch (n) {
+    case NormType::SimpleRMSNorm: return "simplermsnorm";
+    case NormType::RMSNorm: return "rmsnorm";
+    case NormType::LayerNorm: return "layernorm";
+  }
+  return "?";
+}
 
 template <class T>
 class Norm {

@@ -11,8 +11,7 @@
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/linear.hpp"
 #include "tnn/layers/norm.hpp"
-#include "tnn/model/config.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 
@@ -45,8 +44,6 @@ class Rpe {
     for (Index l = 0; l < hidden; ++l) layers.push_back(Block{Norm<T>(norm, width), Linear<T>(width, width)});
     this->out = Block{Norm<T>(norm, width), Linear<T>(width, out)};
   }
-  explicit Rpe(const TnnConfig& cfg)
-      : Rpe(cfg.rpe_dim, cfg.inner_dim(), cfg.rpe_layers, cfg.norm_type, cfg.rpe_act) {}
 
   Linear<T> pos_proj;         // 1 -> R
   std::vector<Block> layers;  // rpe_layers blocks, R -> R

@@ -13,8 +13,7 @@
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/layers/rpe.hpp"
-#include "tnn/model/config.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 
@@ -23,12 +22,6 @@ namespace tnn {
 //   Learned: theta, lambda = gamma + (1 - gamma) * sigmoid(theta), trained (use_multi_decay);
 //   None:    nothing (no "gamma" tensor), lambda = 1.
 enum class TnoDecay { None, Fixed, Learned };
-
-inline TnoDecay tno_decay(const TnnConfig& cfg) {
-  if (cfg.use_decay && cfg.use_multi_decay)
-    fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
-  return cfg.use_multi_decay ? TnoDecay::Learned : cfg.use_decay ? TnoDecay::Fixed : TnoDecay::None;
-}
 
 template <class T, class Backend = DefaultFftBackend>
 class Tno {
@@ -49,9 +42,6 @@ class Tno {
     if (decay != TnoDecay::None) this->gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
     if (decay == TnoDecay::Fixed) this->gamma.value.fill(static_cast<T>(gamma));
   }
-  explicit Tno(const TnnConfig& cfg)
-      : Tno(cfg.heads, cfg.head_dim(), cfg.rpe_dim, cfg.rpe_layers, cfg.norm_type, cfg.rpe_act, cfg.causal,
-            tno_decay(cfg), cfg.gamma) {}
 
   Rpe<T> rpe;      // offset -> [H*Dh] coefficients
   Param<T> gamma;  // [H, 1, Dh] lambda (Fixed) or theta (Learned); empty for None

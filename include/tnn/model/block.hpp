@@ -11,7 +11,7 @@
 #include "tnn/layers/gtu.hpp"
 #include "tnn/layers/norm.hpp"
 #include "tnn/model/config.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 
@@ -21,9 +21,9 @@ class TnnBlock {
   TnnBlock() = default;
   explicit TnnBlock(const TnnConfig& cfg)
       : token_norm(cfg.norm_type, cfg.dim),
-        token_mixer(cfg),
+        token_mixer(make_gtu<T>(cfg)),
         feature_norm(cfg.norm_type, cfg.dim),
-        feature_mixer(cfg),
+        feature_mixer(make_glu<T>(cfg)),
         prenorm_(cfg.prenorm),
         dim_(cfg.dim) {}
 

@@ -11,29 +11,16 @@
 
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
+#include "tnn/layers/activation.hpp"
+#include "tnn/layers/glu.hpp"
+#include "tnn/layers/gtu.hpp"
+#include "tnn/layers/norm.hpp"
+#include "tnn/layers/rpe.hpp"
+#include "tnn/layers/tno.hpp"
 
 namespace tnn {
 
-enum class Activation { Relu, Silu, Gelu, None };
-enum class NormType { SimpleRMSNorm, RMSNorm, LayerNorm };
 
-inline const char* to_string(Activation a) {
-  switch (a) {
-    case Activation::Relu: return "relu";
-    case Activation::Silu: return "silu";
-    case Activation::Gelu: return "gelu";
-    case Activation::None: return "none";
-  }
-  return "?";
-}
-inline const char* to_string(NormType n) {
-  switch (n) {
-    case NormType::SimpleRMSNorm: return "simplermsnorm";
-    case NormType::RMSNorm: return "rmsnorm";
-    case NormType::LayerNorm: return "layernorm";
-  }
-  return "?";
-}
 inline Activation parse_activation(const std::string& s, const char* key) {
   for (Activation a : {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None})
     if (s == to_string(a)) return a;
@@ -192,5 +179,31 @@ struct TnnConfig {
     return from_json(j);
   }
 };
+
+// The layers of a model built from its config: the one place where config keys become the
+// layers' constructor arguments (the layers themselves know nothing of TnnConfig or JSON).
+inline TnoDecay tno_decay(const TnnConfig& cfg) {
+  if (cfg.use_decay && cfg.use_multi_decay)
+    fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
+  return cfg.use_multi_decay ? TnoDecay::Learned : cfg.use_decay ? TnoDecay::Fixed : TnoDecay::None;
+}
+
+template <class T>
+Rpe<T> make_rpe(const TnnConfig& cfg) {
+  return Rpe<T>(cfg.rpe_dim, cfg.inner_dim(), cfg.rpe_layers, cfg.norm_type, cfg.rpe_act);
+}
+template <class T, class Backend = DefaultFftBackend>
+Tno<T, Backend> make_tno(const TnnConfig& cfg) {
+  return Tno<T, Backend>(cfg.heads, cfg.head_dim(), cfg.rpe_dim, cfg.rpe_layers, cfg.norm_type, cfg.rpe_act,
+                         cfg.causal, tno_decay(cfg), cfg.gamma);
+}
+template <class T, class Backend = DefaultFftBackend>
+Gtu<T, Backend> make_gtu(const TnnConfig& cfg) {
+  return Gtu<T, Backend>(cfg.dim, cfg.gtu_act, make_tno<T, Backend>(cfg));
+}
+template <class T>
+Glu<T> make_glu(const TnnConfig& cfg) {
+  return Glu<T>(cfg.dim, cfg.glu_width(), cfg.glu_act);
+}
 
 }  // namespace tnn

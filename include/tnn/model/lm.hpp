@@ -19,7 +19,7 @@
 #include "tnn/model/block.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/loss.hpp"
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 

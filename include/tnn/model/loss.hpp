@@ -7,7 +7,6 @@
 #include <cstdint>
 
 #include "tnn/core/tensor.hpp"
-#include "tnn/layers/embedding.hpp"
 
 namespace tnn {
 

@@ -19,8 +19,7 @@
 
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
-#include "tnn/model/loss.hpp"  // count_targets(): the weight of a batch's mean loss in a total
-#include "tnn/train/rng.hpp"
+#include "tnn/core/rng.hpp"
 
 namespace tnn {
 

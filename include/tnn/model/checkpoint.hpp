@@ -29,7 +29,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/model/config.hpp"
-#include "tnn/train/safetensors.hpp"
+#include "tnn/io/safetensors.hpp"
 
 namespace tnn {
 
