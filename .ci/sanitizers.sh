@@ -56,7 +56,7 @@ if [ "$mode" != tsan ]; then
   stamp "asan+ubsan: configure and build in $asan_dir"
   fresh "$asan_dir"
   flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
-  cmake -S . -B "$asan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=ON \
+  cmake -S . -B "$asan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=ON -DTNN_BUILD_TOOLS=ON \
     -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
   cmake --build "$asan_dir" -j "$jobs" --target "${unit_targets[@]}" tnn-cli
   stamp "asan+ubsan: run the unit and CLI tests"
@@ -80,7 +80,7 @@ if [ "$mode" != asan ]; then
   # TSan runtime defines too (and its shared one crashes); the GTU's loops run in test_block.
   tsan_tests=(parallel gemm toeplitz linear activation glu tno block decoder)
   fresh "$tsan_dir"
-  cmake -S . -B "$tsan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=OFF \
+  cmake -S . -B "$tsan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=OFF -DTNN_BUILD_TOOLS=OFF \
     -DTNN_USE_OPENMP=ON -DTNN_USE_BLAS=OFF \
     -DCMAKE_CXX_FLAGS="-fsanitize=thread -fno-omit-frame-pointer" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=thread" > /dev/null
