@@ -78,7 +78,7 @@ if [ "$mode" != asan ]; then
   # incremental decoding), and the concurrent-plan test of test_toeplitz (std::thread).
   # Not test_gtu: it counts allocations with its own operator new, which clang 14's static
   # TSan runtime defines too (and its shared one crashes); the GTU's loops run in test_block.
-  tsan_tests=(parallel gemm toeplitz linear activation glu tno block decoder)
+  tsan_tests=(parallel threads gemm toeplitz linear activation glu tno block decoder)
   fresh "$tsan_dir"
   cmake -S . -B "$tsan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=OFF -DTNN_BUILD_TOOLS=OFF \
     -DTNN_USE_OPENMP=ON -DTNN_USE_BLAS=OFF \

@@ -1,10 +1,10 @@
 // Whole-model benchmarks of the bench model (vocab 256, D 512, 1 layer,
 // 1 head, expand 3, GLU 512, RPE 64 x 6 layers, causal, fixed decay 0.99, batch 1,
-// float32): a training step, a forward, one incremental decoding step, and the GEMM
+// float32): a training step, a forward, and the GEMM
 // of the model's dominant shapes through the same GEMM path the model uses, the
 // practical limit the training step is held against. Names are compared with other
-// implementations: BM_LM_TrainStep/<N>, BM_LM_Forward/<N>, BM_LM_DecodeToken/<T>,
-// BM_Gemm_Roofline. Threads: OMP_NUM_THREADS.
+// implementations: BM_LM_TrainStep/<N>, BM_LM_Forward/<N>,
+// BM_Gemm_Roofline (decoding: bench_decode.cpp). Threads: OMP_NUM_THREADS.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -18,7 +18,6 @@
 
 #include "bench_model.hpp"
 #include "tnn/core/gemm.hpp"
-#include "tnn/infer/decoder.hpp"
 #include "tnn/model/lm.hpp"
 
 using namespace tnn;
@@ -39,13 +38,6 @@ double forward_flops(const TnnConfig& c, Index B, Index N) {
   return double(c.layers) * per_layer + 2 * tok * D * V;
 }
 
-// Dense FLOPs of one decoding step (one token): every projection as a matrix-vector
-// product; the Toeplitz sum over the history is not a dense product and not counted.
-double decode_flops(const TnnConfig& c) {
-  const double D = double(c.dim), E = double(c.inner_dim()), G = double(c.glu_width()), V = double(c.vocab_size);
-  return double(c.layers) * 2 * (3 * D * E + 3 * D * G) + 2 * D * V;
-}
-
 void make_tokens(Index N, std::uint64_t seed, Index V, Tensor<std::int32_t>& tokens, Tensor<std::int32_t>& targets) {
   tokens.resize({1, N});
   targets.resize({1, N});
@@ -54,6 +46,10 @@ void make_tokens(Index N, std::uint64_t seed, Index V, Tensor<std::int32_t>& tok
   for (Index i = 0; i + 1 < N; ++i) targets[i] = tokens[i + 1];
   targets[N - 1] = -1;
 }
+
+// As the `tnn` program does: OpenMP's threads for tnn, one BLAS thread per call
+// (tnn splits large products itself), before any benchmark runs.
+[[maybe_unused]] const int kThreadsSet = tnn::set_num_threads(0);
 
 void set_counters(benchmark::State& state, double tokens, double flops) {
   state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
@@ -103,29 +99,6 @@ void BM_LM_Forward(benchmark::State& state) {
   set_counters(state, double(N), forward_flops(cfg, 1, N));
 }
 
-// One step of IncrementalDecoder with T tokens of context already fed. The context
-// is filled once, before timing (prefill); after each timed step the decoder is
-// rewound to T positions, so every timed step runs at context exactly T.
-void BM_LM_DecodeToken(benchmark::State& state) {
-  const Index T = state.range(0);
-  const TnnConfig cfg = bench_config();
-  auto model = std::make_unique<TnnLM<Scalar>>(cfg);
-  model->init_weights(1);
-  Tensor<std::int32_t> tokens, targets;
-  make_tokens(T + 1, 3, cfg.vocab_size, tokens, targets);
-  IncrementalDecoder<Scalar> dec(*model, T + 1);
-  Tensor<std::int32_t> prompt({T});
-  std::copy(tokens.begin(), tokens.begin() + T, prompt.begin());
-  dec.prefill(prompt);  // the context, by one full forward (setup, not timed)
-  for (auto _ : state) {
-    const Tensor<Scalar>& logits = dec.step(tokens[T]);
-    benchmark::DoNotOptimize(logits.data());
-    dec.rewind(T);
-  }
-  set_counters(state, 1.0, decode_flops(cfg));
-  state.counters["context"] = double(T);
-}
-
 // The model's dominant GEMMs at N = 2048 through tnn::gemm, the path Linear uses:
 // the D -> E projection forward (y = x W^T), its weight gradient (dW += dy^T x)
 // and its input gradient (dx = dy W), [2048 x 512] x [512 x 1536] and transposes.
@@ -163,5 +136,4 @@ void BM_Gemm_Roofline(benchmark::State& state) {
 // leaves out the time the process was preempted.
 BENCHMARK(BM_LM_TrainStep)->Arg(512)->Arg(2048)->Arg(8192)->Arg(65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LM_Forward)->Arg(512)->Arg(2048)->Arg(8192)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_LM_DecodeToken)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm_Roofline)->Unit(benchmark::kMillisecond);

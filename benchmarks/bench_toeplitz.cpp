@@ -105,7 +105,7 @@ void BM_Toeplitz_Direct_NonCausal(benchmark::State& state, Index C) { run_direct
 // The floor: per channel one forward and one inverse real transform of length
 // L = fft_fast_size(2N-1) on contiguous 64-byte aligned rows (input zero-padded
 // from N to L like the kernel's), spread over threads like the kernel. No
-// transposes, no spectrum product, no scaling.
+// transposes, no spectrum product, no scaling. DefaultFftBackend: FFTW, or Eigen without it.
 void BM_FFT_RoundTrip(benchmark::State& state, Index C) {
   using Complex = std::complex<Scalar>;
   const Index N = state.range(0), L = fft_fast_size(2 * N - 1), Lh = L / 2 + 1;
@@ -122,7 +122,7 @@ void BM_FFT_RoundTrip(benchmark::State& state, Index C) {
 #endif
   std::vector<AlignedVector<Complex>> spec(static_cast<std::size_t>(threads),
                                            AlignedVector<Complex>(static_cast<std::size_t>(cs)));  // [cs] per thread
-  const FftwBackend::Plan<Scalar> plan(L);  // planned outside the timed loop, as the kernel's
+  const DefaultFftBackend::Plan<Scalar> plan(L);  // planned outside the timed loop, as the kernel's
   for (auto _ : state) {
     TNN_OMP(parallel for schedule(dynamic, 16))
     for (Index c = 0; c < C; ++c) {
@@ -182,7 +182,7 @@ const bool registered = [] {
 #ifdef TNN_BENCH_BUILD_TYPE
   benchmark::AddCustomContext("tnn_build_type", TNN_BENCH_BUILD_TYPE);
 #endif
-  benchmark::AddCustomContext("tnn_fft_backend", FftwBackend::name);
+  benchmark::AddCustomContext("tnn_fft_backend", DefaultFftBackend::name);
   return true;
 }();
 

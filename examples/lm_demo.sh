@@ -5,8 +5,8 @@
 # SVG plot of it, and generated text.
 #   examples/lm_demo.sh [TNN_BINARY] [OUT_DIR]
 # Settings can be overridden from the environment, e.g. STEPS=200 for a quick look;
-# NO_DECAY=1 also trains the same model without decay and evaluates it the same way
-# (the comparison in the README; about 6 more minutes).
+# NO_DECAY=1 also trains the same model without decay and draws both models in one figure,
+# OUT_DIR/extrapolation-decay-vs-nodecay.svg (the comparison in the README; about 6 more minutes).
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/demo}
@@ -44,9 +44,14 @@ train kjv
 echo "== evaluate on the held-out 5% at several lengths"
 evaluate kjv extrapolation.svg
 if [ "$NO_DECAY" = 1 ]; then
-  echo "== the same model without decay: train, evaluate"
+  echo "== the same model without decay: train, then both evaluated the same way, in one figure"
   train kjv-nodecay --decay none
-  evaluate kjv-nodecay extrapolation-nodecay.svg
+  "$TNN" eval --checkpoint "$OUT/kjv.safetensors" --label "decay 0.99" \
+    --checkpoint "$OUT/kjv-nodecay.safetensors" --label "no decay" \
+    --title "Trained at 512 tokens: decay vs. no decay" \
+    --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 \
+    --max-bytes 100000 --lengths 512,1024,2048,4096,8192,14336 --plot "$OUT/extrapolation-decay-vs-nodecay.svg" \
+    --threads "$THREADS"
 fi
 
 # 4. Generate (from the model with decay).

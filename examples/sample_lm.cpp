@@ -12,8 +12,7 @@ int main(int argc, char** argv) try {
   }
   const std::string prompt = argc > 2 ? argv[2] : "And it came to pass";
 
-  tnn::TnnLM<float> model(tnn::read_config(argv[1]));  // the config lives in the file's metadata
-  tnn::load_weights(argv[1], model);
+  auto model = tnn::load_lm<float>(argv[1]);  // config (in the file's metadata) and weights in one call
 
   tnn::IncrementalDecoder<float> decoder(model);  // keeps each layer's history: O(context) per byte
   tnn::SamplingConfig how;

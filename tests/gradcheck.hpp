@@ -149,30 +149,35 @@ inline ::testing::AssertionResult ok(const Result& r, double tol = 1e-6) {
   return ::testing::AssertionFailure() << os.str();
 }
 
-// Largest |a - b| over the largest |b|: how far a (a fast path) is from b (its reference).
-inline double max_rel_diff(const Tensor<double>& a, const Tensor<double>& b) {
+// Largest |a - b| over the largest |b|, in double: how far a (a fast path, or
+// the float run) is from b (its reference, or the double run). Both zero: 0.
+template <class A, class B>
+double max_rel_diff(const Tensor<A>& a, const Tensor<B>& b) {
   EXPECT_EQ(a.shape(), b.shape());
+  if (a.shape() != b.shape()) return INFINITY;
   double d = 0, s = 0;
   for (Index i = 0; i < a.size(); ++i) {
-    d = std::max(d, std::abs(a[i] - b[i]));
-    s = std::max(s, std::abs(b[i]));
+    d = std::max(d, std::abs(double(a[i]) - double(b[i])));
+    s = std::max(s, std::abs(double(b[i])));
   }
+  if (!std::isfinite(d)) return INFINITY;
   return d / std::max(s, 1e-300);
 }
 
-// For tensors upstream of a relu. relu is piecewise linear: with hundreds of
-// positions, some pre-activation lies within the finite-difference stencil of
-// its kink and the default step sees the kink. A much smaller step avoids kinks
-// but loses digits to rounding on tiny gradients. So with `relu` set a tensor
-// passes if either step agrees: a wrong analytic gradient disagrees at both, a
-// kink or rounding artifact at only one.
+// THE policy for activation kinks (the op-check harness applies it to every op
+// marked `kinked`). relu is piecewise linear: with hundreds of positions, some
+// pre-activation lies within the finite-difference stencil of its kink and the
+// default step sees the kink. A much smaller step avoids kinks but loses digits
+// to rounding on tiny gradients. So with `relu` set a tensor passes if either
+// step agrees: a wrong analytic gradient disagrees at both, a kink or rounding
+// artifact at only one.
 template <class LossFn>
 ::testing::AssertionResult check_kinked(const std::string& name, Tensor<double>& x, const Tensor<double>& analytic,
-                                        LossFn&& loss, Options opt, bool relu) {
-  auto res = ok(check_gradient(name, x, analytic, loss, opt));
+                                        LossFn&& loss, Options opt, bool relu, double tol = 1e-6) {
+  auto res = ok(check_gradient(name, x, analytic, loss, opt), tol);
   if (res || !relu) return res;
   opt.step = 1e-6;
-  auto second = ok(check_gradient(name, x, analytic, loss, opt));
+  auto second = ok(check_gradient(name, x, analytic, loss, opt), tol);
   if (second) return second;
   return res << " | with step 1e-6: " << second.message();
 }

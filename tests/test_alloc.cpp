@@ -13,6 +13,7 @@
 #include <new>
 #include <vector>
 
+#include "tnn/infer/decoder.hpp"
 #include "tnn/model/lm.hpp"
 #include "tnn/train/optimizer.hpp"
 
@@ -196,6 +197,7 @@ void train_step(TnnLM<T>& model, AdamW<T>& opt, const NamedParams<T>& params, co
 
 // N: sequence length (64 and above take the FFT path, 16 the direct one).
 void expect_steady_state_without_allocation(const TnnConfig& cfg, Index B, Index N) {
+  tnn::set_num_threads(0);  // the documented setup of an allocation-free step (core/gemm.hpp)
   TnnLM<float> model(cfg);
   model.init_weights(7);
   const NamedParams<float> params = model.named_parameters();
@@ -225,6 +227,31 @@ TEST(Alloc, TrainingStepAllocatesNothingBidirectional) {
   c.use_multi_decay = true;
   c.norm_type = NormType::LayerNorm;
   expect_steady_state_without_allocation(c, 1, 80);
+}
+
+// Decoding steps after reserve() allocate nothing: 1500 steps of a batch of 2 cross
+// every block size up to 1024 (direct blocks and FFT products), by each method.
+TEST(Alloc, DecodingStepsAllocateNothing) {
+  tnn::set_num_threads(0);  // the documented setup of an allocation-free step (core/gemm.hpp)
+  TnnConfig cfg = small_config();
+  TnnLM<float> model(cfg);
+  model.init_weights(3);
+  for (DecoderMethod m : {DecoderMethod::Fft, DecoderMethod::Direct, DecoderMethod::Auto}) {
+    IncrementalDecoder<float> dec(model, 2048, 2, m);
+    Tensor<std::int32_t> prompt({2, 37}), tok({2});
+    for (Index i = 0; i < prompt.size(); ++i) prompt[i] = std::int32_t(i % cfg.vocab_size);
+    dec.prefill(prompt);
+    for (int i = 0; i < 3; ++i) dec.step(tok);  // warm-up: sizes the one-position workspaces
+    const Counts c = count_allocations([&] {
+      for (Index i = 0; i < 1500; ++i) {
+        tok[0] = std::int32_t(i % cfg.vocab_size);
+        tok[1] = std::int32_t((3 * i) % cfg.vocab_size);
+        dec.step(tok);
+      }
+    });
+    EXPECT_EQ(c.mallocs, 0) << "heap allocations (malloc family) in 1500 decoding steps, " << decoder_method_name(m);
+    EXPECT_EQ(c.news, 0) << "operator new calls in 1500 decoding steps, " << decoder_method_name(m);
+  }
 }
 
 }  // namespace

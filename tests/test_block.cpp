@@ -1,8 +1,10 @@
-// TnnBlock: pre-norm and post-norm residual structure against a composition of
-// its parts, and central-difference gradient checks of the input and every parameter.
+// TnnBlock: checkpoint names, pre-norm and post-norm residual structure against
+// a composition of its parts, shape errors. Central-difference gradients and
+// accumulation of every variant: the op-check harness (test_ops.cpp, Block_*).
 #include <gtest/gtest.h>
 
 #include "gradcheck.hpp"
+#include "test_helpers.hpp"
 #include "tnn/model/block.hpp"
 
 using namespace tnn;
@@ -27,11 +29,7 @@ TnnConfig tiny(NormType norm, bool prenorm, bool causal) {
   return c;
 }
 
-std::vector<std::pair<std::string, Param<double>*>> params_of(TnnBlock<double>& b) {
-  std::vector<std::pair<std::string, Param<double>*>> v;
-  b.visit("layers.0.", [&](const std::string& name, Param<double>& p) { v.emplace_back(name, &p); });
-  return v;
-}
+testing_helpers::ParamList<double> params_of(TnnBlock<double>& b) { return testing_helpers::params_of(b, "layers.0."); }
 
 // Initialized, then every trainable entry moved off its init value (norm scales
 // away from 1, biases away from 0) so each parameter's gradient path is exercised.
@@ -90,49 +88,6 @@ TEST(TnnBlock, ForwardIsTheResidualComposition) {
       b.feature_norm.forward(a, m, nc);
     }
     for (Index i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], mid[i] + m[i], 1e-13) << "prenorm=" << prenorm;
-  }
-}
-
-TEST(TnnBlock, GradcheckVariants) {
-  for (NormType norm : {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm})
-    for (bool prenorm : {true, false})
-      for (bool causal : {true, false}) {
-        SCOPED_TRACE(testing::Message() << to_string(norm) << " prenorm=" << prenorm << " causal=" << causal);
-        const TnnConfig cfg = tiny(norm, prenorm, causal);
-        auto b = make_block(cfg, 11);  // seed with no relu (rpe_act) input within the step of its kink
-        Tensor<double> x = gradcheck::random_tensor({2, 6, 8}, 8);
-        const Tensor<double> w = gradcheck::random_tensor({2, 6, 8}, 9);
-        TnnBlock<double>::Cache c, c2;
-        Tensor<double> y, y2, dx;
-        auto loss = [&] {
-          b.forward(x, y2, c2);
-          return gradcheck::dot(y2, w);
-        };
-        b.forward(x, y, c);
-        b.backward(x, w, c, dx);
-        EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient("dx", x, dx, loss)));
-        for (const auto& r : gradcheck::check_params(params_of(b), loss)) EXPECT_TRUE(gradcheck::ok(r));
-      }
-}
-
-TEST(TnnBlock, BackwardTwiceAccumulates) {
-  auto b = make_block(tiny(NormType::RMSNorm, true, false), 1);
-  const Tensor<double> x = gradcheck::random_tensor({1, 4, 8}, 2);
-  const Tensor<double> w = gradcheck::random_tensor({1, 4, 8}, 3);
-  TnnBlock<double>::Cache c;
-  Tensor<double> y, dx1, dx2;
-  b.forward(x, y, c);
-  b.backward(x, w, c, dx1);
-  std::vector<Tensor<double>> first;
-  for (auto& [n, p] : params_of(b)) first.push_back(p->grad);
-  b.backward(x, w, c, dx2);
-  for (Index i = 0; i < dx1.size(); ++i) EXPECT_NEAR(dx1[i], dx2[i], 1e-14);
-  std::size_t k = 0;
-  for (auto& [n, p] : params_of(b)) {
-    if (p->trainable) {
-      for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-12) << n;
-    }
-    ++k;
   }
 }
 

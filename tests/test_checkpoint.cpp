@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 
 #include <cmath>
 #include <cstdint>
@@ -8,7 +9,9 @@
 #include <vector>
 
 #include "temp_files.hpp"
+#include "test_helpers.hpp"
 #include "tnn/model/checkpoint.hpp"
+#include "tnn/model/lm.hpp"
 
 using tnn::Dtype;
 using tnn::Index;
@@ -74,16 +77,7 @@ void expect_same_values(FakeModel<A>& a, FakeModel<B>& b, double tol) {
   }
 }
 
-// Runs f and returns the message of the E it throws ("<no error>" otherwise).
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using tnn::testing_helpers::error_of;  // the message of the E f throws (test_helpers.hpp)
 #define EXPECT_CONTAINS(msg, piece) EXPECT_NE((msg).find(piece), std::string::npos) << (msg)
 
 }  // namespace
@@ -149,7 +143,7 @@ TEST(Checkpoint, ConfigIsStoredAndReadBack) {
   a.cfg.gamma = 0.9;
   a.cfg.glu_act = tnn::Activation::Gelu;
   tnn::save_model(dir.file("m.safetensors"), a, Dtype::F32, {{"tnn.step", "5"}});
-  const TnnConfig c = tnn::read_config(dir.file("m.safetensors"));
+  const TnnConfig c = tnn::read_config(dir.file("m.safetensors"), /*check_tensors=*/false);  // FakeModel is no TnnLM
   EXPECT_EQ(c.to_json(), a.cfg.to_json());
   EXPECT_EQ(tnn::read_safetensors(dir.file("m.safetensors")).metadata_at("tnn.step"), "5");
   EXPECT_THROW(tnn::save_model(dir.file("x.safetensors"), a, Dtype::F32, {{"tnn.config", "{}"}}), tnn::ValueError);
@@ -375,4 +369,151 @@ TEST(OptimizerState, MetadataMustBeWellFormed) {
   auto dst = moments(0.f);
   EXPECT_EQ(tnn::load_optimizer_state(dir.file("o.safetensors"), visitor(dst)).step,
             std::numeric_limits<std::int64_t>::max());
+}
+
+// ---- Checks made before a model is allocated (model/checkpoint.hpp, read_config) ----
+
+namespace {
+
+std::map<std::string, tnn::Shape> shapes_of_model(const TnnConfig& cfg) {
+  tnn::TnnLM<float> m(cfg);
+  std::map<std::string, tnn::Shape> out;
+  m.visit([&](const std::string& name, Param<float>& p) { out.emplace(name, p.value.shape()); });
+  return out;
+}
+
+// A file with exactly the tensors (zeros) `shapes_cfg` implies, and `stored_cfg` as its config.
+void write_model_file(const std::string& path, const TnnConfig& shapes_cfg, const std::string& stored_cfg) {
+  tnn::SafetensorsWriter w;
+  tnn::for_each_model_tensor(shapes_cfg, [&](const std::string& name, const tnn::Shape& s) {
+    w.add(name, Tensor<float>(s));
+  });
+  w.set_metadata("tnn.config", stored_cfg);
+  w.write(path);
+}
+
+long peak_rss_kb() {
+  struct rusage u {};
+  ::getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+}  // namespace
+
+TEST(Checkpoint, ModelTensorsMatchTheModelsVisit) {
+  std::vector<TnnConfig> cfgs;
+  for (auto norm : {tnn::NormType::SimpleRMSNorm, tnn::NormType::RMSNorm, tnn::NormType::LayerNorm})
+    for (int variant = 0; variant < 4; ++variant) {
+      TnnConfig c;
+      c.vocab_size = 7;
+      c.dim = 4 + variant;
+      c.layers = 1 + variant % 2;
+      c.heads = variant == 3 ? 2 : 1;
+      c.rpe_dim = 3;
+      c.rpe_layers = variant;
+      c.glu_dim = variant == 2 ? 5 : -1;
+      c.norm_type = norm;
+      c.tie_embeddings = variant % 2 == 1;
+      c.use_decay = variant != 1;
+      c.use_multi_decay = variant == 1;
+      if (variant == 0) c.use_decay = false;
+      cfgs.push_back(c);
+    }
+  for (const TnnConfig& c : cfgs) {
+    SCOPED_TRACE(c.to_json().dump());
+    std::map<std::string, tnn::Shape> implied;
+    tnn::for_each_model_tensor(c, [&](const std::string& name, const tnn::Shape& s) {
+      EXPECT_TRUE(implied.emplace(name, s).second) << name << " named twice";
+    });
+    EXPECT_EQ(implied, shapes_of_model(c));
+    EXPECT_EQ(tnn::model_tensor_count(c), implied.size());
+  }
+}
+
+TEST(Checkpoint, ReadConfigAcceptsARealModelAndChecksItsTensors) {
+  TempDir dir("tnn_ck_");
+  TnnConfig c = small_config();
+  tnn::TnnLM<float> m(c);
+  tnn::save_model(dir.file("m.safetensors"), m);
+  EXPECT_EQ(tnn::read_config(dir.file("m.safetensors")).to_json(), c.to_json());
+  TnnConfig wider = c;
+  wider.dim = 6;
+  write_model_file(dir.file("w.safetensors"), wider, c.to_json().dump());  // same count, other shapes
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("w.safetensors")); }),
+                  "its config implies shape [5, 3], the file has [5, 6]");
+}
+
+TEST(Checkpoint, HugeVocabularyInATinyFileFailsBeforeAnyAllocation) {
+  TempDir dir("tnn_ck_");
+  const TnnConfig tiny = small_config();
+  // Same tensor count as `tiny`, but a config asking for a 2^24 x 2^22 embedding (256 TiB).
+  TnnConfig huge = tiny;
+  huge.vocab_size = Index(1) << 24;
+  huge.dim = Index(1) << 22;
+  huge.expand_ratio = 1;
+  write_model_file(dir.file("h.safetensors"), tiny, huge.to_json().dump());
+  // And one claiming 65536 layers of that.
+  huge.layers = Index(1) << 16;
+  tnn::SafetensorsWriter w;
+  w.add("embed.weight", Tensor<float>({1}));
+  w.set_metadata("tnn.config", huge.to_json().dump());
+  w.write(dir.file("l.safetensors"));
+  ASSERT_LT(read_bytes(dir.file("l.safetensors")).size(), 1000u);
+
+  const long before = peak_rss_kb();
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); }),
+                  "tensor \"embed.weight\": its config implies shape [16777216, 4194304]");
+  const std::string many = error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("l.safetensors")); });
+  EXPECT_CONTAINS(many, "layers 65536) needs");
+  EXPECT_CONTAINS(many, "the file has 1");
+  EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading two tiny checkpoints";
+}
+
+TEST(Checkpoint, TrainingStateGivenAsCheckpointSaysWhichFileToUse) {
+  TempDir dir("tnn_ck_");
+  const std::string optim = dir.file("run.optim.safetensors");
+  std::map<std::string, Tensor<float>> t{{"m", Tensor<float>({2})}};
+  tnn::save_optimizer_state(optim, 3, [&](auto&& f) {
+    for (auto& [k, v] : t) f(k, v);
+  });
+  const std::string msg = error_of<tnn::FormatError>([&] { tnn::read_config(optim); });
+  EXPECT_CONTAINS(msg, "training-state");
+  EXPECT_CONTAINS(msg, "'" + dir.file("run.safetensors") + "'");
+  FakeModel<float> a;
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::load_weights(optim, a); }), "training-state");
+  // And the other way round: a model file given as the training state.
+  tnn::save_model(dir.file("run.safetensors"), a);
+  const std::string back = error_of<tnn::FormatError>(
+      [&] { tnn::load_optimizer_state(dir.file("run.safetensors"), [&](auto&& f) { (void)f; }); });
+  EXPECT_CONTAINS(back, "this is a model checkpoint, not a training-state file");
+}
+
+TEST(Checkpoint, TnnConfigMetadataIsStrictJson) {
+  TempDir dir("tnn_ck_");
+  const TnnConfig c = small_config();
+  const std::string good = c.to_json().dump();
+  const std::string body = good.substr(0, good.size() - 1);  // without the closing brace
+  std::string deep = "{\"vocab_size\":" + std::string(100000, '[');
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {good + std::string("\0{\"x\":1}", 8), "NUL byte"},
+      {body + ",\"dim\":3}", "\"dim\" appears twice"},
+      {deep, "nested at most"},
+      {good + "{}", "valid JSON"},
+  };
+  for (const auto& [text, piece] : cases) {
+    write_model_file(dir.file("c.safetensors"), c, text);
+    const std::string msg = error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("c.safetensors")); });
+    EXPECT_CONTAINS(msg, piece);
+    EXPECT_CONTAINS(msg, "tnn.config");
+    EXPECT_EQ(msg.find('\n'), std::string::npos);
+    EXPECT_LT(msg.size(), 400u);
+  }
+}
+
+TEST(Checkpoint, PathsWithNewlinesStayOnOneLineInMessages) {
+  TempDir dir("tnn_ck_");
+  const std::string path = dir.file("a\nb.safetensors");
+  const std::string msg = error_of<tnn::IoError>([&] { tnn::read_config(path); });
+  EXPECT_CONTAINS(msg, "a\\nb.safetensors");
+  EXPECT_EQ(msg.find('\n'), std::string::npos);
 }

@@ -137,3 +137,163 @@ TEST(Decoder, WideLayersSplitTheHistorySumOverThreadsExactly) {
   cfg.expand_ratio = 512;
   EXPECT_LT(max_rel_diff_to_full_forward<double>(cfg, 560, 600), 1e-11);
 }
+
+// ---- the tiled (Fft) decoder and batches ----------------------------------------
+
+namespace {
+// Logits of `method` after prefilling the first `prompt` tokens (0: stepping from the
+// start), then stepping to n, against the full forward at every position fed by step.
+template <class T>
+double method_vs_full_forward(const TnnConfig& cfg, Index n, Index prompt, DecoderMethod method, Index capacity = 64) {
+  TnnLM<T> model(cfg);
+  model.init_weights(7);
+  Rng rng(3);
+  Tensor<std::int32_t> tokens({1, n});
+  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(cfg.vocab_size)));
+  const Tensor<T> full = model.forward(tokens);  // [1, n, V]
+  IncrementalDecoder<T> dec(model, capacity, 1, method);
+  const Index V = cfg.vocab_size;
+  double diff = 0, scale = 0;
+  auto compare = [&](const Tensor<T>& got, Index i) {
+    for (Index v = 0; v < V; ++v) {
+      diff = std::max(diff, std::abs(double(got[v]) - double(full[i * V + v])));
+      scale = std::max(scale, std::abs(double(full[i * V + v])));
+    }
+  };
+  if (prompt > 0) {
+    Tensor<std::int32_t> p({prompt});
+    std::copy(tokens.begin(), tokens.begin() + prompt, p.begin());
+    compare(dec.prefill(p), prompt - 1);
+  }
+  for (Index i = prompt; i < n; ++i) compare(dec.step(tokens[i]), i);
+  EXPECT_EQ(dec.position(), n);
+  return diff / scale;
+}
+}  // namespace
+
+TEST(Decoder, FftLogitsEqualFullForwardAtEveryPositionDouble) {
+  // 3000 positions: every block size up to 1024 completes, FFT products from 64 on
+  TnnConfig cfg = small_config();
+  EXPECT_LT(method_vs_full_forward<double>(cfg, 3000, 0, DecoderMethod::Fft), 1e-10);
+}
+
+TEST(Decoder, FftAfterPromptsOfAnyLengthDouble) {
+  TnnConfig cfg = small_config();
+  for (Index prompt : {1, 3, 63, 100, 129, 777})
+    for (int decay = 0; decay < 3; ++decay) {
+      cfg.use_decay = decay == 1;
+      cfg.use_multi_decay = decay == 2;
+      SCOPED_TRACE(std::to_string(prompt) + " " + cfg.to_json().dump());
+      EXPECT_LT(method_vs_full_forward<double>(cfg, prompt + 1200, prompt, DecoderMethod::Fft), 1e-10);
+    }
+}
+
+TEST(Decoder, FftEveryVariantMatchesDouble) {
+  for (NormType norm : {NormType::SimpleRMSNorm, NormType::LayerNorm})
+    for (bool prenorm : {true, false})
+      for (int decay = 0; decay < 3; ++decay) {
+        TnnConfig cfg = small_config();
+        cfg.heads = 4;
+        cfg.dim = 12;
+        cfg.norm_type = norm;
+        cfg.prenorm = prenorm;
+        cfg.use_decay = decay == 0;
+        cfg.use_multi_decay = decay == 1;
+        cfg.tie_embeddings = decay == 2;
+        SCOPED_TRACE(cfg.to_json().dump());
+        EXPECT_LT(method_vs_full_forward<double>(cfg, 600, 37, DecoderMethod::Fft), 1e-10);
+      }
+}
+
+TEST(Decoder, FftFloatWithinRounding) {
+  TnnConfig cfg = small_config();
+  EXPECT_LT(method_vs_full_forward<float>(cfg, 4100, 0, DecoderMethod::Fft, 4100), 1e-4);
+  cfg.use_decay = true;
+  EXPECT_LT(method_vs_full_forward<float>(cfg, 2100, 1000, DecoderMethod::Fft), 1e-4);
+}
+
+TEST(Decoder, AutoAndDirectMatchFullForward) {
+  TnnConfig cfg = small_config();
+  const Index n = IncrementalDecoder<double>::kAutoCrossover + 300;
+  EXPECT_LT(method_vs_full_forward<double>(cfg, n, 0, DecoderMethod::Auto), 1e-10);
+  EXPECT_LT(method_vs_full_forward<double>(cfg, n, 50, DecoderMethod::Direct), 1e-10);
+}
+
+// Each sequence of a batch decodes as it would alone: prompts [B, n], own tokens.
+TEST(Decoder, BatchEqualsOneSequenceAtATime) {
+  TnnConfig cfg = small_config();
+  TnnLM<double> model(cfg);
+  model.init_weights(5);
+  const Index B = 3, n = 70, steps = 400, V = cfg.vocab_size;
+  Rng rng(9);
+  Tensor<std::int32_t> prompts({B, n}), next({steps, B});
+  for (auto& t : prompts) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
+  for (auto& t : next) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
+  for (DecoderMethod m : {DecoderMethod::Direct, DecoderMethod::Fft, DecoderMethod::Auto}) {
+    SCOPED_TRACE(decoder_method_name(m));
+    IncrementalDecoder<double> batch(model, 16, B, m);
+    std::vector<Tensor<double>> logits(std::size_t(B * (steps + 1)));  // [B][steps + 1]
+    const Tensor<double>& first = batch.prefill(prompts);
+    ASSERT_EQ(first.shape(), (Shape{B, V}));
+    Tensor<std::int32_t> tok({B});
+    for (Index b = 0; b < B; ++b) logits[std::size_t(b * (steps + 1))] = Tensor<double>({V});
+    for (Index b = 0; b < B; ++b) std::copy(first.data() + b * V, first.data() + (b + 1) * V, logits[std::size_t(b * (steps + 1))].data());
+    for (Index s = 0; s < steps; ++s) {
+      std::copy(next.data() + s * B, next.data() + (s + 1) * B, tok.data());
+      const Tensor<double>& l = batch.step(tok);
+      for (Index b = 0; b < B; ++b) {
+        Tensor<double>& dst = logits[std::size_t(b * (steps + 1) + s + 1)];
+        dst = Tensor<double>({V});
+        std::copy(l.data() + b * V, l.data() + (b + 1) * V, dst.data());
+      }
+    }
+    for (Index b = 0; b < B; ++b) {
+      IncrementalDecoder<double> alone(model, 16, 1, m);
+      Tensor<std::int32_t> p({n});
+      std::copy(prompts.data() + b * n, prompts.data() + (b + 1) * n, p.data());
+      const Tensor<double>* l = &alone.prefill(p);
+      for (Index s = 0; s <= steps; ++s) {
+        if (s > 0) l = &alone.step(next[(s - 1) * B + b]);
+        const Tensor<double>& want = logits[std::size_t(b * (steps + 1) + s)];
+        for (Index v = 0; v < V; ++v) ASSERT_NEAR((*l)[v], want[v], 1e-12 * (1 + std::abs(want[v]))) << b << " " << s;
+      }
+    }
+  }
+}
+
+// One prompt [n] shared by every sequence of the batch; switching methods and
+// rewinding in the middle keep every sequence exact.
+TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
+  TnnConfig cfg = small_config();
+  TnnLM<double> model(cfg);
+  model.init_weights(5);
+  const Index n = 90, V = cfg.vocab_size;
+  Tensor<std::int32_t> tokens({1, 700});
+  Rng rng(2);
+  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
+  const Tensor<double> full = model.forward(tokens);
+  IncrementalDecoder<double> dec(model, 32, 2, DecoderMethod::Fft);
+  Tensor<std::int32_t> prompt({n});
+  std::copy(tokens.begin(), tokens.begin() + n, prompt.begin());
+  dec.prefill(prompt);
+  Tensor<std::int32_t> tok({2});
+  auto check = [&](Index i) {
+    tok.fill(tokens[i]);
+    const Tensor<double>& l = dec.step(tok);
+    for (Index b = 0; b < 2; ++b)
+      for (Index v = 0; v < V; ++v) ASSERT_NEAR(l[b * V + v], full[i * V + v], 1e-10 * (1 + std::abs(full[i * V + v])));
+  };
+  for (Index i = n; i < 300; ++i) check(i);
+  tok.fill(0);
+  for (int j = 0; j < 50; ++j) dec.step(tok);  // junk after 300
+  dec.rewind(300);
+  dec.set_method(DecoderMethod::Direct);
+  for (Index i = 300; i < 400; ++i) check(i);
+  dec.set_method(DecoderMethod::Fft);
+  for (Index i = 400; i < 700; ++i) check(i);
+  EXPECT_THROW(dec.step(std::int32_t(1)), ShapeError);  // batch 2 needs two tokens
+  Tensor<std::int32_t> bad({2});
+  bad[1] = std::int32_t(V);
+  EXPECT_THROW(dec.step(bad), ValueError);
+  EXPECT_THROW(parse_decoder_method("fast"), ValueError);
+}

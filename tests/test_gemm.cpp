@@ -4,16 +4,25 @@
 // split over threads.
 #include <gtest/gtest.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include <cmath>
 #include <limits>
 #include <vector>
 
 #include "tnn/core/gemm.hpp"
+#include "tnn/core/parallel.hpp"
 #include "tnn/core/rng.hpp"
 
 using namespace tnn;
 
 namespace {
+
+// tnn's own split of large products is what these tests check: one BLAS thread per call,
+// as tnn::set_num_threads sets it (a multithreaded OpenBLAS would get whole products).
+[[maybe_unused]] const int kThreadSetup = set_num_threads(0);
 
 template <class T>
 std::vector<T> random_vec(Index n, std::uint64_t seed) {
@@ -97,12 +106,44 @@ TEST(Gemm, EmptyDimensions) {
   EXPECT_EQ(c[0], 1.0f);
 }
 
-TEST(Gemm, ThreadCountDoesNotChangeResultsAtFixedThreads) {
-  // Same call twice gives bit-identical results (static split).
+// Large enough to be split over threads (m n k above grain::kGemmMinWork): at each
+// thread count the same call twice is bit-identical (a static split), and 1, 2 and
+// 3 threads agree with each other and with the triple loop to float rounding
+// (each count splits the rows differently, so only rounding may differ).
+TEST(Gemm, ResultsAreDeterministicAtEachThreadCountAndAgreeAcrossCounts) {
+#ifndef _OPENMP
+  GTEST_SKIP() << "built without OpenMP: one thread only";
+#else
   const Index m = 257, n = 129, k = 300;
+  ASSERT_GT(double(m) * n * k, grain::kGemmMinWork);
   const auto a = random_vec<float>(m * k, 4), b = random_vec<float>(n * k, 5);
-  std::vector<float> c1(static_cast<std::size_t>(m * n)), c2(c1.size());
-  gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c1.data(), n);
-  gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c2.data(), n);
-  EXPECT_EQ(c1, c2);
+  std::vector<double> ref(static_cast<std::size_t>(m * n));
+  for (Index i = 0; i < m; ++i)
+    for (Index j = 0; j < n; ++j) {
+      double s = 0;
+      for (Index p = 0; p < k; ++p) s += double(a[i * k + p]) * double(b[j * k + p]);
+      ref[i * n + j] = s;
+    }
+  const int saved = omp_get_max_threads();
+  std::vector<std::vector<float>> by_count;
+  for (int threads : {1, 2, 3}) {
+    omp_set_num_threads(threads);
+    ASSERT_EQ(parallel_threads(), threads);
+    std::vector<float> c1(static_cast<std::size_t>(m * n)), c2(c1.size(), 7.0f);
+    gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c1.data(), n);
+    gemm_nt<float>(m, n, k, a.data(), k, b.data(), k, 0.0f, c2.data(), n);
+    EXPECT_EQ(c1, c2) << threads << " threads: two identical calls differ";
+    double err = 0;
+    for (std::size_t i = 0; i < c1.size(); ++i) err = std::max(err, std::abs(double(c1[i]) - ref[i]));
+    EXPECT_LE(err, 1e-5 * std::sqrt(double(k))) << threads << " threads vs the triple loop";
+    by_count.push_back(c1);
+  }
+  omp_set_num_threads(saved);
+  for (std::size_t t = 1; t < by_count.size(); ++t) {
+    double d = 0;
+    for (std::size_t i = 0; i < by_count[0].size(); ++i)
+      d = std::max(d, std::abs(double(by_count[t][i]) - double(by_count[0][i])));
+    EXPECT_LE(d, 2e-5 * std::sqrt(double(k))) << t + 1 << " threads vs 1 thread";
+  }
+#endif
 }

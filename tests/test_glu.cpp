@@ -1,19 +1,17 @@
-// GLU channel mixer: forward against the formula of spec section 5 and the
-// gradient of every parameter and of the input by central differences.
+// GLU channel mixer: names and shapes from the config, forward against the
+// formula of spec section 5, shape errors. Central-difference gradients and
+// accumulation for every activation: the op-check harness (test_ops.cpp, Glu_*).
 #include <gtest/gtest.h>
 
 #include "gradcheck.hpp"
+#include "test_helpers.hpp"
 #include "tnn/layers/glu.hpp"
 #include "tnn/model/config.hpp"
 
 using namespace tnn;
 
 namespace {
-std::vector<std::pair<std::string, Param<double>*>> params_of(Glu<double>& g) {
-  std::vector<std::pair<std::string, Param<double>*>> v;
-  g.visit("feature_mixer.", [&](const std::string& name, Param<double>& p) { v.emplace_back(name, &p); });
-  return v;
-}
+testing_helpers::ParamList<double> params_of(Glu<double>& g) { return testing_helpers::params_of(g, "feature_mixer."); }
 }  // namespace
 
 TEST(Glu, NamesAndShapesFromConfig) {
@@ -57,48 +55,6 @@ TEST(Glu, ForwardMatchesFormula) {
       }
       EXPECT_NEAR(y[r * 3 + o], s, 1e-14);
     }
-}
-
-TEST(Glu, GradcheckEveryActivation) {
-  for (Activation a : {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None}) {
-    SCOPED_TRACE(to_string(a));
-    Rng rng(4);
-    Glu<double> g(4, 7, a);
-    g.init_weights(rng);
-    Tensor<double> x = gradcheck::random_tensor({2, 3, 4}, 5);
-    const Tensor<double> w = gradcheck::random_tensor({2, 3, 4}, 6);
-    Glu<double>::Cache c, c2;
-    Tensor<double> y, y2, dx;
-    auto loss = [&] {
-      g.forward(x, y2, c2);
-      return gradcheck::dot(y2, w);
-    };
-    g.forward(x, y, c);
-    g.backward(x, w, c, &dx);
-    EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient("dx", x, dx, loss)));
-    for (const auto& r : gradcheck::check_params(params_of(g), loss)) EXPECT_TRUE(gradcheck::ok(r));
-  }
-}
-
-TEST(Glu, BackwardTwiceAccumulatesAndDxIsOverwritten) {
-  Rng rng(7);
-  Glu<double> g(3, 4, Activation::Silu);
-  g.init_weights(rng);
-  const Tensor<double> x = gradcheck::random_tensor({5, 3}, 8);
-  const Tensor<double> w = gradcheck::random_tensor({5, 3}, 9);
-  Glu<double>::Cache c;
-  Tensor<double> y, dx1, dx2;
-  g.forward(x, y, c);
-  g.backward(x, w, c, &dx1);
-  std::vector<Tensor<double>> first;
-  for (auto& [n, p] : params_of(g)) first.push_back(p->grad);
-  g.backward(x, w, c, &dx2);
-  for (Index i = 0; i < dx1.size(); ++i) EXPECT_NEAR(dx1[i], dx2[i], 1e-15);
-  std::size_t k = 0;
-  for (auto& [n, p] : params_of(g)) {
-    for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-13) << n;
-    ++k;
-  }
 }
 
 TEST(Glu, ShapeErrors) {

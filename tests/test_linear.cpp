@@ -1,5 +1,6 @@
-// Linear: forward against a loop, gradients against central differences,
-// accumulation, initialization bounds and shape errors.
+// Linear: forward against a loop, the gradient checker's power to fail,
+// accumulation with and without dx, initialization bounds and shape errors.
+// Central-difference gradients: the op-check harness (test_ops.cpp, Linear_*).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -23,27 +24,6 @@ TEST(Linear, ForwardMatchesLoops) {
       for (Index i = 0; i < 4; ++i) s += lin.weight.value[o * 4 + i] * x[r * 4 + i];
       EXPECT_NEAR(y[r * 3 + o], s, 1e-14);
     }
-}
-
-TEST(Linear, GradcheckWithAndWithoutBias) {
-  for (bool bias : {true, false}) {
-    Rng rng(5);
-    Linear<double> lin(6, 4, bias);
-    lin.init_uniform(rng);
-    Tensor<double> x = gradcheck::random_tensor({3, 2, 6}, 12);
-    const Tensor<double> w = gradcheck::random_tensor({3, 2, 4}, 13);
-    Tensor<double> y, dx;
-    auto loss = [&] {
-      lin.forward(x, y);
-      return gradcheck::dot(y, w);
-    };
-    lin.backward(x, w, &dx);
-    EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient("dx", x, dx, loss)));
-    std::vector<std::pair<std::string, Param<double>*>> params;
-    lin.visit("", [&](const std::string& n, Param<double>& p) { params.emplace_back(n, &p); });
-    ASSERT_EQ(params.size(), bias ? 2u : 1u);
-    for (const auto& r : gradcheck::check_params(params, loss)) EXPECT_TRUE(gradcheck::ok(r));
-  }
 }
 
 // The checker must be able to fail: a wrong gradient entry is reported.

@@ -1,12 +1,16 @@
 // Relative position encoder: checkpoint names, the offset row order, the forward
-// against a per-offset MLP written out by hand, and central-difference gradients
-// of every parameter for every norm, activation and depth.
+// against a per-offset MLP written out by hand (tests/reference.hpp), length
+// independence, errors. Central-difference gradients, accumulation and float vs
+// double for every norm, activation, depth and length: the op-check harness
+// (test_ops.cpp, Rpe_*).
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "reference.hpp"
+#include "test_helpers.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/model/config.hpp"
 
@@ -16,11 +20,7 @@ namespace {
 
 using Params = std::vector<std::pair<std::string, Param<double>*>>;
 
-Params params_of(Rpe<double>& r) {
-  Params v;
-  r.visit("rpe.", [&](const std::string& name, Param<double>& p) { v.emplace_back(name, &p); });
-  return v;
-}
+Params params_of(Rpe<double>& r) { return testing_helpers::params_of(r, "rpe."); }
 
 // Every parameter drawn at random, norms included, so a mix-up between any two
 // of them (or a norm parameter ignored) changes the output.
@@ -28,58 +28,6 @@ void randomize(Rpe<double>& r, std::uint64_t seed) {
   Rng rng(seed);
   for (auto& [name, p] : params_of(r))
     for (auto& v : p->value) v = rng.normal(0.0, 0.7);
-}
-
-// ---- the reference: one offset at a time, every formula spelled out ----
-std::vector<double> naive_linear(const Linear<double>& l, const std::vector<double>& x) {
-  const Index in = l.in_features(), out = l.out_features();
-  std::vector<double> y(static_cast<std::size_t>(out));
-  for (Index o = 0; o < out; ++o) {
-    double s = l.has_bias() ? l.bias.value[o] : 0.0;
-    for (Index i = 0; i < in; ++i) s += l.weight.value[o * in + i] * x[static_cast<std::size_t>(i)];
-    y[static_cast<std::size_t>(o)] = s;
-  }
-  return y;
-}
-
-std::vector<double> naive_norm(const Norm<double>& n, std::vector<double> x) {
-  const double d = static_cast<double>(x.size());
-  if (n.type() == NormType::LayerNorm) {
-    double mean = 0, var = 0;
-    for (double v : x) mean += v / d;
-    for (double v : x) var += (v - mean) * (v - mean) / d;
-    for (std::size_t i = 0; i < x.size(); ++i)
-      x[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * n.weight.value[Index(i)] + n.bias.value[Index(i)];
-    return x;
-  }
-  double ss = 0;
-  for (double v : x) ss += v * v;
-  const double rms = std::sqrt(ss) / std::sqrt(d);
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    x[i] /= rms + 1e-8;
-    if (n.type() == NormType::RMSNorm) x[i] *= n.scale.value[Index(i)];
-  }
-  return x;
-}
-
-std::vector<double> naive_rpe(const Rpe<double>& r, double p) {
-  std::vector<double> h = naive_linear(r.pos_proj, {p});
-  auto block = [&](const Rpe<double>::Block& b) {
-    std::vector<double> z = naive_norm(b.norm, h);
-    for (double& v : z) v = act_forward(r.activation(), v);
-    h = naive_linear(b.linear, z);
-  };
-  for (const auto& b : r.layers) block(b);
-  block(r.out);
-  return h;
-}
-
-// ~600 offsets: see gradcheck::check_kinked for why relu gets a second step.
-template <class LossFn>
-testing::AssertionResult check_param(const std::string& name, Param<double>& p, LossFn&& loss,
-                                     gradcheck::Options opt, bool relu) {
-  const Tensor<double> analytic = p.grad;
-  return gradcheck::check_kinked(name, p.value, analytic, loss, opt, relu);
 }
 
 const NormType kNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
@@ -154,7 +102,7 @@ TEST(Rpe, ForwardMatchesHandWrittenMlpPerOffset) {
           ASSERT_EQ(y.shape(), (Shape{toeplitz_num_coeffs(n, causal), 6}));
           for (Index row = 0; row < y.dim(0); ++row) {
             const double k = causal ? double(row) : double(row - (n - 1));
-            const std::vector<double> ref = naive_rpe(r, k);
+            const std::vector<double> ref = reference::rpe(r, k);
             for (Index e = 0; e < 6; ++e) EXPECT_NEAR(y[row * 6 + e], ref[std::size_t(e)], 1e-12) << "k=" << k;
           }
         }
@@ -175,51 +123,6 @@ TEST(Rpe, ArbitraryOffsetsGiveTheSameRowsAsTheSequenceForm) {
     EXPECT_NEAR(some[1 * 3 + e], all[(-2 + 5) * 3 + e], 1e-13);
   }
   EXPECT_THROW(r.forward(Tensor<double>({2, 2}), some, c), ShapeError);
-}
-
-TEST(Rpe, GradcheckEveryNormActivationDepthAndLength) {
-  for (NormType norm : kNorms)
-    for (Activation act : kActs)
-      for (Index hidden : {0, 2})
-        for (bool causal : {true, false})
-          for (Index n : {1, 2, 17, 300}) {
-            SCOPED_TRACE(testing::Message() << to_string(norm) << " " << to_string(act) << " hidden=" << hidden
-                                            << " causal=" << causal << " N=" << n);
-            Rpe<double> r(4, 6, hidden, norm, act);
-            randomize(r, 100 + std::uint64_t(n));
-            const Index K = toeplitz_num_coeffs(n, causal);
-            const Tensor<double> w = gradcheck::random_tensor({K, 6}, 7 + std::uint64_t(n));
-            Rpe<double>::Cache c, c2;
-            Tensor<double> y, y2;
-            r.forward(n, causal, y, c);
-            r.backward(w, c);
-            auto loss = [&] {
-              r.forward(n, causal, y2, c2);
-              return gradcheck::dot(y2, w);
-            };
-            gradcheck::Options opt;
-            if (n == 300) opt.max_entries = 12;
-            const Params ps = params_of(r);
-            for (const auto& [name, p] : ps) EXPECT_TRUE(check_param(name, *p, loss, opt, act == Activation::Relu));
-          }
-}
-
-TEST(Rpe, BackwardAccumulates) {
-  Rpe<double> r(3, 2, 1, NormType::RMSNorm, Activation::Gelu);
-  randomize(r, 5);
-  Tensor<double> y;
-  Rpe<double>::Cache c;
-  r.forward(5, false, y, c);
-  const Tensor<double> w = gradcheck::random_tensor(y.shape(), 6);
-  r.backward(w, c);
-  std::vector<Tensor<double>> first;
-  for (auto& [n, p] : params_of(r)) first.push_back(p->grad);
-  r.backward(w, c);
-  std::size_t k = 0;
-  for (auto& [n, p] : params_of(r)) {
-    for (Index i = 0; i < p->grad.size(); ++i) EXPECT_NEAR(p->grad[i], 2 * first[k][i], 1e-12) << n;
-    ++k;
-  }
 }
 
 TEST(Rpe, ParameterCountDoesNotDependOnLength) {
@@ -248,23 +151,4 @@ TEST(Rpe, Errors) {
   EXPECT_THROW(r.backward(Tensor<double>({3, 2}), c), ShapeError);
   EXPECT_THROW(r.backward(Tensor<double>({2, 3}), c), ShapeError);
   EXPECT_THROW(Rpe<double>(3, 2, -1, NormType::SimpleRMSNorm, Activation::Relu), ConfigError);
-}
-
-TEST(Rpe, FloatMatchesDouble) {
-  Rpe<double> rd(4, 3, 1, NormType::LayerNorm, Activation::Silu);
-  randomize(rd, 21);
-  Rpe<float> rf(4, 3, 1, NormType::LayerNorm, Activation::Silu);
-  auto pd = params_of(rd);
-  std::size_t k = 0;
-  rf.visit("rpe.", [&](const std::string&, Param<float>& p) {
-    for (Index i = 0; i < p.value.size(); ++i) p.value[i] = static_cast<float>(pd[k].second->value[i]);
-    ++k;
-  });
-  Tensor<double> yd;
-  Tensor<float> yf;
-  Rpe<double>::Cache cd;
-  Rpe<float>::Cache cf;
-  rd.forward(20, false, yd, cd);
-  rf.forward(20, false, yf, cf);
-  for (Index i = 0; i < yd.size(); ++i) EXPECT_NEAR(yf[i], yd[i], 1e-4 * (1 + std::abs(yd[i])));
 }

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <limits.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -464,4 +467,115 @@ TEST(SafetensorsAtomic, ViewsAreReadAtWriteTime) {
   t[1] = 5.f;
   const Bytes b = w.serialize();
   EXPECT_EQ(parse(b).get<float>("t")[1], 5.f);
+}
+
+// ---- The strict policy in the header, the wrong kind of file, limits kept exactly ----
+
+TEST(SafetensorsHostile, NulByteInsideTheDeclaredHeaderIsRefused) {
+  // nlohmann's lexer takes NUL for the end of input: "{}" then NUL then anything would pass.
+  expect_format_error(make_file(std::string("{}\0 {\"x\":1}  ", 14)), {"NUL byte at offset 2", "valid JSON"});
+  expect_format_error(make_file(std::string("{}\0\0\0\0\0\0", 8)), {"NUL byte at offset 2"});
+}
+
+TEST(SafetensorsHostile, ATextOrCsvFileIsCalledNotASafetensorsFile) {
+  const std::string csv = "step,loss,lr\n1,5.5,0.001\n2,5.1,0.001\n";
+  const Bytes b(csv.begin(), csv.end());
+  expect_format_error(b, {"not a safetensors file"});
+  const std::string msg = format_error(b);
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  // A binary prefix that is simply too long keeps the plain message.
+  Bytes huge = make_file("{}");
+  huge[7] = 1;
+  EXPECT_EQ(format_error(huge).find("not a safetensors file (it starts like text)"), std::string::npos);
+}
+
+TEST(SafetensorsHostile, AHeaderOfExactlyTheLimitIsValid) {
+  std::string header = "{\"__metadata__\":{\"k\":\"v\"}}";
+  header.resize(tnn::kSafetensorsMaxHeaderBytes, ' ');
+  const auto f = parse(make_file(header));
+  EXPECT_EQ(f.metadata_at("k"), "v");
+  header.push_back(' ');
+  expect_format_error(make_file(header), {"header length", "at most 100000000"});
+}
+
+TEST(SafetensorsHostile, PathsInMessagesAreEscapedToOneLine) {
+  TempDir dir("tnn_st_");
+  const std::string path = dir.file("bad\nname.safetensors");
+  write_bytes(path, make_file("{\"a\":1}"));
+  std::string msg;
+  try {
+    tnn::read_safetensors(path);
+  } catch (const tnn::FormatError& e) {
+    msg = e.what();
+  }
+  EXPECT_NE(msg.find("bad\\nname.safetensors"), std::string::npos) << msg;
+  EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+}
+
+TEST(SafetensorsAtomic, A250ByteFileNameIsWrittenAndItsTemporaryFitsNameMax) {
+  TempDir dir("tnn_st_");
+  const std::string name(250, 'n');
+  const std::string tmp = tnn::detail::temporary_name(dir.file(name), ".tmp.123456.7");
+  EXPECT_LE(tmp.size() - dir.file("").size(), std::size_t(NAME_MAX));
+  EXPECT_EQ(tnn::detail::temporary_name(dir.file("m"), ".tmp.1.2"), dir.file("m.tmp.1.2"));
+  sample_writer().write(dir.file(name));
+  EXPECT_EQ(read_bytes(dir.file(name)), sample_writer().serialize());
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{name});
+  EXPECT_NO_THROW(tnn::check_output_path(dir.file(name), "--out"));
+}
+
+TEST(FileIo, OutputPathsAreCheckedBeforeAnyWork) {
+  TempDir dir("tnn_st_");
+  auto io_error = [](const std::string& p) {
+    try {
+      tnn::check_output_path(p, "--out");
+    } catch (const tnn::IoError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<no IoError>");
+  };
+  EXPECT_NE(io_error("").find("--out: expected a file path, got an empty string"), std::string::npos);
+  EXPECT_NE(io_error(dir.file("")).find("got a directory"), std::string::npos);
+  std::filesystem::create_directory(dir.file("d"));
+  EXPECT_NE(io_error(dir.file("d")).find("got an existing directory"), std::string::npos);
+  EXPECT_NE(io_error(dir.file("missing/m.safetensors")).find("its directory"), std::string::npos);
+  EXPECT_NE(io_error(dir.file(std::string(256, 'x'))).find("at most 255 bytes"), std::string::npos);
+  write_bytes(dir.file("f"), Bytes{1});
+  EXPECT_NE(io_error(dir.file("f/m")).find("is not a directory"), std::string::npos);
+  if (::geteuid() != 0) {  // root may write anywhere
+    std::filesystem::create_directory(dir.file("ro"));
+    std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_read | std::filesystem::perms::owner_exec);
+    EXPECT_NE(io_error(dir.file("ro/m")).find("not writable"), std::string::npos);
+    std::filesystem::permissions(dir.file("ro"), std::filesystem::perms::owner_all);
+  }
+  const std::string nl = io_error(dir.file("missing\n/m"));
+  EXPECT_EQ(nl.find('\n'), std::string::npos) << nl;
+  EXPECT_NO_THROW(tnn::check_output_path(dir.file("new.safetensors"), "--out"));
+  EXPECT_EQ(dir.entries().size(), 3u);  // d, f, ro: the checks created nothing
+}
+
+TEST(FileIo, BoundedReadsRefuseDevicesAndStopAtTheLimit) {
+  TempDir dir("tnn_st_");
+  EXPECT_THROW(tnn::read_file_bounded("/dev/zero", 1 << 20, "config"), tnn::IoError);
+  EXPECT_THROW(tnn::read_file_bounded(dir.file(""), 1 << 20, "config"), tnn::IoError);
+  EXPECT_THROW(tnn::read_file_bounded(dir.file("none"), 1 << 20, "config"), tnn::IoError);
+  write_bytes(dir.file("ten"), Bytes(10, 'a'));
+  EXPECT_EQ(tnn::read_file_bounded(dir.file("ten"), 10, "config").size(), 10u);
+  EXPECT_THROW(tnn::read_file_bounded(dir.file("ten"), 9, "config"), tnn::FormatError);
+  EXPECT_EQ(tnn::read_file_bounded(dir.file("ten"), 4, "data", /*prefix_only=*/true), Bytes(4, 'a'));
+  // A FIFO is read to its end (or refused beyond the limit) like a file.
+  const std::string fifo = dir.file("fifo");
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    std::ofstream w(fifo, std::ios::binary);
+    w << std::string(100000, 'z');
+    w.close();
+    ::_exit(0);
+  }
+  const Bytes got = tnn::read_file_bounded(fifo, 1 << 20, "data file");
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_EQ(got, Bytes(100000, 'z'));
 }

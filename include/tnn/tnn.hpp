@@ -12,6 +12,7 @@
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/core/toeplitz.hpp"
+#include "tnn/core/toeplitz2d.hpp"
 
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/embedding.hpp"
@@ -22,10 +23,14 @@
 #include "tnn/layers/param.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
+#include "tnn/layers/gtu2d.hpp"
+#include "tnn/layers/rpe2d.hpp"
+#include "tnn/layers/tno2d.hpp"
 
 #include "tnn/model/block.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/lm.hpp"
+#include "tnn/model/image_classifier.hpp"
 #include "tnn/model/loss.hpp"
 
 #include "tnn/model/checkpoint.hpp"
@@ -34,6 +39,8 @@
 #include "tnn/core/rng.hpp"
 #include "tnn/io/safetensors.hpp"
 #include "tnn/train/schedule.hpp"
+#include "tnn/train/trainer.hpp"
 
 #include "tnn/infer/decoder.hpp"
+#include "tnn/infer/evaluate.hpp"
 #include "tnn/infer/sampling.hpp"

@@ -67,6 +67,20 @@ CONFIGS = [
     C("causal-n1000-nodecay-post", 1, 1000, dim=4, layers=1, heads=1, rpe_dim=4, use_decay=False,
       prenorm=False, tie_embeddings=True),
 ]
+# Classifiers (issue 14): bidirectional backbone, pooling, head [K, D] + [K], ragged lengths
+# (every batch mixes full-length rows with short ones, down to length 1).
+CL = dict(causal=False, task="classify")
+CONFIGS += [
+    C("cls-mean-simple-decay", 3, 17, targets="ragged", num_classes=4, **CL),
+    C("cls-first-ln-h2-multi", 3, 17, targets="ragged", num_classes=3, pooling="first", heads=2,
+      norm_type="layernorm", use_decay=False, use_multi_decay=True, gamma=0.9, **CL),
+    C("cls-mean-rms-post-nodecay", 4, 33, targets="ragged", num_classes=10, norm_type="rmsnorm",
+      prenorm=False, use_decay=False, rpe_layers=2, gtu_act="gelu", glu_act="relu", **CL),
+    C("cls-first-rms-h3-n1", 2, 1, targets="ragged", num_classes=2, pooling="first", heads=3,
+      norm_type="rmsnorm", rpe_layers=0, **CL),
+    C("cls-mean-ln-n300", 3, 300, targets="ragged", num_classes=5, dim=4, layers=1, rpe_dim=4,
+      norm_type="layernorm", gamma=0.95, **CL),
+]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 
 
@@ -94,6 +108,17 @@ def make_batch(rng, V, B, N, mode):
         targets[rng.random((B, N)) < 0.3] = -1
         targets[0, 0] = rng.integers(0, V)  # at least one counted position
     return tokens, targets
+
+
+def make_classify_batch(rng, V, K, B, N):
+    """tokens [B, N], lengths [B] in 1..N (row 0 full, the last row 1 when B > 1), labels [B]."""
+    tokens = rng.integers(0, V, (B, N)).astype(np.int32)
+    lengths = rng.integers(1, N + 1, (B,)).astype(np.int32)
+    lengths[0] = N
+    if B > 1:
+        lengths[-1] = 1
+    labels = rng.integers(0, K, (B,)).astype(np.int32)
+    return tokens, lengths, labels
 
 
 def rel_err(got, want):
@@ -145,8 +170,8 @@ def compare(out_path, dtype, loss, logits, grads):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--tnn", default=os.path.join(HERE, "..", "..", "build", "bin", "tnn"),
-                    help="the tnn program (default: build/bin/tnn of this repo)")
+    ap.add_argument("--tnn", default=os.path.join(HERE, "..", "..", "build", "release", "bin", "tnn"),
+                    help="the tnn program (default: build/release/bin/tnn of this repo, the release preset's)")
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     ap.add_argument("--keep", metavar="DIR", help="write the files to DIR and keep them")
     ap.add_argument("--seed", type=int, default=1234)
@@ -183,11 +208,17 @@ def main(argv=None):
     for ci, c in enumerate(configs):
         cfg = ref.full_config(c["cfg"])
         params = ref.random_params(cfg, rng)
-        tokens, targets = make_batch(rng, cfg["vocab_size"], c["B"], c["N"], c["targets"])
+        classifier = ref.is_classifier(cfg)
+        if classifier:
+            tokens, lengths, labels = make_classify_batch(rng, cfg["vocab_size"], cfg["num_classes"], c["B"], c["N"])
+            batch = {"tokens": tokens, "lengths": lengths, "labels": labels}
+        else:
+            tokens, targets = make_batch(rng, cfg["vocab_size"], c["B"], c["N"], c["targets"])
+            batch = {"tokens": tokens, "targets": targets}
         meta = {"tnn.config": config_json(cfg, minimal=(ci % 2 == 1))}
         stem = os.path.join(work, c["name"])
         batch_path = stem + ".batch.safetensors"
-        safetensors_io.save(batch_path, {"tokens": tokens, "targets": targets})
+        safetensors_io.save(batch_path, batch)
         for dtype in dtypes:
             if dtype == "f64":
                 p = params
@@ -197,7 +228,10 @@ def main(argv=None):
             out_path = f"{stem}.out.{dtype}.safetensors"
             npdt = np.float64 if dtype == "f64" else np.float32
             safetensors_io.save(model_path, {n: a.astype(npdt) for n, a in p.items()}, meta)
-            loss, logits, grads = ref.loss_and_grads(cfg, p, tokens, targets)
+            if classifier:
+                loss, logits, grads = ref.classifier_loss_and_grads(cfg, p, tokens, lengths, labels)
+            else:
+                loss, logits, grads = ref.loss_and_grads(cfg, p, tokens, targets)
             t0 = time.time()
             err = run_tnn(tnn, model_path, batch_path, out_path, dtype)
             dt = time.time() - t0

@@ -42,15 +42,24 @@ DEFAULTS = {
     "tie_embeddings": False,
 }
 REQUIRED = ("vocab_size", "dim", "layers")
+# Sequence classification (issue 14): present in a config only when task is "classify".
+CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
 
 
 def full_config(cfg):
     """Config dict with every key, defaults filled in (glu_dim = dim when absent)."""
     out = dict(DEFAULTS)
     for k in cfg:
-        if k not in DEFAULTS and k not in REQUIRED:
+        if k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS:
             raise ValueError(f"config: unknown key '{k}'")
     out.update(cfg)
+    if out.get("task", "lm") == "classify":
+        for k, v in CLASSIFY_DEFAULTS.items():
+            out.setdefault(k, v)
+        if not isinstance(out["num_classes"], int) or out["num_classes"] < 2:
+            raise ValueError("config: a classifier needs num_classes >= 2")
+    elif any(k in cfg for k in ("num_classes", "pooling")):
+        raise ValueError("config: num_classes and pooling only with task classify")
     for k in REQUIRED:
         if k not in out:
             raise ValueError(f"config: required key '{k}' is missing")
@@ -116,9 +125,15 @@ def param_specs(cfg):
         specs += _linear_specs(f + "l2.", G, D)
         specs += _linear_specs(f + "l3.", D, G)
     specs += _norm_specs("final_norm.", D, nt)
-    if not cfg["tie_embeddings"]:
+    if is_classifier(cfg):  # head [K, D] + [K] instead of lm_head
+        specs += _linear_specs("head.", cfg["num_classes"], D)
+    elif not cfg["tie_embeddings"]:
         specs.append(("lm_head.weight", (V, D), ("linear", D), True))
     return specs
+
+
+def is_classifier(cfg):
+    return cfg.get("task", "lm") == "classify"
 
 
 def random_params(cfg, rng, weight_scale=0.8):
@@ -233,10 +248,12 @@ def tno_coefficients(cfg, P, prefix, N, dtype):
     return t
 
 
-def gtu(cfg, P, prefix, x, toeplitz):
+def gtu(cfg, P, prefix, x, toeplitz, valid=None):
     a = cfg["gtu_act"]
     u = activation(a, linear(P, prefix + "u_proj.", x))  # [B, N, E]
     v = activation(a, linear(P, prefix + "v_proj.", x))  # [B, N, E]
+    if valid is not None:  # ragged batch: positions >= length are zeroed at the TNO input
+        v = v * valid.unsqueeze(-1)
     t = tno_coefficients(cfg, P, prefix + "toep.", x.shape[1], x.dtype)
     y = toeplitz(t, v, cfg["causal"])
     return linear(P, prefix + "o.", u * y)
@@ -247,19 +264,56 @@ def glu(cfg, P, prefix, x):
     return linear(P, prefix + "l3.", h)
 
 
-def forward(cfg, P, tokens, targets=None, toeplitz=toeplitz_dense):
-    """tokens, targets: int64 [B, N]. Returns (loss or None, logits [B, N, V])."""
-    cfg = full_config(cfg)
+def backbone(cfg, P, tokens, toeplitz, valid=None):
+    """Embedding, the layers and the final norm: [B, N] -> [B, N, D]. valid: [B, N] 0/1 or None."""
     x = P["embed.weight"][tokens]  # [B, N, D]
     for i in range(cfg["layers"]):
         p = f"layers.{i}."
         if cfg["prenorm"]:
-            x = x + gtu(cfg, P, p + "token_mixer.", norm(cfg, P, p + "token_norm.", x), toeplitz)
+            x = x + gtu(cfg, P, p + "token_mixer.", norm(cfg, P, p + "token_norm.", x), toeplitz, valid)
             x = x + glu(cfg, P, p + "feature_mixer.", norm(cfg, P, p + "feature_norm.", x))
         else:
-            x = x + norm(cfg, P, p + "token_norm.", gtu(cfg, P, p + "token_mixer.", x, toeplitz))
+            x = x + norm(cfg, P, p + "token_norm.", gtu(cfg, P, p + "token_mixer.", x, toeplitz, valid))
             x = x + norm(cfg, P, p + "feature_norm.", glu(cfg, P, p + "feature_mixer.", x))
-    x = norm(cfg, P, "final_norm.", x)
+    return norm(cfg, P, "final_norm.", x)
+
+
+def classifier_forward(cfg, P, tokens, lengths, labels=None, toeplitz=toeplitz_dense):
+    """tokens [B, N], lengths [B] in 1..N, labels [B]: (mean cross-entropy or None, logits [B, K]).
+    Pooling: the mean over positions < length ("mean") or position 0 ("first")."""
+    cfg = full_config(cfg)
+    B, N = tokens.shape
+    valid = (torch.arange(N).view(1, N) < lengths.view(B, 1)).to(P["embed.weight"].dtype)  # [B, N]
+    x = backbone(cfg, P, tokens, toeplitz, valid)
+    if cfg["pooling"] == "first":
+        pooled = x[:, 0]
+    else:
+        pooled = (x * valid.unsqueeze(-1)).sum(1) / lengths.view(B, 1).to(x.dtype)
+    logits = linear(P, "head.", pooled)  # [B, K]
+    if labels is None:
+        return None, logits
+    nll = torch.logsumexp(logits, -1) - logits.gather(1, labels.view(B, 1)).squeeze(1)
+    return nll.mean(), logits
+
+
+def classifier_loss_and_grads(cfg, params_np, tokens_np, lengths_np, labels_np, dtype=torch.float64,
+                              toeplitz=toeplitz_dense):
+    """Returns (loss float, logits numpy [B, K], {name: grad numpy}) for a classifier config."""
+    cfg = full_config(cfg)
+    specs = param_specs(cfg)
+    P = {n: torch.tensor(params_np[n], dtype=dtype, requires_grad=tr) for n, _, _, tr in specs}
+    as_long = lambda a: torch.as_tensor(np.asarray(a, dtype=np.int64))  # noqa: E731
+    loss, logits = classifier_forward(cfg, P, as_long(tokens_np), as_long(lengths_np), as_long(labels_np), toeplitz)
+    names = [n for n, _, _, tr in specs if tr]
+    grads = torch.autograd.grad(loss, [P[n] for n in names], allow_unused=True)
+    g = {n: (torch.zeros_like(P[n]) if gr is None else gr).detach().numpy() for n, gr in zip(names, grads)}
+    return float(loss.detach()), logits.detach().numpy(), g
+
+
+def forward(cfg, P, tokens, targets=None, toeplitz=toeplitz_dense):
+    """tokens, targets: int64 [B, N]. Returns (loss or None, logits [B, N, V])."""
+    cfg = full_config(cfg)
+    x = backbone(cfg, P, tokens, toeplitz)
     head = P["embed.weight"] if cfg["tie_embeddings"] else P["lm_head.weight"]
     logits = x @ head.t()  # [B, N, V]
     if targets is None:
@@ -395,6 +449,21 @@ def _selftest(verbose=True):
     err = max([abs(l1 - l2)] + [float(np.abs(g1[n] - g2[n]).max() / max(np.abs(g1[n]).max(), 1e-300)) for n in g1])
     report("model dense vs fft toeplitz (rel)", err, 1e-10)
 
+    # 4b. classifier: each row of a ragged batch equals that row alone at its length.
+    for pooling in ("mean", "first"):
+        cfg = full_config(dict(vocab_size=7, dim=4, layers=2, heads=2, expand_ratio=1.5, rpe_dim=4, causal=False,
+                               task="classify", num_classes=3, pooling=pooling, norm_type="layernorm"))
+        P = {n: torch.tensor(a) for n, a in random_params(cfg, rng).items()}
+        tok = torch.as_tensor(rng.integers(0, 7, (3, 11)))
+        lens = torch.tensor([11, 4, 1])
+        _, lg = classifier_forward(cfg, P, tok, lens)
+        worst = 0.0
+        for b in range(3):
+            n = int(lens[b])
+            _, alone = classifier_forward(cfg, P, tok[b:b + 1, :n], lens[b:b + 1])
+            worst = max(worst, float((alone[0] - lg[b]).abs().max()))
+        report(f"classifier ({pooling}): ragged rows equal each row alone", worst, 1e-12)
+
     # 5. building blocks against torch's own functions.
     import torch.nn.functional as F
     x = torch.randn(3, 5, 6, dtype=torch.float64)
@@ -446,7 +515,11 @@ def _grad_command(args):
                          f"extra {sorted(set(params) - expected)}")
     batch, _ = safetensors_io.load(args.batch)
     tb = {"fft": toeplitz_fft, "dense": toeplitz_dense}[args.toeplitz]
-    loss, logits, grads = loss_and_grads(cfg, params, batch["tokens"], batch["targets"], dtype, tb)
+    if is_classifier(cfg):
+        loss, logits, grads = classifier_loss_and_grads(cfg, params, batch["tokens"], batch["lengths"],
+                                                        batch["labels"], dtype, tb)
+    else:
+        loss, logits, grads = loss_and_grads(cfg, params, batch["tokens"], batch["targets"], dtype, tb)
     out = {"loss": np.array(loss, dtype=np.float64), "logits": logits.astype(npdt)}
     for n, g in grads.items():
         out["grad." + n] = g.astype(npdt)

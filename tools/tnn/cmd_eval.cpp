@@ -1,6 +1,7 @@
-// `tnn eval`: loss, perplexity and bits per byte of a checkpoint on a text file,
-// at one sequence length or at several (--lengths: the length-extrapolation
-// table, with an SVG plot of log-perplexity against length).
+// `tnn eval`: loss, perplexity and bits per byte of one or several checkpoints on a text file,
+// at one sequence length or at several (--lengths: the length-extrapolation table, with an SVG
+// plot of log-perplexity against length, one line per checkpoint). The loop is the library's
+// (tnn::evaluate_lengths over tnn::EvalWindows); this file parses flags and prints.
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -11,18 +12,21 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
-#include <tnn/model/lm.hpp>
+#include <tnn/infer/evaluate.hpp>
 #include <tnn/model/checkpoint.hpp>
+#include <tnn/model/lm.hpp>
 #include <tnn/train/data.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "plot.hpp"
 
 namespace tnncli {
 namespace {
 
 struct EvalOptions {
-  std::string checkpoint, data, lengths, plot;
+  std::vector<std::string> checkpoints, labels;
+  std::string data, lengths, plot, title;
   tnn::Index seq_len = 512, batch = 1, max_bytes = 0;
   double valid_fraction = 0;
   tnn::Index valid_block = 0;
@@ -36,51 +40,13 @@ std::vector<tnn::Index> parse_lengths(const std::string& s) {
   return out;
 }
 
-// A small self-contained SVG line chart: log-perplexity against sequence length
-// (log2 axis), one point per evaluated length.
-void write_plot(const std::string& path, const std::vector<tnn::Index>& lengths, const std::vector<double>& loss,
-                const std::string& title) {
-  const double W = 640, H = 400, left = 70, right = 20, top = 40, bottom = 60;
-  double lo = loss[0], hi = loss[0];
-  for (double v : loss) lo = std::min(lo, v), hi = std::max(hi, v);
-  const double pad = std::max(0.05, 0.15 * (hi - lo));
-  lo = std::max(0.0, lo - pad);
-  hi += pad;
-  const double x0 = std::log2(double(lengths.front())), x1 = std::log2(double(lengths.back()));
-  auto X = [&](double len) {
-    return x1 > x0 ? left + (std::log2(len) - x0) / (x1 - x0) * (W - left - right) : (left + W - right) / 2;
-  };
-  auto Y = [&](double v) { return top + (hi - v) / (hi - lo) * (H - top - bottom); };
-  std::ostringstream s;
-  s << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-    << "\" font-family=\"sans-serif\" font-size=\"12\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-  s << "<text x=\"" << W / 2 << "\" y=\"22\" text-anchor=\"middle\" font-size=\"14\">" << title << "</text>\n";
-  s << "<line x1=\"" << left << "\" y1=\"" << H - bottom << "\" x2=\"" << W - right << "\" y2=\"" << H - bottom
-    << "\" stroke=\"black\"/>\n<line x1=\"" << left << "\" y1=\"" << top << "\" x2=\"" << left << "\" y2=\""
-    << H - bottom << "\" stroke=\"black\"/>\n";
-  for (int i = 0; i <= 4; ++i) {
-    const double v = lo + (hi - lo) * i / 4;
-    s << "<text x=\"" << left - 6 << "\" y=\"" << Y(v) + 4 << "\" text-anchor=\"end\">" << std::fixed
-      << std::setprecision(3) << v << "</text>\n<line x1=\"" << left << "\" y1=\"" << Y(v) << "\" x2=\"" << W - right
-      << "\" y2=\"" << Y(v) << "\" stroke=\"#ddd\"/>\n";
-  }
-  for (tnn::Index len : lengths)
-    s << "<text x=\"" << X(double(len)) << "\" y=\"" << H - bottom + 18 << "\" text-anchor=\"middle\">" << len
-      << "</text>\n";
-  s << "<text x=\"" << (left + W - right) / 2 << "\" y=\"" << H - 15
-    << "\" text-anchor=\"middle\">sequence length (tokens, log scale)</text>\n";
-  s << "<text x=\"18\" y=\"" << (top + H - bottom) / 2 << "\" text-anchor=\"middle\" transform=\"rotate(-90 18 "
-    << (top + H - bottom) / 2 << ")\">log perplexity (nats/byte)</text>\n<polyline fill=\"none\" stroke=\"#1f77b4\" "
-    << "stroke-width=\"2\" points=\"";
-  for (std::size_t i = 0; i < lengths.size(); ++i) s << X(double(lengths[i])) << "," << Y(loss[i]) << " ";
-  s << "\"/>\n";
-  for (std::size_t i = 0; i < lengths.size(); ++i)
-    s << "<circle cx=\"" << X(double(lengths[i])) << "\" cy=\"" << Y(loss[i]) << "\" r=\"4\" fill=\"#1f77b4\"/>\n";
-  s << "</svg>\n";
-  std::ofstream f(path);
-  if (!f) tnn::fail<tnn::IoError>("--plot: cannot open '", path, "' for writing");
-  f << s.str();
-  if (!f) tnn::fail<tnn::IoError>("--plot: writing '", path, "' failed");
+// "runs/kjv.safetensors" -> "kjv": the default legend label of a checkpoint.
+std::string default_label(const std::string& path) {
+  std::string name = path.substr(path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/') + 1);
+  const std::string ext = ".safetensors";
+  if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0)
+    name.resize(name.size() - ext.size());
+  return name;
 }
 
 void run_eval(const EvalOptions& o) {
@@ -89,47 +55,64 @@ void run_eval(const EvalOptions& o) {
   if (o.max_bytes < 0) tnn::fail<tnn::ValueError>("--max-bytes: expected >= 0 (0: all), got ", o.max_bytes);
   if (!(o.valid_fraction >= 0 && o.valid_fraction < 1))
     tnn::fail<tnn::ValueError>("--valid-fraction: expected a value in [0, 1), got ", o.valid_fraction);
+  if (!o.labels.empty() && o.labels.size() != o.checkpoints.size())
+    tnn::fail<tnn::ValueError>("--label: expected one per --checkpoint (", o.checkpoints.size(), "), got ",
+                               o.labels.size());
   set_threads(o.threads);
-  const tnn::TnnConfig cfg = tnn::read_config(o.checkpoint);
-  tnn::TnnLM<float> model(cfg);
-  tnn::load_weights(o.checkpoint, model);
-  const bool mlm = !cfg.causal;
-  const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
+  const std::vector<tnn::Index> lengths = o.lengths.empty() ? std::vector<tnn::Index>{o.seq_len} : parse_lengths(o.lengths);
 
+  for (const std::string& path : o.checkpoints) (void)tnn::read_config(path);  // a bad file fails before the data is read
   tnn::ByteCorpus corpus = tnn::ByteCorpus::from_file(o.data);
   if (o.valid_fraction > 0) corpus = held_out_split(corpus, o.valid_fraction, o.valid_block).valid;
   corpus = corpus_prefix(corpus, o.max_bytes);
 
-  const std::vector<tnn::Index> lengths = o.lengths.empty() ? std::vector<tnn::Index>{o.seq_len} : parse_lengths(o.lengths);
-  std::vector<EvalResult> results;
-  if (!o.json)
-    std::printf("%10s %12s %12s %10s %10s%s\n", "length", "loss(nats)", "ppl", "bpb", "tokens", mlm ? "   accuracy" : "");
-  for (tnn::Index len : lengths) {
-    results.push_back(evaluate(model, corpus, len, o.batch, objective));
-    const EvalResult& r = results.back();
+  const bool several = o.checkpoints.size() > 1;
+  std::vector<PlotSeries> series;
+  for (std::size_t k = 0; k < o.checkpoints.size(); ++k) {
+    const std::string& path = o.checkpoints[k];
+    tnn::TnnLM<float> model = tnn::load_lm<float>(path);
+    const bool mlm = !model.config().causal;
+    const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
     if (!o.json) {
-      std::printf("%10lld %12.4f %12.4f %10.4f %10lld", (long long)len, r.loss, r.ppl(), r.bpb(), (long long)r.tokens);
-      if (mlm) std::printf("   %.4f", r.accuracy);
-      std::printf("\n");
-      std::fflush(stdout);
+      if (several) std::printf("%s== %s\n", k ? "\n" : "", path.c_str());
+      std::printf("%10s %12s %12s %10s %10s%s\n", "length", "loss(nats)", "ppl", "bpb", "tokens",
+                  mlm ? "   accuracy" : "");
     }
-  }
-  if (o.json) {
-    nlohmann::json j;
-    j["lengths"] = lengths;
-    for (const auto& r : results) {
-      j["loss"].push_back(r.loss);
-      j["ppl"].push_back(r.ppl());
-      j["bpb"].push_back(r.bpb());
-      j["tokens"].push_back(r.tokens);
-      if (mlm) j["accuracy"].push_back(r.accuracy);
+    const std::vector<tnn::LengthResult> rows = tnn::evaluate_lengths(
+        model, lengths,
+        [&](tnn::Index n) { return tnn::EvalWindows(corpus, o.batch, n, objective, tnn::kEvalMaskSeed); },
+        [&](const tnn::LengthResult& row) {
+          if (o.json) return;
+          const tnn::EvalResult& r = row.result;
+          std::printf("%10lld %12.4f %12.4f %10.4f %10lld", (long long)row.length, r.loss, r.ppl(), r.bpb(),
+                      (long long)r.tokens);
+          if (mlm) std::printf("   %.4f", r.accuracy);
+          std::printf("\n");
+          std::fflush(stdout);
+        });
+    if (o.json) {
+      nlohmann::json j;
+      if (several) j["checkpoint"] = path;
+      j["lengths"] = lengths;
+      for (const auto& row : rows) {
+        j["loss"].push_back(row.result.loss);
+        j["ppl"].push_back(row.result.ppl());
+        j["bpb"].push_back(row.result.bpb());
+        j["tokens"].push_back(row.result.tokens);
+        if (mlm) j["accuracy"].push_back(row.result.accuracy);
+      }
+      std::cout << j.dump() << "\n";
     }
-    std::cout << j.dump() << "\n";
+    PlotSeries ser;
+    ser.label = o.labels.empty() ? default_label(path) : o.labels[k];
+    for (const auto& row : rows) {
+      ser.lengths.push_back(row.length);
+      ser.loss.push_back(row.result.loss);
+    }
+    series.push_back(std::move(ser));
   }
   if (!o.plot.empty()) {
-    std::vector<double> loss;
-    for (const auto& r : results) loss.push_back(r.loss);
-    write_plot(o.plot, lengths, loss, "TNN length extrapolation: " + o.checkpoint);
+    write_plot(o.plot, series, o.title.empty() ? "Length extrapolation: log-perplexity by evaluation length" : o.title);
     if (!o.json) std::printf("plot written to %s\n", o.plot.c_str());
   }
 }
@@ -139,12 +122,17 @@ void run_eval(const EvalOptions& o) {
 void add_eval_command(CLI::App& app) {
   auto o = std::make_shared<EvalOptions>();
   CLI::App* cmd = app.add_subcommand("eval", "Loss, perplexity and bits per byte of a checkpoint on a text file");
-  cmd->add_option("--checkpoint", o->checkpoint, "Model checkpoint (.safetensors)")->required();
+  cmd->add_option("--checkpoint", o->checkpoints,
+                  "Model checkpoint (.safetensors); give it several times to compare models (one table each, "
+                  "one line each in --plot)")
+      ->required();
   cmd->add_option("--data", o->data, "Text file to evaluate on")->required()->check(CLI::ExistingFile);
   auto* len = cmd->add_option("--seq-len", o->seq_len, "Sequence length")->capture_default_str();
   cmd->add_option("--lengths", o->lengths, "Comma-separated lengths, e.g. 512,1024,2048,4096,8192,14336")
       ->excludes(len);
-  cmd->add_option("--plot", o->plot, "Write an SVG plot of log-perplexity against length");
+  cmd->add_option("--plot", o->plot, "Write an SVG plot of log-perplexity against length (one line per checkpoint)");
+  cmd->add_option("--label", o->labels, "Legend label of each --checkpoint, in order (default: the file name)");
+  cmd->add_option("--title", o->title, "Title of the --plot figure");
   cmd->add_flag("--json", o->json, "Print one JSON object {lengths, loss, ppl, bpb, ...}");
   cmd->add_option("--batch", o->batch, "Windows per forward pass")->capture_default_str();
   cmd->add_option("--max-bytes", o->max_bytes, "Evaluate only the first this many bytes (0: all)")

@@ -44,8 +44,7 @@ void run_generate(const GenerateOptions& o) {
   sc.top_p = o.top_p;
   sc.validate();
 
-  tnn::TnnLM<float> model(cfg);
-  tnn::load_weights(o.checkpoint, model);
+  tnn::TnnLM<float> model = tnn::load_lm<float>(o.checkpoint);
   // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
   // memory follows the text generated so far, never what --tokens asks for up front.
   const tnn::Index capacity = static_cast<tnn::Index>(o.prompt.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);

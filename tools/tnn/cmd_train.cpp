@@ -1,20 +1,15 @@
-// `tnn train`: trains a TNN language model on a byte-level text file, with
-// periodic validation, a CSV log, atomic checkpoints and exact resume.
-//
-// Files written for --out CKPT.safetensors:
-//   CKPT.safetensors        the model (spec section 9): what eval and generate read
-//   CKPT.optim.safetensors  the whole training state: model weights ("param.<name>"),
-//                           AdamW moments, step, and the run's settings; --resume reads
-//                           only this file, so a crash between the two writes (each one
-//                           atomic) can never pair weights and moments of different steps.
+// `tnn train`: trains a TNN language model on a byte-level text file. This file parses the
+// flags, builds the model and the data, and prints; the loop itself (validation, CSV log,
+// atomic checkpoints, exact resume, non-finite steps, stop on a signal) is the library's
+// tnn::Trainer (include/tnn/train/trainer.hpp), which documents the files it writes:
+//   CKPT.safetensors        the model: what eval and generate read
+//   CKPT.optim.safetensors  the whole training state; --resume reads only this file
 //   CKPT.csv                one line per logged step and per validation
-#include <atomic>
-#include <chrono>
 #include <csignal>
-#include <cstdio>
-#include <fstream>
-#include <iostream>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
 #include <limits>
 #include <memory>
 #include <set>
@@ -22,27 +17,19 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
-#include <tnn/model/lm.hpp>
 #include <tnn/model/checkpoint.hpp>
+#include <tnn/model/lm.hpp>
 #include <tnn/train/data.hpp>
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/schedule.hpp>
+#include <tnn/train/trainer.hpp>
 
 #include "commands.hpp"
 #include "common.hpp"
+#include "progress.hpp"
 
 namespace tnncli {
 namespace {
-
-std::atomic<int> g_signal{0};
-// The first SIGINT or SIGTERM asks for a save at the end of the current step; a second one
-// ends the process at once (the checkpoint on disk is whole either way: saves are atomic).
-extern "C" void on_stop_signal(int sig) {
-  if (g_signal.exchange(sig) != 0) {
-    std::signal(sig, SIG_DFL);
-    std::raise(sig);
-  }
-}
 
 struct TrainOptions {
   std::string data, valid, out, config_file, objective = "clm", schedule = "cosine", log;
@@ -115,49 +102,6 @@ nlohmann::json run_identity(const TrainOptions& o, const tnn::TnnConfig& cfg) {
           {"clip", o.clip}, {"valid_fraction", o.valid_fraction}, {"valid_block", o.valid_block}};
 }
 
-class Progress {
- public:
-  Progress(tnn::Index total, tnn::Index first, bool tty, tnn::Index every)
-      : total_(total), first_(first), tty_(tty), every_(every), start_(clock::now()) {}
-  void update(tnn::Index step, double loss, double tokens_per_s, double lr) {
-    const double elapsed = seconds();
-    const double eta = step + 1 > first_ ? elapsed / double(step + 1 - first_) * double(total_ - step - 1) : 0.0;
-    if (tty_) {
-      const int width = 24;
-      const int filled = int(double(width) * double(step + 1) / double(total_));
-      std::string bar(std::size_t(filled), '#');
-      bar.resize(std::size_t(width), '.');
-      std::fprintf(stderr, "\r[%s] step %lld/%lld  loss %.4f  %.0f tok/s  lr %.2e  ETA %s   ", bar.c_str(),
-                   (long long)(step + 1), (long long)total_, loss, tokens_per_s, lr, format_duration(eta).c_str());
-      std::fflush(stderr);
-      dirty_ = true;
-    } else if ((step + 1) % every_ == 0 || step + 1 == total_) {
-      std::fprintf(stderr, "step %lld/%lld loss %.4f tok/s %.0f lr %.3e elapsed %s eta %s\n", (long long)(step + 1),
-                   (long long)total_, loss, tokens_per_s, lr, format_duration(elapsed).c_str(),
-                   format_duration(eta).c_str());
-    }
-  }
-  // A full line (validation, warnings) without breaking the bar.
-  void line(const std::string& s) {
-    if (dirty_) std::fputc('\n', stderr);
-    dirty_ = false;
-    std::fprintf(stderr, "%s\n", s.c_str());
-  }
-  void finish() {
-    if (dirty_) std::fputc('\n', stderr);
-    dirty_ = false;
-  }
-  double seconds() const { return std::chrono::duration<double>(clock::now() - start_).count(); }
-
- private:
-  using clock = std::chrono::steady_clock;
-  tnn::Index total_, first_;
-  bool tty_;
-  tnn::Index every_;
-  clock::time_point start_;
-  bool dirty_ = false;
-};
-
 // --inject-nan-steps and --inject-nan-grad-steps, testing hooks (tests/cli/train_faults.sh):
 // after the backward pass of each listed step (1-based, as the progress lines count), the loss
 // and one gradient entry (or only the gradient entry) are set to NaN, as a numerical blow-up
@@ -187,6 +131,84 @@ void check_options(const TrainOptions& o) {
   if (!(o.weight_decay >= 0)) tnn::fail<tnn::ValueError>("--weight-decay: expected >= 0, got ", o.weight_decay);
 }
 
+// The data the run trains and validates on: --valid, or the held-out part of --data.
+struct TrainData {
+  tnn::DataSplit split;
+  tnn::ByteCorpus valid;  // the first --eval-tokens of split.valid (empty: no validation)
+};
+
+TrainData load_data(const TrainOptions& o, tnn::LmObjective objective) {
+  TrainData d;
+  d.split = o.valid.empty() ? held_out_split(tnn::ByteCorpus::from_file(o.data), o.valid_fraction, o.valid_block)
+                            : tnn::load_split(o.data, o.valid);
+  d.valid = corpus_prefix(d.split.valid, o.eval_tokens);
+  // Checked now rather than at the first validation, which may come after hours of training.
+  if (!d.valid.empty()) {  // --valid-fraction 0: no validation at all
+    try {
+      const tnn::EvalWindows windows(d.valid, o.batch, o.seq_len, objective);
+      (void)windows;
+    } catch (const tnn::FormatError& e) {
+      tnn::fail<tnn::FormatError>(e.what(), " (for validation: a larger --valid-fraction or --eval-tokens, or "
+                                  "--valid-fraction 0 for none)");
+    }
+  }
+  return d;
+}
+
+tnn::TrainerConfig trainer_config(const TrainOptions& o, const tnn::TnnConfig& cfg, const std::string& log_path) {
+  tnn::TrainerConfig t;
+  t.steps = o.steps;
+  t.schedule.kind = tnn::parse_schedule_kind(o.schedule);
+  t.schedule.peak_lr = o.lr;
+  t.schedule.min_lr = std::min(o.min_lr, o.lr);
+  t.schedule.warmup_steps = o.warmup;
+  t.schedule.total_steps = o.steps;
+  t.adamw.weight_decay = o.weight_decay;
+  t.clip = o.clip;
+  t.log_every = o.log_every;
+  t.eval_every = o.eval_every;
+  t.save_every = o.save_every > 0 ? o.save_every : o.eval_every;
+  t.max_bad_steps = o.max_bad_steps;
+  t.stop_after = o.stop_after;
+  t.out = o.out;
+  t.log_path = log_path;
+  t.identity = run_identity(o, cfg);
+  return t;
+}
+
+// Prints the trainer's events: the progress bar or lines, skipped steps, validations.
+void report(const tnn::TrainEvent& e, Progress& progress, const TrainOptions& o, const std::string& state_path,
+            bool mlm) {
+  using Kind = tnn::TrainEvent::Kind;
+  switch (e.kind) {
+    case Kind::Resumed:
+      std::fprintf(stderr, "resuming '%s' at step %lld of %lld\n", state_path.c_str(), (long long)e.step,
+                   (long long)o.steps);
+      break;
+    case Kind::Step:
+      progress.update(e.step - 1, e.loss, e.tokens_per_s, e.lr);
+      break;
+    case Kind::BadStep:
+      progress.line("step " + std::to_string(e.step) + ": non-finite " + (e.bad_loss ? "loss" : "gradient") +
+                    ", update skipped (" + std::to_string(e.bad_steps) + " of at most " +
+                    std::to_string(o.max_bad_steps) + ")");
+      break;
+    case Kind::Validation: {
+      const tnn::EvalResult& r = e.eval;
+      std::ostringstream s;
+      s.precision(4);
+      s << std::fixed << "step " << e.step << ": validation loss " << r.loss << " nats, " << r.bpb()
+        << " bits/byte, ppl " << r.ppl();
+      if (mlm) s << ", masked-token accuracy " << r.accuracy;
+      s << " (" << r.tokens << " tokens)";
+      progress.line(s.str());
+      break;
+    }
+    case Kind::Saved:
+      break;
+  }
+}
+
 void run_train(const TrainOptions& o) {
   check_options(o);
   const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
@@ -200,21 +222,7 @@ void run_train(const TrainOptions& o) {
 
   tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
   if (o.resume) cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
-
-  tnn::DataSplit split = o.valid.empty() ? held_out_split(tnn::ByteCorpus::from_file(o.data), o.valid_fraction, o.valid_block)
-                                         : tnn::load_split(o.data, o.valid);
-  const tnn::ByteCorpus valid = corpus_prefix(split.valid, o.eval_tokens);
-  // Checked now rather than at the first validation, which may come after hours of training.
-  const bool validate = !valid.empty();  // --valid-fraction 0: no validation at all
-  if (validate) {
-    try {
-      const tnn::EvalWindows windows(valid, o.batch, o.seq_len, objective);
-      (void)windows;
-    } catch (const tnn::FormatError& e) {
-      tnn::fail<tnn::FormatError>(e.what(), " (for validation: a larger --valid-fraction or --eval-tokens, or "
-                                  "--valid-fraction 0 for none)");
-    }
-  }
+  const TrainData data = load_data(o, objective);
   // The logits [batch, seq_len, vocab] are the largest buffer: their element count must fit.
   if (o.batch > INT64_MAX / o.seq_len / cfg.vocab_size)
     tnn::fail<tnn::ValueError>("--batch, --seq-len: expected batch * seq_len * vocab_size below 2^63, got ", o.batch,
@@ -222,140 +230,72 @@ void run_train(const TrainOptions& o) {
 
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
-  auto params = model.named_parameters();
-  tnn::AdamWConfig acfg;
-  acfg.weight_decay = o.weight_decay;
-  tnn::AdamW<float> opt(params, acfg);
-  tnn::LrSchedule sched;
-  sched.kind = tnn::parse_schedule_kind(o.schedule);
-  sched.peak_lr = o.lr;
-  sched.min_lr = std::min(o.min_lr, o.lr);
-  sched.warmup_steps = o.warmup;
-  sched.total_steps = o.steps;
-  sched.validate();
+  tnn::LmTask<float> task(model, data.split.train, data.valid, o.batch, o.seq_len, objective, o.seed);
 
-  const nlohmann::json identity = run_identity(o, cfg);
-  tnn::Index step = 0, bad_steps = 0;
-  if (o.resume) {
-    const tnn::OptimizerStateInfo info = tnn::load_optimizer_state(state_path, [&](auto&& f) {
-      model.visit([&](const std::string& name, tnn::Param<float>& p) { f("param." + name, p.value); });
-      opt.visit_state([&](const std::string& name, tnn::Tensor<float>& t) { f("adamw." + name, t); });
-    });
-    const nlohmann::json extra = nlohmann::json::parse(info.extra_json);
-    if (!extra.contains("identity") || extra["identity"] != identity)
-      tnn::fail<tnn::ValueError>("--resume: the settings differ from the run being resumed; expected ",
-                                 extra.value("identity", nlohmann::json()).dump(), ", got ", identity.dump());
-    step = info.step;
-    opt.set_step_count(extra.at("adamw_step").get<std::int64_t>());
-    bad_steps = extra.value("bad_steps", tnn::Index(0));
-    std::fprintf(stderr, "resuming '%s' at step %lld of %lld\n", state_path.c_str(), (long long)step,
-                 (long long)o.steps);
-  }
-
-  auto save = [&](tnn::Index at_step) {
-    nlohmann::json extra = {{"identity", identity}, {"adamw_step", opt.step_count()}, {"bad_steps", bad_steps}};
-    // The training state first: it alone is what --resume reads.
-    tnn::save_optimizer_state(
-        state_path, at_step,
-        [&](auto&& f) {
-          model.visit([&](const std::string& name, tnn::Param<float>& p) { f("param." + name, p.value); });
-          opt.visit_state([&](const std::string& name, const tnn::Tensor<float>& t) { f("adamw." + name, t); });
-        },
-        extra.dump());
-    tnn::save_model(o.out, model, tnn::Dtype::F32, {{"tnn.step", std::to_string(at_step)}});
+  Progress* progress = nullptr;  // set once the run starts; events before that print directly
+  Progress resume_printer(o.steps, 0, false, o.log_every);
+  tnn::TrainHooks<float> hooks;
+  hooks.on_event = [&](const tnn::TrainEvent& e) {
+    report(e, progress ? *progress : resume_printer, o, state_path, mlm);
   };
-
-  std::ofstream log(log_path, o.resume ? std::ios::app : std::ios::trunc);
-  if (!log) tnn::fail<tnn::IoError>("--log: cannot open '", log_path, "' for writing");
-  if (!o.resume) log << "step,loss,grad_norm,lr,tokens_per_s,val_loss,val_bpb\n";
-
+  hooks.after_backward = [&, params = model.named_parameters()](std::int64_t step, tnn::StepStats& st) {
+    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
+      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
+      if (inject_nan.count(step + 1)) st.loss = std::numeric_limits<float>::quiet_NaN();
+    }
+  };
+  tnn::ScopedStopSignals* signals = nullptr;
+  hooks.stop_requested = [&] { return signals ? signals->received() : 0; };
+  tnn::Trainer<float> trainer(task, trainer_config(o, cfg, log_path), hooks);
+  if (o.resume) {
+    try {
+      trainer.resume();
+    } catch (const tnn::ResumeMismatch& e) {
+      tnn::fail<tnn::ValueError>("--resume: ", e.what());
+    }
+  }
+  trainer.begin();
   std::fprintf(stderr,
                "model: %lld parameters (dim %lld, layers %lld, heads %lld, E %lld, rpe %lldx%lld, %s, %s); "
                "data: %lld train / %lld valid bytes; %d threads\n",
                (long long)model.num_parameters(), (long long)cfg.dim, (long long)cfg.layers, (long long)cfg.heads,
                (long long)cfg.inner_dim(), (long long)cfg.rpe_dim, (long long)cfg.rpe_layers,
                cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"),
-               mlm ? "masked LM" : "causal LM", (long long)split.train.size(), (long long)split.valid.size(),
+               mlm ? "masked LM" : "causal LM", (long long)data.split.train.size(), (long long)data.split.valid.size(),
                current_threads());
 
-  tnn::BatchSampler sampler(split.train, o.batch, o.seq_len, objective, o.seed);
-  tnn::Batch batch;
-  Progress progress(o.steps, step, stderr_is_terminal(), o.log_every);
-  const tnn::Index save_every = o.save_every > 0 ? o.save_every : o.eval_every;
-  g_signal.store(0);
-  auto previous_int = std::signal(SIGINT, on_stop_signal);
-  auto previous_term = std::signal(SIGTERM, on_stop_signal);
-  auto restore_signals = [&] {
-    std::signal(SIGINT, previous_int);
-    std::signal(SIGTERM, previous_term);
-  };
-  double tokens_per_s = 0;
-  while (step < o.steps) {
-    const auto t0 = std::chrono::steady_clock::now();
-    sampler.sample(step, batch);
-    model.zero_grad();
-    float loss = model.forward(batch.tokens, batch.targets);
-    model.backward();
-    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
-      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
-      if (inject_nan.count(step + 1)) loss = std::numeric_limits<float>::quiet_NaN();
+  Progress bar(o.steps, trainer.step(), stderr_is_terminal(), o.log_every);
+  progress = &bar;
+  tnn::TrainResult result;
+  {
+    tnn::ScopedStopSignals stop_signals;  // restored before the messages below
+    signals = &stop_signals;
+    try {
+      result = trainer.run();
+    } catch (const tnn::TrainingDiverged& e) {
+      tnn::fail<tnn::Error>("training diverged: ", e.bad_steps, " steps with a non-finite loss or gradient (limit ",
+                            e.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", e.checkpoint,
+                            "'");
     }
-    const double norm = tnn::clip_grad_norm(params, o.clip);
-    const double lr = sched.lr(opt.step_count());
-    if (!std::isfinite(loss) || !std::isfinite(norm)) {
-      ++bad_steps;
-      progress.line("step " + std::to_string(step + 1) + ": non-finite " + (std::isfinite(loss) ? "gradient" : "loss") +
-                    ", update skipped (" + std::to_string(bad_steps) + " of at most " + std::to_string(o.max_bad_steps) + ")");
-      if (bad_steps > o.max_bad_steps)
-        tnn::fail<tnn::Error>("training diverged: ", bad_steps, " steps with a non-finite loss or gradient (limit ",
-                              o.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", o.out, "'");
-    } else {
-      opt.step(lr);
-    }
-    ++step;
-    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    const double tps = double(batch.tokens.size()) / dt;
-    tokens_per_s = tokens_per_s == 0 ? tps : 0.9 * tokens_per_s + 0.1 * tps;
-    progress.update(step - 1, loss, tokens_per_s, lr);
-    if (step % o.log_every == 0 || step == o.steps)
-      log << step << "," << loss << "," << norm << "," << lr << "," << tokens_per_s << ",,\n";
-    const bool eval_now = validate && ((o.eval_every > 0 && step % o.eval_every == 0) || step == o.steps);
-    if (eval_now) {
-      const EvalResult r = evaluate(model, valid, o.seq_len, o.batch, objective);
-      std::ostringstream s;
-      s.precision(4);
-      s << std::fixed << "step " << step << ": validation loss " << r.loss << " nats, " << r.bpb() << " bits/byte, ppl "
-        << r.ppl();
-      if (mlm) s << ", masked-token accuracy " << r.accuracy;
-      s << " (" << r.tokens << " tokens)";
-      progress.line(s.str());
-      log << step << ",,,,," << r.loss << "," << r.bpb() << "\n";
-    }
-    const bool stop_now = o.stop_after > 0 && step == o.stop_after && step < o.steps;
-    // save_every 0 (--eval-every 0 and no --save-every): only at the end (once a SIGFPE here).
-    if ((save_every > 0 && step % save_every == 0) || step == o.steps || g_signal.load() != 0 || stop_now) {
-      save(step);
-      log.flush();
-    }
-    if (const int sig = g_signal.load(); sig != 0) {
-      progress.finish();
-      restore_signals();
-      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
-                   sig == SIGINT ? "SIGINT" : "SIGTERM", (long long)step, o.out.c_str());
-      std::fflush(stderr);
-      std::exit(128 + sig);
-    }
-    if (stop_now) {
-      progress.finish();
-      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n", (long long)step);
-      break;
-    }
+    signals = nullptr;
   }
-  restore_signals();
-  progress.finish();
-  if (step < o.steps) return;
-  std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n", (long long)step,
-               format_duration(progress.seconds()).c_str(), o.out.c_str(), state_path.c_str(), log_path.c_str());
+  bar.finish();
+  switch (result.outcome) {
+    case tnn::TrainResult::Outcome::Interrupted:
+      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
+                   result.signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)result.step, o.out.c_str());
+      std::fflush(stderr);
+      std::exit(128 + result.signal);
+    case tnn::TrainResult::Outcome::Stopped:
+      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n",
+                   (long long)result.step);
+      return;
+    case tnn::TrainResult::Outcome::Finished:
+      std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
+                   (long long)result.step, format_duration(bar.seconds()).c_str(), o.out.c_str(), state_path.c_str(),
+                   log_path.c_str());
+      return;
+  }
 }
 
 }  // namespace

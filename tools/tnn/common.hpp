@@ -1,4 +1,5 @@
-// Helpers shared by the `tnn` subcommands.
+// Program glue shared by the `tnn` subcommands: flag parsing helpers, threads, the terminal.
+// Everything a C++ user could want (training, evaluation, loading) is in the library.
 #pragma once
 
 #include <unistd.h>
@@ -14,10 +15,8 @@
 #include <vector>
 
 #include <tnn/core/error.hpp>
+#include <tnn/core/gemm.hpp>  // set_num_threads
 #include <tnn/core/tensor.hpp>
-#include <tnn/infer/sampling.hpp>
-#include <tnn/model/lm.hpp>
-#include <tnn/model/loss.hpp>
 #include <tnn/train/data.hpp>
 #include <tnn/io/safetensors.hpp>
 
@@ -69,9 +68,8 @@ inline void set_threads(int threads) {
   constexpr int kMaxThreads = 1024;
   if (threads < 0 || threads > kMaxThreads)
     tnn::fail<tnn::ValueError>("--threads: expected 1 to ", kMaxThreads, " (or 0 for all cores), got ", threads);
-#ifdef _OPENMP
-  if (threads > 0) omp_set_num_threads(threads);
-#endif
+  // OpenMP threads, and a single-threaded BLAS under tnn's own split of the products.
+  tnn::set_num_threads(threads);
 }
 
 inline int current_threads() {
@@ -83,43 +81,6 @@ inline int current_threads() {
 }
 
 inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
-
-struct EvalResult {
-  double loss = 0;        // nats per scored token
-  double accuracy = 0;    // fraction of scored tokens whose argmax is the target
-  tnn::Index tokens = 0;  // scored tokens
-  double bpb() const { return loss / std::log(2.0); }
-  double ppl() const { return std::exp(loss); }
-};
-
-// Mean loss over every scored position of `corpus` cut into windows of seq_len
-// (see tnn::EvalWindows), batch windows at a time.
-template <class T>
-EvalResult evaluate(tnn::TnnLM<T>& model, const tnn::ByteCorpus& corpus, tnn::Index seq_len, tnn::Index batch,
-                    tnn::LmObjective objective) {
-  tnn::EvalWindows windows(corpus, batch, seq_len, objective, /*mask_seed=*/12345);
-  tnn::Batch b;
-  double total = 0;
-  tnn::Index count = 0, correct = 0;
-  const tnn::Index V = model.config().vocab_size;
-  for (tnn::Index i = 0; i < windows.num_batches(); ++i) {
-    windows.batch(i, b);
-    const tnn::Index n = tnn::count_targets(b.targets);
-    const T loss = model.forward(b.tokens, b.targets);
-    total += static_cast<double>(loss) * static_cast<double>(n);
-    count += n;
-    const T* logits = model.logits().data();
-    for (tnn::Index p = 0; p < b.targets.size(); ++p) {
-      if (b.targets[p] < 0) continue;
-      if (tnn::argmax_token(logits + p * V, V) == b.targets[p]) ++correct;
-    }
-  }
-  EvalResult r;
-  r.tokens = count;
-  r.loss = count ? total / static_cast<double>(count) : 0.0;
-  r.accuracy = count ? static_cast<double>(correct) / static_cast<double>(count) : 0.0;
-  return r;
-}
 
 // The train/validation split both `tnn train` and `tnn eval` use: with block > 0,
 // every round(1/fraction)-th block of `block` bytes is held out (tnn::split_blocks);

@@ -6,13 +6,16 @@
 #include <exception>
 #include <iostream>
 #include <new>
+#include <string>
+
+#include <tnn/version.hpp>
 
 #include "commands.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"tnn: Toeplitz Neural Network language models (train, eval, generate, grad)"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "tnn 0.1.0");
+  app.set_version_flag("--version", std::string("tnn ") + tnn::kVersion);
   tnncli::add_grad_command(app);
   tnncli::add_train_command(app);
   tnncli::add_eval_command(app);

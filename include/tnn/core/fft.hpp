@@ -59,6 +59,12 @@ struct FftwApi<double> {
   using complex = fftw_complex;
   static plan r2c(int n, double* in, complex* out) { return fftw_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE); }
   static plan c2r(int n, complex* in, double* out) { return fftw_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE); }
+  static plan r2c_2d(int n0, int n1, double* in, complex* out) {
+    return fftw_plan_dft_r2c_2d(n0, n1, in, out, FFTW_ESTIMATE);
+  }
+  static plan c2r_2d(int n0, int n1, complex* in, double* out) {
+    return fftw_plan_dft_c2r_2d(n0, n1, in, out, FFTW_ESTIMATE);
+  }
   static void exec_r2c(plan p, double* in, complex* out) { fftw_execute_dft_r2c(p, in, out); }
   static void exec_c2r(plan p, complex* in, double* out) { fftw_execute_dft_c2r(p, in, out); }
   static void destroy(plan p) { fftw_destroy_plan(p); }
@@ -70,6 +76,12 @@ struct FftwApi<float> {
   using complex = fftwf_complex;
   static plan r2c(int n, float* in, complex* out) { return fftwf_plan_dft_r2c_1d(n, in, out, FFTW_ESTIMATE); }
   static plan c2r(int n, complex* in, float* out) { return fftwf_plan_dft_c2r_1d(n, in, out, FFTW_ESTIMATE); }
+  static plan r2c_2d(int n0, int n1, float* in, complex* out) {
+    return fftwf_plan_dft_r2c_2d(n0, n1, in, out, FFTW_ESTIMATE);
+  }
+  static plan c2r_2d(int n0, int n1, complex* in, float* out) {
+    return fftwf_plan_dft_c2r_2d(n0, n1, in, out, FFTW_ESTIMATE);
+  }
   static void exec_r2c(plan p, float* in, complex* out) { fftwf_execute_dft_r2c(p, in, out); }
   static void exec_c2r(plan p, complex* in, float* out) { fftwf_execute_dft_c2r(p, in, out); }
   static void destroy(plan p) { fftwf_destroy_plan(p); }
@@ -112,11 +124,29 @@ class FftwPlanCache {
     return p;
   }
 
+  // 2-D real transforms of an n0 x n1 row-major grid (n0 x (n1/2+1) bins), in
+  // their own map: a 2-D plan must never be found under a 1-D key.
+  Plan get_2d(Index n0, Index n1, bool forward) {
+    std::lock_guard<std::mutex> lock(fftw_planner_mutex());
+    auto key = std::make_tuple(n0, n1, forward);
+    auto it = plans_2d_.find(key);
+    if (it != plans_2d_.end()) return it->second.get();
+    AlignedVector<T> re(static_cast<std::size_t>(n0 * n1));
+    AlignedVector<std::complex<T>> co(static_cast<std::size_t>(n0 * (n1 / 2 + 1)));
+    auto* c = reinterpret_cast<typename Api::complex*>(co.data());
+    const int a = static_cast<int>(n0), b = static_cast<int>(n1);
+    Plan p = forward ? Api::r2c_2d(a, b, re.data(), c) : Api::c2r_2d(a, b, c, re.data());
+    if (!p) fail<Error>("FFTW could not plan a 2-D real transform of ", n0, " x ", n1);
+    plans_2d_.emplace(key, std::unique_ptr<std::remove_pointer_t<Plan>, Deleter>(p));
+    return p;
+  }
+
  private:
   struct Deleter {
     void operator()(Plan p) const { Api::destroy(p); }
   };
   std::map<std::pair<Index, bool>, std::unique_ptr<std::remove_pointer_t<Plan>, Deleter>> plans_;
+  std::map<std::tuple<Index, Index, bool>, std::unique_ptr<std::remove_pointer_t<Plan>, Deleter>> plans_2d_;
 };
 
 }  // namespace detail
@@ -147,6 +177,33 @@ struct FftwBackend {
 
    private:
     Index L_ = 0;
+    typename Api::plan fwd_ = nullptr, inv_ = nullptr;  // owned by the cache
+  };
+
+  // The 2-D real transform of an n0 x n1 row-major grid: out[n0, n1/2+1] =
+  // rfft2(in[n0, n1]); c2r is the unscaled inverse (scale by 1/(n0 n1)) and destroys
+  // its input. Arrays must be 64-byte aligned, as for Plan.
+  template <class T>
+  class Plan2d {
+   public:
+    using Api = detail::FftwApi<T>;
+    Plan2d() = default;
+    Plan2d(Index n0, Index n1)
+        : n0_(n0),
+          n1_(n1),
+          fwd_(detail::FftwPlanCache<T>::instance().get_2d(n0, n1, true)),
+          inv_(detail::FftwPlanCache<T>::instance().get_2d(n0, n1, false)) {}
+    Index rows() const { return n0_; }
+    Index cols() const { return n1_; }
+    void r2c(const T* in, std::complex<T>* out) const {
+      Api::exec_r2c(fwd_, const_cast<T*>(in), reinterpret_cast<typename Api::complex*>(out));
+    }
+    void c2r(std::complex<T>* in, T* out) const {
+      Api::exec_c2r(inv_, reinterpret_cast<typename Api::complex*>(in), out);
+    }
+
+   private:
+    Index n0_ = 0, n1_ = 0;
     typename Api::plan fwd_ = nullptr, inv_ = nullptr;  // owned by the cache
   };
 
@@ -182,6 +239,45 @@ struct EigenBackend {
 
    private:
     Index L_ = 0;
+  };
+
+  // The 2-D real transform as FftwBackend::Plan2d: real transforms of the n0 rows,
+  // then complex transforms of the n1/2+1 bin columns (and back in reverse order).
+  template <class T>
+  class Plan2d {
+   public:
+    Plan2d() = default;
+    Plan2d(Index n0, Index n1) : n0_(n0), n1_(n1) {}
+    Index rows() const { return n0_; }
+    Index cols() const { return n1_; }
+    void r2c(const T* in, std::complex<T>* out) const {
+      const Index h = n1_ / 2 + 1;
+      for (Index r = 0; r < n0_; ++r) EigenBackend::r2c(n1_, in + r * n1_, out + r * h);
+      if (n0_ > 1) columns(out, h, /*forward=*/true);
+    }
+    void c2r(std::complex<T>* in, T* out) const {
+      const Index h = n1_ / 2 + 1;
+      if (n0_ > 1) columns(in, h, /*forward=*/false);
+      for (Index r = 0; r < n0_; ++r) EigenBackend::c2r(n1_, in + r * h, out + r * n1_);
+    }
+
+   private:
+    // Unscaled complex transform of every column of a[n0, h], in place.
+    void columns(std::complex<T>* a, Index h, bool forward) const {
+      auto& f = engine<T>();
+      f.SetFlag(Eigen::FFT<T>::Unscaled);
+      auto& col = scratch<T>(0, n0_);
+      auto& res = scratch<T>(1, n0_);
+      for (Index k = 0; k < h; ++k) {
+        for (Index r = 0; r < n0_; ++r) col[std::size_t(r)] = a[r * h + k];
+        if (forward)
+          f.fwd(res.data(), col.data(), n0_);
+        else
+          f.inv(res.data(), col.data(), n0_);
+        for (Index r = 0; r < n0_; ++r) a[r * h + k] = res[std::size_t(r)];
+      }
+    }
+    Index n0_ = 0, n1_ = 0;
   };
 
   template <class T>

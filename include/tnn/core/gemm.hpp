@@ -5,14 +5,19 @@
 //    Eigen's product and keeps its packing buffers for the life of the process.
 //  - Otherwise Eigen's product, whose packing buffers are heap-allocated per call
 //    for large shapes.
-// Threads: a large product is split into row (or column) blocks over tnn's OpenMP
-// threads, one single-threaded BLAS call per block: one thread pool for the whole
-// step, no oversubscription between BLAS threads and the FFT kernels' OpenMP
-// threads, and no per-call allocation (a multithreaded OpenBLAS call allocates its
-// job array). So with OpenBLAS's pthreads build, tnn sets OpenBLAS to one thread
-// (openblas_set_num_threads(1)) at its first product; its OpenMP build already runs
-// one thread per call inside a parallel region. Every output element is computed
-// by one call, so results are deterministic for a fixed thread count.
+// Threads: tnn never changes the BLAS's (or OpenMP's) process-wide settings by itself.
+//  - When the BLAS runs one thread per call (a serial BLAS; OpenBLAS's OpenMP build,
+//    which runs one thread inside a parallel region; OpenBLAS's pthreads build set to
+//    one thread), a large product is split into row (or column) blocks over tnn's
+//    OpenMP threads, one BLAS call per block: one thread pool for the whole step, no
+//    oversubscription between BLAS threads and the FFT kernels' OpenMP threads, and no
+//    per-call allocation (a multithreaded OpenBLAS call allocates its job array).
+//  - A pthreads OpenBLAS left at several threads gets each product in one call and
+//    splits it over its own threads, as the caller configured it.
+// tnn::set_num_threads (below) is the explicit call that gives the first, fastest
+// setup; the `tnn` program, the benchmarks and the allocation test make it. Every
+// output element is computed by one call, so results are deterministic for a fixed
+// thread count.
 #pragma once
 
 #include <algorithm>
@@ -37,9 +42,6 @@ using StridedMap = Eigen::Map<const Mat<T>, 0, Eigen::OuterStride<>>;
 template <class T>
 using StridedMutMap = Eigen::Map<Mat<T>, 0, Eigen::OuterStride<>>;
 
-// Below this many multiply-adds a product runs on one thread: the fork/join of a
-// parallel region costs more than it saves.
-inline constexpr double kGemmParallelMinWork = double(1 << 21);
 // OpenBLAS's small-matrix NN kernels (SkylakeX/Cooperlake, 0.3.21) malloc a packing
 // buffer on every call; it takes NN products of m n k <= 100^3. Those go to a
 // coefficient-based Eigen product instead, which allocates nothing.
@@ -84,17 +86,17 @@ inline void blas_gemv(bool trans, int rows, int cols, double alpha, const double
                       int incx, double beta, double* y) {
   cblas_dgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, rows, cols, alpha, M, ld, x, incx, beta, y, 1);
 }
-// Once per process, before the first product (a function-local static: thread-safe).
-inline void blas_single_threaded() {
-#ifdef OPENBLAS_VERSION
-  static const bool once = [] {
-    if (openblas_get_parallel() == OPENBLAS_THREAD) openblas_set_num_threads(1);
-    return true;
-  }();
-  (void)once;
+#endif
+
+// Threads one BLAS call uses when made from the calling thread: more than one only
+// for a pthreads OpenBLAS set to several threads (read, never changed).
+inline int blas_threads_per_call() {
+#if defined(TNN_USE_BLAS) && defined(OPENBLAS_VERSION)
+  return openblas_get_parallel() == OPENBLAS_THREAD ? openblas_get_num_threads() : 1;
+#else
+  return 1;
 #endif
 }
-#endif
 
 inline int blas_int(Index v, const char* what) {
   if (v < 0 || v > INT_MAX) fail<ShapeError>("gemm ", what, ": expected a value in [0, ", INT_MAX, "], got ", v);
@@ -146,10 +148,8 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
   detail::blas_int(lda, "lda");
   detail::blas_int(ldb, "ldb");
   detail::blas_int(ldc, "ldc");
-#ifdef TNN_USE_BLAS
-  detail::blas_single_threaded();
-#endif
-  const int threads = parallel_threads();
+  // A multithreaded BLAS splits the product itself; tnn's split would multiply the threads.
+  const int threads = detail::blas_threads_per_call() > 1 ? 1 : parallel_threads();
   const double work = double(m) * double(n) * double(k);
   // Blocks of whole 16-row (or 16-column) panels, one per thread, along the longer side.
   constexpr Index kPanel = 16;
@@ -158,7 +158,7 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
   const Index per = (len + threads - 1) / threads;
   const Index block = (per + kPanel - 1) / kPanel * kPanel;
   const Index nblocks = block > 0 ? (len + block - 1) / block : 0;
-  if (threads < 2 || work < detail::kGemmParallelMinWork || nblocks < 2) {
+  if (threads < 2 || work < grain::kGemmMinWork || nblocks < 2) {
     detail::gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
@@ -174,6 +174,26 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
       detail::gemm_serial(ta, tb, m, cnt, k, alpha, a, lda, bi, ldb, beta, c + i0, ldc);
     }
   });
+}
+
+// Thread settings for a program that gives tnn the machine's cores; the only function
+// in tnn that changes process-wide settings, and tnn never calls it by itself.
+//  - OpenMP runs `threads` threads (omp_set_num_threads); 0 keeps OpenMP's own count
+//    (OMP_NUM_THREADS, else one per core).
+//  - With TNN_USE_BLAS and OpenBLAS's pthreads build: OpenBLAS runs one thread per call
+//    (openblas_set_num_threads(1)), since tnn splits large products over its OpenMP
+//    threads itself (see the top of this file): the fastest setup for tnn's training
+//    and decoding steps, and the one in which a training step allocates nothing.
+// Returns the number of OpenMP threads tnn's loops will use (1 without OpenMP).
+inline int set_num_threads(int threads) {
+  if (threads < 0) fail<ValueError>("set_num_threads: expected a thread count >= 0 (0: keep OpenMP's), got ", threads);
+#ifdef _OPENMP
+  if (threads > 0) omp_set_num_threads(threads);
+#endif
+#if defined(TNN_USE_BLAS) && defined(OPENBLAS_VERSION)
+  if (openblas_get_parallel() == OPENBLAS_THREAD) openblas_set_num_threads(1);
+#endif
+  return parallel_threads();
 }
 
 // The three forms a layer needs (alpha = 1):

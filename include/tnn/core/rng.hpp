@@ -38,16 +38,25 @@ class Rng {
 
   // Uniform integer in [0, n), n > 0, without modulo bias (Lemire's method).
   std::uint64_t below(std::uint64_t n) {
-    unsigned __int128 m = static_cast<unsigned __int128>(next_u64()) * n;
-    auto low = static_cast<std::uint64_t>(m);
+    std::uint64_t high = 0;
+    std::uint64_t low = mul_64x64_128(next_u64(), n, high);
     if (low < n) {
       const std::uint64_t threshold = (0 - n) % n;
-      while (low < threshold) {
-        m = static_cast<unsigned __int128>(next_u64()) * n;
-        low = static_cast<std::uint64_t>(m);
-      }
+      while (low < threshold) low = mul_64x64_128(next_u64(), n, high);
     }
-    return static_cast<std::uint64_t>(m >> 64);
+    return high;
+  }
+
+  // The full 128-bit product a * b: returns the low 64 bits and sets `high` to the
+  // high 64. Four 32 x 32 -> 64 partial products, so standard C++ (no __int128).
+  static std::uint64_t mul_64x64_128(std::uint64_t a, std::uint64_t b, std::uint64_t& high) {
+    const std::uint64_t a_lo = a & 0xFFFFFFFFu, a_hi = a >> 32;
+    const std::uint64_t b_lo = b & 0xFFFFFFFFu, b_hi = b >> 32;
+    const std::uint64_t ll = a_lo * b_lo, lh = a_lo * b_hi, hl = a_hi * b_lo, hh = a_hi * b_hi;
+    // middle column: the high half of ll plus the low halves of lh and hl (< 3 * 2^32)
+    const std::uint64_t mid = (ll >> 32) + (lh & 0xFFFFFFFFu) + (hl & 0xFFFFFFFFu);
+    high = hh + (lh >> 32) + (hl >> 32) + (mid >> 32);
+    return (mid << 32) | (ll & 0xFFFFFFFFu);
   }
 
   // Standard normal (Box-Muller; the second value is discarded to keep the state simple).

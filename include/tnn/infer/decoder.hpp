@@ -1,185 +1,209 @@
-// Exact incremental decoding for a causal TNN language model (spec section 11).
-// Every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j, so the decoder
-// keeps, per layer, the history of v and the coefficients t_k (computed once for
-// the capacity): a token costs O(t * E) per layer plus the dense projections,
-// instead of re-running the O(N log N) forward on the whole prefix.
+// Exact incremental decoding for a causal TNN language model (docs/model.md, decoding).
+// Every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j. The layers run as
+// they are (TnnBlock::forward on [B, 1, D], the GTU's own projections, norms and GLU);
+// only the GTU's TNO is replaced, through Gtu::Cache::mixer, by the decoder's causal
+// sum over the history it keeps. Two ways to take that sum, the same up to rounding:
+//   Direct  the sum over the whole history, O(t E) per token per layer (the reference);
+//   Fft     core/online_conv.hpp's tiling, amortized O(E log^2 t) per token per layer;
+//   Auto    Direct below kAutoCrossover positions, Fft from there on (measured, README).
+// B sequences decode together (one token each per step, all at the same position): the
+// projections are GEMMs over B rows. Coefficients t_k come from the RPE in blocks: the
+// whole capacity at once, recomputed when the capacity doubles (amortized O(1) RPE rows
+// per token), never one MLP call per token.
 #pragma once
 
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
-#include "tnn/core/parallel.hpp"
-#include "tnn/layers/activation.hpp"
+#include "tnn/core/gemm.hpp"
+#include "tnn/core/online_conv.hpp"
 #include "tnn/model/lm.hpp"
 
 namespace tnn {
 
+enum class DecoderMethod { Auto, Direct, Fft };
+
+inline const char* decoder_method_name(DecoderMethod m) {
+  return m == DecoderMethod::Auto ? "auto" : m == DecoderMethod::Direct ? "direct" : "fft";
+}
+inline DecoderMethod parse_decoder_method(const std::string& s) {
+  if (s == "auto") return DecoderMethod::Auto;
+  if (s == "direct") return DecoderMethod::Direct;
+  if (s == "fft") return DecoderMethod::Fft;
+  fail<ValueError>("decoder: expected one of auto, direct, fft, got '", s, "'");
+}
+
 template <class T>
 class IncrementalDecoder {
  public:
+  // Auto uses the direct sum for positions below this, the tiled FFT sum from there
+  // on (bench model, 1 thread: the direct sum's O(t E) passes the tiling's amortized
+  // cost near here; see README "Decoding").
+  static constexpr Index kAutoCrossover = 256;
+
   // `model` must outlive the decoder and stay unchanged while it is used.
   // capacity: positions held before the buffers grow (growing recomputes the
-  // coefficients and copies the history: amortized, exact either way).
-  explicit IncrementalDecoder(TnnLM<T>& model, Index capacity = 1024) : model_(&model) {
+  // coefficients and keeps the state: amortized, exact either way). batch: sequences
+  // decoded together.
+  explicit IncrementalDecoder(TnnLM<T>& model, Index capacity = 1024, Index batch = 1,
+                              DecoderMethod method = DecoderMethod::Auto)
+      : model_(&model), method_(method), B_(batch) {
     const TnnConfig& cfg = model.config();
     if (!cfg.causal)
       fail<ConfigError>("IncrementalDecoder: expected a causal model (config 'causal': true), got a bidirectional one");
     if (capacity < 1) fail<ValueError>("IncrementalDecoder capacity: expected >= 1, got ", capacity);
-    layers_.resize(model.layers.size());
+    if (batch < 1) fail<ValueError>("IncrementalDecoder batch: expected >= 1, got ", batch);
+    const std::size_t L = model.layers.size();
+    layers_.resize(L);
+    caches_.resize(L);
+    for (std::size_t l = 0; l < L; ++l) {
+      layers_[l].owner = this;
+      layers_[l].index = l;
+    }
     reserve(capacity);
   }
+  IncrementalDecoder(const IncrementalDecoder&) = delete;  // the layers' mixers point back here
+  IncrementalDecoder& operator=(const IncrementalDecoder&) = delete;
 
-  Index position() const { return pos_; }  // tokens fed so far
+  Index position() const { return pos_; }  // tokens fed so far (per sequence)
   Index capacity() const { return cap_; }
-  void reset() { pos_ = 0; }
-  // Forgets every token after the first n (n <= position()): the state is only the
-  // history, so this is exact (backtracking in search; the decode benchmark).
+  Index batch() const { return B_; }
+  DecoderMethod method() const { return method_; }
+  // Takes effect from the next step; switching is exact (Fft recomputes its partial sums).
+  void set_method(DecoderMethod m) { method_ = m; }
+
+  void reset() { rewind(0); }
+  // Forgets every token after the first n (n <= position()): the history is kept and
+  // the Fft partial sums are recomputed from it, so this is exact.
   void rewind(Index n) {
     if (n < 0 || n > pos_) fail<ValueError>("decoder rewind: expected a position in [0, ", pos_, "], got ", n);
+    for (auto& s : layers_) s.conv.rewind(n);
     pos_ = n;
   }
 
   // Makes room for `capacity` positions without growing later.
   void reserve(Index capacity) {
     if (capacity <= cap_) return;
-    const Index E = model_->config().inner_dim();
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      LayerState& s = layers_[l];
-      s.coef = model_->layers[l].token_mixer.toep.coefficients(capacity);  // [capacity, E], row k = t_k
-      // Rows past the last nonzero one (a decay that underflowed to exactly 0) add
-      // exact zeros: the sum over the history skips them.
-      s.span = capacity;
-      while (s.span > 1 && row_is_zero(s.coef, s.span - 1)) --s.span;
-      Tensor<T> hist({capacity, E});
-      std::copy(s.v_hist.data(), s.v_hist.data() + pos_ * E, hist.data());
-      s.v_hist = std::move(hist);  // [capacity, E]
+      const Tensor<T> coef = model_->layers[l].token_mixer.toep.coefficients(capacity);  // [capacity, E] row k = t_k
+      if (cap_ == 0)
+        layers_[l].conv.prepare(coef, B_);
+      else
+        layers_[l].conv.grow(coef);
     }
     cap_ = capacity;
   }
 
-  // Feeds a whole prompt at once (position() must be 0): one full forward of the
-  // model, O(n log n), whose TNO inputs become the history, instead of n steps of
-  // O(t) each. Returns the logits [V] after the last token, as step() would (equal
-  // up to rounding: the forward sums in another order). Overwrites the model's
-  // forward cache.
+  // Feeds whole prompts at once (position() must be 0): tokens [n] (the same prompt
+  // for every sequence) or [B, n]. One full forward of the model, O(n log n), whose
+  // TNO inputs become the history; the Fft partial sums of the positions after it come
+  // from O(log n) block products, never an O(n) sum per later token. Returns the
+  // logits after the last token as step() does (equal up to rounding). Overwrites the
+  // model's forward cache.
   const Tensor<T>& prefill(const Tensor<std::int32_t>& tokens) {
     if (pos_ != 0) fail<ValueError>("decoder prefill: expected position 0 (after reset()), got ", pos_);
-    if (tokens.rank() != 1 || tokens.dim(0) < 1)
-      fail<ShapeError>("decoder prefill tokens: expected shape [n >= 1], got ", shape_str(tokens.shape()));
-    const Index n = tokens.dim(0), V = model_->config().vocab_size, E = model_->config().inner_dim();
-    reserve(n);
-    prompt_.resize({1, n});
+    const bool one = tokens.rank() == 1;
+    if (!(one || tokens.rank() == 2) || tokens.dim(-1) < 1 || (!one && tokens.dim(0) != B_ && tokens.dim(0) != 1))
+      fail<ShapeError>("decoder prefill tokens: expected shape [n >= 1] or [", B_, ", n >= 1], got ",
+                       shape_str(tokens.shape()));
+    const Index n = tokens.dim(-1), rows = one ? 1 : tokens.dim(0), V = model_->config().vocab_size;
+    reserve(n + 1);
+    prompt_.resize({rows, n});
     std::copy(tokens.begin(), tokens.end(), prompt_.begin());
-    const Tensor<T>& logits = model_->forward(prompt_);  // [1, n, V]
-    for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const Tensor<T>& v = model_->tno_input(static_cast<Index>(l));  // [1, n, E]
-      std::copy(v.data(), v.data() + n * E, layers_[l].v_hist.data());
+    const Tensor<T>& logits = model_->forward(prompt_);  // [rows, n, V]
+    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].conv.assign(model_->tno_input(Index(l)));  // [rows, n, E]
+    resize_logits();
+    for (Index b = 0; b < B_; ++b) {
+      const T* src = logits.data() + ((rows == 1 ? 0 : b) * n + n - 1) * V;
+      std::copy(src, src + V, logits_.data() + b * V);
     }
-    logits_.resize({V});
-    std::copy(logits.data() + (n - 1) * V, logits.data() + n * V, logits_.data());
     pos_ = n;
     return logits_;
   }
 
-  // Feeds the next token and returns the logits [V] predicting the one after it
-  // (valid until the next call). Equal to row `position()` of a full forward.
+  // Feeds the next token of the one sequence (batch() == 1) and returns the logits [V]
+  // predicting the one after it (valid until the next call). Equal to row position()
+  // of a full forward, up to rounding.
   const Tensor<T>& step(std::int32_t token) {
+    if (B_ != 1) fail<ShapeError>("decoder step: expected one token per sequence (", B_, "), got one token");
+    tokens_.resize({1, 1});
+    tokens_[0] = token;
+    return run_step();
+  }
+  // tokens [B]: the next token of every sequence -> logits [B, V] (batch 1: [V]).
+  const Tensor<T>& step(const Tensor<std::int32_t>& tokens) {
+    if (tokens.rank() != 1 || tokens.dim(0) != B_)
+      fail<ShapeError>("decoder step tokens: expected shape [", B_, "], got ", shape_str(tokens.shape()));
+    tokens_.resize({B_, 1});
+    std::copy(tokens.begin(), tokens.end(), tokens_.begin());
+    return run_step();
+  }
+
+ private:
+  // The TNO of layer `index` for one position: v, y [B, 1, E].
+  struct LayerState final : GtuSequenceMixer<T> {
+    IncrementalDecoder* owner = nullptr;
+    std::size_t index = 0;
+    OnlineConv<T> conv;  // coefficients, history, partial sums
+    void mix(const Tensor<T>& v, Tensor<T>& y) override {
+      y.resize(v.shape());
+      if (owner->use_direct())
+        conv.step_direct(v.data(), y.data());
+      else
+        conv.step(v.data(), y.data());
+    }
+  };
+
+  bool use_direct() const {
+    return method_ == DecoderMethod::Direct || (method_ == DecoderMethod::Auto && pos_ < kAutoCrossover);
+  }
+
+  void resize_logits() {
+    const Index V = model_->config().vocab_size;
+    if (B_ == 1)
+      logits_.resize({V});
+    else
+      logits_.resize({B_, V});
+  }
+
+  const Tensor<T>& run_step() {
     const TnnConfig& cfg = model_->config();
     const Index D = cfg.dim, V = cfg.vocab_size;
-    if (token < 0 || token >= V) fail<ValueError>("decoder token: expected an id in [0, ", V, "), got ", token);
+    for (Index b = 0; b < B_; ++b)
+      if (tokens_[b] < 0 || tokens_[b] >= V)
+        fail<ValueError>("decoder token: expected an id in [0, ", V, "), got ", tokens_[b],
+                         B_ > 1 ? " for sequence " + std::to_string(b) : std::string());
     if (pos_ == cap_) reserve(std::max<Index>(2 * cap_, 16));
-    x_.resize({1, D});
-    const T* e = model_->embed.weight.value.data() + Index(token) * D;
-    std::copy(e, e + D, x_.data());
-    for (std::size_t l = 0; l < layers_.size(); ++l) layer_step(model_->layers[l], layers_[l]);
-    model_->final_norm.forward(x_, a_, norm_cache_);
+    model_->embed.forward(tokens_, x_[0]);  // [B, 1, D]
+    int cur = 0;
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      caches_[l].gtu.mixer = &layers_[l];
+      model_->layers[l].forward(x_[cur], x_[1 - cur], caches_[l]);
+      cur = 1 - cur;
+    }
+    model_->final_norm.forward(x_[cur], xf_, norm_cache_);
     const Param<T>& head = cfg.tie_embeddings ? model_->embed.weight : model_->lm_head.weight;
-    logits_.resize({V});
-    logits_.vec().noalias() = head.value.matrix() * a_.vec();
+    resize_logits();
+    gemm_nt(B_, V, D, xf_.data(), D, head.value.data(), D, T(0), logits_.data(), V);
     ++pos_;
     return logits_;
   }
 
- private:
-  struct LayerState {
-    Tensor<T> coef;    // [cap, E] t_k, k = 0..cap-1
-    Tensor<T> v_hist;  // [cap, E] v_j of every fed position
-    Index span = 0;    // rows 0..span-1 of coef hold every nonzero t_k
-  };
-
-  static bool row_is_zero(const Tensor<T>& m, Index r) {
-    const T* p = m.data() + r * m.cols();
-    return std::all_of(p, p + m.cols(), [](T v) { return v == T(0); });
-  }
-
-  // x_ [1, D] -> x_ after one TNN layer at position pos_.
-  void layer_step(TnnBlock<T>& blk, LayerState& s) {
-    if (blk.prenorm()) {
-      blk.token_norm.forward(x_, a_, norm_cache_);
-      gtu_step(blk.token_mixer, s, a_, b_);
-      x_.vec() += b_.vec();
-      blk.feature_norm.forward(x_, a_, norm_cache_);
-      blk.feature_mixer.forward(a_, b_, glu_cache_);
-      x_.vec() += b_.vec();
-    } else {
-      gtu_step(blk.token_mixer, s, x_, a_);
-      blk.token_norm.forward(a_, b_, norm_cache_);
-      x_.vec() += b_.vec();
-      blk.feature_mixer.forward(x_, a_, glu_cache_);
-      blk.feature_norm.forward(a_, b_, norm_cache_);
-      x_.vec() += b_.vec();
-    }
-  }
-
-  // GTU on one position: u, v projections, the Toeplitz sum over the history, o.
-  void gtu_step(const Gtu<T>& g, LayerState& s, const Tensor<T>& in, Tensor<T>& out) {
-    const Activation act = model_->config().gtu_act;
-    const Index E = g.inner_dim(), t = pos_;
-    g.u_proj.forward(in, u_pre_);
-    activation_forward(act, u_pre_, u_);
-    g.v_proj.forward(in, v_pre_);
-    T* v_row = s.v_hist.data() + t * E;
-    detail::act_forward_n(act, v_pre_.data(), v_row, E);
-    // y[c] = sum_{j=t-span+1..t} coef[t-j][c] * v[j][c]: rows streamed in order, the
-    // channels split into contiguous halves over threads for long histories.
-    y_.resize({1, E});
-    const T* coef = s.coef.data();
-    const T* v = s.v_hist.data();
-    T* y = y_.data();
-    const Index j0 = std::max<Index>(0, t - s.span + 1);
-    const bool parallel = (t - j0 + 1) * E >= kParallelMinWork;
-    const Index parts = parallel ? parallel_threads() : 1;
-    const Index width = ((E + parts - 1) / parts + 15) / 16 * 16;  // channels per thread
-    ::tnn::parallel_for(parts, parallel, [&](Index p) {
-      const Index c0 = std::min(E, p * width), c1 = std::min(E, c0 + width);
-      std::fill(y + c0, y + c1, T(0));
-      for (Index j = j0; j <= t; ++j) {
-        const T* cr = coef + (t - j) * E;
-        const T* vr = v + j * E;
-        for (Index c = c0; c < c1; ++c) y[c] += cr[c] * vr[c];
-      }
-    });
-    y_.vec().array() *= u_.vec().array();
-    g.o.forward(y_, out);
-  }
-
-  // Below this many multiply-adds the history sum runs on one thread: between two
-  // decoding steps the other threads go to sleep, and waking them costs more than
-  // they save (bench model, 2 threads: DecodeToken/512, 0.8 M multiply-adds a layer,
-  // was 0.74 ms split vs 0.63 ms serial; at 4096, 6.3 M, the split wins 3.58 vs 4.51 ms).
-  static constexpr Index kParallelMinWork = Index(1) << 21;
-
   TnnLM<T>* model_;
+  DecoderMethod method_;
+  Index B_;
   std::vector<LayerState> layers_;
+  std::vector<typename TnnBlock<T>::Cache> caches_;  // [layers] the blocks' one-position caches
   Index pos_ = 0, cap_ = 0;
   // one-position workspaces, reused every step
-  Tensor<T> x_, a_, b_;                     // [1, D]
-  Tensor<T> u_pre_, u_, v_pre_, y_;         // [1, E]
-  Tensor<T> logits_;                        // [V]
-  Tensor<std::int32_t> prompt_;             // [1, n] prefill's tokens as a batch
+  Tensor<std::int32_t> tokens_;  // [B, 1]
+  Tensor<T> x_[2];               // [B, 1, D] residual stream, ping-pong over layers
+  Tensor<T> xf_;                 // [B, 1, D] final_norm
+  Tensor<T> logits_;             // [V] or [B, V]
+  Tensor<std::int32_t> prompt_;  // [B or 1, n] prefill's tokens
   typename Norm<T>::Cache norm_cache_;
-  typename Glu<T>::Cache glu_cache_;
 };
 
 }  // namespace tnn

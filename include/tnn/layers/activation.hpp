@@ -109,7 +109,7 @@ void act_eval(Activation a, const T* x, Index n, T* fa, T* fd) {
 template <class F>
 void for_each_chunk(Index rows, Index cols, F&& f) {
   if (rows <= 0 || cols <= 0) return;
-  constexpr Index kMinBlock = Index(1) << 15;  // elements per thread task
+  constexpr Index kMinBlock = grain::kElementwiseBlock;  // elements per thread task
   const Index rows_per = std::max<Index>(1, kMinBlock / cols);
   const Index nblocks = (rows + rows_per - 1) / rows_per;
   ::tnn::parallel_for(nblocks, nblocks > 1, [&](Index blk) {

@@ -55,6 +55,7 @@ class Glu {
     const T* h2 = c.h2.data();
     T* p = c.p.data();
     detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
+      if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
       alignas(64) T pre[detail::kActChunk], a[detail::kActChunk];
       for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
       detail::act_eval(act, pre, n, a, static_cast<T*>(nullptr));
@@ -80,6 +81,7 @@ class Glu {
       T* dp = c.dp.data();
       T* dh2 = c.dh2.data();
       detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
+        if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
         alignas(64) T pre[detail::kActChunk], a[detail::kActChunk], d[detail::kActChunk];
         for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
         detail::act_eval(act, pre, n, a, d);

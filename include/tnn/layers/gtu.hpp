@@ -3,9 +3,11 @@
 // widths D -> E -> D. Parameter names u_proj, v_proj, o, toep as in tnn-pytorch's Gtu.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/activation.hpp"
@@ -15,18 +17,31 @@
 
 namespace tnn {
 
-template <class T, class Backend = DefaultFftBackend>
+// What a Gtu's forward runs in place of its TNO when Cache::mixer is set: v -> y,
+// both [B, N, E]. A decoder feeds one position at a time and keeps the history itself.
+template <class T>
+class GtuSequenceMixer {
+ public:
+  virtual void mix(const Tensor<T>& v, Tensor<T>& y) = 0;
+
+ protected:
+  ~GtuSequenceMixer() = default;
+};
+
+// Mixer: the token mixer on v [B, N, E], Tno by default; Tno2d (layers/tno2d.hpp)
+// over the flattened grid makes the 2-D GTU (layers/gtu2d.hpp).
+template <class T, class Backend = DefaultFftBackend, class Mixer = Tno<T, Backend>>
 class Gtu {
  public:
   Gtu() = default;
   // dim D -> inner E, the gate/value activation `act`; the TNO (E = its channels) is moved in.
-  Gtu(Index dim, Activation act, Tno<T, Backend> tno)
+  Gtu(Index dim, Activation act, Mixer tno)
       : u_proj(dim, tno.channels()), v_proj(dim, tno.channels()), o(tno.channels(), dim), toep(std::move(tno)), act_(act) {}
 
   Linear<T> u_proj;  // D -> E, the gate
   Linear<T> v_proj;  // D -> E, the TNO input
   Linear<T> o;       // E -> D
-  Tno<T, Backend> toep;
+  Mixer toep;
 
   Index dim() const { return u_proj.in_features(); }
   Index inner_dim() const { return u_proj.out_features(); }
@@ -54,16 +69,26 @@ class Gtu {
     Tensor<T> v;      // [B, N, E] act(v_pre + bv), the TNO input
     Tensor<T> y;      // [B, N, E] TNO(v)
     Tensor<T> z;      // [B, N, E] act(u_pre + bu) * y, the input of o
-    typename Tno<T, Backend>::Cache tno;
+    typename Mixer::Cache tno;
     // backward workspaces, kept so a training step reuses them
     Tensor<T> dz;  // [B, N, E] dLoss/dz, then dLoss/dy in place
     Tensor<T> du;  // [B, N, E] dLoss/du_pre
     Tensor<T> dv;  // [B, N, E] dLoss/dv, then dLoss/dv_pre in place
+    // Ragged batches: row b's valid length, positions >= lengths[b] zeroed at the TNO
+    // input (and their dv in backward). Empty: every position valid.
+    std::vector<Index> lengths;  // [B]
+    // When set, replaces the TNO in forward (not owned): an incremental decoder's causal
+    // sum over its own history for one position (infer/decoder.hpp). Null: the TNO.
+    GtuSequenceMixer<T>* mixer = nullptr;
   };
 
-  // x, y: [B, N, D] (y must not alias x).
-  void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c) const {
+  // x, y: [B, N, D] (y must not alias x). With `lengths` (I32 [B], each in [1, N]),
+  // row b's positions >= lengths[b] are zeroed at the TNO input, so they contribute
+  // nothing to any position < lengths[b]: those outputs equal the row run alone at its
+  // length (the ragged-batch contract of a bidirectional classifier).
+  void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c, const Tensor<std::int32_t>* lengths = nullptr) const {
     check_input(x, "gtu x");
+    set_lengths(x, lengths, c);
     u_proj.product(x, c.u_pre);
     v_proj.product(x, c.v_pre);
     const Index rows = x.rows(), E = inner_dim();
@@ -79,7 +104,11 @@ class Gtu {
         detail::act_eval(act, pre, n, v + off, static_cast<T*>(nullptr));
       });
     }
-    toep.forward(c.v, c.y, c.tno);
+    if (!c.lengths.empty()) zero_padding(c.lengths, c.v);
+    if (c.mixer)
+      c.mixer->mix(c.v, c.y);
+    else
+      toep.forward(c.v, c.y, c.tno);
     c.z.resize(c.u_pre.shape());
     {
       const T* bu = u_proj.bias.value.data();
@@ -87,6 +116,7 @@ class Gtu {
       const T* yy = c.y.data();
       T* z = c.z.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
         alignas(64) T pre[detail::kActChunk], u[detail::kActChunk];
         for (Index j = 0; j < n; ++j) pre[j] = up[off + j] + bu[c0 + j];
         detail::act_eval(act, pre, n, u, static_cast<T*>(nullptr));
@@ -117,6 +147,7 @@ class Gtu {
       T* dz = c.dz.data();
       T* du = c.du.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
         alignas(64) T pre[detail::kActChunk], u[detail::kActChunk], d[detail::kActChunk];
         for (Index j = 0; j < n; ++j) pre[j] = up[off + j] + bu[c0 + j];
         detail::act_eval(act, pre, n, u, d);
@@ -128,11 +159,13 @@ class Gtu {
       });
     }
     toep.backward(c.v, c.dz, c.tno, &c.dv);
+    if (!c.lengths.empty()) zero_padding(c.lengths, c.dv);  // v there is a constant 0
     {
       const T* bv = v_proj.bias.value.data();
       const T* vp = c.v_pre.data();
       T* dv = c.dv.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
+        if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
         alignas(64) T pre[detail::kActChunk], d[detail::kActChunk];
         for (Index j = 0; j < n; ++j) pre[j] = vp[off + j] + bv[c0 + j];
         detail::act_eval(act, pre, n, static_cast<T*>(nullptr), d);
@@ -163,6 +196,29 @@ class Gtu {
   void check_input(const Tensor<T>& x, const char* what) const {
     if (x.rank() != 3 || x.dim(2) != dim() || x.dim(1) < 1)
       fail<ShapeError>(what, ": expected shape [B, N >= 1, ", dim(), "], got ", shape_str(x.shape()));
+  }
+
+  // Row b of t [B, N, C]: positions >= lengths[b] set to 0.
+  static void zero_padding(const std::vector<Index>& lengths, Tensor<T>& t) {
+    const Index N = t.dim(1), C = t.dim(2);
+    for (std::size_t b = 0; b < lengths.size(); ++b) {
+      T* row = t.data() + (static_cast<Index>(b) * N + lengths[b]) * C;
+      std::fill(row, row + (N - lengths[b]) * C, T(0));
+    }
+  }
+
+  static void set_lengths(const Tensor<T>& x, const Tensor<std::int32_t>* lengths, Cache& c) {
+    c.lengths.clear();
+    if (!lengths) return;
+    const Index B = x.dim(0), N = x.dim(1);
+    if (lengths->rank() != 1 || lengths->dim(0) != B)
+      fail<ShapeError>("gtu lengths: expected shape [", B, "] (the batch), got ", shape_str(lengths->shape()));
+    c.lengths.resize(static_cast<std::size_t>(B));
+    for (Index b = 0; b < B; ++b) {
+      const Index n = (*lengths)[b];
+      if (n < 1 || n > N) fail<ValueError>("gtu lengths: expected values in [1, ", N, "], got ", n, " at row ", b);
+      c.lengths[static_cast<std::size_t>(b)] = n;
+    }
   }
 
   Activation act_ = Activation::Silu;

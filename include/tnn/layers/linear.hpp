@@ -46,11 +46,11 @@ template <class T>
 class Linear {
  public:
   Linear() = default;
-  Linear(Index in, Index out, bool bias = true) : in_(in), out_(out), has_bias_(bias) {
+  Linear(Index in, Index out, bool with_bias = true) : in_(in), out_(out), has_bias_(with_bias) {
     if (in <= 0 || out <= 0)
       fail<ShapeError>("Linear: expected positive in/out features, got in=", in, ", out=", out);
     weight.init({out, in});
-    if (bias) this->bias.init({out});
+    if (with_bias) bias.init({out});
   }
 
   Param<T> weight;  // [out, in]

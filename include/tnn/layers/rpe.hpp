@@ -37,15 +37,17 @@ class Rpe {
   };
 
   Rpe() = default;
-  // width R, out = H*Dh coefficients per offset, `hidden` R->R blocks.
-  Rpe(Index width, Index out, Index hidden, NormType norm, Activation act) : pos_proj(1, width), act_(act) {
+  // width R, out_width = H*Dh coefficients per offset, `hidden` R->R blocks; an offset
+  // has `offset_dims` coordinates (1; 2 for the 2-D TNO's (di, dj), layers/rpe2d.hpp).
+  Rpe(Index width, Index out_width, Index hidden, NormType norm, Activation act, Index offset_dims = 1)
+      : pos_proj(offset_dims, width), act_(act) {
     if (hidden < 0) fail<ConfigError>("Rpe: expected rpe_layers >= 0, got ", hidden);
     layers.reserve(static_cast<std::size_t>(hidden));
     for (Index l = 0; l < hidden; ++l) layers.push_back(Block{Norm<T>(norm, width), Linear<T>(width, width)});
-    this->out = Block{Norm<T>(norm, width), Linear<T>(width, out)};
+    out = Block{Norm<T>(norm, width), Linear<T>(width, out_width)};
   }
 
-  Linear<T> pos_proj;         // 1 -> R
+  Linear<T> pos_proj;         // offset_dims (1) -> R
   std::vector<Block> layers;  // rpe_layers blocks, R -> R
   Block out;                  // R -> H*Dh
 
@@ -79,10 +81,10 @@ class Rpe {
     rpe_offsets(n, causal, c.pos);
     run_forward(y, c);
   }
-  // Coefficients of arbitrary offsets: pos [K, 1] -> y [K, H*Dh]. pos is copied into the cache.
+  // Coefficients of arbitrary offsets: pos [K, offset_dims] -> y [K, H*Dh]. pos is copied into the cache.
   void forward(const Tensor<T>& pos, Tensor<T>& y, Cache& c) const {
-    if (pos.rank() != 2 || pos.dim(1) != 1)
-      fail<ShapeError>("rpe offsets: expected shape [K, 1], got ", shape_str(pos.shape()));
+    if (pos.rank() != 2 || pos.dim(1) != pos_proj.in_features())
+      fail<ShapeError>("rpe offsets: expected shape [K, ", pos_proj.in_features(), "], got ", shape_str(pos.shape()));
     if (&pos != &c.pos) c.pos = pos;
     run_forward(y, c);
   }

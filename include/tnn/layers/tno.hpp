@@ -27,20 +27,20 @@ template <class T, class Backend = DefaultFftBackend>
 class Tno {
  public:
   Tno() = default;
-  // heads H, head_dim Dh; the RPE gets (rpe_dim, rpe_layers, norm, rpe_act); gamma is
+  // heads H, head_dim Dh; the RPE gets (rpe_dim, rpe_layers, norm, rpe_act); gamma_value is
   // the fixed lambda (Fixed) or the lower bound of lambda (Learned).
   Tno(Index heads, Index head_dim, Index rpe_dim, Index rpe_layers, NormType norm, Activation rpe_act, bool causal,
-      TnoDecay decay, double gamma)
+      TnoDecay decay, double gamma_value)
       : rpe(rpe_dim, checked_width(heads, head_dim), rpe_layers, norm, rpe_act),
         heads_(heads),
         head_dim_(head_dim),
         causal_(causal),
         decay_(decay),
-        gamma0_(gamma) {
-    if (decay != TnoDecay::None && !(gamma > 0 && gamma <= 1))
-      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma);
-    if (decay != TnoDecay::None) this->gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
-    if (decay == TnoDecay::Fixed) this->gamma.value.fill(static_cast<T>(gamma));
+        gamma0_(gamma_value) {
+    if (decay != TnoDecay::None && !(gamma_value > 0 && gamma_value <= 1))
+      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
+    if (decay != TnoDecay::None) gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
+    if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
   }
 
   Rpe<T> rpe;      // offset -> [H*Dh] coefficients
@@ -100,7 +100,7 @@ class Tno {
     const Eigen::Map<const Arr> loglam(ws.loglam.data(), E);
     const T kLogMin = std::log(std::numeric_limits<T>::min());
     // Rows are independent: split over threads for long sequences (Eigen's vectorized exp).
-    ::tnn::parallel_for(n, n * E >= (Index(1) << 16), [&](Index a) {
+    ::tnn::parallel_for(n, n * E >= grain::kDecayPowersMinWork, [&](Index a) {
       T* row = ws.pw.data() + (zero_row + a) * E;
       Eigen::Map<Arr> pw(row, E);
       if (a == 0)

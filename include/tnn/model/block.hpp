@@ -4,7 +4,9 @@
 // feature_mixer are tnn-pytorch's TnnLayer state_dict names (spec section 9).
 #pragma once
 
+#include <cstdint>
 #include <string>
+#include <utility>
 
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/glu.hpp"
@@ -15,20 +17,23 @@
 
 namespace tnn {
 
-template <class T>
+// TokenMixer: the 1-D GTU by default; the image model passes the 2-D GTU
+// (layers/gtu2d.hpp) through the second constructor.
+template <class T, class TokenMixer = Gtu<T>>
 class TnnBlock {
  public:
   TnnBlock() = default;
-  explicit TnnBlock(const TnnConfig& cfg)
+  explicit TnnBlock(const TnnConfig& cfg) : TnnBlock(cfg, make_gtu<T>(cfg)) {}
+  TnnBlock(const TnnConfig& cfg, TokenMixer mixer)
       : token_norm(cfg.norm_type, cfg.dim),
-        token_mixer(make_gtu<T>(cfg)),
+        token_mixer(std::move(mixer)),
         feature_norm(cfg.norm_type, cfg.dim),
         feature_mixer(make_glu<T>(cfg)),
         prenorm_(cfg.prenorm),
         dim_(cfg.dim) {}
 
   Norm<T> token_norm;     // norm1
-  Gtu<T> token_mixer;     // D -> D over the sequence
+  TokenMixer token_mixer;  // D -> D over the sequence (Gtu<T>)
   Norm<T> feature_norm;   // norm2
   Glu<T> feature_mixer;   // D -> G -> D per position
 
@@ -50,7 +55,7 @@ class TnnBlock {
     Tensor<T> a2;     // [B, N, D]
     Tensor<T> x_mid;  // [B, N, D] x after the token-mixing residual
     typename Norm<T>::Cache norm1, norm2;
-    typename Gtu<T>::Cache gtu;
+    typename TokenMixer::Cache gtu;
     typename Glu<T>::Cache glu;
     // workspaces (forward branch output, backward gradients), reused across steps
     Tensor<T> tmp;  // [B, N, D]
@@ -58,21 +63,23 @@ class TnnBlock {
     Tensor<T> gm;   // [B, N, D] dLoss/dx_mid
   };
 
-  // x [B, N, D] -> y [B, N, D]; y must not alias x.
-  void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c) {
+  // x [B, N, D] -> y [B, N, D]; y must not alias x. `lengths` (I32 [B]) makes the batch
+  // ragged: the GTU zeroes row b's positions >= lengths[b] at its TNO input (Gtu::forward),
+  // and backward reads them from the cache.
+  void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c, const Tensor<std::int32_t>* lengths = nullptr) {
     if (x.rank() != 3 || x.dim(2) != dim_)
       fail<ShapeError>("TnnBlock x: expected shape [B, N, ", dim_, "], got ", shape_str(x.shape()));
     c.x_mid.resize(x.shape());
     y.resize(x.shape());
     if (prenorm_) {
       token_norm.forward(x, c.a1, c.norm1);
-      token_mixer.forward(c.a1, c.tmp, c.gtu);
+      token_mixer.forward(c.a1, c.tmp, c.gtu, lengths);
       c.x_mid.vec() = x.vec() + c.tmp.vec();
       feature_norm.forward(c.x_mid, c.a2, c.norm2);
       feature_mixer.forward(c.a2, c.tmp, c.glu);
       y.vec() = c.x_mid.vec() + c.tmp.vec();
     } else {
-      token_mixer.forward(x, c.a1, c.gtu);
+      token_mixer.forward(x, c.a1, c.gtu, lengths);
       token_norm.forward(c.a1, c.tmp, c.norm1);
       c.x_mid.vec() = x.vec() + c.tmp.vec();
       feature_mixer.forward(c.x_mid, c.a2, c.glu);

@@ -29,6 +29,8 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/model/config.hpp"
+#include "tnn/model/lm.hpp"
+#include "tnn/io/json.hpp"
 #include "tnn/io/safetensors.hpp"
 
 namespace tnn {
@@ -39,6 +41,25 @@ inline constexpr const char* kExtraMetadataKey = "tnn.optim.extra"; // optimizer
 
 namespace detail {
 
+// The model file beside an optimizer-state file: "m.optim.safetensors" -> "m.safetensors".
+inline std::string ck_model_path_of(const std::string& optim_path) {
+  const std::string ext = ".optim.safetensors";
+  if (optim_path.size() > ext.size() && optim_path.compare(optim_path.size() - ext.size(), ext.size(), ext) == 0)
+    return optim_path.substr(0, optim_path.size() - ext.size()) + ".safetensors";
+  return "";
+}
+// A checkpoint without "tnn.config": if it is a training-state file, say so and name the file
+// to use instead of saying a key is missing.
+[[noreturn]] inline void ck_missing_config(const std::map<std::string, std::string>& metadata, const std::string& path,
+                                           const std::string& where) {
+  if (metadata.count(kStepMetadataKey)) {
+    const std::string model = ck_model_path_of(path);
+    fail<FormatError>(where, ": this is a training-state (optimizer) file, not a model checkpoint; give the model file",
+                      model.empty() ? std::string(" written beside it") : " " + quote_path(model), " instead");
+  }
+  fail<FormatError>(where, ": expected the metadata key '", kConfigMetadataKey,
+                    "' (the model config), it is missing (is this a tnn checkpoint?)");
+}
 template <class T>
 Index first_nonfinite(const Tensor<T>& t) {
   for (Index i = 0; i < t.size(); ++i)
@@ -98,9 +119,11 @@ void ck_load_tensors(const SafetensorsFile& file, const std::string& where, Visi
 }
 
 inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_cfg, const std::string& where) {
-  if (!file.has_metadata(kConfigMetadataKey))
+  if (!file.has_metadata(kConfigMetadataKey)) {
+    if (file.has_metadata(kStepMetadataKey)) ck_missing_config(file.metadata(), file.label(), where);
     fail<FormatError>(where, ": expected the metadata key '", kConfigMetadataKey,
                       "' to compare with the model's config, it is missing (load_weights(..., false) skips the check)");
+  }
   TnnConfig file_cfg;
   try {
     file_cfg = TnnConfig::parse(file.metadata_at(kConfigMetadataKey));
@@ -117,6 +140,84 @@ inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_
 }
 
 }  // namespace detail
+
+// f(name, shape) for every tensor a TnnLM built from `cfg` stores (docs: spec section 9), in
+// the order TnnLM::visit names them, computed from the config alone: a checkpoint's header is
+// checked against this before any model is allocated, so a few-hundred-byte file claiming a
+// huge vocabulary fails in microseconds instead of allocating gigabytes. The test
+// Checkpoint.ModelTensorsMatchTheModelsVisit holds it to TnnLM::visit.
+template <class F>
+void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
+  const Index V = cfg.vocab_size, D = cfg.dim, E = cfg.inner_dim(), G = cfg.glu_width(), R = cfg.rpe_dim;
+  const Index H = cfg.heads, Dh = cfg.head_dim();
+  auto norm = [&](const std::string& p, Index width) {
+    if (cfg.norm_type == NormType::RMSNorm) f(p + "scale", Shape{width});
+    if (cfg.norm_type == NormType::LayerNorm) {
+      f(p + "weight", Shape{width});
+      f(p + "bias", Shape{width});
+    }
+  };
+  auto linear = [&](const std::string& p, Index in, Index out) {
+    f(p + "weight", Shape{out, in});
+    f(p + "bias", Shape{out});
+  };
+  f(std::string("embed.weight"), Shape{V, D});
+  for (Index i = 0; i < cfg.layers; ++i) {
+    const std::string l = "layers." + std::to_string(i) + ".";
+    norm(l + "token_norm.", D);
+    linear(l + "token_mixer.u_proj.", D, E);
+    linear(l + "token_mixer.v_proj.", D, E);
+    linear(l + "token_mixer.o.", E, D);
+    if (tno_decay(cfg) != TnoDecay::None) f(l + "token_mixer.toep.gamma", Shape{H, 1, Dh});
+    const std::string r = l + "token_mixer.toep.rpe.";
+    linear(r + "pos_proj.", 1, R);
+    for (Index h = 0; h < cfg.rpe_layers; ++h) {
+      norm(r + "layers." + std::to_string(h) + ".0.", R);
+      linear(r + "layers." + std::to_string(h) + ".2.", R, R);
+    }
+    norm(r + "out.0.", R);
+    linear(r + "out.2.", R, H * Dh);
+    norm(l + "feature_norm.", D);
+    linear(l + "feature_mixer.l1.", D, G);
+    linear(l + "feature_mixer.l2.", D, G);
+    linear(l + "feature_mixer.l3.", G, D);
+  }
+  norm("final_norm.", D);
+  if (cfg.task == Task::Classify)
+    linear("head.", D, cfg.num_classes);  // TnnClassifier (model/classifier.hpp): head [K, D], [K]
+  else if (!cfg.tie_embeddings)
+    f(std::string("lm_head.weight"), Shape{V, D});
+}
+
+// How many tensors for_each_model_tensor names, without naming them (O(1)).
+inline std::uint64_t model_tensor_count(const TnnConfig& cfg) {
+  const std::uint64_t per_norm = cfg.norm_type == NormType::RMSNorm ? 1 : cfg.norm_type == NormType::LayerNorm ? 2 : 0;
+  const std::uint64_t rpe = 2 + static_cast<std::uint64_t>(cfg.rpe_layers) * (per_norm + 2) + per_norm + 2;
+  const std::uint64_t layer = per_norm + 6 + (tno_decay(cfg) != TnoDecay::None ? 1 : 0) + rpe + per_norm + 6;
+  const std::uint64_t head = cfg.task == Task::Classify ? 2 : cfg.tie_embeddings ? 0 : 1;
+  return 1 + static_cast<std::uint64_t>(cfg.layers) * layer + per_norm + head;
+}
+
+// FormatError unless `h` holds exactly the tensors a TnnLM of `cfg` stores, with the same
+// shapes and a floating-point dtype. Reads nothing but the header; allocates nothing that
+// grows with the config before the tensor count has been compared with the header's.
+inline void check_header_matches_config(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
+  const std::uint64_t want = model_tensor_count(cfg);
+  if (want != h.tensors.size())
+    fail<FormatError>(where, ": its config (vocab_size ", cfg.vocab_size, ", dim ", cfg.dim, ", layers ", cfg.layers,
+                      ") needs ", want, " tensors, the file has ", h.tensors.size());
+  for_each_model_tensor(cfg, [&](const std::string& name, const Shape& shape) {
+    auto it = h.tensors.find(name);
+    if (it == h.tensors.end())
+      fail<FormatError>(where, ": expected the tensor ", detail::st_quote(name), " its config implies, it is missing");
+    if (it->second.shape != shape)
+      fail<FormatError>(where, ": tensor ", detail::st_quote(name), ": its config implies shape ", shape_str(shape),
+                        ", the file has ", shape_str(it->second.shape));
+    if (!dtype_is_float(it->second.dtype))
+      fail<FormatError>(where, ": tensor ", detail::st_quote(name), ": expected dtype F32 or F64, got ",
+                        dtype_name(it->second.dtype));
+  });
+}
 
 // Writes every tensor model.visit() names, converted to `dtype` (F32 or F64), with the config
 // in "tnn.config" and any extra string metadata. ValueError (target untouched) for a non-finite
@@ -143,19 +244,24 @@ void save_model(const std::string& path, Model& model, Dtype dtype = Dtype::F32,
   w.write(path);
 }
 
-// The config stored in a checkpoint (reads the header only). FormatError if absent,
-// ConfigError (naming the file) if invalid.
-inline TnnConfig read_config(const std::string& path) {
+// The config stored in a checkpoint (reads the header only). FormatError if absent (saying so
+// when the file is a training-state file), ConfigError (naming the file) if invalid. With
+// check_tensors (the default), the file's tensors must also be exactly those a TnnLM of that
+// config stores (check_header_matches_config), so allocating TnnLM(read_config(p)) is safe
+// whatever p holds: memory stays bounded by the file. Pass false for other models.
+inline TnnConfig read_config(const std::string& path, bool check_tensors = true) {
   const SafetensorsHeader h = read_safetensors_header(path);
+  const std::string where = "checkpoint " + quote_path(path);
   auto it = h.metadata.find(kConfigMetadataKey);
-  if (it == h.metadata.end())
-    fail<FormatError>("checkpoint '", path, "': expected the metadata key '", kConfigMetadataKey,
-                      "' (the model config), it is missing");
+  if (it == h.metadata.end()) detail::ck_missing_config(h.metadata, path, where);
+  TnnConfig cfg;
   try {
-    return TnnConfig::parse(it->second);
+    cfg = TnnConfig::parse(it->second);
   } catch (const ConfigError& e) {
-    fail<ConfigError>("checkpoint '", path, "': metadata '", kConfigMetadataKey, "': ", e.what());
+    fail<ConfigError>(where, ": metadata '", kConfigMetadataKey, "': ", e.what());
   }
+  if (check_tensors) check_header_matches_config(h, cfg, where);
+  return cfg;
 }
 
 // Loads a checkpoint into `model` (all-or-nothing, see the top of this file). The tensor names
@@ -166,11 +272,21 @@ inline TnnConfig read_config(const std::string& path) {
 template <class Model>
 void load_weights(const std::string& path, Model& model, bool check_config = true) {
   const SafetensorsFile file = read_safetensors(path);
-  const std::string where = "checkpoint '" + path + "'";
+  const std::string where = "checkpoint " + quote_path(path);
   if (check_config) detail::ck_check_config(file, model.config(), where);
   detail::ck_load_tensors(file, where, [&](auto&& f) {
     model.visit([&](const std::string& name, auto& p) { f(name, p.value); });
   });
+}
+
+// A language model from a checkpoint in one call: its config (read_config) and its weights
+// (load_weights, all-or-nothing), in precision T whatever the file's (F32 or F64).
+//   auto model = tnn::load_lm<float>("run/ckpt.safetensors");
+template <class T = float>
+TnnLM<T> load_lm(const std::string& path) {
+  TnnLM<T> model(read_config(path));
+  load_weights(path, model);
+  return model;
 }
 
 // "run/ckpt.safetensors" -> "run/ckpt.optim.safetensors"; any other name gets the suffix appended.
@@ -196,8 +312,8 @@ void save_optimizer_state(const std::string& path, std::int64_t step, VisitTenso
                           const std::string& extra_json = "{}") {
   const std::string where = "save_optimizer_state '" + path + "'";
   if (step < 0) fail<ValueError>(where, ": step: expected >= 0, got ", step);
-  if (!nlohmann::json::accept(extra_json))
-    fail<ValueError>(where, ": extra_json: expected valid JSON, got ", detail::st_quote(extra_json));
+  if (!json_is_strict(extra_json))
+    fail<ValueError>(where, ": extra_json: expected strict JSON (io/json.hpp), got ", detail::st_quote(extra_json));
   SafetensorsWriter w;
   visit_tensors([&](const std::string& name, const auto& t) {
     const Index bad = detail::first_nonfinite(t);
@@ -217,7 +333,10 @@ void save_optimizer_state(const std::string& path, std::int64_t step, VisitTenso
 template <class VisitTensors>
 OptimizerStateInfo load_optimizer_state(const std::string& path, VisitTensors&& visit_tensors) {
   const SafetensorsFile file = read_safetensors(path);
-  const std::string where = "optimizer state '" + path + "'";
+  const std::string where = "optimizer state " + quote_path(path);
+  if (!file.has_metadata(kStepMetadataKey) && file.has_metadata(kConfigMetadataKey))
+    fail<FormatError>(where, ": this is a model checkpoint, not a training-state file (expected the metadata key '",
+                      kStepMetadataKey, "'; the training state is ", quote_path(optimizer_state_path(path)), ")");
   OptimizerStateInfo out;
   const std::string& s = file.metadata_at(kStepMetadataKey);
   std::uint64_t step = 0;
@@ -228,9 +347,11 @@ OptimizerStateInfo load_optimizer_state(const std::string& path, VisitTensors&& 
                       detail::st_quote(s));
   out.step = static_cast<std::int64_t>(step);
   out.extra_json = file.metadata_at(kExtraMetadataKey);
-  if (!nlohmann::json::accept(out.extra_json))
-    fail<FormatError>(where, ": metadata '", kExtraMetadataKey, "': expected valid JSON, got ",
-                      detail::st_quote(out.extra_json));
+  try {
+    parse_json_strict<FormatError>(out.extra_json, "");
+  } catch (const FormatError& e) {
+    fail<FormatError>(where, ": metadata '", kExtraMetadataKey, "'", e.what());
+  }
   detail::ck_load_tensors(file, where, visit_tensors);
   return out;
 }

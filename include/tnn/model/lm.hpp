@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -114,6 +115,27 @@ class TnnLM {
     return loss;
   }
 
+  // The same, but the loss is the sum over targets != -1 divided by `normalizer` instead of by
+  // their count, and so is its gradient: a data-parallel rank holding some rows of a global
+  // batch passes the global batch's target count, so the ranks' losses and gradients add up to
+  // the global mean's (tnn/dist/data_parallel.hpp).
+  T forward(const Tensor<std::int32_t>& tokens, const Tensor<std::int32_t>& targets, Index normalizer) {
+    if (normalizer < 1) fail<ValueError>("forward normalizer: expected a target count >= 1, got ", normalizer);
+    const T mean = forward(tokens, targets);
+    const Index count = count_targets(targets);
+    if (count == normalizer) return mean;
+    const T scale = T(double(count) / double(normalizer));
+    for (T& g : dlogits_) g *= scale;
+    return mean * scale;
+  }
+
+  // Optional, for data-parallel training: called inside backward() as soon as a group of
+  // gradients is final, so their reduction over processes can start while the layers below
+  // still run. Argument: layers.size() once the final norm (and an untied lm_head) are done,
+  // then i after layer i (i = layers.size()-1 .. 0), then -1 after the embedding (last call;
+  // with tied embeddings embed.weight, which the head also feeds, is final only then).
+  std::function<void(Index)> backward_hook;
+
   // Logits only (evaluation, generation); a following backward() is an error.
   const Tensor<T>& forward(const Tensor<std::int32_t>& tokens) {
     run_forward(tokens);
@@ -142,12 +164,15 @@ class TnnLM {
     dxf_.resize(xf_.shape());
     gemm_nn(rows, D, V, dlogits_.data(), V, head.value.data(), D, T(0), dxf_.data(), D);
     final_norm.backward(xs_[L], dxf_, final_cache_, dres_[0]);
+    if (backward_hook) backward_hook(static_cast<Index>(L));
     int cur = 0;
     for (std::size_t i = L; i-- > 0;) {
       layers[i].backward(xs_[i], dres_[cur], caches_[i], dres_[1 - cur]);
       cur = 1 - cur;
+      if (backward_hook) backward_hook(static_cast<Index>(i));
     }
     embed.backward(tokens_, dres_[cur]);
+    if (backward_hook) backward_hook(-1);
   }
 
  private:

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -20,6 +21,8 @@
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/core/rng.hpp"
+#include "tnn/io/file.hpp"
+#include "tnn/infer/evaluate.hpp"
 
 namespace tnn {
 
@@ -32,29 +35,19 @@ enum class LmObjective {
   Mlm,  // masked LM: tokens = N bytes with some masked, targets = the originals there, -1 elsewhere
 };
 
-// Whole file as bytes. IoError if it cannot be opened or read; an empty file is a FormatError.
-inline std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (f == nullptr) fail<IoError>("data file '", path, "': cannot open: ", std::strerror(errno));
-  // A device (/dev/zero, /dev/urandom) never ends: refused, rather than read until memory runs
-  // out. Pipes stay allowed (--data <(zcat corpus.gz)).
-  struct stat st {};
-  if (::fstat(fileno(f), &st) == 0 && (S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode))) {
-    std::fclose(f);
-    fail<IoError>("data file '", path, "': expected a regular file or a pipe, got a device");
-  }
-  std::vector<std::uint8_t> bytes;
-  std::uint8_t chunk[1 << 16];
-  for (;;) {
-    const std::size_t got = std::fread(chunk, 1, sizeof chunk, f);
-    bytes.insert(bytes.end(), chunk, chunk + got);
-    if (got < sizeof chunk) break;
-  }
-  const bool failed = std::ferror(f) != 0;
-  const int err = errno;
-  std::fclose(f);
-  if (failed) fail<IoError>("data file '", path, "': read error after ", bytes.size(), " bytes: ", std::strerror(err));
-  if (bytes.empty()) fail<FormatError>("data file '", path, "': expected at least 1 byte, got an empty file (0 bytes)");
+// The most a data file may hold (1 TiB): far beyond any corpus that fits in memory, and a
+// bound on what a pipe that never ends (yes | tnn train --data /dev/stdin) can make us read.
+inline constexpr std::uint64_t kMaxDataBytes = std::uint64_t(1) << 40;
+
+// A data file as bytes (io/file.hpp's read_file_bounded: regular files and pipes; devices such
+// as /dev/zero, directories and sockets are IoErrors). With max_bytes > 0 only the first
+// max_bytes are read (eval --max-bytes), not the whole file. An empty file is a FormatError.
+inline std::vector<std::uint8_t> read_file_bytes(const std::string& path, std::uint64_t max_bytes = 0) {
+  std::vector<std::uint8_t> bytes =
+      max_bytes > 0 ? read_file_bounded(path, max_bytes, "data file", /*prefix_only=*/true)
+                    : read_file_bounded(path, kMaxDataBytes, "data file");
+  if (bytes.empty())
+    fail<FormatError>("data file ", quote_path(path), ": expected at least 1 byte, got an empty file (0 bytes)");
   return bytes;
 }
 
@@ -64,7 +57,10 @@ class ByteCorpus {
   ByteCorpus() = default;
   ByteCorpus(std::vector<std::uint8_t> bytes, std::string source)
       : bytes_(std::move(bytes)), source_(std::move(source)) {}
-  static ByteCorpus from_file(const std::string& path) { return ByteCorpus(read_file_bytes(path), path); }
+  // The file, or with max_bytes > 0 only its first max_bytes (the rest is never read).
+  static ByteCorpus from_file(const std::string& path, std::uint64_t max_bytes = 0) {
+    return ByteCorpus(read_file_bytes(path, max_bytes), path);
+  }
 
   Index size() const { return static_cast<Index>(bytes_.size()); }
   bool empty() const { return bytes_.empty(); }
@@ -113,13 +109,18 @@ inline DataSplit split_blocks(const ByteCorpus& all, double valid_fraction, Inde
   if (!(valid_fraction > 0.0 && valid_fraction <= 0.5))
     fail<ValueError>("validation fraction for a block split: expected 0 < fraction <= 0.5, got ", valid_fraction);
   if (block < 1) fail<ValueError>("validation block size: expected >= 1 byte, got ", block);
-  const auto period = static_cast<Index>(std::llround(1.0 / valid_fraction));
+  // 1 / fraction is checked before it is rounded to an integer (a tiny fraction would overflow).
+  const double inverse = 1.0 / valid_fraction;
+  if (!(inverse < 9.0e18))
+    fail<ValueError>("validation fraction for a block split: expected 1 / fraction below 2^63, got ", valid_fraction);
+  const auto period = static_cast<Index>(std::llround(inverse));
   std::vector<std::uint8_t> train, valid;
   const auto* b = all.data();
-  for (Index start = 0, i = 0; start < all.size(); start += block, ++i) {
-    const Index end = std::min(all.size(), start + block);
+  for (Index start = 0, i = 0; start < all.size(); ++i) {
+    const Index end = block >= all.size() - start ? all.size() : start + block;  // start + block may overflow
     auto& side = (i % period == period - 1) ? valid : train;
     side.insert(side.end(), b + start, b + end);
+    start = end;
   }
   if (train.empty())
     fail<FormatError>("data '", all.source(), "': a block split leaves no training bytes (", all.size(), " bytes)");
@@ -175,12 +176,20 @@ inline std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t purpose, std:
 constexpr std::uint64_t kTrainStream = 1;
 constexpr std::uint64_t kEvalStream = 2;
 
-inline Index window_bytes(LmObjective obj, Index seq_len) { return obj == LmObjective::Clm ? seq_len + 1 : seq_len; }
+// Bytes one window reads: N + 1 for CLM (the targets run one past the tokens), checked so a
+// huge N cannot wrap around.
+inline Index window_bytes(LmObjective obj, Index seq_len) {
+  if (obj == LmObjective::Clm && seq_len > std::numeric_limits<Index>::max() - 1)
+    fail<ValueError>("sequence length: expected at most 2^63 - 2 for CLM (a window reads N + 1 bytes), got ", seq_len);
+  return obj == LmObjective::Clm ? seq_len + 1 : seq_len;
+}
 inline const char* objective_name(LmObjective obj) { return obj == LmObjective::Clm ? "CLM" : "MLM"; }
 
 inline void check_batch_dims(Index batch, Index seq_len) {
   if (batch < 1) fail<ValueError>("batch size: expected >= 1, got ", batch);
   if (seq_len < 1) fail<ValueError>("sequence length: expected >= 1, got ", seq_len);
+  if (batch > std::numeric_limits<Index>::max() / seq_len)
+    fail<ShapeError>("batch size ", batch, " x sequence length ", seq_len, ": expected a product below 2^63");
 }
 inline void require_window(const ByteCorpus& data, LmObjective obj, Index seq_len) {
   data.require(window_bytes(obj, seq_len),
@@ -304,9 +313,10 @@ class EvalWindows {
     windows_ = full_ + (scored_ % seq_len != 0 ? 1 : 0);
   }
   EvalWindows(ByteCorpus&&, Index, Index, LmObjective, std::uint64_t = 0, MaskConfig = {}) = delete;
+  using batch_type = Batch;  // a window source for infer/evaluate.hpp
 
   Index num_windows() const { return windows_; }
-  Index num_batches() const { return (windows_ + batch_ - 1) / batch_; }
+  Index num_batches() const { return windows_ / batch_ + (windows_ % batch_ != 0 ? 1 : 0); }  // no overflow for a huge batch
   Index batch_size() const { return batch_; }
   Index seq_len() const { return seq_len_; }
   // Positions a full pass predicts (CLM: every byte but the first; MLM: the candidates, of which
@@ -349,5 +359,17 @@ class EvalWindows {
   MaskConfig mask_;
   Index scored_ = 0, full_ = 0, windows_ = 0;
 };
+
+// The MLM mask seed of every evaluation (`tnn eval`, the trainer's validation), so their
+// numbers agree.
+constexpr std::uint64_t kEvalMaskSeed = 12345;
+
+// Mean loss (and accuracy) of `model` over every scored position of `corpus` cut into windows
+// of seq_len (EvalWindows), `batch` windows per forward pass.
+template <class Model>
+EvalResult evaluate_corpus(Model& model, const ByteCorpus& corpus, Index seq_len, Index batch, LmObjective objective,
+                           std::uint64_t mask_seed = kEvalMaskSeed) {
+  return evaluate(model, EvalWindows(corpus, batch, seq_len, objective, mask_seed));
+}
 
 }  // namespace tnn

@@ -1,0 +1,46 @@
+// Evaluation split over processes: rank r of R evaluates batches r, r + R, ... of every window
+// source and the sums are added over ranks, so every rank gets the numbers one process computes
+// (up to the order of the double sums). Same signature as tnn::evaluate_lengths plus the
+// communicator; with one process it is that function.
+#pragma once
+
+#include <vector>
+
+#include "tnn/core/error.hpp"
+#include "tnn/dist/communicator.hpp"
+#include "tnn/infer/evaluate.hpp"
+
+namespace tnn::dist {
+
+inline void allreduce_sums(Communicator& comm, EvalSums& s) {
+  double v[3] = {s.loss_sum, double(s.tokens), double(s.correct)};  // counts stay exact below 2^53
+  comm.allreduce_sum(v, 3);
+  s.loss_sum = v[0];
+  s.tokens = static_cast<Index>(v[1]);
+  s.correct = static_cast<Index>(v[2]);
+}
+
+template <class Model, class Windows>
+EvalResult evaluate(Communicator& comm, Model& model, const Windows& windows) {
+  EvalSums s = eval_sums(model, windows, comm.rank(), comm.size());
+  allreduce_sums(comm, s);
+  return EvalResult::from(s);
+}
+
+template <class Model, class MakeWindows, class OnRow>
+std::vector<LengthResult> evaluate_lengths(Communicator& comm, Model& model, const std::vector<Index>& lengths,
+                                           MakeWindows&& make_windows, OnRow&& on_row) {
+  if (comm.size() == 1) return tnn::evaluate_lengths(model, lengths, make_windows, on_row);
+  if (lengths.empty()) fail<ValueError>("evaluate_lengths: expected at least one length, got none");
+  std::vector<LengthResult> rows;
+  rows.reserve(lengths.size());
+  for (Index n : lengths) {
+    if (n < 1) fail<ValueError>("evaluate_lengths: expected lengths >= 1, got ", n);
+    const auto windows = make_windows(n);
+    rows.push_back(LengthResult{n, evaluate(comm, model, windows)});
+    on_row(rows.back());
+  }
+  return rows;
+}
+
+}  // namespace tnn::dist

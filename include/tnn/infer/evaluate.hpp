@@ -1,0 +1,116 @@
+// The evaluation loop: the mean loss (and argmax accuracy) of a model over every scored position
+// of a sequence of windows, batch by batch, at one or several sequence lengths (the length-
+// extrapolation table). `tnn eval`, the trainer's validation and tests all run this code.
+//
+// A window source W is anything with
+//   using batch_type = ...;                 // has .tokens and .targets [b, N] (target -1: not scored)
+//   Index num_batches() const;
+//   void batch(Index i, batch_type& out) const;
+// tnn::EvalWindows (train/data.hpp) cuts a byte corpus into such windows; a model M has
+//   loss = M.forward(tokens, targets) (mean over scored targets), M.logits() [b, N, V] and
+//   M.config().vocab_size, as TnnLM does.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/infer/sampling.hpp"
+#include "tnn/model/loss.hpp"
+
+namespace tnn {
+
+// Sums over scored positions: parts (batches, processes) add up, so a validation split over
+// several processes is reduced by adding their sums.
+struct EvalSums {
+  double loss_sum = 0;  // sum over scored positions of the cross-entropy (nats)
+  Index tokens = 0;     // scored positions
+  Index correct = 0;    // scored positions whose argmax is the target
+
+  EvalSums& operator+=(const EvalSums& o) {
+    loss_sum += o.loss_sum;
+    tokens += o.tokens;
+    correct += o.correct;
+    return *this;
+  }
+};
+
+struct EvalResult {
+  double loss = 0;        // nats per scored token
+  double accuracy = 0;    // fraction of scored tokens whose argmax is the target
+  Index tokens = 0;       // scored tokens
+  double bpb() const { return loss / std::log(2.0); }
+  double ppl() const { return std::exp(loss); }
+
+  static EvalResult from(const EvalSums& s) {
+    EvalResult r;
+    r.tokens = s.tokens;
+    r.loss = s.tokens ? s.loss_sum / static_cast<double>(s.tokens) : 0.0;
+    r.accuracy = s.tokens ? static_cast<double>(s.correct) / static_cast<double>(s.tokens) : 0.0;
+    return r;
+  }
+};
+
+// Sums over batches first, first + stride, first + 2 stride, ... of `windows` (all of them by
+// default; part r of R processes passes first = r, stride = R). The per-batch mean loss is
+// weighted back by the batch's scored count, in double.
+template <class Model, class Windows>
+EvalSums eval_sums(Model& model, const Windows& windows, Index first = 0, Index stride = 1) {
+  if (first < 0 || stride < 1)
+    fail<ValueError>("eval_sums: expected first >= 0 and stride >= 1, got first ", first, ", stride ", stride);
+  typename Windows::batch_type b;
+  EvalSums s;
+  const Index V = model.config().vocab_size;
+  for (Index i = first; i < windows.num_batches(); i += stride) {
+    windows.batch(i, b);
+    const Index n = count_targets(b.targets);
+    const auto loss = model.forward(b.tokens, b.targets);
+    s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
+    s.tokens += n;
+    const auto* logits = model.logits().data();
+    for (Index p = 0; p < b.targets.size(); ++p) {
+      if (b.targets[p] < 0) continue;
+      if (argmax_token(logits + p * V, V) == b.targets[p]) ++s.correct;
+    }
+  }
+  return s;
+}
+
+template <class Model, class Windows>
+EvalResult evaluate(Model& model, const Windows& windows) {
+  return EvalResult::from(eval_sums(model, windows));
+}
+
+// One row of the length-extrapolation table.
+struct LengthResult {
+  Index length = 0;
+  EvalResult result;
+};
+
+// The same data at several sequence lengths: make_windows(length) gives the window source of
+// one length (e.g. [&](Index n) { return EvalWindows(corpus, batch, n, objective, seed); }).
+// on_row(const LengthResult&), if given, sees each row as soon as it is done (a long table
+// prints as it goes).
+template <class Model, class MakeWindows, class OnRow>
+std::vector<LengthResult> evaluate_lengths(Model& model, const std::vector<Index>& lengths, MakeWindows&& make_windows,
+                                           OnRow&& on_row) {
+  if (lengths.empty()) fail<ValueError>("evaluate_lengths: expected at least one length, got none");
+  std::vector<LengthResult> rows;
+  rows.reserve(lengths.size());
+  for (Index n : lengths) {
+    if (n < 1) fail<ValueError>("evaluate_lengths: expected lengths >= 1, got ", n);
+    const auto windows = make_windows(n);
+    rows.push_back(LengthResult{n, evaluate(model, windows)});
+    on_row(rows.back());
+  }
+  return rows;
+}
+template <class Model, class MakeWindows>
+std::vector<LengthResult> evaluate_lengths(Model& model, const std::vector<Index>& lengths,
+                                           MakeWindows&& make_windows) {
+  return evaluate_lengths(model, lengths, make_windows, [](const LengthResult&) {});
+}
+
+}  // namespace tnn

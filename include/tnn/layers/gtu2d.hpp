@@ -1,0 +1,22 @@
+// The 2-D gated Toeplitz unit: the GTU of layers/gtu.hpp with the 2-D TNO as its
+// token mixer, on x [B, H*W, D] (an H x W grid flattened row-major). Same widths,
+// activations and parameter names (u_proj, v_proj, o, toep) as the 1-D GTU.
+#pragma once
+
+#include <utility>
+
+#include "tnn/layers/gtu.hpp"
+#include "tnn/layers/tno2d.hpp"
+
+namespace tnn {
+
+template <class T, class Backend = DefaultFftBackend>
+using Gtu2d = Gtu<T, Backend, Tno2d<T, Backend>>;
+
+// dim D -> inner E = tno.channels() -> D, gate/value activation `act`.
+template <class T, class Backend = DefaultFftBackend>
+Gtu2d<T, Backend> make_gtu2d(Index dim, Activation act, Tno2d<T, Backend> tno) {
+  return Gtu2d<T, Backend>(dim, act, std::move(tno));
+}
+
+}  // namespace tnn

@@ -1,0 +1,212 @@
+// The 2-D Toeplitz neural operator: per (head, channel) coefficients
+// t[di, dj][h,c] = RPE2d(di, dj)[h*Dh+c] * lambda[h,c]^(|di|+|dj|), then the 2-D
+// Toeplitz product (core/toeplitz2d.hpp) of each channel of v over an H x W grid.
+// v and y are [B, H*W, E], the grid flattened row-major (position i*W + j), so the
+// 1-D Gtu runs it unchanged: Gtu<T, Backend, Tno2d<T, Backend>> is the 2-D GTU.
+#pragma once
+
+#include <cmath>
+#include <limits>
+#include <string>
+
+#include "tnn/core/rng.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/core/toeplitz2d.hpp"
+#include "tnn/layers/activation.hpp"
+#include "tnn/layers/param.hpp"
+#include "tnn/layers/rpe2d.hpp"
+#include "tnn/layers/tno.hpp"  // TnoDecay
+
+namespace tnn {
+
+template <class T, class Backend = DefaultFftBackend>
+class Tno2d {
+ public:
+  Tno2d() = default;
+  // heads H, head_dim Dh over a grid_h x grid_w grid; the RPE gets (rpe_dim, rpe_layers,
+  // norm, rpe_act); gamma_value is the fixed lambda (Fixed) or its lower bound (Learned).
+  Tno2d(Index heads, Index head_dim, Index rpe_dim, Index rpe_layers, NormType norm, Activation rpe_act,
+        Index grid_h, Index grid_w, TnoDecay decay, double gamma_value)
+      : rpe(make_rpe2d<T>(rpe_dim, checked_width(heads, head_dim), rpe_layers, norm, rpe_act)),
+        heads_(heads),
+        head_dim_(head_dim),
+        grid_h_(grid_h),
+        grid_w_(grid_w),
+        decay_(decay),
+        gamma0_(gamma_value) {
+    if (grid_h < 1 || grid_w < 1) fail<ConfigError>("Tno2d: expected a grid of at least 1 x 1, got ", grid_h, " x ", grid_w);
+    if (decay != TnoDecay::None && !(gamma_value > 0 && gamma_value <= 1))
+      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
+    if (decay != TnoDecay::None) gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
+    if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+  }
+
+  Rpe<T> rpe;      // (di, dj) -> [H*Dh] coefficients
+  Param<T> gamma;  // [H, 1, Dh] lambda (Fixed) or theta (Learned); empty for None
+  // Direct or FFT product; Auto picks by grid size (toeplitz2d.hpp). Tests force each path.
+  ToeplitzMethod method = ToeplitzMethod::Auto;
+
+  Index heads() const { return heads_; }
+  Index head_dim() const { return head_dim_; }
+  Index channels() const { return heads_ * head_dim_; }  // E
+  Index grid_h() const { return grid_h_; }
+  Index grid_w() const { return grid_w_; }
+  TnoDecay decay() const { return decay_; }
+  double gamma_bound() const { return gamma0_; }
+
+  // As Tno::init_weights: Learned theta ~ N(0, 1), Fixed lambda reset, then the RPE.
+  void init_weights(Rng& rng) {
+    if (decay_ == TnoDecay::Learned)
+      for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
+    if (decay_ == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma0_));
+    rpe.init_weights(rng);
+  }
+
+  struct Cache {
+    typename Rpe<T>::Cache rpe;
+    Tensor<T> t;       // [2H-1, 2W-1, E] coefficients (as [K, E] while the RPE writes them)
+    Tensor<T> pw;      // [K, E] lambda^(|di|+|dj|) (decay only)
+    Tensor<T> lam;     // [E]    lambda (decay only)
+    Tensor<T> dlam;    // [E]    d lambda / d theta (Learned only)
+    Toeplitz2dOp<T, Backend> op;  // holds the spectrum of t and what its backward needs
+    Index batch = -1;             // batch of the last forward
+    // workspaces, kept so a training step reuses them
+    Tensor<T> v4, y4;  // [B, H, W, E] the input and output as grids
+    Tensor<T> dt;      // [2H-1, 2W-1, E] dLoss/dt, then dLoss/dRPE as [K, E]
+    Tensor<T> acc;     // [E] dLoss/dlambda
+  };
+
+  // The coefficients t [2H-1, 2W-1, E] of the grid, RPE + decay, without the product.
+  void coefficients(Tensor<T>& t, Cache& ws) const {
+    rpe2d_offsets(grid_h_, grid_w_, ws.rpe.pos);
+    rpe.forward(ws.rpe.pos, t, ws.rpe);  // [K, E] RPE(di, dj)
+    const Index K = t.rows(), E = channels(), tw = 2 * grid_w_ - 1;
+    if (decay_ != TnoDecay::None) {
+      decay_rates(ws);
+      ws.pw.resize({K, E});
+      for (Index r = 0; r < K; ++r) {
+        const Index a = std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1));  // |di| + |dj|
+        T* pw = ws.pw.data() + r * E;
+        T* tr = t.data() + r * E;
+        for (Index e = 0; e < E; ++e) {
+          // lambda^a, exactly 1 at a = 0 (also for lambda = 0); flushed to 0 below the normal range
+          const T p = a == 0 ? T(1) : power(ws.lam[e], a);
+          pw[e] = p;
+          tr[e] *= p;
+        }
+      }
+    }
+    t.resize({2 * grid_h_ - 1, tw, E});  // same numbers, the kernel's layout
+  }
+  Tensor<T> coefficients() const {
+    Cache ws;
+    Tensor<T> t;
+    coefficients(t, ws);
+    return t;
+  }
+
+  // v, y: [B, H*W, E] (y must not alias v).
+  void forward(const Tensor<T>& v, Tensor<T>& y, Cache& c) const {
+    check_input(v, "tno2d v");
+    const Index B = v.dim(0), E = channels();
+    coefficients(c.t, c);
+    c.op.prepare(c.t, grid_h_, grid_w_, method);
+    c.v4.resize({B, grid_h_, grid_w_, E});
+    std::copy(v.begin(), v.end(), c.v4.begin());
+    c.op.forward(c.v4, c.y4, true);
+    y.resize({B, grid_h_ * grid_w_, E});
+    std::copy(c.y4.begin(), c.y4.end(), y.begin());
+    c.batch = B;
+  }
+
+  // v: the forward input, dy [B, H*W, E]. Accumulates the RPE grads and, for Learned,
+  // the theta grad; dv [B, H*W, E] overwritten when non-null.
+  void backward(const Tensor<T>& v, const Tensor<T>& dy, Cache& c, Tensor<T>* dv) {
+    check_input(v, "tno2d v");
+    if (dy.shape() != v.shape())
+      fail<ShapeError>("tno2d dy: expected shape ", shape_str(v.shape()), " (as v), got ", shape_str(dy.shape()));
+    if (c.batch != v.dim(0))
+      fail<Error>("tno2d backward: expected the forward of a batch of ", v.dim(0), " first, got ",
+                  c.batch < 0 ? std::string("none") : std::to_string(c.batch));
+    const Index B = v.dim(0), E = channels(), K = c.t.size() / E, tw = 2 * grid_w_ - 1;
+    c.y4.resize({B, grid_h_, grid_w_, E});  // the grid view of dy
+    std::copy(dy.begin(), dy.end(), c.y4.begin());
+    if (dv) {
+      dv->resize({B, grid_h_, grid_w_, E});
+      c.op.backward(c.y4, dv, &c.dt);
+      dv->resize(v.shape());  // same numbers, [B, H*W, E]
+    } else {
+      c.op.backward(c.y4, nullptr, &c.dt);
+    }
+    c.dt.resize({K, E});
+    if (decay_ == TnoDecay::Learned) {
+      // d t / d lambda = RPE (|di|+|dj|) lambda^(|di|+|dj|-1) = t (|di|+|dj|) / lambda (lambda >= gamma > 0).
+      const T* dt = c.dt.data();
+      const T* t = c.t.data();
+      c.acc.resize({E});
+      c.acc.set_zero();
+      for (Index r = 0; r < K; ++r) {
+        const T a = static_cast<T>(std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1)));
+        for (Index e = 0; e < E; ++e) c.acc[e] += dt[r * E + e] * t[r * E + e] * a;
+      }
+      for (Index e = 0; e < E; ++e) gamma.grad[e] += c.acc[e] * c.dlam[e] / c.lam[e];
+    }
+    if (decay_ != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE
+    rpe.backward(c.dt, c.rpe);
+  }
+
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
+    rpe.visit(prefix + "rpe.", f);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
+    rpe.visit(prefix + "rpe.", f);
+  }
+
+ private:
+  static Index checked_width(Index heads, Index head_dim) {
+    if (heads <= 0 || head_dim <= 0)
+      fail<ConfigError>("Tno2d: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
+    return heads * head_dim;
+  }
+  void check_input(const Tensor<T>& v, const char* what) const {
+    if (v.rank() != 3 || v.dim(1) != grid_h_ * grid_w_ || v.dim(2) != channels())
+      fail<ShapeError>(what, ": expected shape [B, ", grid_h_ * grid_w_, " (", grid_h_, " x ", grid_w_, "), ",
+                       channels(), "], got ", shape_str(v.shape()));
+  }
+  static T power(T lam, Index a) {
+    if (!(lam > T(0))) return T(0);
+    const T l = static_cast<T>(a) * std::log(lam);
+    return l >= std::log(std::numeric_limits<T>::min()) ? std::exp(l) : T(0);
+  }
+  // ws.lam [E] (and ws.dlam for Learned) from the "gamma" tensor, as Tno.
+  void decay_rates(Cache& ws) const {
+    const Index E = channels();
+    ws.lam.resize({E});
+    if (decay_ == TnoDecay::Fixed) {
+      for (Index e = 0; e < E; ++e) {
+        const T l = gamma.value[e];
+        if (!(l >= T(0)) || !std::isfinite(l))
+          fail<ValueError>("tno2d decay gamma[", e, "]: expected a finite value >= 0, got ", l);
+        ws.lam[e] = l;
+      }
+      return;
+    }
+    ws.dlam.resize({E});
+    const T g0 = static_cast<T>(gamma0_);
+    for (Index e = 0; e < E; ++e) {
+      const T s = detail::sigmoid(gamma.value[e]);
+      ws.lam[e] = g0 + (T(1) - g0) * s;
+      ws.dlam[e] = (T(1) - g0) * s * (T(1) - s);
+    }
+  }
+
+  Index heads_ = 0, head_dim_ = 0, grid_h_ = 0, grid_w_ = 0;
+  TnoDecay decay_ = TnoDecay::None;
+  double gamma0_ = 0.99;
+};
+
+}  // namespace tnn

@@ -1,0 +1,281 @@
+// Sequence classification data and the trainer's step for it (issue 14): labelled texts read
+// from `label<TAB>text` lines (the text as bytes, truncated to a maximum length; labels are
+// names, numbered in the order first seen), ragged batches padded to a multiple of 64 within the
+// batch (lengths [B] keep the padding out of every valid position), and ClassifyTask, the
+// TrainTask that `tnn train --task classify` runs on a TnnClassifier.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/rng.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/infer/evaluate.hpp"
+#include "tnn/model/checkpoint.hpp"
+#include "tnn/model/classifier.hpp"
+#include "tnn/model/loss.hpp"
+#include "tnn/train/data.hpp"
+#include "tnn/train/trainer.hpp"
+
+namespace tnn {
+
+struct LabeledTexts {
+  std::vector<std::string> texts;    // bytes, each 1..max_len long
+  std::vector<std::int32_t> labels;  // class ids, indices into the names the reader was given
+  Index size() const { return static_cast<Index>(texts.size()); }
+  bool empty() const { return texts.empty(); }
+};
+
+// Parses `label<TAB>text` lines (a final '\r' of CRLF files is dropped; empty lines are skipped).
+// Class names are looked up in `names`; an unseen one is appended when allow_new_labels (the
+// training file), and a ValueError naming it and its line otherwise (validation and evaluation
+// files must use the training file's labels). Texts longer than max_len bytes are truncated.
+inline LabeledTexts parse_labeled_texts(const std::vector<std::uint8_t>& bytes, const std::string& where,
+                                        Index max_len, std::vector<std::string>& names, bool allow_new_labels) {
+  if (max_len < 1) fail<ValueError>(where, ": maximum text length: expected >= 1, got ", max_len);
+  LabeledTexts out;
+  std::size_t pos = 0;
+  Index line_no = 0;
+  while (pos < bytes.size()) {
+    std::size_t end = pos;
+    while (end < bytes.size() && bytes[end] != '\n') ++end;
+    ++line_no;
+    std::size_t stop = end;
+    if (stop > pos && bytes[stop - 1] == '\r') --stop;
+    const std::size_t line_start = pos;
+    pos = end + 1;
+    if (stop == line_start) continue;  // empty line
+    std::size_t tab = line_start;
+    while (tab < stop && bytes[tab] != '\t') ++tab;
+    if (tab == stop)
+      fail<FormatError>(where, " line ", line_no, ": expected label<TAB>text, got a line without a tab");
+    if (tab == line_start) fail<FormatError>(where, " line ", line_no, ": expected a label before the tab, got none");
+    if (tab + 1 == stop) fail<FormatError>(where, " line ", line_no, ": expected a text after the tab, got none");
+    const std::string label(bytes.begin() + static_cast<std::ptrdiff_t>(line_start),
+                            bytes.begin() + static_cast<std::ptrdiff_t>(tab));
+    auto it = std::find(names.begin(), names.end(), label);
+    std::int32_t id;
+    if (it != names.end()) {
+      id = static_cast<std::int32_t>(it - names.begin());
+    } else if (allow_new_labels) {
+      if (names.size() >= static_cast<std::size_t>(TnnConfig::kMaxWidth))
+        fail<ValueError>(where, " line ", line_no, ": expected at most ", TnnConfig::kMaxWidth, " distinct labels");
+      id = static_cast<std::int32_t>(names.size());
+      names.push_back(label);
+    } else {
+      fail<ValueError>(where, " line ", line_no, ": expected one of the ", names.size(),
+                       " labels of the training data, got '", label, "'");
+    }
+    const std::size_t len = std::min<std::size_t>(stop - tab - 1, static_cast<std::size_t>(max_len));
+    out.texts.emplace_back(bytes.begin() + static_cast<std::ptrdiff_t>(tab + 1),
+                           bytes.begin() + static_cast<std::ptrdiff_t>(tab + 1 + len));
+    out.labels.push_back(id);
+  }
+  if (out.empty()) fail<FormatError>(where, ": expected at least one label<TAB>text line, got none");
+  return out;
+}
+
+inline LabeledTexts read_labeled_texts(const std::string& path, Index max_len, std::vector<std::string>& names,
+                                       bool allow_new_labels) {
+  return parse_labeled_texts(read_file_bytes(path), "data file " + quote_path(path), max_len, names,
+                             allow_new_labels);
+}
+
+// One ragged batch: row b holds lengths[b] bytes, then padding (byte 0) up to N.
+struct ClassifyBatch {
+  Tensor<std::int32_t> tokens;   // [B, N]
+  Tensor<std::int32_t> lengths;  // [B]
+  Tensor<std::int32_t> labels;   // [B]
+};
+
+// Padded width of a batch: the longest text rounded up to a multiple of 64 (fewer distinct FFT
+// sizes), at most max_len's rounding.
+inline Index classify_pad_width(Index longest) { return (longest + 63) / 64 * 64; }
+
+// Fills `out` with examples idx[0..n) of `data`.
+inline void make_classify_batch(const LabeledTexts& data, const Index* idx, Index n, ClassifyBatch& out) {
+  Index longest = 1;
+  for (Index i = 0; i < n; ++i) longest = std::max<Index>(longest, static_cast<Index>(data.texts[idx[i]].size()));
+  const Index N = classify_pad_width(longest);
+  out.tokens.resize({n, N});
+  out.lengths.resize({n});
+  out.labels.resize({n});
+  out.tokens.set_zero();
+  for (Index i = 0; i < n; ++i) {
+    const std::string& t = data.texts[static_cast<std::size_t>(idx[i])];
+    for (std::size_t j = 0; j < t.size(); ++j)
+      out.tokens[i * N + static_cast<Index>(j)] = static_cast<std::uint8_t>(t[j]);
+    out.lengths[i] = static_cast<std::int32_t>(t.size());
+    out.labels[i] = data.labels[static_cast<std::size_t>(idx[i])];
+  }
+}
+
+// Training batches as a pure function of (seed, step): epoch e = a seeded permutation of the
+// examples; within each pool of 32 batches the examples are sorted by length (less padding)
+// before being cut into batches, and the batches of an epoch are taken in a seeded order.
+class ClassifySampler {
+ public:
+  ClassifySampler(const LabeledTexts& data, Index batch, std::uint64_t seed) : data_(&data), batch_(batch), seed_(seed) {
+    if (batch < 1) fail<ValueError>("batch: expected >= 1, got ", batch);
+    if (data.size() < batch)
+      fail<ValueError>("classification data: expected at least --batch = ", batch, " examples, got ", data.size());
+  }
+  ClassifySampler(LabeledTexts&&, Index, std::uint64_t) = delete;
+
+  Index batches_per_epoch() const { return data_->size() / batch_; }
+
+  void sample(std::int64_t step, ClassifyBatch& out) {
+    if (step < 0) fail<ValueError>("classify sampler step: expected >= 0, got ", step);
+    const Index per_epoch = batches_per_epoch();
+    const std::int64_t epoch = step / per_epoch;
+    if (epoch != epoch_) build_epoch(epoch);
+    const Index b = order_[static_cast<std::size_t>(step % per_epoch)];
+    make_classify_batch(*data_, perm_.data() + b * batch_, batch_, out);
+  }
+
+ private:
+  void build_epoch(std::int64_t epoch) {
+    const Index M = data_->size(), per_epoch = batches_per_epoch();
+    Rng rng(detail::stream_seed(seed_, detail::kTrainStream, static_cast<std::uint64_t>(epoch)));
+    perm_.resize(static_cast<std::size_t>(M));
+    std::iota(perm_.begin(), perm_.end(), Index(0));
+    for (Index i = M - 1; i > 0; --i) std::swap(perm_[i], perm_[rng.below(std::uint64_t(i + 1))]);
+    const Index pool = 32 * batch_;
+    const Index used = per_epoch * batch_;  // the last M % B examples of this permutation wait for the next epoch
+    for (Index p = 0; p < used; p += pool) {
+      const Index q = std::min(used, p + pool);
+      std::stable_sort(perm_.begin() + p, perm_.begin() + q, [&](Index a, Index b) {
+        return data_->texts[static_cast<std::size_t>(a)].size() < data_->texts[static_cast<std::size_t>(b)].size();
+      });
+    }
+    order_.resize(static_cast<std::size_t>(per_epoch));
+    std::iota(order_.begin(), order_.end(), Index(0));
+    for (Index i = per_epoch - 1; i > 0; --i) std::swap(order_[i], order_[rng.below(std::uint64_t(i + 1))]);
+    epoch_ = epoch;
+  }
+
+  const LabeledTexts* data_;
+  Index batch_;
+  std::uint64_t seed_;
+  std::int64_t epoch_ = -1;
+  std::vector<Index> perm_;   // [M] this epoch's example order
+  std::vector<Index> order_;  // [M / B] this epoch's batch order
+};
+
+// Loss sums and argmax accuracy of `model` over examples first, first + stride, ... (in batches
+// of `batch`, sorted by length so padding stays small): EvalSums with tokens = examples.
+template <class T>
+EvalSums classify_eval_sums(TnnClassifier<T>& model, const LabeledTexts& data, Index batch, Index first = 0,
+                            Index stride = 1, std::vector<std::int32_t>* predictions = nullptr) {
+  if (batch < 1) fail<ValueError>("batch: expected >= 1, got ", batch);
+  std::vector<Index> idx;
+  for (Index i = first; i < data.size(); i += stride) idx.push_back(i);
+  std::stable_sort(idx.begin(), idx.end(), [&](Index a, Index b) {
+    return data.texts[static_cast<std::size_t>(a)].size() < data.texts[static_cast<std::size_t>(b)].size();
+  });
+  if (predictions) predictions->assign(static_cast<std::size_t>(data.size()), -1);
+  EvalSums s;
+  ClassifyBatch b;
+  for (std::size_t i = 0; i < idx.size(); i += static_cast<std::size_t>(batch)) {
+    const Index n = std::min<Index>(batch, static_cast<Index>(idx.size() - i));
+    make_classify_batch(data, idx.data() + i, n, b);
+    const T loss = model.forward(b.tokens, &b.lengths, b.labels);
+    s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
+    s.tokens += n;
+    const Tensor<T>& z = model.logits();
+    const Index K = z.dim(1);
+    for (Index r = 0; r < n; ++r) {
+      Index best = 0;
+      for (Index k = 1; k < K; ++k)
+        if (z[r * K + k] > z[r * K + best]) best = k;
+      s.correct += best == b.labels[r];
+      if (predictions) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = static_cast<std::int32_t>(best);
+    }
+  }
+  return s;
+}
+
+// The classifier's training step for tnn::Trainer. StepStats: loss = mean cross-entropy over the
+// batch, targets = B (sequences), tokens = valid bytes.
+template <class T>
+class ClassifyTask : public TrainTask<T> {
+ public:
+  ClassifyTask(TnnClassifier<T>& model, const LabeledTexts& train, const LabeledTexts& valid, Index batch,
+               std::uint64_t seed, std::vector<std::string> label_names)
+      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)) {
+    if (static_cast<Index>(names_.size()) != model.num_classes())
+      fail<ValueError>("classify task: expected ", model.num_classes(), " label names (the model's classes), got ",
+                       names_.size());
+  }
+  ClassifyTask(TnnClassifier<T>&, LabeledTexts&&, const LabeledTexts&, Index, std::uint64_t, std::vector<std::string>) = delete;
+  ClassifyTask(TnnClassifier<T>&, const LabeledTexts&, LabeledTexts&&, Index, std::uint64_t, std::vector<std::string>) = delete;
+
+  NamedParams<T> parameters() override { return model_.named_parameters(); }
+
+  StepStats forward_backward(std::int64_t step) override {
+    sampler_.sample(step, batch_data_);
+    model_.zero_grad();
+    StepStats st;
+    st.loss = static_cast<double>(model_.forward(batch_data_.tokens, &batch_data_.lengths, batch_data_.labels));
+    model_.backward();
+    st.targets = batch_data_.labels.size();
+    for (Index i = 0; i < batch_data_.lengths.size(); ++i) st.tokens += batch_data_.lengths[i];
+    return st;
+  }
+
+  bool has_validation() const override { return !valid_->empty(); }
+  EvalSums validate(Index part, Index parts) override {
+    if (valid_->empty()) return {};
+    return classify_eval_sums(model_, *valid_, batch_, part, parts);
+  }
+
+  void save_model(const std::string& path, std::int64_t step) override {
+    tnn::save_model(path, model_, Dtype::F32,
+                    {{"tnn.step", std::to_string(step)}, {kLabelsMetadataKey, nlohmann::json(names_).dump()}});
+  }
+
+  TnnClassifier<T>& model() { return model_; }
+
+ private:
+  TnnClassifier<T>& model_;
+  ClassifySampler sampler_;
+  const LabeledTexts* valid_;
+  Index batch_;
+  std::vector<std::string> names_;
+  ClassifyBatch batch_data_;
+};
+
+// The label names stored in a classifier checkpoint (kLabelsMetadataKey), checked against its
+// number of classes; FormatError when absent or malformed.
+inline std::vector<std::string> read_label_names(const std::string& path) {
+  const SafetensorsHeader h = read_safetensors_header(path);
+  const TnnConfig cfg = read_config(path);
+  auto it = h.metadata.find(kLabelsMetadataKey);
+  if (it == h.metadata.end())
+    fail<FormatError>("checkpoint '", path, "': expected the metadata key '", kLabelsMetadataKey,
+                      "' (the class names), it is missing");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(it->second);
+  } catch (const nlohmann::json::exception&) {
+    fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
+  }
+  std::vector<std::string> names;
+  if (!j.is_array()) fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
+  for (const auto& v : j) {
+    if (!v.is_string())
+      fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
+    names.push_back(v.get<std::string>());
+  }
+  if (static_cast<Index>(names.size()) != cfg.num_classes)
+    fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected ", cfg.num_classes,
+                      " names (num_classes), got ", names.size());
+  return names;
+}
+
+}  // namespace tnn

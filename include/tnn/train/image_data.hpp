@@ -1,0 +1,211 @@
+// Image classification data and the trainer's step for it: labelled images read from a
+// safetensors file (the format below), batches scaled to [0, 1], and ImageTask, the TrainTask
+// that `tnn train --task image` runs on a TnnImageClassifier.
+//
+// Image file format (a safetensors file, e.g. written by examples/digits_to_safetensors.py):
+//   images  I32 [M, H, W, Ch]  pixel values 0..255 (row-major rows, channels last)
+//   labels  I32 [M]            class ids 0..K-1
+//   metadata "tnn.labels" (optional): a JSON array of the K class names
+// Pixels are I32 rather than U8 because tnn's safetensors reader handles F32/F64/I32/I64 only.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/rng.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/infer/evaluate.hpp"
+#include "tnn/io/safetensors.hpp"
+#include "tnn/model/checkpoint.hpp"
+#include "tnn/model/classifier.hpp"
+#include "tnn/model/image_classifier.hpp"
+#include "tnn/train/data.hpp"
+#include "tnn/train/trainer.hpp"
+
+namespace tnn {
+
+struct ImageSet {
+  Tensor<std::int32_t> images;      // [M, H, W, Ch] values 0..255
+  Tensor<std::int32_t> labels;      // [M] class ids >= 0
+  std::vector<std::string> names;   // class names from the file's "tnn.labels", or empty
+  Index size() const { return labels.size(); }
+  Index height() const { return images.dim(1); }
+  Index width() const { return images.dim(2); }
+  Index channels() const { return images.dim(3); }
+  // 1 + the largest label.
+  Index num_classes() const {
+    std::int32_t k = -1;
+    for (Index i = 0; i < labels.size(); ++i) k = std::max(k, labels[i]);
+    return Index(k) + 1;
+  }
+};
+
+// Reads and checks an image file (format at the top of this header).
+inline ImageSet read_image_set(const std::string& path) {
+  const std::string where = "image file " + quote_path(path);
+  const SafetensorsFile f = read_safetensors(path);
+  ImageSet s;
+  for (const char* name : {"images", "labels"})
+    if (!f.has(name)) fail<FormatError>(where, ": expected a tensor '", name, "', it is missing");
+  s.images = f.get<std::int32_t>("images");
+  s.labels = f.get<std::int32_t>("labels");
+  if (s.images.rank() != 4 || s.images.dim(0) < 1 || s.images.dim(1) < 1 || s.images.dim(2) < 1 || s.images.dim(3) < 1)
+    fail<FormatError>(where, ": tensor 'images': expected shape [M, H, W, Ch] with every size >= 1, got ",
+                      shape_str(s.images.shape()));
+  if (s.labels.rank() != 1 || s.labels.dim(0) != s.images.dim(0))
+    fail<FormatError>(where, ": tensor 'labels': expected shape [", s.images.dim(0), "] (one per image), got ",
+                      shape_str(s.labels.shape()));
+  for (Index i = 0; i < s.images.size(); ++i)
+    if (s.images[i] < 0 || s.images[i] > 255)
+      fail<ValueError>(where, ": tensor 'images': expected pixel values 0..255, got ", s.images[i], " at element ", i);
+  for (Index i = 0; i < s.labels.size(); ++i)
+    if (s.labels[i] < 0) fail<ValueError>(where, ": tensor 'labels': expected class ids >= 0, got ", s.labels[i], " at ", i);
+  auto it = f.metadata().find(kLabelsMetadataKey);
+  if (it != f.metadata().end()) {
+    nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_array()) fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
+    for (const auto& v : j) {
+      if (!v.is_string()) fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
+      s.names.push_back(v.get<std::string>());
+    }
+    if (static_cast<Index>(s.names.size()) < s.num_classes())
+      fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': ", s.names.size(), " names for labels up to ",
+                        s.num_classes() - 1);
+  }
+  return s;
+}
+
+// images idx[0..n) of `set` as floats in [0, 1] [n, H, W, Ch], and their labels [n].
+template <class T>
+void make_image_batch(const ImageSet& set, const Index* idx, Index n, Tensor<T>& images, Tensor<std::int32_t>& labels) {
+  const Index H = set.height(), W = set.width(), Ch = set.channels(), per = H * W * Ch;
+  images.resize({n, H, W, Ch});
+  labels.resize({n});
+  for (Index i = 0; i < n; ++i) {
+    const std::int32_t* src = set.images.data() + idx[i] * per;
+    T* dst = images.data() + i * per;
+    for (Index k = 0; k < per; ++k) dst[k] = static_cast<T>(src[k]) / T(255);
+    labels[i] = set.labels[idx[i]];
+  }
+}
+
+// Training batches as a pure function of (seed, step): epoch e is a seeded permutation of the
+// images cut into batches (the last M % B of a permutation are skipped that epoch).
+class ImageSampler {
+ public:
+  ImageSampler(const ImageSet& set, Index batch, std::uint64_t seed) : set_(&set), batch_(batch), seed_(seed) {
+    if (batch < 1) fail<ValueError>("batch: expected >= 1, got ", batch);
+    if (set.size() < batch) fail<ValueError>("image data: expected at least --batch = ", batch, " images, got ", set.size());
+  }
+  ImageSampler(ImageSet&&, Index, std::uint64_t) = delete;
+
+  template <class T>
+  void sample(std::int64_t step, Tensor<T>& images, Tensor<std::int32_t>& labels) {
+    if (step < 0) fail<ValueError>("image sampler step: expected >= 0, got ", step);
+    const Index per_epoch = set_->size() / batch_;
+    const std::int64_t epoch = step / per_epoch;
+    if (epoch != epoch_) {
+      Rng rng(detail::stream_seed(seed_, detail::kTrainStream, static_cast<std::uint64_t>(epoch)));
+      perm_.resize(static_cast<std::size_t>(set_->size()));
+      std::iota(perm_.begin(), perm_.end(), Index(0));
+      for (Index i = set_->size() - 1; i > 0; --i) std::swap(perm_[i], perm_[rng.below(std::uint64_t(i + 1))]);
+      epoch_ = epoch;
+    }
+    make_image_batch(*set_, perm_.data() + (step % per_epoch) * batch_, batch_, images, labels);
+  }
+
+ private:
+  const ImageSet* set_;
+  Index batch_;
+  std::uint64_t seed_;
+  std::int64_t epoch_ = -1;
+  std::vector<Index> perm_;  // [M] this epoch's order
+};
+
+// Loss sums and argmax accuracy of `model` over images first, first + stride, ... in batches
+// of `batch`: EvalSums with tokens = images. predictions (if given) [M] gets each argmax.
+template <class T>
+EvalSums image_eval_sums(TnnImageClassifier<T>& model, const ImageSet& set, Index batch, Index first = 0,
+                         Index stride = 1, std::vector<std::int32_t>* predictions = nullptr) {
+  if (batch < 1) fail<ValueError>("batch: expected >= 1, got ", batch);
+  std::vector<Index> idx;
+  for (Index i = first; i < set.size(); i += stride) idx.push_back(i);
+  if (predictions) predictions->assign(static_cast<std::size_t>(set.size()), -1);
+  EvalSums s;
+  Tensor<T> images;
+  Tensor<std::int32_t> labels;
+  for (std::size_t i = 0; i < idx.size(); i += static_cast<std::size_t>(batch)) {
+    const Index n = std::min<Index>(batch, static_cast<Index>(idx.size() - i));
+    make_image_batch(set, idx.data() + i, n, images, labels);
+    const T loss = model.forward(images, labels);
+    s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
+    s.tokens += n;
+    const Tensor<T>& z = model.logits();
+    const Index K = z.dim(1);
+    for (Index r = 0; r < n; ++r) {
+      Index best = 0;
+      for (Index k = 1; k < K; ++k)
+        if (z[r * K + k] > z[r * K + best]) best = k;
+      s.correct += best == labels[r];
+      if (predictions) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = static_cast<std::int32_t>(best);
+    }
+  }
+  return s;
+}
+
+// The image classifier's training step for tnn::Trainer: loss = mean cross-entropy over the
+// batch, targets = B (images), tokens = B * patches.
+template <class T>
+class ImageTask : public TrainTask<T> {
+ public:
+  ImageTask(TnnImageClassifier<T>& model, const ImageSet& train, const ImageSet& valid, Index batch,
+            std::uint64_t seed, std::vector<std::string> label_names)
+      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)) {
+    if (static_cast<Index>(names_.size()) != model.num_classes())
+      fail<ValueError>("image task: expected ", model.num_classes(), " label names (the model's classes), got ",
+                       names_.size());
+  }
+  ImageTask(TnnImageClassifier<T>&, ImageSet&&, const ImageSet&, Index, std::uint64_t, std::vector<std::string>) = delete;
+  ImageTask(TnnImageClassifier<T>&, const ImageSet&, ImageSet&&, Index, std::uint64_t, std::vector<std::string>) = delete;
+
+  NamedParams<T> parameters() override { return model_.named_parameters(); }
+
+  StepStats forward_backward(std::int64_t step) override {
+    sampler_.sample(step, images_, labels_);
+    model_.zero_grad();
+    StepStats st;
+    st.loss = static_cast<double>(model_.forward(images_, labels_));
+    model_.backward();
+    st.targets = labels_.size();
+    st.tokens = labels_.size() * model_.tokens();
+    return st;
+  }
+
+  bool has_validation() const override { return valid_->size() > 0; }
+  EvalSums validate(Index part, Index parts) override {
+    if (valid_->size() == 0) return {};
+    return image_eval_sums(model_, *valid_, batch_, part, parts);
+  }
+
+  void save_model(const std::string& path, std::int64_t step) override {
+    tnn::save_model(path, model_, Dtype::F32,
+                    {{"tnn.step", std::to_string(step)}, {kLabelsMetadataKey, nlohmann::json(names_).dump()}});
+  }
+
+ private:
+  TnnImageClassifier<T>& model_;
+  ImageSampler sampler_;
+  const ImageSet* valid_;
+  Index batch_;
+  std::vector<std::string> names_;
+  Tensor<T> images_;
+  Tensor<std::int32_t> labels_;
+};
+
+}  // namespace tnn

@@ -1,0 +1,451 @@
+// The training loop `tnn train` runs, for any C++ caller: AdamW steps under a learning-rate
+// schedule with gradient clipping, steps whose loss or gradient is not finite skipped (up to a
+// limit), a CSV log, periodic validation, atomic checkpoints, exact resume, and a stop request
+// (SIGINT/SIGTERM through ScopedStopSignals, or any predicate) honoured at the end of a step. The
+// library never prints: progress goes to TrainHooks::on_event.
+//
+// Two pieces are pluggable:
+//   TrainTask<T>  the model/batch/loss step (LmTask below: TnnLM on byte batches); another task
+//                 (a classifier) implements the same four functions.
+//   TrainHooks<T> extension points for a data-parallel driver (gradient reduction between
+//                 backward and clipping, validation sums reduced over processes, files written by
+//                 one process only, a shared stop decision) and for tests (faults injected after
+//                 backward). No hook needs MPI here; dist/ supplies them.
+//
+// Files for TrainerConfig::out = "CKPT.safetensors":
+//   CKPT.safetensors        the model (TrainTask::save_model): what eval and generate read
+//   CKPT.optim.safetensors  the whole training state: parameters ("param.<name>"), AdamW moments
+//                           ("adamw.<name>"), the step, and JSON {identity, adamw_step, bad_steps};
+//                           resume reads only this file, so a crash between the two writes (each
+//                           atomic) never pairs weights and moments of different steps. Nothing in
+//                           it depends on the number of processes.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdint>
+#include <fstream>
+#include <functional>
+#include <string>
+#include <utility>
+
+#include <nlohmann/json.hpp>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/infer/evaluate.hpp"
+#include "tnn/model/checkpoint.hpp"
+#include "tnn/model/lm.hpp"
+#include "tnn/train/data.hpp"
+#include "tnn/train/optimizer.hpp"
+#include "tnn/train/schedule.hpp"
+
+namespace tnn {
+
+// What one forward/backward computed on this process.
+struct StepStats {
+  double loss = 0;     // mean over the scored targets of the batch (NaN/inf: a bad step)
+  Index targets = 0;   // scored targets (a data-parallel reduction weights by their global sum)
+  Index tokens = 0;    // input tokens processed (for tokens/s)
+};
+
+// The model/batch/loss step the trainer drives.
+template <class T>
+class TrainTask {
+ public:
+  virtual ~TrainTask() = default;
+  // The parameters, in a fixed order: the optimizer updates them, the training state stores them
+  // as "param.<name>". Pointers must stay valid for the trainer's lifetime.
+  virtual NamedParams<T> parameters() = 0;
+  // Zeroes the gradients, then forward and backward on the batch of training step `step` (>= 0):
+  // a pure function of the step, so a resumed run sees the same batches.
+  virtual StepStats forward_backward(std::int64_t step) = 0;
+  // Validation sums over part `part` of `parts` of the validation set (parts = processes); an
+  // empty EvalSums when there is no validation set.
+  virtual bool has_validation() const { return false; }
+  virtual EvalSums validate(Index part, Index parts) {
+    (void)part;
+    (void)parts;
+    return {};
+  }
+  // Writes the model file of a checkpoint (atomically) after `step` steps.
+  virtual void save_model(const std::string& path, std::int64_t step) = 0;
+};
+
+struct TrainerConfig {
+  std::int64_t steps = 1000;     // total steps of the run (a resumed run continues to it)
+  LrSchedule schedule;           // indexed by the optimizer's update count
+  AdamWConfig adamw;
+  double clip = 1.0;             // global gradient-norm clip
+  std::int64_t log_every = 10;   // CSV line every this many steps (and the last)
+  std::int64_t eval_every = 200; // validation every this many steps (0: only at the end)
+  std::int64_t save_every = -1;  // checkpoint every this many steps (-1: eval_every; 0: only at the end)
+  std::int64_t max_bad_steps = 20;  // more non-finite steps than this: TrainingDiverged
+  std::int64_t stop_after = 0;   // > 0: save and return Stopped after this step
+  std::string out;               // model checkpoint path ("" : no files at all)
+  std::string log_path;          // CSV log ("" : none)
+  // The settings a resumed run must share with the run it continues for the result to be
+  // bit-identical (model config, seed, batch, schedule, ...): stored, and compared on resume.
+  nlohmann::json identity = nlohmann::json::object();
+
+  void validate() const {
+    auto at_least = [](std::int64_t v, std::int64_t lo, const char* name) {
+      if (v < lo) fail<ValueError>("trainer ", name, ": expected >= ", lo, ", got ", v);
+    };
+    at_least(steps, 1, "steps");
+    at_least(log_every, 1, "log_every");
+    at_least(eval_every, 0, "eval_every");
+    at_least(save_every, -1, "save_every");
+    at_least(max_bad_steps, 0, "max_bad_steps");
+    at_least(stop_after, 0, "stop_after");
+    if (!(clip > 0)) fail<ValueError>("trainer clip: expected > 0, got ", clip);
+    schedule.validate();
+    adamw.validate();
+  }
+  std::int64_t save_period() const { return save_every >= 0 ? save_every : eval_every; }
+};
+
+// Thrown when more than max_bad_steps steps had a non-finite loss or gradient.
+struct TrainingDiverged : Error {
+  TrainingDiverged(const std::string& msg, std::int64_t bad, std::int64_t limit, std::string ckpt)
+      : Error(msg), bad_steps(bad), max_bad_steps(limit), checkpoint(std::move(ckpt)) {}
+  std::int64_t bad_steps, max_bad_steps;
+  std::string checkpoint;
+};
+// Thrown by Trainer::resume when the saved identity differs from TrainerConfig::identity.
+struct ResumeMismatch : ValueError {
+  using ValueError::ValueError;
+};
+
+// What the trainer reports (TrainHooks::on_event); the caller decides what to print.
+struct TrainEvent {
+  enum class Kind {
+    Resumed,     // step: where the run continues
+    Step,        // a step finished: loss, grad_norm, lr, tokens_per_s
+    BadStep,     // the step's loss (bad_loss) or gradient was not finite; update skipped
+    Validation,  // eval holds the validation result after `step` steps
+    Saved,       // checkpoint written after `step` steps
+  };
+  Kind kind = Kind::Step;
+  std::int64_t step = 0;  // steps done (1-based count of the step just finished)
+  double loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0;
+  bool bad_loss = false;
+  std::int64_t bad_steps = 0;
+  EvalResult eval;
+};
+
+// Extension points; every one is optional.
+template <class T>
+struct TrainHooks {
+  // Progress, validation results, warnings: everything a program prints.
+  std::function<void(const TrainEvent&)> on_event;
+  // Right after backward, before anything looks at the gradients (tests inject faults here).
+  std::function<void(std::int64_t step, StepStats&)> after_backward;
+  // Between backward and clipping: e.g. sum the gradients and the loss over processes, weighted
+  // by the global target count, so every process continues with the same gradient.
+  std::function<void(StepStats&)> reduce_gradients;
+  // Validation: which part this process computes, and how the parts' sums combine.
+  Index validation_part = 0, validation_parts = 1;
+  std::function<void(EvalSums&)> reduce_validation;
+  // Whether this process writes the checkpoint and the CSV log (data-parallel: rank 0 only).
+  bool writes_files = true;
+  // Polled after every step: nonzero asks to save and stop (the value, e.g. a signal number, is
+  // returned in TrainResult::signal). Data-parallel drivers make every process agree on it.
+  std::function<int()> stop_requested;
+  // After each step's bookkeeping (e.g. a periodic parameter checksum across processes).
+  std::function<void(std::int64_t step)> after_step;
+};
+
+struct TrainResult {
+  enum class Outcome { Finished, Stopped, Interrupted };
+  Outcome outcome = Outcome::Finished;
+  std::int64_t step = 0;      // steps done
+  int signal = 0;             // Interrupted: what stop_requested returned
+  double seconds = 0;         // wall time of this run() call
+};
+
+template <class T>
+class Trainer {
+ public:
+  // The task must outlive the trainer. The optimizer is built here over task.parameters().
+  Trainer(TrainTask<T>& task, TrainerConfig cfg, TrainHooks<T> hooks = {})
+      : task_(task), cfg_(std::move(cfg)), hooks_(std::move(hooks)), params_(task.parameters()),
+        opt_(params_, cfg_.adamw) {
+    cfg_.validate();
+    if (hooks_.validation_parts < 1 || hooks_.validation_part < 0 || hooks_.validation_part >= hooks_.validation_parts)
+      fail<ValueError>("trainer validation part: expected 0 <= part < parts, got part ", hooks_.validation_part,
+                       " of ", hooks_.validation_parts);
+  }
+
+  const TrainerConfig& config() const { return cfg_; }
+  std::int64_t step() const { return step_; }
+  std::int64_t bad_steps() const { return bad_steps_; }
+  AdamW<T>& optimizer() { return opt_; }
+  std::string state_path() const { return optimizer_state_path(cfg_.out); }
+
+  // Continues the run saved at config().out: loads the training state (all-or-nothing), checks
+  // the identity (ResumeMismatch), sets the step. Call before run().
+  void resume() {
+    if (cfg_.out.empty()) fail<ValueError>("trainer resume: expected a checkpoint path (config out), got none");
+    const OptimizerStateInfo info = load_optimizer_state(state_path(), [&](auto&& f) { visit_state(f); });
+    const nlohmann::json extra = nlohmann::json::parse(info.extra_json);
+    if (!extra.is_object() || !extra.contains("identity") || extra["identity"] != cfg_.identity)
+      throw ResumeMismatch(detail::concat(
+          "the settings differ from the run being resumed; expected ",
+          extra.is_object() ? extra.value("identity", nlohmann::json()).dump() : std::string("null"), ", got ",
+          cfg_.identity.dump()));
+    step_ = info.step;
+    opt_.set_step_count(extra.at("adamw_step").get<std::int64_t>());
+    bad_steps_ = extra.value("bad_steps", std::int64_t(0));
+    resumed_ = true;
+    emit(TrainEvent::Kind::Resumed, [](TrainEvent&) {});
+  }
+
+  // Trains from step() to config().steps; returns early for stop_after (Stopped) or a stop
+  // request (Interrupted), in both cases after saving. TrainingDiverged past max_bad_steps.
+  TrainResult run() {
+    const auto start = std::chrono::steady_clock::now();
+    begin();
+    TrainResult r;
+    while (step_ < cfg_.steps) {
+      train_step();
+      if (due(cfg_.log_every) || step_ == cfg_.steps) log_step();
+      if (task_.has_validation() && (due(cfg_.eval_every) || step_ == cfg_.steps)) validate();
+      const bool stop_now = cfg_.stop_after > 0 && step_ == cfg_.stop_after && step_ < cfg_.steps;
+      const int sig = hooks_.stop_requested ? hooks_.stop_requested() : 0;
+      // save_period 0: only at the end (or when stopping).
+      if (due(cfg_.save_period()) || step_ == cfg_.steps || sig != 0 || stop_now) save();
+      if (hooks_.after_step) hooks_.after_step(step_);
+      if (sig != 0 || stop_now) {
+        r.outcome = sig != 0 ? TrainResult::Outcome::Interrupted : TrainResult::Outcome::Stopped;
+        r.signal = sig;
+        break;
+      }
+    }
+    r.step = step_;
+    r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return r;
+  }
+
+  // One step: forward/backward, hooks, clip, and the update unless the loss or the gradient is
+  // not finite. Advances step(). The pieces of run(), public for custom loops and tests.
+  void train_step() {
+    const auto t0 = std::chrono::steady_clock::now();
+    StepStats st = task_.forward_backward(step_);
+    if (hooks_.after_backward) hooks_.after_backward(step_, st);
+    if (hooks_.reduce_gradients) hooks_.reduce_gradients(st);
+    const double norm = clip_grad_norm(params_, cfg_.clip);
+    const double lr = cfg_.schedule.lr(opt_.step_count());
+    if (!std::isfinite(st.loss) || !std::isfinite(norm)) {
+      ++bad_steps_;
+      emit(TrainEvent::Kind::BadStep, [&](TrainEvent& e) {
+        e.step = step_ + 1;
+        e.bad_loss = !std::isfinite(st.loss);
+      });
+      if (bad_steps_ > cfg_.max_bad_steps)
+        throw TrainingDiverged(detail::concat("training diverged: ", bad_steps_,
+                                              " steps with a non-finite loss or gradient (limit ", cfg_.max_bad_steps,
+                                              "); the last good checkpoint is '", cfg_.out, "'"),
+                               bad_steps_, cfg_.max_bad_steps, cfg_.out);
+    } else {
+      opt_.step(lr);
+    }
+    ++step_;
+    const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double tps = double(st.tokens) / dt;
+    tokens_per_s_ = tokens_per_s_ == 0 ? tps : 0.9 * tokens_per_s_ + 0.1 * tps;
+    last_ = {st.loss, norm, lr};
+    emit(TrainEvent::Kind::Step, [&](TrainEvent& e) {
+      e.loss = st.loss;
+      e.grad_norm = norm;
+      e.lr = lr;
+      e.tokens_per_s = tokens_per_s_;
+    });
+  }
+
+  // Validation now (this process's part, reduced by the hook); reported and logged.
+  EvalResult validate() {
+    EvalSums s = task_.validate(hooks_.validation_part, hooks_.validation_parts);
+    if (hooks_.reduce_validation) hooks_.reduce_validation(s);
+    const EvalResult r = EvalResult::from(s);
+    emit(TrainEvent::Kind::Validation, [&](TrainEvent& e) { e.eval = r; });
+    if (log_.is_open()) log_ << step_ << ",,,,," << r.loss << "," << r.bpb() << "\n";
+    return r;
+  }
+
+  // The training state first (it alone is what resume reads), then the model file.
+  void save() {
+    if (cfg_.out.empty() || !hooks_.writes_files) return;
+    const nlohmann::json extra = {
+        {"identity", cfg_.identity}, {"adamw_step", opt_.step_count()}, {"bad_steps", bad_steps_}};
+    save_optimizer_state(state_path(), step_, [&](auto&& f) { visit_state(f); }, extra.dump());
+    task_.save_model(cfg_.out, step_);
+    if (log_.is_open()) log_.flush();
+    emit(TrainEvent::Kind::Saved, [](TrainEvent&) {});
+  }
+
+  // Opens the CSV log (appending after resume()); run() calls it, a caller may call it earlier
+  // to see an unwritable log path before anything else happens.
+  void begin() {
+    if (cfg_.log_path.empty() || !hooks_.writes_files || log_.is_open()) return;
+    log_.open(cfg_.log_path, resumed_ ? std::ios::app : std::ios::trunc);
+    if (!log_) fail<IoError>("training log '", cfg_.log_path, "': cannot open for writing");
+    if (!resumed_) log_ << "step,loss,grad_norm,lr,tokens_per_s,val_loss,val_bpb\n";
+  }
+
+ private:
+  struct Last {
+    double loss = 0, grad_norm = 0, lr = 0;
+  };
+
+  bool due(std::int64_t every) const { return every > 0 && step_ % every == 0; }
+
+  template <class F>
+  void visit_state(F&& f) {
+    for (const auto& [name, p] : params_) f("param." + name, p->value);
+    opt_.visit_state([&](const std::string& name, auto& t) { f("adamw." + name, t); });
+  }
+
+  void log_step() {
+    if (log_.is_open())
+      log_ << step_ << "," << last_.loss << "," << last_.grad_norm << "," << last_.lr << ","
+           << tokens_per_s_ << ",,\n";
+  }
+
+  template <class Fill>
+  void emit(TrainEvent::Kind kind, Fill&& fill) {
+    if (!hooks_.on_event) return;
+    TrainEvent e;
+    e.kind = kind;
+    e.step = step_;
+    e.bad_steps = bad_steps_;
+    fill(e);
+    hooks_.on_event(e);
+  }
+
+  TrainTask<T>& task_;
+  TrainerConfig cfg_;
+  TrainHooks<T> hooks_;
+  NamedParams<T> params_;
+  AdamW<T> opt_;
+  std::int64_t step_ = 0, bad_steps_ = 0;
+  bool resumed_ = false;
+  double tokens_per_s_ = 0;
+  Last last_;
+  std::ofstream log_;
+};
+
+// The language model's step: TnnLM on byte batches (BatchSampler: a pure function of seed and
+// step), validation over EvalWindows of the validation corpus. The model and corpora must
+// outlive the task. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R) of
+// the same global batch (a data-parallel driver then reduces gradients in its hook).
+template <class T>
+class LmTask : public TrainTask<T> {
+ public:
+  LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
+         LmObjective objective, std::uint64_t seed)
+      : model_(model), sampler_(train, batch, seq_len, objective, seed), valid_(&valid), batch_(batch),
+        seq_len_(seq_len), objective_(objective) {}
+  LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
+  LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
+
+  void set_shard(Index rank, Index ranks) {
+    if (ranks < 1 || rank < 0 || rank >= ranks)
+      fail<ValueError>("LmTask shard: expected 0 <= rank < ranks, got rank ", rank, " of ", ranks);
+    if (batch_ % ranks != 0)
+      fail<ValueError>("batch: expected a multiple of the number of processes (", ranks, "), got ", batch_);
+    rank_ = rank;
+    ranks_ = ranks;
+  }
+
+  NamedParams<T> parameters() override { return model_.named_parameters(); }
+
+  StepStats forward_backward(std::int64_t step) override {
+    sampler_.sample(step, global_);
+    const Batch& b = ranks_ == 1 ? global_ : shard_rows();
+    model_.zero_grad();
+    StepStats st;
+    // Sharded, the loss and its gradient are this process's share of the global batch's mean
+    // (normalized by the global target count): summed over processes (dist/trainer_hooks.hpp,
+    // from inside backward) they give the global mean's, as one process would compute it.
+    st.loss = ranks_ == 1 ? model_.forward(b.tokens, b.targets)
+                          : model_.forward(b.tokens, b.targets, std::max<Index>(1, count_targets(global_.targets)));
+    model_.backward();
+    st.targets = count_targets(b.targets);
+    st.tokens = b.tokens.size();
+    return st;
+  }
+
+  bool has_validation() const override { return !valid_->empty(); }
+  EvalSums validate(Index part, Index parts) override {
+    if (valid_->empty()) return {};
+    return eval_sums(model_, EvalWindows(*valid_, batch_, seq_len_, objective_, kEvalMaskSeed), part, parts);
+  }
+
+  void save_model(const std::string& path, std::int64_t step) override {
+    tnn::save_model(path, model_, Dtype::F32, {{"tnn.step", std::to_string(step)}});
+  }
+
+  TnnLM<T>& model() { return model_; }
+
+ private:
+  const Batch& shard_rows() {
+    const Index rows = batch_ / ranks_, N = seq_len_;
+    local_.tokens.resize({rows, N});
+    local_.targets.resize({rows, N});
+    const Index off = rank_ * rows * N;
+    for (Index i = 0; i < rows * N; ++i) {
+      local_.tokens[i] = global_.tokens[off + i];
+      local_.targets[i] = global_.targets[off + i];
+    }
+    return local_;
+  }
+
+  TnnLM<T>& model_;
+  BatchSampler sampler_;
+  const ByteCorpus* valid_;
+  Index batch_, seq_len_;
+  LmObjective objective_;
+  Index rank_ = 0, ranks_ = 1;
+  Batch global_, local_;  // [B, N] and [B / ranks, N]
+};
+
+// SIGINT and SIGTERM, while this object lives, only record the signal: the trainer polls it
+// (hooks.stop_requested = [&] { return signals.received(); }) and saves at the end of the step.
+// A second signal ends the process at once (the checkpoint on disk is whole either way: saves
+// are atomic). The previous handlers come back on destruction. One instance at a time.
+class ScopedStopSignals {
+ public:
+  ScopedStopSignals() {
+    flag().store(0);
+    prev_int_ = std::signal(SIGINT, &ScopedStopSignals::handler);
+    prev_term_ = std::signal(SIGTERM, &ScopedStopSignals::handler);
+  }
+  ~ScopedStopSignals() {
+    std::signal(SIGINT, prev_int_);
+    std::signal(SIGTERM, prev_term_);
+  }
+  ScopedStopSignals(const ScopedStopSignals&) = delete;
+  ScopedStopSignals& operator=(const ScopedStopSignals&) = delete;
+
+  int received() const { return flag().load(); }
+
+ private:
+  static std::atomic<int>& flag() {
+    static std::atomic<int> f{0};
+    return f;
+  }
+  static void handler(int sig) {
+    if (flag().exchange(sig) != 0) {
+      std::signal(sig, SIG_DFL);
+      std::raise(sig);
+    }
+  }
+  using Handler = void (*)(int);
+  Handler prev_int_ = SIG_DFL, prev_term_ = SIG_DFL;
+};
+
+}  // namespace tnn

@@ -1,0 +1,72 @@
+// Helpers every test file shares (one copy each): the (name, Param*) list of a
+// layer, "this throws E and says these things", and small integer tensors.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <exception>
+#include <functional>
+#include <initializer_list>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/param.hpp"
+
+namespace tnn::testing_helpers {
+
+template <class T>
+using ParamList = std::vector<std::pair<std::string, Param<T>*>>;
+
+// Every parameter of a layer (anything with visit(prefix, f(name, Param<T>&))),
+// in visit order, with the prefix prepended to its name.
+template <template <class...> class Layer, class T, class... Rest>
+ParamList<T> params_of(Layer<T, Rest...>& layer, const std::string& prefix = "") {
+  ParamList<T> v;
+  layer.visit(prefix, [&](const std::string& name, Param<T>& p) { v.emplace_back(name, &p); });
+  return v;
+}
+
+// Success when f throws E (or a subclass) whose message contains every piece;
+// the message is printed either way, so a failure shows what came instead.
+template <class E>
+::testing::AssertionResult throws(const std::function<void()>& f, const std::vector<std::string>& pieces = {}) {
+  try {
+    f();
+  } catch (const E& e) {
+    const std::string msg = e.what();
+    for (const auto& p : pieces)
+      if (msg.find(p) == std::string::npos)
+        return ::testing::AssertionFailure() << "message lacks '" << p << "': " << msg;
+    return ::testing::AssertionSuccess() << msg;
+  } catch (const std::exception& e) {
+    return ::testing::AssertionFailure() << "threw the wrong type: " << e.what();
+  }
+  return ::testing::AssertionFailure() << "did not throw";
+}
+
+// Runs f and returns the message of the E it throws ("<no error>" otherwise).
+template <class E, class F>
+std::string error_of(F&& f) {
+  try {
+    f();
+  } catch (const E& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// An I32 tensor of the given shape holding v in order (token ids, targets).
+inline Tensor<std::int32_t> ids(const Shape& s, std::initializer_list<std::int32_t> v) {
+  Tensor<std::int32_t> t(s);
+  if (static_cast<Index>(v.size()) != t.size())
+    fail<ShapeError>("ids: ", v.size(), " values for shape ", shape_str(s));
+  Index i = 0;
+  for (auto x : v) t[i++] = x;
+  return t;
+}
+
+}  // namespace tnn::testing_helpers

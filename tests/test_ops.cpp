@@ -1,0 +1,727 @@
+// Every op registered once with the op-check harness (tests/op_check.hpp): its
+// seeded inputs and parameters, forward, backward and its direct or dense
+// reference (tests/reference.hpp). Each registration runs four checks:
+// forward vs reference, central-difference gradients in double, float vs double,
+// and backward accumulating into parameter gradients. The harness's own tests at
+// the end show each check can fail.
+#include <gtest/gtest-spi.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "op_check.hpp"
+#include "reference.hpp"
+#include "tnn/core/toeplitz.hpp"
+#include "tnn/model/config.hpp"
+#include "tnn/model/loss.hpp"
+
+using namespace tnn;
+using opcheck::Case;
+using opcheck::OpSpec;
+using opcheck::Options;
+using opcheck::random;
+
+namespace {
+
+template <class... A>
+std::string cat(const A&... a) {
+  std::ostringstream os;
+  (os << ... << a);
+  return os.str();
+}
+
+const NormType kNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
+const Activation kActs[] = {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None};
+const TnoDecay kDecays[] = {TnoDecay::None, TnoDecay::Fixed, TnoDecay::Learned};
+const char* decay_name(TnoDecay d) { return d == TnoDecay::None ? "none" : d == TnoDecay::Fixed ? "fixed" : "learned"; }
+const char* method_name(ToeplitzMethod m) {
+  return m == ToeplitzMethod::Direct ? "direct" : m == ToeplitzMethod::FFT ? "fft" : "auto";
+}
+
+// ---- kernels: y = T x (Toeplitz), y = C x (circulant); inputs x and the coefficients ----
+
+template <class Backend>
+OpSpec toeplitz(const char* backend, Index N, bool causal, ToeplitzMethod m) {
+  Options o;
+  o.float_tol = 2e-4;
+  return opcheck::op(cat("Toeplitz_", backend, "_", method_name(m), causal ? "_causal" : "_bidir", "_N", N), o,
+                     [=](auto s) {
+                       using T = typename decltype(s)::type;
+                       struct St {
+                         ToeplitzOp<T, Backend> op;
+                         Tensor<T> t, x;
+                       };
+                       auto st = std::make_shared<St>();
+                       const Index C = 2, B = 2;
+                       st->t = random<T>({toeplitz_num_coeffs(N, causal), C}, 11);
+                       st->x = random<T>({B, N, C}, 12);
+                       Case<T> c;
+                       c.inputs = {{"x", &st->x}, {"t", &st->t}};
+                       c.forward = [st, N, causal, m](Tensor<T>& y) {
+                         st->op.prepare(st->t, N, causal, m);
+                         st->op.forward(st->x, y);
+                       };
+                       c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& d) {
+                         st->op.backward(dy, &d[0], &d[1]);
+                       };
+                       c.reference = [st, causal](Tensor<T>& y) { toeplitz_forward_direct(st->t, st->x, y, causal); };
+                       return c;
+                     });
+}
+
+template <class Backend>
+OpSpec circulant(const char* backend, Index L) {
+  Options o;
+  o.float_tol = 2e-4;
+  return opcheck::op(cat("Circulant_", backend, "_L", L), o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      CirculantOp<T, Backend> op;
+      Tensor<T> c, x;
+    };
+    auto st = std::make_shared<St>();
+    st->c = random<T>({L, 3}, 51);
+    st->x = random<T>({2, L, 3}, 52);
+    Case<T> c;
+    c.inputs = {{"x", &st->x}, {"c", &st->c}};
+    c.forward = [st](Tensor<T>& y) {
+      st->op.prepare(st->c);
+      st->op.forward(st->x, y);
+    };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { st->op.backward(dy, &d[0], &d[1]); };
+    c.reference = [st](Tensor<T>& y) { circulant_forward_direct(st->c, st->x, y); };
+    return c;
+  });
+}
+
+void add_kernels(std::vector<OpSpec>& v) {
+  for (bool causal : {true, false})
+    for (Index N : {1, 5, 40, 70, 130})
+      for (ToeplitzMethod m : {ToeplitzMethod::Direct, ToeplitzMethod::FFT}) {
+        v.push_back(toeplitz<EigenBackend>("eigen", N, causal, m));
+#ifndef TNN_NO_FFTW
+        if (m == ToeplitzMethod::FFT) v.push_back(toeplitz<FftwBackend>("fftw", N, causal, m));
+#endif
+      }
+  for (Index L : {1, 2, 5, 64, 99}) {
+    v.push_back(circulant<EigenBackend>("eigen", L));
+#ifndef TNN_NO_FFTW
+    v.push_back(circulant<FftwBackend>("fftw", L));
+#endif
+  }
+}
+
+// ---- layers ----
+
+void add_activations(std::vector<OpSpec>& v) {
+  for (Activation a : kActs) {
+    Options o;
+    o.kinked = a == Activation::Relu;
+    v.push_back(opcheck::op(cat("Activation_", to_string(a)), o, [=](auto s) {
+      using T = typename decltype(s)::type;
+      auto x = std::make_shared<Tensor<T>>(random<T>({3, 4, 5}, 7));
+      Case<T> c;
+      c.inputs = {{"x", x.get()}};
+      c.forward = [x, a](Tensor<T>& y) { activation_forward(a, *x, y); };
+      c.backward = [x, a](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { activation_backward(a, *x, dy, d[0]); };
+      c.reference = [x, a](Tensor<T>& y) {
+        y.resize(x->shape());
+        for (Index i = 0; i < y.size(); ++i) y[i] = act_forward(a, (*x)[i]);
+      };
+      return c;
+    }));
+  }
+}
+
+void add_linear(std::vector<OpSpec>& v) {
+  for (bool bias : {true, false})
+    v.push_back(opcheck::op(bias ? "Linear_bias" : "Linear_nobias", {}, [=](auto s) {
+      using T = typename decltype(s)::type;
+      struct St {
+        Linear<T> lin;
+        Tensor<T> x;
+      };
+      auto st = std::make_shared<St>(St{Linear<T>(6, 4, bias), random<T>({3, 2, 6}, 12)});
+      Rng rng(5);
+      st->lin.init_uniform(rng);
+      Case<T> c;
+      c.inputs = {{"x", &st->x}};
+      c.params = opcheck::params_of(st->lin);
+      c.forward = [st](Tensor<T>& y) { st->lin.forward(st->x, y); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { st->lin.backward(st->x, dy, &d[0]); };
+      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::linear(st->lin, st->x); };
+      return c;
+    }));
+}
+
+void add_embedding(std::vector<OpSpec>& v) {
+  v.push_back(opcheck::op("Embedding_repeated_ids", {}, [](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Embedding<T> emb{6, 4};
+      Tensor<std::int32_t> tokens = testing_helpers::ids({2, 3}, {1, 3, 1, 5, 1, 0});  // id 1 three times
+    };
+    auto st = std::make_shared<St>();
+    Rng rng(2);
+    st->emb.init_normal(rng, 0.5);
+    Case<T> c;
+    c.params = opcheck::params_of(st->emb);
+    c.forward = [st](Tensor<T>& y) { st->emb.forward(st->tokens, y); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->emb.backward(st->tokens, dy); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) { y = reference::embedding(st->emb, st->tokens); };
+    return c;
+  }));
+}
+
+void add_norms(std::vector<OpSpec>& v) {
+  for (NormType t : kNorms)
+    for (Index d : {2, 7}) {
+      // layernorm of 2 features: xhat = +-1 up to eps, so dx is the O(eps) remainder of
+      // O(1) terms that cancel, and float keeps only a few digits of it: held to 1e-2.
+      Options o;
+      if (t == NormType::LayerNorm && d == 2) o.float_grad_tol = 1e-2;
+      v.push_back(opcheck::op(cat("Norm_", to_string(t), "_d", d), o, [=](auto s) {
+        using T = typename decltype(s)::type;
+        struct St {
+          Norm<T> n;
+          typename Norm<T>::Cache c;
+          Tensor<T> x;
+        };
+        auto st = std::make_shared<St>(St{Norm<T>(t, d), {}, random<T>({2, 3, d}, 5)});
+        Rng rng(3);
+        for (auto& [name, p] : opcheck::params_of(st->n))  // scales in [0.5, 1.5], biases in [0.15, 0.45]
+          for (auto& x : p->value) x = T(rng.uniform(0.5, 1.5) * (name == "bias" ? 0.3 : 1.0));
+        Case<T> c;
+        c.inputs = {{"x", &st->x}};
+        c.params = opcheck::params_of(st->n);
+        c.forward = [st](Tensor<T>& y) { st->n.forward(st->x, y, st->c); };
+        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->n.backward(st->x, dy, st->c, dx[0]); };
+        if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::norm(st->n, st->x); };
+        return c;
+      }));
+    }
+}
+
+void add_glu(std::vector<OpSpec>& v) {
+  for (Activation a : kActs) {
+    Options o;
+    o.kinked = a == Activation::Relu;
+    v.push_back(opcheck::op(cat("Glu_", to_string(a)), o, [=](auto s) {
+      using T = typename decltype(s)::type;
+      struct St {
+        Glu<T> g;
+        typename Glu<T>::Cache c;
+        Tensor<T> x;
+      };
+      auto st = std::make_shared<St>(St{Glu<T>(4, 7, a), {}, random<T>({2, 3, 4}, 5)});
+      Rng rng(4);
+      st->g.init_weights(rng);
+      Case<T> c;
+      c.inputs = {{"x", &st->x}};
+      c.params = opcheck::params_of(st->g, "feature_mixer.");
+      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
+      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::glu(st->g, st->x); };
+      return c;
+    }));
+  }
+}
+
+// RPE: every norm, activation, depth, direction and length (the ~600 offsets of
+// N = 300 on a sample of entries).
+void add_rpe(std::vector<OpSpec>& v) {
+  for (NormType norm : kNorms)
+    for (Activation act : kActs)
+      for (Index hidden : {0, 2})
+        for (bool causal : {true, false})
+          for (Index n : {1, 2, 17, 300}) {
+            Options o;
+            o.kinked = act == Activation::Relu;
+            if (n == 300) o.max_entries = 12;
+            v.push_back(opcheck::op(
+                cat("Rpe_", to_string(norm), "_", to_string(act), "_h", hidden, causal ? "_causal" : "_bidir", "_N", n),
+                o, [=](auto s) {
+                  using T = typename decltype(s)::type;
+                  struct St {
+                    Rpe<T> r;
+                    typename Rpe<T>::Cache c;
+                  };
+                  auto st = std::make_shared<St>(St{Rpe<T>(4, 6, hidden, norm, act), {}});
+                  Rng rng(100 + std::uint64_t(n));
+                  for (auto& [name, p] : opcheck::params_of(st->r))  // norms included: none may be ignored
+                    for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+                  Case<T> c;
+                  c.params = opcheck::params_of(st->r, "rpe.");
+                  c.forward = [st, n, causal](Tensor<T>& y) { st->r.forward(n, causal, y, st->c); };
+                  c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->r.backward(dy, st->c); };
+                  if constexpr (std::is_same_v<T, double>)
+                    c.reference = [st, n, causal](Tensor<T>& y) { y = reference::rpe_rows(st->r, n, causal); };
+                  return c;
+                }));
+          }
+}
+
+// TNO: heads H with Dh = 2 (H = 3) or 3 (H = 1), RPE width 4; every trainable
+// value (norm parameters and theta included) drawn at random.
+template <class T>
+Tno<T> make_tno_layer(Index heads, bool causal, TnoDecay decay, NormType norm, Activation act, Index rpe_layers) {
+  return Tno<T>(heads, heads == 1 ? 3 : 2, 4, rpe_layers, norm, act, causal, decay, 0.9);
+}
+
+OpSpec tno_spec(const std::string& name, Index heads, bool causal, TnoDecay decay, NormType norm, Activation act,
+                Index rpe_layers, Index n, ToeplitzMethod method, Options o, std::uint64_t seed) {
+  o.kinked = act == Activation::Relu;
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Tno<T> tno;
+      typename Tno<T>::Cache c;
+      Tensor<T> v;
+    };
+    auto st = std::make_shared<St>();
+    st->tno = make_tno_layer<T>(heads, causal, decay, norm, act, rpe_layers);
+    st->tno.method = method;
+    Rng rng(seed);
+    for (auto& [nm, p] : opcheck::params_of(st->tno))
+      if (p->trainable)
+        for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+    st->v = random<T>({2, n, st->tno.channels()}, seed + 10);
+    Case<T> c;
+    c.inputs = {{"v", &st->v}};
+    c.params = opcheck::params_of(st->tno, "toep.");
+    c.forward = [st](Tensor<T>& y) { st->tno.forward(st->v, y, st->c); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dv) { st->tno.backward(st->v, dy, st->c, &dv[0]); };
+    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::tno(st->tno, st->v); };
+    return c;
+  });
+}
+
+void add_tno(std::vector<OpSpec>& v) {
+  int combo = 0;
+  for (bool causal : {true, false})
+    for (Index heads : {1, 3})
+      for (TnoDecay decay : kDecays)
+        for (NormType norm : kNorms)
+          for (Index n : {1, 2, 17, 300}) {
+            const Activation act = kActs[combo % 4];
+            const Index rpe_layers = (combo / 4) % 2 == 0 ? 0 : 2;
+            ++combo;
+            Options o;
+            if (n >= 17) o.max_entries = n == 300 ? 12 : 30;
+            v.push_back(tno_spec(cat("Tno", causal ? "_causal" : "_bidir", "_H", heads, "_", decay_name(decay), "_",
+                                     to_string(norm), "_", to_string(act), "_rpe", rpe_layers, "_N", n),
+                                 heads, causal, decay, norm, act, rpe_layers, n, ToeplitzMethod::Auto, o,
+                                 50 + std::uint64_t(combo)));
+          }
+  // Auto switches path at kToeplitzDirectMaxN: both paths at that one length.
+  for (ToeplitzMethod m : {ToeplitzMethod::Direct, ToeplitzMethod::FFT})
+    for (bool causal : {true, false}) {
+      Options o;
+      o.max_entries = 40;
+      v.push_back(tno_spec(cat("Tno_crossover_", method_name(m), causal ? "_causal" : "_bidir"), 3, causal,
+                           TnoDecay::Learned, NormType::RMSNorm, Activation::Silu, 2, kToeplitzDirectMaxN, m, o, 5));
+    }
+}
+
+// GTU: D = 4, E = 6 (expand 1.5), RPE width 4, across heads, decay, norms and activations.
+TnnConfig gtu_config(Index heads, bool causal) {
+  TnnConfig cfg;
+  cfg.vocab_size = 11;
+  cfg.dim = 4;
+  cfg.layers = 1;
+  cfg.heads = heads;
+  cfg.expand_ratio = 1.5;
+  cfg.rpe_dim = 4;
+  cfg.rpe_layers = 1;
+  cfg.gamma = 0.9;
+  cfg.causal = causal;
+  return cfg;
+}
+
+void add_gtu(std::vector<OpSpec>& v) {
+  int combo = 0;
+  for (bool causal : {true, false})
+    for (Index heads : {1, 3})
+      for (int decay : {0, 1, 2})
+        for (Index n : {1, 2, 17, 300}) {
+          TnnConfig cfg = gtu_config(heads, causal);
+          cfg.use_decay = decay == 1;
+          cfg.use_multi_decay = decay == 2;
+          cfg.norm_type = kNorms[combo % 3];
+          cfg.rpe_act = kActs[combo % 4];
+          cfg.gtu_act = kActs[(combo / 3) % 4];
+          cfg.rpe_layers = (combo / 2) % 2 == 0 ? 0 : 2;
+          ++combo;
+          Options o;
+          if (n >= 17) o.max_entries = n == 300 ? 12 : 30;
+          o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu;
+          const std::uint64_t seed = 20 + std::uint64_t(combo);
+          v.push_back(opcheck::op(
+              cat("Gtu", causal ? "_causal" : "_bidir", "_H", heads, "_decay", decay, "_", to_string(cfg.norm_type),
+                  "_rpe", to_string(cfg.rpe_act), cfg.rpe_layers, "_gtu", to_string(cfg.gtu_act), "_N", n),
+              o, [=](auto s) {
+                using T = typename decltype(s)::type;
+                struct St {
+                  Gtu<T> g;
+                  typename Gtu<T>::Cache c;
+                  Tensor<T> x;
+                };
+                auto st = std::make_shared<St>();
+                st->g = make_gtu<T>(cfg);
+                Rng rng(seed);
+                st->g.init_weights(rng);
+                for (auto& [nm, p] : opcheck::params_of(st->g))  // the RPE's norm parameters and theta too
+                  if (nm.find(".0.scale") != std::string::npos || nm.find(".0.weight") != std::string::npos ||
+                      nm.find(".0.bias") != std::string::npos)
+                    for (auto& x : p->value) x = T(1.0 + rng.normal(0.0, 0.3));
+                st->x = random<T>({2, n, 4}, seed + 10);
+                Case<T> c;
+                c.inputs = {{"x", &st->x}};
+                c.params = opcheck::params_of(st->g, "token_mixer.");
+                c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
+                c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+                  st->g.backward(st->x, dy, st->c, &dx[0]);
+                };
+                if constexpr (std::is_same_v<T, double>)
+                  c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
+                return c;
+              }));
+        }
+}
+
+// ---- model ----
+
+TnnConfig block_config(NormType norm, bool prenorm, bool causal) {
+  TnnConfig c;
+  c.vocab_size = 11;
+  c.dim = 8;
+  c.layers = 1;
+  c.heads = 2;
+  c.expand_ratio = 1.5;  // E = 12, Dh = 6
+  c.glu_dim = 10;
+  c.rpe_dim = 6;
+  c.rpe_layers = 1;
+  c.gamma = 0.9;
+  c.norm_type = norm;
+  c.prenorm = prenorm;
+  c.causal = causal;
+  c.validate();
+  return c;
+}
+
+void add_block(std::vector<OpSpec>& v) {
+  for (NormType norm : kNorms)
+    for (bool prenorm : {true, false})
+      for (bool causal : {true, false}) {
+        const TnnConfig cfg = block_config(norm, prenorm, causal);
+        v.push_back(opcheck::op(cat("Block_", to_string(norm), prenorm ? "_prenorm" : "_postnorm",
+                                    causal ? "_causal" : "_bidir"),
+                                {}, [=](auto s) {
+                                  using T = typename decltype(s)::type;
+                                  struct St {
+                                    TnnBlock<T> b;
+                                    typename TnnBlock<T>::Cache c;
+                                    Tensor<T> x;
+                                  };
+                                  auto st = std::make_shared<St>(St{TnnBlock<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
+                                  Rng rng(11);  // no relu (rpe_act) input within the step of its kink
+                                  st->b.init_weights(rng);
+                                  opcheck::perturb(opcheck::params_of(st->b), 12);
+                                  Case<T> c;
+                                  c.inputs = {{"x", &st->x}};
+                                  c.params = opcheck::params_of(st->b, "layers.0.");
+                                  c.forward = [st](Tensor<T>& y) { st->b.forward(st->x, y, st->c); };
+                                  c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+                                    st->b.backward(st->x, dy, st->c, dx[0]);
+                                  };
+                                  if constexpr (std::is_same_v<T, double>)
+                                    c.reference = [st](Tensor<T>& y) { y = reference::block(st->b, st->x); };
+                                  return c;
+                                }));
+      }
+}
+
+// The LM: y = the mean cross-entropy of a batch (a scalar; backward() takes no dy).
+TnnConfig lm_base() {
+  TnnConfig c;
+  c.vocab_size = 11;
+  c.dim = 8;
+  c.layers = 1;
+  c.heads = 1;
+  c.expand_ratio = 1.5;  // E = 12
+  c.glu_dim = 10;
+  c.rpe_dim = 6;
+  c.rpe_layers = 1;
+  c.gamma = 0.9;
+  c.rpe_act = Activation::Silu;
+  return c;
+}
+
+// Random ids; targets: next token (causal) or a masked-LM pattern, some -1 either way.
+void lm_batch(const TnnConfig& c, Index B, Index N, std::uint64_t seed, Tensor<std::int32_t>& tokens,
+              Tensor<std::int32_t>& targets) {
+  Rng rng(seed);
+  tokens = Tensor<std::int32_t>({B, N});
+  targets = Tensor<std::int32_t>({B, N});
+  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
+  for (Index b = 0; b < B; ++b)
+    for (Index n = 0; n < N; ++n) {
+      const Index i = b * N + n;
+      if (c.causal)
+        targets[i] = n + 1 < N ? tokens[i + 1] : static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
+      else
+        targets[i] = rng.uniform() < 0.5 ? tokens[i] : -1;
+    }
+  targets[0] = -1;  // always at least one ignored position
+  if (N > 1) targets[B * N - 1] = static_cast<std::int32_t>(c.vocab_size - 1);  // and one counted
+}
+
+OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index max_entries = -1,
+               std::uint64_t seed = 3) {
+  cfg.validate();
+  Options o;
+  o.unit_cotangent = true;
+  o.max_entries = max_entries;
+  o.float_tol = 1e-5;  // the loss, a mean
+  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      TnnLM<T> m;
+      Tensor<std::int32_t> tokens, targets;
+    };
+    auto st = std::make_shared<St>(St{TnnLM<T>(cfg), {}, {}});
+    st->m.init_weights(seed);
+    opcheck::perturb(st->m.named_parameters(), seed + 100);
+    lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
+    Case<T> c;
+    c.params = st->m.named_parameters();
+    c.forward = [st](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = st->m.forward(st->tokens, st->targets);
+    };
+    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) {
+        y.resize({1});
+        y[0] = reference::cross_entropy(reference::lm_logits(st->m, st->tokens), st->targets);
+      };
+    return c;
+  });
+}
+
+void add_lm(std::vector<OpSpec>& v) {
+  v.push_back(lm_spec("LM_base", lm_base(), 2, 5));
+  for (bool causal : {true, false})
+    for (Index heads : {1, 3, 4}) {
+      TnnConfig c = lm_base();
+      c.causal = causal;
+      c.heads = heads;  // E = 12: Dh 12, 4 or 3
+      v.push_back(lm_spec(cat("LM", causal ? "_causal" : "_bidir", "_H", heads), c, 2, 4));
+    }
+  for (NormType n : kNorms)
+    for (bool prenorm : {true, false}) {
+      TnnConfig c = lm_base();
+      c.norm_type = n;
+      c.prenorm = prenorm;
+      v.push_back(lm_spec(cat("LM_", to_string(n), prenorm ? "_prenorm" : "_postnorm"), c, 1, 6));
+    }
+  for (int decay : {0, 1, 2}) {
+    TnnConfig c = lm_base();
+    c.use_decay = decay == 1;
+    c.use_multi_decay = decay == 2;
+    c.causal = decay != 1;
+    v.push_back(lm_spec(cat("LM_decay", decay), c, 2, 4));
+  }
+  for (bool causal : {true, false}) {
+    TnnConfig c = lm_base();
+    c.tie_embeddings = true;
+    c.causal = causal;
+    v.push_back(lm_spec(cat("LM_tied", causal ? "_causal" : "_bidir"), c, 2, 5));
+  }
+  for (Activation a : kActs) {
+    TnnConfig c = lm_base();
+    c.gtu_act = a;
+    c.glu_act = a;
+    c.rpe_act = a == Activation::Relu ? Activation::Gelu : a;  // relu in the RPE: LM_relu_rpe
+    v.push_back(lm_spec(cat("LM_act_", to_string(a)), c, 2, 4));
+  }
+  {
+    TnnConfig c = lm_base();
+    c.rpe_act = Activation::Relu;
+    v.push_back(lm_spec("LM_relu_rpe", c, 2, 5, -1, 21));
+  }
+  for (Index rl : {0, 2}) {
+    TnnConfig c = lm_base();
+    c.rpe_layers = rl;
+    c.layers = 2;
+    v.push_back(lm_spec(cat("LM_2layers_rpe", rl), c, 1, 5));
+  }
+  for (Index n : {1, 2, 17})
+    for (bool causal : {true, false}) {
+      TnnConfig c = lm_base();
+      c.causal = causal;
+      v.push_back(lm_spec(cat("LM", causal ? "_causal" : "_bidir", "_N", n), c, 2, n, n == 17 ? 12 : -1));
+    }
+  for (bool causal : {true, false}) {  // FFT path in every layer
+    TnnConfig c = lm_base();
+    c.causal = causal;
+    c.heads = 3;
+    v.push_back(lm_spec(cat("LM_long", causal ? "_causal" : "_bidir", "_N300"), c, 1, 300, 5));
+  }
+  // Random combinations of everything above.
+  Rng pick(2024);
+  const NormType norms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
+  const Activation acts[] = {Activation::Silu, Activation::Gelu, Activation::None};
+  for (int k = 0; k < 12; ++k) {
+    TnnConfig c = lm_base();
+    c.layers = 2;
+    c.causal = pick.below(2) == 0;
+    c.heads = pick.below(2) == 0 ? 1 : 3;
+    c.norm_type = norms[pick.below(3)];
+    c.prenorm = pick.below(2) == 0;
+    const auto decay = pick.below(3);
+    c.use_decay = decay == 1;
+    c.use_multi_decay = decay == 2;
+    c.tie_embeddings = pick.below(2) == 0;
+    c.gtu_act = acts[pick.below(3)];
+    c.glu_act = acts[pick.below(3)];
+    c.rpe_act = acts[pick.below(3)];
+    c.rpe_layers = static_cast<Index>(pick.below(3));
+    v.push_back(lm_spec(cat("LM_combined", k), c, 2, 3 + static_cast<Index>(pick.below(6)), -1, 30 + std::uint64_t(k)));
+  }
+}
+
+// Cross-entropy of logits z [B, N, V] against targets with ignored (-1) positions.
+void add_loss(std::vector<OpSpec>& v) {
+  Options o;
+  o.unit_cotangent = true;
+  v.push_back(opcheck::op("CrossEntropy_ignored_targets", o, [](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Tensor<T> z;
+      Tensor<std::int32_t> t = testing_helpers::ids({3, 4}, {1, 6, -1, 0, -1, -1, 3, 3, 5, 2, -1, 4});
+    };
+    auto st = std::make_shared<St>();
+    st->z = random<T>({3, 4, 7}, 2, 3.0);
+    Case<T> c;
+    c.inputs = {{"logits", &st->z}};
+    c.forward = [st](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = cross_entropy(st->z, st->t, static_cast<Tensor<T>*>(nullptr));
+    };
+    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>& d) { cross_entropy(st->z, st->t, &d[0]); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) {
+        y.resize({1});
+        y[0] = reference::cross_entropy(st->z, st->t);
+      };
+    return c;
+  }));
+}
+
+std::vector<OpSpec> all_ops() {
+  std::vector<OpSpec> v;
+  add_kernels(v);
+  add_activations(v);
+  add_linear(v);
+  add_embedding(v);
+  add_norms(v);
+  add_glu(v);
+  add_rpe(v);
+  add_tno(v);
+  add_gtu(v);
+  add_block(v);
+  add_lm(v);
+  add_loss(v);
+  return v;
+}
+
+}  // namespace
+
+TNN_OP_CHECKS(OpCheck, all_ops());
+
+// ---- the harness can fail: each check reports a deliberately broken op ----
+
+namespace {
+
+// Linear with a wrong backward, broken in one of four ways.
+enum class Broken { WeightGrad, Overwrites, InputGradStale, Reference, FloatPath };
+
+OpSpec broken_linear(Broken how) {
+  return opcheck::op("broken", {}, [how](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Linear<T> lin{3, 2};
+      Tensor<T> x;
+    };
+    auto st = std::make_shared<St>();
+    st->x = random<T>({4, 3}, 1);
+    Rng rng(9);
+    st->lin.init_uniform(rng);
+    Case<T> c;
+    c.inputs = {{"x", &st->x}};
+    c.params = opcheck::params_of(st->lin);
+    c.forward = [st, how](Tensor<T>& y) {
+      st->lin.forward(st->x, y);
+      if (how == Broken::FloatPath && std::is_same_v<T, float>) y[0] += T(0.01);
+    };
+    c.backward = [st, how](const Tensor<T>& dy, std::vector<Tensor<T>>& d) {
+      if (how == Broken::Overwrites) st->lin.weight.zero_grad();  // = instead of +=
+      if (how == Broken::InputGradStale) {
+        d[0].resize(st->x.shape());
+        Tensor<T> dx;
+        st->lin.backward(st->x, dy, &dx);
+        for (Index i = 0; i < dx.size(); ++i) d[0][i] += dx[i];  // += into whatever dx held
+        return;
+      }
+      st->lin.backward(st->x, dy, &d[0]);
+      if (how == Broken::WeightGrad) st->lin.weight.grad[3] += T(1e-5);  // a relative error of ~5e-6
+    };
+    c.reference = [st, how](Tensor<T>& y) {
+      st->lin.forward(st->x, y);
+      if (how == Broken::Reference) y[2] *= T(1 + 1e-9);
+    };
+    return c;
+  });
+}
+
+}  // namespace
+
+TEST(OpCheckHarness, ReportsAWrongParameterGradient) {
+  EXPECT_NONFATAL_FAILURE(opcheck::check_gradients(broken_linear(Broken::WeightGrad)), "weight: rel error");
+}
+
+TEST(OpCheckHarness, ReportsABackwardThatOverwritesParameterGradients) {
+  EXPECT_NONFATAL_FAILURE(opcheck::check_accumulates(broken_linear(Broken::Overwrites)),
+                          "the second backward did not add its gradient");
+}
+
+TEST(OpCheckHarness, ReportsAnInputGradientThatKeepsStaleValues) {
+  EXPECT_NONFATAL_FAILURE(opcheck::check_accumulates(broken_linear(Broken::InputGradStale)), "is not overwritten");
+}
+
+TEST(OpCheckHarness, ReportsAForwardThatDiffersFromItsReference) {
+  EXPECT_NONFATAL_FAILURE(opcheck::check_reference(broken_linear(Broken::Reference)), "forward vs reference");
+}
+
+TEST(OpCheckHarness, ReportsAFloatPathThatDiffersFromDouble) {
+  EXPECT_NONFATAL_FAILURE(opcheck::check_float_vs_double(broken_linear(Broken::FloatPath)), "output");
+}
+
+TEST(OpCheckHarness, EveryOpHasAReferenceAndAUniqueName) {
+  std::vector<std::string> names;
+  for (const OpSpec& s : all_ops()) {
+    EXPECT_TRUE(s.make_double().reference) << s.name << " registers no reference";
+    names.push_back(s.name);
+  }
+  std::sort(names.begin(), names.end());
+  EXPECT_EQ(std::adjacent_find(names.begin(), names.end()), names.end()) << "duplicate op name";
+  EXPECT_GT(names.size(), 100u);
+}

@@ -1,0 +1,303 @@
+// tnn::Trainer (train/trainer.hpp): resume is bit-identical, non-finite steps are skipped and
+// counted, every hook runs where its contract says, files are written only when asked.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "temp_files.hpp"
+#include "tnn/train/trainer.hpp"
+
+using tnn::Index;
+
+namespace {
+
+tnn::ByteCorpus corpus(Index size, std::uint64_t seed, const std::string& name) {
+  tnn::Rng rng(seed);
+  std::vector<std::uint8_t> b(static_cast<std::size_t>(size));
+  // Text-like: a small alphabet, so a few steps visibly lower the loss.
+  for (auto& c : b) c = static_cast<std::uint8_t>('a' + rng.below(6));
+  return tnn::ByteCorpus(std::move(b), name);
+}
+
+tnn::TnnConfig small_config() {
+  tnn::TnnConfig c;
+  c.vocab_size = tnn::kByteVocab;
+  c.dim = 8;
+  c.layers = 1;
+  c.expand_ratio = 2;
+  c.rpe_dim = 4;
+  c.validate();
+  return c;
+}
+
+// A model, its data and a task, built the same way every time (a "process" of the run).
+template <class T>
+struct LmRun {
+  tnn::TnnLM<T> model{small_config()};
+  tnn::ByteCorpus train = corpus(3000, 1, "train");
+  tnn::ByteCorpus valid = corpus(400, 2, "valid");
+  tnn::LmTask<T> task{model, train, valid, /*batch=*/2, /*seq_len=*/16, tnn::LmObjective::Clm, /*seed=*/5};
+  LmRun() { model.init_weights(3); }
+};
+
+tnn::TrainerConfig config(const std::string& out, std::int64_t steps) {
+  tnn::TrainerConfig c;
+  c.steps = steps;
+  c.schedule.kind = tnn::ScheduleKind::Cosine;
+  c.schedule.peak_lr = 3e-3;
+  c.schedule.min_lr = 1e-4;
+  c.schedule.warmup_steps = 2;
+  c.schedule.total_steps = steps;
+  c.eval_every = 4;
+  c.log_every = 2;
+  c.out = out;
+  c.log_path = out.empty() ? "" : out + ".csv";
+  c.identity = {{"seed", 5}, {"steps", steps}};
+  return c;
+}
+
+template <class T>
+std::vector<T> flat_params(tnn::TnnLM<T>& m) {
+  std::vector<T> v;
+  m.visit([&](const std::string&, tnn::Param<T>& p) { v.insert(v.end(), p.value.begin(), p.value.end()); });
+  return v;
+}
+
+}  // namespace
+
+TEST(Trainer, ResumeAfterStopIsBitIdenticalToAnUninterruptedRun) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string full = dir.file("full.safetensors"), part = dir.file("part.safetensors");
+  LmRun<float> a;
+  tnn::Trainer<float> ta(a.task, config(full, 12));
+  EXPECT_EQ(ta.run().outcome, tnn::TrainResult::Outcome::Finished);
+
+  {
+    LmRun<float> b;
+    tnn::TrainerConfig c = config(part, 12);
+    c.stop_after = 5;
+    tnn::Trainer<float> tb(b.task, c);
+    const tnn::TrainResult r = tb.run();
+    EXPECT_EQ(r.outcome, tnn::TrainResult::Outcome::Stopped);
+    EXPECT_EQ(r.step, 5);
+  }
+  LmRun<float> c;  // a fresh process: new model, new optimizer, everything from the file
+  tnn::Trainer<float> tc(c.task, config(part, 12));
+  tc.resume();
+  EXPECT_EQ(tc.step(), 5);
+  EXPECT_EQ(tc.run().step, 12);
+
+  EXPECT_EQ(flat_params(a.model), flat_params(c.model));
+  EXPECT_EQ(tnn_test::read_bytes(full), tnn_test::read_bytes(part));
+  EXPECT_EQ(tnn_test::read_bytes(tnn::optimizer_state_path(full)), tnn_test::read_bytes(tnn::optimizer_state_path(part)));
+  // The resumed log continues the first one: the same lines but the timing column.
+  auto lines = [](const std::string& path) {  // every column but tokens_per_s (the 5th)
+    std::vector<std::string> out;
+    std::ifstream f(path);
+    for (std::string l; std::getline(f, l);) {
+      std::size_t a = 0;
+      for (int i = 0; i < 4; ++i) a = l.find(',', a) + 1;
+      out.push_back(l.substr(0, a) + l.substr(l.find(',', a)));
+    }
+    return out;
+  };
+  EXPECT_EQ(lines(full + ".csv"), lines(part + ".csv"));
+  EXPECT_EQ(lines(full + ".csv").size(), 1u + 6u + 3u);  // header, every 2nd step, validation at 4, 8, 12
+}
+
+TEST(Trainer, ResumeRefusesDifferentSettings) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  {
+    LmRun<float> a;
+    tnn::Trainer<float>(a.task, config(out, 3)).run();
+  }
+  LmRun<float> b;
+  tnn::TrainerConfig c = config(out, 3);
+  c.identity["seed"] = 6;
+  tnn::Trainer<float> t(b.task, c);
+  try {
+    t.resume();
+    FAIL() << "expected ResumeMismatch";
+  } catch (const tnn::ResumeMismatch& e) {
+    EXPECT_NE(std::string(e.what()).find("\"seed\":5"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("\"seed\":6"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, NonFiniteStepsAreSkippedAndCounted) {
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  std::vector<tnn::TrainEvent> bad;
+  hooks.on_event = [&](const tnn::TrainEvent& e) {
+    if (e.kind == tnn::TrainEvent::Kind::BadStep) bad.push_back(e);
+  };
+  auto params = r.model.named_parameters();
+  hooks.after_backward = [&](std::int64_t step, tnn::StepStats& st) {
+    if (step == 2) st.loss = std::numeric_limits<double>::quiet_NaN();
+    if (step == 4) params.back().second->grad[0] = std::numeric_limits<float>::infinity();
+  };
+  std::vector<std::vector<float>> before(7);
+  tnn::Trainer<float> t(r.task, config("", 7), hooks);
+  for (int s = 0; s < 7; ++s) {
+    before[s] = flat_params(r.model);
+    t.train_step();
+    const bool skipped = s == 2 || s == 4;
+    EXPECT_EQ(flat_params(r.model) == before[s], skipped) << "step " << s;
+  }
+  EXPECT_EQ(t.bad_steps(), 2);
+  EXPECT_EQ(t.optimizer().step_count(), 5);  // the schedule advances only with real updates
+  ASSERT_EQ(bad.size(), 2u);
+  EXPECT_EQ(bad[0].step, 3);  // 1-based, as progress counts
+  EXPECT_TRUE(bad[0].bad_loss);
+  EXPECT_EQ(bad[1].step, 5);
+  EXPECT_FALSE(bad[1].bad_loss);
+  EXPECT_EQ(bad[1].bad_steps, 2);
+}
+
+TEST(Trainer, TooManyBadStepsThrowTrainingDiverged) {
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  hooks.after_backward = [](std::int64_t step, tnn::StepStats& st) {
+    if (step >= 1) st.loss = std::numeric_limits<double>::infinity();
+  };
+  tnn::TrainerConfig c = config("", 10);
+  c.max_bad_steps = 2;
+  tnn::Trainer<float> t(r.task, c, hooks);
+  try {
+    t.run();
+    FAIL() << "expected TrainingDiverged";
+  } catch (const tnn::TrainingDiverged& e) {
+    EXPECT_EQ(e.bad_steps, 3);
+    EXPECT_EQ(e.max_bad_steps, 2);
+    EXPECT_EQ(t.step(), 3);  // steps 2 and 3 skipped and counted; the third bad one (step 4) throws
+  }
+}
+
+TEST(Trainer, HooksRunInTheirPlaceAndReduceGradientsControlsTheUpdate) {
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  std::vector<std::string> calls;
+  auto params = r.model.named_parameters();
+  hooks.after_backward = [&](std::int64_t step, tnn::StepStats& st) {
+    calls.push_back("after_backward " + std::to_string(step));
+    EXPECT_GT(st.targets, 0);
+    EXPECT_EQ(st.tokens, 2 * 16);
+  };
+  hooks.reduce_gradients = [&](tnn::StepStats&) {
+    calls.push_back("reduce");
+    double sum = 0;
+    for (auto& [name, p] : params) {
+      for (float& g : p->grad) sum += std::abs(g), g = 0;  // a reduction that cancels everything
+    }
+    EXPECT_GT(sum, 0);  // it sees the backward's gradients
+  };
+  hooks.after_step = [&](std::int64_t step) { calls.push_back("after_step " + std::to_string(step)); };
+  int validations = 0;
+  hooks.on_event = [&](const tnn::TrainEvent& e) {
+    if (e.kind == tnn::TrainEvent::Kind::Validation) ++validations;
+  };
+  tnn::TrainerConfig c = config("", 4);
+  c.adamw.weight_decay = 0;  // zero gradients then mean no change at all
+  const std::vector<float> start = flat_params(r.model);
+  tnn::Trainer<float> t(r.task, c, hooks);
+  EXPECT_EQ(t.run().outcome, tnn::TrainResult::Outcome::Finished);
+  EXPECT_EQ(flat_params(r.model), start);
+  EXPECT_EQ(t.optimizer().step_count(), 4);
+  const std::vector<std::string> want = {"after_backward 0", "reduce", "after_step 1", "after_backward 1", "reduce",
+                                         "after_step 2",     "after_backward 2", "reduce", "after_step 3",
+                                         "after_backward 3", "reduce", "after_step 4"};
+  EXPECT_EQ(calls, want);
+  EXPECT_EQ(validations, 1);  // eval_every 4 and the end coincide
+}
+
+TEST(Trainer, StopRequestSavesAndReturnsInterrupted) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  tnn::Trainer<float>* tp = nullptr;
+  hooks.stop_requested = [&] { return tp->step() == 3 ? 15 : 0; };
+  tnn::TrainerConfig c = config(out, 10);
+  c.save_every = 0;  // only at the end, or when stopping
+  tnn::Trainer<float> t(r.task, c, hooks);
+  tp = &t;
+  const tnn::TrainResult res = t.run();
+  EXPECT_EQ(res.outcome, tnn::TrainResult::Outcome::Interrupted);
+  EXPECT_EQ(res.signal, 15);
+  EXPECT_EQ(res.step, 3);
+  LmRun<float> again;
+  tnn::Trainer<float> t2(again.task, config(out, 10));
+  t2.resume();
+  EXPECT_EQ(t2.step(), 3);
+  EXPECT_EQ(flat_params(again.model), flat_params(r.model));
+}
+
+TEST(Trainer, WritesNoFilesWhenNotTheWriter) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  hooks.writes_files = false;
+  tnn::Trainer<float>(r.task, config(dir.file("m.safetensors"), 4), hooks).run();
+  EXPECT_TRUE(dir.entries().empty());
+}
+
+TEST(Trainer, ValidationPartsReducedEqualTheWholeValidation) {
+  LmRun<double> r;
+  const tnn::EvalResult whole = tnn::EvalResult::from(r.task.validate(0, 1));
+  tnn::TrainHooks<double> hooks;
+  hooks.validation_part = 0;
+  hooks.validation_parts = 2;
+  hooks.reduce_validation = [&](tnn::EvalSums& s) { s += r.task.validate(1, 2); };  // "the other rank"
+  tnn::Trainer<double> t(r.task, config("", 1), hooks);
+  const tnn::EvalResult split = t.validate();
+  EXPECT_EQ(split.tokens, whole.tokens);
+  EXPECT_NEAR(split.loss, whole.loss, 1e-12);
+  EXPECT_DOUBLE_EQ(split.accuracy, whole.accuracy);
+  EXPECT_EQ(whole.tokens, 400 - 1);  // every byte of the validation text but the first
+}
+
+// Two shards of one global batch, their gradients weighted by their target counts, give the
+// gradient of the whole batch (what a data-parallel reduction relies on).
+TEST(Trainer, ShardGradientsWeightedByTargetsSumToTheGlobalGradient) {
+  auto grads = [](LmRun<double>& r) {
+    std::vector<double> g;
+    r.model.visit([&](const std::string&, tnn::Param<double>& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
+    return g;
+  };
+  LmRun<double> whole, s0, s1;
+  const tnn::StepStats w = whole.task.forward_backward(7);
+  s0.task.set_shard(0, 2);
+  s1.task.set_shard(1, 2);
+  const tnn::StepStats a = s0.task.forward_backward(7), b = s1.task.forward_backward(7);
+  EXPECT_EQ(a.targets + b.targets, w.targets);
+  EXPECT_EQ(a.tokens, 16);
+  EXPECT_NEAR((a.loss * double(a.targets) + b.loss * double(b.targets)) / double(w.targets), w.loss, 1e-12);
+  const std::vector<double> gw = grads(whole), ga = grads(s0), gb = grads(s1);
+  double worst = 0;
+  for (std::size_t i = 0; i < gw.size(); ++i)
+    worst = std::max(worst, std::abs((ga[i] * double(a.targets) + gb[i] * double(b.targets)) / double(w.targets) - gw[i]));
+  EXPECT_LT(worst, 1e-12);
+  EXPECT_THROW(whole.task.set_shard(0, 3), tnn::ValueError);  // batch 2 does not split 3 ways
+}
+
+TEST(Trainer, InvalidSettingsAreRefused) {
+  LmRun<float> r;
+  tnn::TrainerConfig c = config("", 0);
+  EXPECT_THROW(tnn::Trainer<float>(r.task, c), tnn::ValueError);
+  c = config("", 3);
+  c.clip = 0;
+  EXPECT_THROW(tnn::Trainer<float>(r.task, c), tnn::ValueError);
+  tnn::TrainHooks<float> h;
+  h.validation_part = 2;
+  h.validation_parts = 2;
+  EXPECT_THROW(tnn::Trainer<float>(r.task, config("", 3), h), tnn::ValueError);
+  tnn::Trainer<float> t(r.task, config("", 3));
+  EXPECT_THROW(t.resume(), tnn::ValueError);  // nothing to resume from without a path
+}
