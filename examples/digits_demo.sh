@@ -9,7 +9,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: digits_demo.sh BUILD_DIR [OUT_DIR] [STEPS]}
 out=${2:-$build/digits}
-steps=${3:-600}
+steps=${3:-1000}
 bin=$(cd "$build" && pwd)/bin
 mkdir -p "$out/2d" "$out/1d"
 out=$(cd "$out" && pwd)

@@ -38,9 +38,8 @@ check() {
       continue
     fi
     n=$((n + 1))
-    local line=0
-    while IFS= read -r text; do
-      line=$((line + 1))
+    local line text
+    while IFS=: read -r line text; do
       [[ "$text" =~ ^[[:space:]]*#[[:space:]]*include[[:space:]]*[\"\<]([^\"\>]+)[\"\>] ]] || continue
       local inc="${BASH_REMATCH[1]}" target
       if [[ "$inc" == tnn/* ]]; then
@@ -63,7 +62,7 @@ check() {
         echo "include_direction: $rel:$line includes $inc: $folder/ may include only from its own folder or below it (core < io < layers < model < infer < train < dist)" >&2
         bad=1
       fi
-    done <"$header"
+    done < <(grep -n '^[[:space:]]*#[[:space:]]*include' "$header")
   done < <(find "$root" -name '*.hpp' -print0 | sort -z)
   if [ "$bad" -ne 0 ]; then return 1; fi
   if [ "$n" -eq 0 ]; then

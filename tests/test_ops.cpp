@@ -479,7 +479,7 @@ void lm_batch(const TnnConfig& c, Index B, Index N, std::uint64_t seed, Tensor<s
         targets[i] = rng.uniform() < 0.5 ? tokens[i] : -1;
     }
   targets[0] = -1;  // always at least one ignored position
-  if (N > 1) targets[B * N - 1] = static_cast<std::int32_t>(c.vocab_size - 1);  // and one counted
+  if (B * N > 1) targets[B * N - 1] = static_cast<std::int32_t>(c.vocab_size - 1);  // and one counted
 }
 
 OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index max_entries = -1,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz_safetensors, fuzz_config) with clang and ASan + UBSan and
+# Builds the libFuzzer targets (fuzz_safetensors, fuzz_config, fuzz_training_state, fuzz_batch) with clang and ASan + UBSan and
 # runs each for SECONDS (default 60). Exits non-zero if any target reports a finding; the
 # crashing input is left in $OUT/artifacts/. New inputs go to $OUT/corpus/<target>, the seed
 # corpus in tests/fuzz/corpus/<target> is only read.
@@ -10,7 +10,7 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_safetensors fuzz_config)
+[[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_safetensors fuzz_config fuzz_training_state fuzz_batch)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -27,10 +27,15 @@ includes=(-I"$root/include" -I/usr/include/eigen3)
 mkdir -p "$out/artifacts"
 
 status=0
+# Built two at a time (the budget per target is for fuzzing, not compiling).
+pids=()
 for t in "${targets[@]}"; do
   echo "== building $t"
-  "$cxx" "${flags[@]}" "${includes[@]}" "$here/$t.cpp" -o "$out/$t"
+  "$cxx" "${flags[@]}" "${includes[@]}" "$here/$t.cpp" -o "$out/$t" &
+  pids+=($!)
+  if [[ ${#pids[@]} -ge 2 ]]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
+for p in "${pids[@]}"; do wait "$p"; done
 for t in "${targets[@]}"; do
   echo "== running $t for $seconds s"
   mkdir -p "$out/corpus/$t"

@@ -29,8 +29,9 @@ for i in $(seq 1 3000); do
   echo "Verse $i: and the word was spoken unto the people, and they heard it in the day $((i % 7))."
 done > corpus.txt
 
-ARGS=(--data corpus.txt --dim 16 --layers 2 --rpe-dim 8 --expand-ratio 2 --seq-len 64 --batch 6
+BASE=(--data corpus.txt --dim 16 --layers 2 --rpe-dim 8 --expand-ratio 2 --seq-len 64
       --warmup 2 --eval-every 10 --eval-tokens 4000 --log-every 1 --threads 1 --seed 9)
+ARGS=("${BASE[@]}" --batch 6)
 STEPS=30
 
 # 1. one process against two and three
@@ -111,7 +112,9 @@ echo "ok: a killed rank ends the job in $((t1 - t0)) s with exit $rc; the checkp
 
 # 6. SIGTERM to mpirun: Open MPI forwards SIGTERM to the ranks (and SIGKILLs them 1 s later:
 #    odls_base_sigkill_timeout); they agree to stop, rank 0 saves once.
-start_job term --save-every 1000
+#    mpirun passes SIGTERM on about 1 s late, so this run is longer: 400 steps.
+"${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps 400 --out longref.safetensors --save-every 1000 2> longref.log
+STEPS=400 start_job term --save-every 1000
 wait_for_step term 5
 kill -TERM $JOB
 set +e
@@ -121,13 +124,13 @@ set -e
 [ $rc -ne 0 ] || fail "SIGTERM: the job exited 0"
 grep -q "interrupted (SIGTERM): saved step" term1.log || { cat term1.log >&2; fail "SIGTERM: no save message"; }
 [ "$(grep -c 'interrupted' term1.log)" -eq 1 ] || fail "SIGTERM: expected one save message (rank 0)"
-"${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps $STEPS --out term.safetensors --save-every 1000 --resume 2> term2.log
-cmp two.safetensors term.safetensors || fail "SIGTERM + resume differs from the uninterrupted run"
+"${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps 400 --out term.safetensors --save-every 1000 --resume 2> term2.log
+cmp longref.safetensors term.safetensors || fail "SIGTERM + resume differs from the uninterrupted run"
 echo "ok: SIGTERM to mpirun saves once (exit $rc) and resumes byte-identically"
 
 # 7. errors every rank sees: one line
 set +e
-"${MPI[@]}" -np 3 "$TNN" train "${ARGS[@]}" --steps $STEPS --batch 8 --out bad.safetensors 2> bad.log
+"${MPI[@]}" -np 3 "$TNN" train "${BASE[@]}" --steps $STEPS --batch 8 --out bad.safetensors 2> bad.log
 rc=$?
 set -e
 [ $rc -ne 0 ] || fail "--batch 8 on 3 processes was accepted"

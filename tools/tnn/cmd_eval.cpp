@@ -2,6 +2,8 @@
 // at one sequence length or at several (--lengths: the length-extrapolation table, with an SVG
 // plot of log-perplexity against length, one line per checkpoint). The loop is the library's
 // (tnn::evaluate_lengths over tnn::EvalWindows); this file parses flags and prints.
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <fstream>
 #include <iomanip>
@@ -17,7 +19,11 @@
 #include <tnn/model/lm.hpp>
 #include <tnn/train/data.hpp>
 
+#include "classify_cli.hpp"
+#include <tnn/dist/evaluate.hpp>
+
 #include "commands.hpp"
+#include "processes.hpp"
 #include "common.hpp"
 #include "plot.hpp"
 
@@ -32,11 +38,13 @@ struct EvalOptions {
   tnn::Index valid_block = 0;
   int threads = 0;
   bool json = false;
+  bool lengths_given = false;  // --lengths on the command line, even as '' (refused, not ignored)
+  bool seq_len_given = false;  // a classifier truncates to --seq-len only when given (else its training length)
 };
 
 std::vector<tnn::Index> parse_lengths(const std::string& s) {
   const std::vector<tnn::Index> out = parse_positive_list(s, "--lengths");
-  if (out.empty()) tnn::fail<tnn::ValueError>("--lengths: expected at least one length, got '", s, "'");
+  if (out.empty()) tnn::fail<tnn::ValueError>("--lengths: expected at least one length, got ", tnn::quote(s));
   return out;
 }
 
@@ -59,10 +67,24 @@ void run_eval(const EvalOptions& o) {
     tnn::fail<tnn::ValueError>("--label: expected one per --checkpoint (", o.checkpoints.size(), "), got ",
                                o.labels.size());
   set_threads(o.threads);
-  const std::vector<tnn::Index> lengths = o.lengths.empty() ? std::vector<tnn::Index>{o.seq_len} : parse_lengths(o.lengths);
+  // A classifier (config task "classify"): accuracy and loss on a label<TAB>text file.
+  if (o.checkpoints.size() == 1 && is_classifier_checkpoint(o.checkpoints[0])) {
+    if (o.lengths_given || !o.plot.empty() || o.valid_fraction > 0 || o.max_bytes > 0)
+      tnn::fail<tnn::ValueError>("eval of a classifier: --lengths, --plot, --valid-fraction and --max-bytes apply to "
+                                 "language models only; expected --data FILE of label<TAB>text lines");
+    return eval_classifier(o.checkpoints[0], o.data, o.seq_len_given ? o.seq_len : 0, o.batch, o.json);
+  }
+  for (const std::string& path : o.checkpoints)
+    if (is_classifier_checkpoint(path))
+      tnn::fail<tnn::ValueError>("--checkpoint '", path, "': a classifier is evaluated alone, expected one --checkpoint");
+  const std::vector<tnn::Index> lengths =
+      o.lengths_given ? parse_lengths(o.lengths) : std::vector<tnn::Index>{o.seq_len};
+  if (!o.plot.empty()) tnn::check_output_path(o.plot, "--plot");  // before the work, not after it
 
   for (const std::string& path : o.checkpoints) (void)tnn::read_config(path);  // a bad file fails before the data is read
-  tnn::ByteCorpus corpus = tnn::ByteCorpus::from_file(o.data);
+  // Without a held-out split only the first --max-bytes are read, not the whole file.
+  tnn::ByteCorpus corpus = tnn::ByteCorpus::from_file(
+      o.data, o.valid_fraction > 0 ? 0 : static_cast<std::uint64_t>(std::max<tnn::Index>(o.max_bytes, 0)));
   if (o.valid_fraction > 0) corpus = held_out_split(corpus, o.valid_fraction, o.valid_block).valid;
   corpus = corpus_prefix(corpus, o.max_bytes);
 
@@ -78,8 +100,9 @@ void run_eval(const EvalOptions& o) {
       std::printf("%10s %12s %12s %10s %10s%s\n", "length", "loss(nats)", "ppl", "bpb", "tokens",
                   mlm ? "   accuracy" : "");
     }
-    const std::vector<tnn::LengthResult> rows = tnn::evaluate_lengths(
-        model, lengths,
+    // Under mpirun the windows are split over the processes (tnn/dist/evaluate.hpp); rank 0 prints.
+    const std::vector<tnn::LengthResult> rows = tnn::dist::evaluate_lengths(
+        communicator(), model, lengths,
         [&](tnn::Index n) { return tnn::EvalWindows(corpus, o.batch, n, objective, tnn::kEvalMaskSeed); },
         [&](const tnn::LengthResult& row) {
           if (o.json) return;
@@ -111,7 +134,7 @@ void run_eval(const EvalOptions& o) {
     }
     series.push_back(std::move(ser));
   }
-  if (!o.plot.empty()) {
+  if (!o.plot.empty() && communicator().is_root()) {
     write_plot(o.plot, series, o.title.empty() ? "Length extrapolation: log-perplexity by evaluation length" : o.title);
     if (!o.json) std::printf("plot written to %s\n", o.plot.c_str());
   }
@@ -126,7 +149,7 @@ void add_eval_command(CLI::App& app) {
                   "Model checkpoint (.safetensors); give it several times to compare models (one table each, "
                   "one line each in --plot)")
       ->required();
-  cmd->add_option("--data", o->data, "Text file to evaluate on")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", o->data, "Text file to evaluate on (a classifier: label<TAB>text lines; prints accuracy and loss)")->required()->check(CLI::ExistingFile);
   auto* len = cmd->add_option("--seq-len", o->seq_len, "Sequence length")->capture_default_str();
   cmd->add_option("--lengths", o->lengths, "Comma-separated lengths, e.g. 512,1024,2048,4096,8192,14336")
       ->excludes(len);
@@ -142,7 +165,11 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--valid-block", o->valid_block, "Block size of that split (0: the end of the file)")
       ->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
-  cmd->callback([o] { run_eval(*o); });
+  cmd->callback([o, cmd] {
+    o->lengths_given = cmd->count("--lengths") > 0;
+    o->seq_len_given = cmd->count("--seq-len") > 0;
+    run_eval(*o);
+  });
 }
 
 }  // namespace tnncli

@@ -6,8 +6,13 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
+#include <cerrno>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include <tnn/infer/decoder.hpp>
 #include <tnn/infer/sampling.hpp>
@@ -28,6 +33,9 @@ struct GenerateOptions {
   std::uint64_t seed = 1;
   int threads = 0;
   bool echo = false;
+  std::string decoder = "auto";
+  tnn::Index samples = 1;
+  bool json = false;
 };
 
 void run_generate(const GenerateOptions& o) {
@@ -45,29 +53,67 @@ void run_generate(const GenerateOptions& o) {
   sc.validate();
 
   tnn::TnnLM<float> model = tnn::load_lm<float>(o.checkpoint);
+  if (o.samples < 1) tnn::fail<tnn::ValueError>("--samples: expected >= 1, got ", o.samples);
+  const tnn::DecoderMethod method = tnn::parse_decoder_method(o.decoder);
+  const tnn::Index K = o.samples;
   // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
   // memory follows the text generated so far, never what --tokens asks for up front.
   const tnn::Index capacity = static_cast<tnn::Index>(o.prompt.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
-  tnn::IncrementalDecoder<float> dec(model, capacity);
-  tnn::TokenSampler sampler(sc);
-  tnn::Rng rng(o.seed);
+  // K samples decode as one batch; sample k draws from its own Rng(seed + k), so
+  // `--samples 1 --seed S+k` regenerates sample k alone.
+  tnn::IncrementalDecoder<float> dec(model, capacity, K, method);
+  std::vector<tnn::TokenSampler> samplers(static_cast<std::size_t>(K), tnn::TokenSampler(sc));
+  std::vector<tnn::Rng> rngs;
+  for (tnn::Index k = 0; k < K; ++k) rngs.emplace_back(o.seed + static_cast<std::uint64_t>(k));
 
-  if (o.echo) std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
-  // The prompt goes in by one full forward (O(n log n)); then one exact step per byte.
+  // The prompt goes in by one full forward (O(n log n)), shared by every sample; then one
+  // exact step per byte.
   tnn::Tensor<std::int32_t> prompt({static_cast<tnn::Index>(o.prompt.size())});
   std::transform(o.prompt.begin(), o.prompt.end(), prompt.begin(),
                  [](char ch) { return static_cast<std::int32_t>(static_cast<unsigned char>(ch)); });
-  const tnn::Tensor<float>* logits = &dec.prefill(prompt);
-  const bool stream = ::isatty(STDOUT_FILENO) == 1;  // on a terminal, show each byte as it comes
+  const tnn::Tensor<float>* logits = &dec.prefill(prompt);  // [V] or [K, V]
+  const bool stream = K == 1 && !o.json && ::isatty(STDOUT_FILENO) == 1;  // on a terminal, show each byte
+  if (o.echo && K == 1 && !o.json) std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
+  std::vector<std::string> text(static_cast<std::size_t>(K));
+  tnn::Tensor<std::int32_t> next({K});
   for (tnn::Index i = 0; i < o.tokens; ++i) {
-    std::int32_t next = sampler.sample(logits->data(), cfg.vocab_size, rng);
-    if (next > 255) next = ' ';  // never emit a non-byte symbol
-    std::fputc(next, stdout);
-    if (stream) std::fflush(stdout);
+    for (tnn::Index k = 0; k < K; ++k) {
+      const auto ks = static_cast<std::size_t>(k);
+      std::int32_t t = samplers[ks].sample(logits->data() + k * cfg.vocab_size, cfg.vocab_size, rngs[ks]);
+      if (t > 255) t = ' ';  // never emit a non-byte symbol
+      next[k] = t;
+      text[ks].push_back(static_cast<char>(t));
+    }
+    if (stream) {
+      std::fputc(next[0], stdout);
+      std::fflush(stdout);
+    }
+    // A full disk or a closed pipe: stop at once with one error line, not generate into the void.
+    if (std::ferror(stdout))
+      tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
     if (i + 1 < o.tokens) logits = &dec.step(next);
   }
-  std::fputc('\n', stdout);
+  const std::string head = o.echo ? o.prompt : std::string();
+  if (o.json) {
+    nlohmann::json arr = nlohmann::json::array();
+    for (const std::string& t : text) arr.push_back(head + t);
+    // bytes that are not valid UTF-8 are replaced (U+FFFD) rather than refused
+    std::printf("%s\n", arr.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+  } else if (K == 1) {
+    if (!stream) std::fwrite(text[0].data(), 1, text[0].size(), stdout);
+    std::fputc('\n', stdout);
+  } else {
+    for (tnn::Index k = 0; k < K; ++k) {
+      if (k > 0) std::printf("----- sample %ld (seed %llu) -----\n", static_cast<long>(k),
+                             static_cast<unsigned long long>(o.seed + static_cast<std::uint64_t>(k)));
+      const std::string t = head + text[static_cast<std::size_t>(k)];
+      std::fwrite(t.data(), 1, t.size(), stdout);
+      std::fputc('\n', stdout);
+    }
+  }
   std::fflush(stdout);
+  if (std::ferror(stdout))
+    tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
 }
 
 }  // namespace
@@ -85,6 +131,14 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--seed", o->seed, "Sampling seed")->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)");
   cmd->add_flag("--echo", o->echo, "Print the prompt before the generated text");
+  cmd->add_option("--decoder", o->decoder,
+                  "auto | direct (O(context) per byte) | fft (tiled, O(log^2 context) per byte); the same text")
+      ->capture_default_str();
+  cmd->add_option("--samples", o->samples,
+                  "Continuations drawn in one batch; sample k uses seed + k (printed one after another, "
+                  "separated by a '----- sample k -----' line)")
+      ->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print the samples as one JSON array of strings");
   cmd->callback([o] { run_generate(*o); });
 }
 

@@ -8,6 +8,7 @@
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/io/safetensors.hpp>
 
+#include "classify_cli.hpp"
 #include "commands.hpp"
 #include "common.hpp"
 
@@ -20,6 +21,7 @@ struct GradOptions {
 
 template <class T>
 void run_grad(const GradOptions& o) {
+  tnn::check_output_path(o.out, "--out");  // before the work, not after it
   const tnn::TnnConfig cfg = tnn::read_config(o.checkpoint);
   tnn::TnnLM<T> model(cfg);
   tnn::load_weights(o.checkpoint, model);
@@ -47,11 +49,14 @@ void add_grad_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "grad", "Compute loss, logits and every parameter gradient for one batch (spec section 10)");
   cmd->add_option("--checkpoint", opts->checkpoint, "Model checkpoint (.safetensors)")->required();
-  cmd->add_option("--batch", opts->batch, "Batch file with I32 tensors 'tokens' and 'targets' [B, N]")->required();
+  cmd->add_option("--batch", opts->batch, "Batch file with I32 tensors 'tokens' and 'targets' [B, N] (a classifier: 'tokens' [B, N], 'lengths' [B], 'labels' [B])")->required();
   cmd->add_option("--out", opts->out, "Output file: loss, logits, grad.<name>")->required();
   cmd->add_option("--dtype", opts->dtype, "Precision of the computation and of the output")
       ->check(CLI::IsMember({"f32", "f64"}));
   cmd->callback([opts] {
+    // A classifier (config task "classify"): BATCH holds tokens [B, N], lengths [B], labels [B].
+    if (is_classifier_checkpoint(opts->checkpoint))
+      return grad_classifier(opts->checkpoint, opts->batch, opts->out, opts->dtype == "f64");
     if (opts->dtype == "f64")
       run_grad<double>(*opts);
     else

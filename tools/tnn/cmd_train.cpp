@@ -5,6 +5,10 @@
 //   CKPT.safetensors        the model: what eval and generate read
 //   CKPT.optim.safetensors  the whole training state; --resume reads only this file
 //   CKPT.csv                one line per logged step and per validation
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
 #include <csignal>
 #include <cstdint>
 #include <cstdio>
@@ -15,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 #include <tnn/model/checkpoint.hpp>
@@ -22,9 +27,13 @@
 #include <tnn/train/data.hpp>
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/schedule.hpp>
+#include <tnn/train/classify.hpp>
 #include <tnn/train/trainer.hpp>
 
+#include <tnn/dist/trainer_hooks.hpp>
+
 #include "commands.hpp"
+#include "processes.hpp"
 #include "common.hpp"
 #include "progress.hpp"
 
@@ -39,7 +48,8 @@ struct TrainOptions {
   double lr = 2e-3, min_lr = 1e-4, weight_decay = 0.01, clip = 1.0;
   std::uint64_t seed = 1;
   int threads = 0;
-  bool resume = false;
+  bool resume = false, force = false;
+  bool warmup_given = false;  // --warmup on the command line (else it may be lowered for a short run)
   tnn::Index eval_every = 200, eval_tokens = 65536, log_every = 10, save_every = 0, max_bad_steps = 20, stop_after = 0;
   std::string inject_nan_steps, inject_nan_grad_steps;  // testing hooks: see parse_inject_steps
   // model flags (used when no --config file is given)
@@ -47,20 +57,15 @@ struct TrainOptions {
   double expand_ratio = 2, gamma = 0.99;
   std::string decay = "fixed", norm = "simplermsnorm";
   bool tie = false, postnorm = false;
+  std::string task = "lm", pooling = "mean";  // --task classify: cmd_train.cpp's run_train_classify
 };
 
 tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal) {
   if (!o.config_file.empty()) {
-    std::ifstream in(o.config_file);
-    if (!in) tnn::fail<tnn::IoError>("--config: cannot open '", o.config_file, "'");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(ss.str());
-    } catch (const nlohmann::json::exception& e) {
-      tnn::fail<tnn::ConfigError>("--config '", o.config_file, "': expected valid JSON, got a parse error: ", e.what());
-    }
+    // At most 1 MB, a regular file or a pipe (not /dev/zero), strict JSON (io/json.hpp).
+    const std::vector<std::uint8_t> bytes = tnn::read_file_bounded(o.config_file, 1 << 20, "--config");
+    nlohmann::json j = tnn::parse_json_strict<tnn::ConfigError>(
+        std::string(bytes.begin(), bytes.end()), "--config " + tnn::quote_path(o.config_file));
     if (j.is_object()) {
       if (!j.contains("vocab_size")) j["vocab_size"] = vocab;
       if (!j.contains("causal")) j["causal"] = causal;
@@ -111,6 +116,22 @@ std::set<tnn::Index> parse_inject_steps(const std::string& s, const char* flag) 
   return std::set<tnn::Index>(steps.begin(), steps.end());
 }
 
+// Every file the run writes is checked before any work (a bad --out found only at the first
+// save would waste up to --eval-every steps), and an existing run is never replaced silently:
+// without --resume (continue it) or --force (replace it), an existing model, training state
+// or log is an error and the files are left untouched.
+void check_outputs(const TrainOptions& o, const std::string& state_path, const std::string& log_path) {
+  tnn::check_output_path(o.out, "--out");
+  tnn::check_output_path(state_path, "--out (its training state)");
+  tnn::check_output_path(log_path, o.log.empty() ? "--out (its log)" : "--log");
+  if (o.resume || o.force) return;
+  for (const std::string& p : {o.out, state_path, log_path})
+    if (::access(p.c_str(), F_OK) == 0)
+      tnn::fail<tnn::IoError>("--out ", tnn::quote_path(o.out), ": ", tnn::quote_path(p),
+                              " already exists; give --resume to continue that run or --force to replace it "
+                              "(nothing was changed)");
+}
+
 void check_options(const TrainOptions& o) {
   auto at_least = [](tnn::Index v, tnn::Index lo, const char* flag) {
     if (v < lo) tnn::fail<tnn::ValueError>(flag, ": expected >= ", lo, ", got ", v);
@@ -119,6 +140,9 @@ void check_options(const TrainOptions& o) {
   at_least(o.batch, 1, "--batch");
   at_least(o.steps, 1, "--steps");
   at_least(o.warmup, 0, "--warmup");
+  if (o.schedule == "cosine" && o.warmup >= o.steps)
+    tnn::fail<tnn::ValueError>("--warmup: expected fewer steps than --steps (", o.steps,
+                               ") for --schedule cosine, got ", o.warmup);
   at_least(o.eval_every, 0, "--eval-every");
   at_least(o.eval_tokens, 0, "--eval-tokens");
   at_least(o.log_every, 1, "--log-every");
@@ -209,17 +233,149 @@ void report(const tnn::TrainEvent& e, Progress& progress, const TrainOptions& o,
   }
 }
 
+// `tnn train --task classify` (issue 14): a TnnClassifier on label<TAB>text lines, through the
+// same tnn::Trainer (validation, CSV log, atomic checkpoints, exact resume, signals, non-finite
+// steps) with tnn::ClassifyTask in place of LmTask. Labels are numbered in the order first seen
+// in --data and stored in the checkpoint (metadata tnn.labels), with --seq-len (tnn.seq_len).
+// Validation: --valid, or else the last --valid-fraction of --data's lines.
+void run_train_classify(const TrainOptions& o) {
+  check_options(o);
+  if (o.objective != "clm")
+    tnn::fail<tnn::ValueError>("--objective: applies to --task lm only; a classifier's objective is its labels, got '",
+                               o.objective, "'");
+  const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
+  const std::set<tnn::Index> inject_nan_grad = parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps");
+  set_threads(o.threads);
+  if (communicator().size() > 1)
+    tnn::fail<tnn::ValueError>("--task classify: expected one process (data-parallel training is for --task lm), got ",
+                               communicator().size(), " under mpirun");
+  const std::string state_path = tnn::optimizer_state_path(o.out);
+  const std::string log_path = o.log.empty() ? o.out + ".csv" : o.log;
+  check_outputs(o, state_path, log_path);
+
+  std::vector<std::string> names;
+  if (o.resume) names = tnn::read_label_names(o.out);  // the run's own numbering
+  tnn::LabeledTexts train = tnn::read_labeled_texts(o.data, o.seq_len, names, /*allow_new_labels=*/!o.resume);
+  tnn::LabeledTexts valid;
+  if (!o.valid.empty()) {
+    valid = tnn::read_labeled_texts(o.valid, o.seq_len, names, /*allow_new_labels=*/false);
+  } else if (o.valid_fraction > 0) {
+    const auto held = static_cast<std::size_t>(std::llround(o.valid_fraction * double(train.size())));
+    const std::size_t keep = train.texts.size() - std::min(held, train.texts.size() - 1);
+    valid.texts.assign(train.texts.begin() + std::ptrdiff_t(keep), train.texts.end());
+    valid.labels.assign(train.labels.begin() + std::ptrdiff_t(keep), train.labels.end());
+    train.texts.resize(keep);
+    train.labels.resize(keep);
+  }
+  if (names.size() < 2)
+    tnn::fail<tnn::ValueError>("--data ", tnn::quote_path(o.data), ": expected at least 2 distinct labels, got ",
+                               names.size());
+
+  tnn::TnnConfig cfg = model_config(o, tnn::kByteVocab, /*causal=*/false);
+  if (cfg.task == tnn::Task::Classify && cfg.num_classes != static_cast<tnn::Index>(names.size()))
+    tnn::fail<tnn::ConfigError>("--config: num_classes is ", cfg.num_classes, " but --data has ", names.size(),
+                                " labels");
+  if (o.config_file.empty() || cfg.task != tnn::Task::Classify) cfg.pooling = tnn::parse_pooling(o.pooling, "--pooling");
+  cfg.task = tnn::Task::Classify;
+  cfg.num_classes = static_cast<tnn::Index>(names.size());
+  cfg.validate();
+  if (o.resume) cfg = tnn::read_config(o.out);
+
+  tnn::TnnClassifier<float> model(cfg);
+  model.init_weights(o.seed);
+  tnn::ClassifyTask<float> task(model, train, valid, o.batch, o.seed, names, o.seq_len);
+
+  Progress* progress = nullptr;
+  Progress resume_printer(o.steps, 0, false, o.log_every);
+  tnn::TrainHooks<float> hooks;
+  hooks.on_event = [&](const tnn::TrainEvent& e) {
+    Progress& p = progress ? *progress : resume_printer;
+    if (e.kind != tnn::TrainEvent::Kind::Validation) return report(e, p, o, state_path, false);
+    std::ostringstream s;
+    s.precision(4);
+    s << std::fixed << "step " << e.step << ": validation accuracy " << e.eval.accuracy << ", loss " << e.eval.loss
+      << " nats (" << e.eval.tokens << " examples)";
+    p.line(s.str());
+  };
+  hooks.after_backward = [&, params = model.named_parameters()](std::int64_t step, tnn::StepStats& st) {
+    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
+      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
+      if (inject_nan.count(step + 1)) st.loss = std::numeric_limits<float>::quiet_NaN();
+    }
+  };
+  tnn::ScopedStopSignals* signals = nullptr;
+  hooks.stop_requested = [&] { return signals ? signals->received() : 0; };
+  tnn::TrainerConfig tc = trainer_config(o, cfg, log_path);
+  tc.identity["task"] = "classify";
+  tc.identity["labels"] = names;
+  tnn::Trainer<float> trainer(task, tc, hooks);
+  if (o.resume) {
+    try {
+      trainer.resume();
+    } catch (const tnn::ResumeMismatch& e) {
+      tnn::fail<tnn::ValueError>("--resume: ", e.what());
+    }
+  }
+  trainer.begin();
+  std::fprintf(stderr,
+               "model: %lld parameters (dim %lld, layers %lld, heads %lld, E %lld, rpe %lldx%lld, %s, classifier, "
+               "%lld classes, %s pooling); data: %lld train / %lld valid examples; %d threads\n",
+               (long long)model.num_parameters(), (long long)cfg.dim, (long long)cfg.layers, (long long)cfg.heads,
+               (long long)cfg.inner_dim(), (long long)cfg.rpe_dim, (long long)cfg.rpe_layers,
+               cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"),
+               (long long)cfg.num_classes, tnn::to_string(cfg.pooling), (long long)train.size(),
+               (long long)valid.size(), current_threads());
+
+  Progress bar(o.steps, trainer.step(), stderr_is_terminal(), o.log_every);
+  progress = &bar;
+  tnn::TrainResult result;
+  {
+    tnn::ScopedStopSignals stop_signals;
+    signals = &stop_signals;
+    try {
+      result = trainer.run();
+    } catch (const tnn::TrainingDiverged& e) {
+      tnn::fail<tnn::Error>("training diverged: ", e.bad_steps, " steps with a non-finite loss or gradient (limit ",
+                            e.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", e.checkpoint,
+                            "'");
+    }
+    signals = nullptr;
+  }
+  bar.finish();
+  switch (result.outcome) {
+    case tnn::TrainResult::Outcome::Interrupted:
+      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
+                   result.signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)result.step, o.out.c_str());
+      std::fflush(stderr);
+      std::exit(128 + result.signal);
+    case tnn::TrainResult::Outcome::Stopped:
+      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n",
+                   (long long)result.step);
+      return;
+    case tnn::TrainResult::Outcome::Finished:
+      std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
+                   (long long)result.step, format_duration(bar.seconds()).c_str(), o.out.c_str(), state_path.c_str(),
+                   log_path.c_str());
+      return;
+  }
+}
+
 void run_train(const TrainOptions& o) {
+  if (o.task == "classify") return run_train_classify(o);
   check_options(o);
   const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
   const std::set<tnn::Index> inject_nan_grad = parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps");
   set_threads(o.threads);
+  // Under mpirun: data-parallel over the processes (tnn/dist/trainer_hooks.hpp); --batch is global.
+  tnn::dist::Communicator& comm = communicator();
+  if (comm.size() > 1) tnn::dist::check_global_batch(o.batch, comm.size());
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
   const tnn::Index vocab = mlm ? tnn::kMlmVocab : tnn::kByteVocab;
   const std::string state_path = tnn::optimizer_state_path(o.out);
   const std::string log_path = o.log.empty() ? o.out + ".csv" : o.log;
 
+  check_outputs(o, state_path, log_path);
   tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
   if (o.resume) cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
   const TrainData data = load_data(o, objective);
@@ -231,6 +387,18 @@ void run_train(const TrainOptions& o) {
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
   tnn::LmTask<float> task(model, data.split.train, data.valid, o.batch, o.seq_len, objective, o.seed);
+  if (comm.size() > 1) {
+    task.set_shard(comm.rank(), comm.size());
+    // Every rank must run the same job on the same data: one line and no training otherwise.
+    const nlohmann::json flags = {{"identity", run_identity(o, cfg)}, {"out", o.out}, {"resume", o.resume},
+                                  {"eval_every", o.eval_every}, {"eval_tokens", o.eval_tokens},
+                                  {"save_every", o.save_every}, {"log_every", o.log_every},
+                                  {"stop_after", o.stop_after}, {"max_bad_steps", o.max_bad_steps},
+                                  {"train_bytes", data.split.train.size()}, {"valid_bytes", data.valid.size()},
+                                  {"train_hash", tnn::dist::Communicator::hash_bytes(data.split.train.data(),
+                                                                                     data.split.train.bytes().size())}};
+    comm.require_agreement(flags.dump(), "run settings (config, flags, data)");
+  }
 
   Progress* progress = nullptr;  // set once the run starts; events before that print directly
   Progress resume_printer(o.steps, 0, false, o.log_every);
@@ -246,6 +414,10 @@ void run_train(const TrainOptions& o) {
   };
   tnn::ScopedStopSignals* signals = nullptr;
   hooks.stop_requested = [&] { return signals ? signals->received() : 0; };
+  // One process: changes nothing. TNN_DIST_NO_OVERLAP=1 (benchmarks): gradient sums after backward.
+  tnn::dist::DataParallelHooks<float> parallel(comm, model, /*check_every=*/100,
+                                               /*overlap=*/std::getenv("TNN_DIST_NO_OVERLAP") == nullptr);
+  parallel.install(hooks);
   tnn::Trainer<float> trainer(task, trainer_config(o, cfg, log_path), hooks);
   if (o.resume) {
     try {
@@ -254,6 +426,7 @@ void run_train(const TrainOptions& o) {
       tnn::fail<tnn::ValueError>("--resume: ", e.what());
     }
   }
+  if (comm.size() > 1) tnn::dist::check_parameters_agree<float>(comm, model.named_parameters(), trainer.step());
   trainer.begin();
   std::fprintf(stderr,
                "model: %lld parameters (dim %lld, layers %lld, heads %lld, E %lld, rpe %lldx%lld, %s, %s); "
@@ -263,6 +436,9 @@ void run_train(const TrainOptions& o) {
                cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"),
                mlm ? "masked LM" : "causal LM", (long long)data.split.train.size(), (long long)data.split.valid.size(),
                current_threads());
+  if (comm.size() > 1)
+    std::fprintf(stderr, "data-parallel: %d processes x %d threads, %lld of the %lld rows of every batch each\n",
+                 comm.size(), current_threads(), (long long)(o.batch / comm.size()), (long long)o.batch);
 
   Progress bar(o.steps, trainer.step(), stderr_is_terminal(), o.log_every);
   progress = &bar;
@@ -294,6 +470,9 @@ void run_train(const TrainOptions& o) {
       std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
                    (long long)result.step, format_duration(bar.seconds()).c_str(), o.out.c_str(), state_path.c_str(),
                    log_path.c_str());
+      if (comm.size() > 1 && parallel.reducer().steps() > 0)
+        std::fprintf(stderr, "gradient sums over %d processes: %.2f ms per step not hidden behind backward\n",
+                     comm.size(), 1e3 * parallel.reducer().exposed_seconds() / double(parallel.reducer().steps()));
       return;
   }
 }
@@ -325,10 +504,19 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--clip", o->clip, "Clip gradients to this global norm")->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of initialization and batch sampling")->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
+  cmd->add_option("--task", o->task,
+                  "lm: a language model on a text file; classify: a classifier on label<TAB>text lines "
+                  "(text truncated to --seq-len; tnn eval reports accuracy, tnn classify labels lines)")
+      ->check(CLI::IsMember({"lm", "classify"}))
+      ->capture_default_str();
+  cmd->add_option("--pooling", o->pooling, "--task classify: mean over the valid positions, or the first position")
+      ->check(CLI::IsMember({"mean", "first"}))
+      ->capture_default_str();
   cmd->add_option("--objective", o->objective, "clm: causal LM (next byte); mlm: bidirectional masked LM")
       ->check(CLI::IsMember({"clm", "mlm"}))
       ->capture_default_str();
   cmd->add_flag("--resume", o->resume, "Continue the run saved in --out (bit-identical to an uninterrupted run)");
+  cmd->add_flag("--force", o->force, "Replace an existing --out (its model, training state and log) instead of refusing");
   cmd->add_option("--eval-every", o->eval_every, "Validate every this many steps (0: only at the end)")
       ->capture_default_str();
   cmd->add_option("--eval-tokens", o->eval_tokens, "Validation bytes used each time (0: all)")->capture_default_str();
@@ -360,7 +548,19 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   g->add_flag("--tie-embeddings", o->tie, "Share embed.weight with the output head");
   g->add_flag("--postnorm", o->postnorm, "Post-norm layers instead of pre-norm");
-  cmd->callback([o] { run_train(*o); });
+  cmd->callback([o, cmd] {
+    o->warmup_given = cmd->count("--warmup") > 0;
+    // The default warm-up (100 steps) is lowered for a run too short for it (a cosine schedule
+    // needs --steps > --warmup) rather than refused; an explicit --warmup that does not fit is
+    // an error naming both flags (check_options). Runs where the default fits are unchanged.
+    if (!o->warmup_given && o->schedule == "cosine" && o->steps >= 1 && o->warmup >= o->steps) {
+      const tnn::Index lowered = o->steps / 10;
+      std::fprintf(stderr, "note: --warmup lowered from %lld to %lld (a tenth of --steps %lld); give --warmup to choose\n",
+                   (long long)o->warmup, (long long)lowered, (long long)o->steps);
+      o->warmup = lowered;
+    }
+    run_train(*o);
+  });
 }
 
 }  // namespace tnncli

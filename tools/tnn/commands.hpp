@@ -9,4 +9,5 @@ void add_grad_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_classify_command(CLI::App& app);  // cmd_classify.cpp (classify_cli.hpp)
 }  // namespace tnncli

@@ -30,33 +30,7 @@ namespace tnncli {
 // wrong: both tensors present, I32, the same [B >= 1, N >= 1] shape, token ids in
 // [0, V), targets in [-1, V).
 inline tnn::Batch read_batch_file(const std::string& path, tnn::Index vocab) {
-  const tnn::SafetensorsFile f = tnn::read_safetensors(path);
-  const std::string where = "batch '" + path + "'";
-  tnn::Batch b;
-  for (const char* name : {"tokens", "targets"}) {
-    if (!f.has(name)) tnn::fail<tnn::FormatError>(where, ": expected a tensor named '", name, "', it is missing");
-    if (f.dtype(name) != tnn::Dtype::I32)
-      tnn::fail<tnn::FormatError>(where, ": tensor '", name, "': expected dtype I32, got ", tnn::dtype_name(f.dtype(name)));
-    const tnn::Shape& s = f.shape(name);
-    if (s.size() != 2 || s[0] < 1 || s[1] < 1)
-      tnn::fail<tnn::FormatError>(where, ": tensor '", name, "': expected shape [B >= 1, N >= 1], got ",
-                                  tnn::shape_str(s));
-  }
-  f.get_into("tokens", b.tokens);
-  f.get_into("targets", b.targets);
-  if (b.tokens.shape() != b.targets.shape())
-    tnn::fail<tnn::FormatError>(where, ": expected 'targets' shaped like 'tokens' ", tnn::shape_str(b.tokens.shape()),
-                                ", got ", tnn::shape_str(b.targets.shape()));
-  const tnn::Index N = b.tokens.dim(1);
-  for (tnn::Index i = 0; i < b.tokens.size(); ++i) {
-    if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
-      tnn::fail<tnn::ValueError>(where, ": tokens[", i / N, ", ", i % N, "] = ", b.tokens[i],
-                                 ": expected a token id in [0, ", vocab, ")");
-    if (b.targets[i] < -1 || b.targets[i] >= vocab)
-      tnn::fail<tnn::ValueError>(where, ": targets[", i / N, ", ", i % N, "] = ", b.targets[i],
-                                 ": expected -1 (ignored) or a token id in [0, ", vocab, ")");
-  }
-  return b;
+  return tnn::read_batch_file(path, vocab);  // train/data.hpp: the checks, fuzzed by tests/fuzz/fuzz_batch.cpp
 }
 
 }  // namespace tnncli
@@ -104,8 +78,9 @@ inline std::vector<tnn::Index> parse_positive_list(const std::string& s, const c
     } catch (const std::exception&) {
       used = 0;
     }
-    if (item.empty() || used != item.size() || v < 1)
-      tnn::fail<tnn::ValueError>(flag, ": expected a comma-separated list of positive integers, got '", s, "'");
+    if (item.empty() || !(item[0] >= '0' && item[0] <= '9') || used != item.size() || v < 1)
+      tnn::fail<tnn::ValueError>(flag, ": expected a comma-separated list of positive integers, got ", tnn::quote(s),
+                                 " (the entry ", tnn::quote(item, 40), ")");
     out.push_back(v);
   }
   return out;

@@ -81,6 +81,7 @@ inline int report_error(const std::string& line, int code) {
   const int fd = detail::saved_stderr() >= 0 ? detail::saved_stderr() : STDERR_FILENO;
   if (::write(fd, msg.data(), msg.size()) < 0) { /* nowhere left to report */ }
   communicator().abort("", code);
+  return code;  // not reached: abort ends the process
 }
 
 }  // namespace tnncli

@@ -48,13 +48,13 @@ std::string concat(const Args&... args) {
 namespace detail {
 // `s` escaped to printable ASCII (\n, \t, \r, \", \\, \xHH) and cut after about max_chars
 // output characters; *cut tells whether anything was left off.
-inline std::string escape_cut(std::string_view s, std::size_t max_chars, bool* cut) {
+inline std::string escape_cut(std::string_view s, std::size_t max_chars, bool* cut, bool quotes = true) {
   static const char* const hex = "0123456789abcdef";
   std::string q;
   std::size_t i = 0;
   for (; i < s.size() && q.size() < max_chars; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c == '"' || c == '\\') {
+    if (quotes && (c == '"' || c == '\\')) {
       q += '\\';
       q += static_cast<char>(c);
     } else if (c == '\n') {
@@ -74,10 +74,11 @@ inline std::string escape_cut(std::string_view s, std::size_t max_chars, bool* c
   *cut = i < s.size();
   return q;
 }
-// Library or OS text (an exception's what()) made one bounded line, unquoted.
+// Library or OS text (an exception's what()) made one bounded line: control bytes and
+// non-ASCII escaped, quotes and backslashes kept as they are (the text is not re-quoted).
 inline std::string one_line(std::string_view s, std::size_t max_chars = 200) {
   bool cut = false;
-  std::string q = escape_cut(s, max_chars, &cut);
+  std::string q = escape_cut(s, max_chars, &cut, /*quotes=*/false);
   return cut ? q + "..." : q;
 }
 }  // namespace detail

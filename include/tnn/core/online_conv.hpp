@@ -143,7 +143,7 @@ class OnlineConv {
       std::copy(v + b * C_, v + (b + 1) * C_, hist + t * C_);
     }
     // channels split into contiguous ranges over threads for long histories
-    const bool parallel = (t - j0 + 1) * C_ * B_ >= kParallelMinWork;
+    const bool parallel = (t - j0 + 1) * C_ * B_ >= grain::kDecodeMinWork;
     const Index parts = parallel ? parallel_threads() : 1;
     const Index width = ((C_ + parts - 1) / parts + 15) / 16 * 16;
     ::tnn::parallel_for(parts, parallel, [&](Index p) {
@@ -165,9 +165,6 @@ class OnlineConv {
   const T* history(Index b) const { return hist_[std::size_t(b)].data(); }  // [cap, C]
 
  private:
-  // Below this many multiply-adds a sum runs on one thread (waking the other threads
-  // between two decoding steps costs more than they save; see infer/decoder.hpp).
-  static constexpr Index kParallelMinWork = Index(1) << 21;
   static constexpr Index kGroup = 8;  // channels gathered together (one cache line of floats)
 
   void check_room() const {
@@ -271,7 +268,7 @@ class OnlineConv {
     const Index L = 2 * U, bins = U + 1, spec_stride = fft_row_stride<std::complex<T>>(bins);
     const T scale = T(1) / static_cast<T>(L);  // the inverse transform is unscaled
     const Index groups = (C_ + kGroup - 1) / kGroup, tasks = B_ * groups;
-    const bool parallel = tasks > 1 && U * C_ * B_ >= (Index(1) << 16);
+    const bool parallel = tasks > 1 && U * C_ * B_ >= grain::kDecodeBlockMinWork;
     const Index parts = parallel ? std::min<Index>(parts_, tasks) : 1;
     ::tnn::parallel_for(parts, parallel, [&](Index p) {
       T* re = real_.data() + p * kGroup * real_stride_;

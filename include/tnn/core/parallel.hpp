@@ -44,6 +44,8 @@ inline constexpr Index kDecayPowersMinWork = Index(1) << 16;
 // (bench model, 2 threads: DecodeToken/512, 0.8 M multiply-adds a layer, was 0.74 ms
 // split vs 0.63 ms serial; at 4096, 6.3 M, the split wins 3.58 vs 4.51 ms).
 inline constexpr Index kDecodeMinWork = Index(1) << 21;
+// Incremental decoding's FFT blocks (online convolution): block length x channels x batch.
+inline constexpr Index kDecodeBlockMinWork = Index(1) << 16;
 }  // namespace grain
 
 namespace detail {

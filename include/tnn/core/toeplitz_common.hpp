@@ -4,7 +4,6 @@
 #pragma once
 
 #include <algorithm>
-#include <utility>
 
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
@@ -14,20 +13,12 @@ namespace tnn {
 inline Index toeplitz_num_coeffs(Index n, bool causal) { return causal ? n : 2 * n - 1; }
 
 namespace detail {
-// Transitional spelling of tnn::parallel_for(n, parallel, f, Schedule::Dynamic, chunk)
-// (core/parallel.hpp, the one implementation) for the call sites not moved yet.
-template <class F>
-void parallel_for(Index n, bool parallel, Index chunk, F&& f) {
-  ::tnn::parallel_for(n, parallel, std::forward<F>(f), Schedule::Dynamic, chunk);
-}
 template <class T>
 void expect_3d(const Tensor<T>& a, const char* what, Index n, Index c) {
   if (a.rank() != 3 || a.dim(1) != n || a.dim(2) != c)
     fail<ShapeError>(what, ": expected shape [B, ", n, ", ", c, "], got ", shape_str(a.shape()));
 }
 
-// Transitional name of grain::kToeplitzDirectMinWork (core/parallel.hpp).
-inline constexpr Index kParallelMinWork = grain::kToeplitzDirectMinWork;
 }  // namespace detail
 
 }  // namespace tnn

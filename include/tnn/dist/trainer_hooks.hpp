@@ -31,10 +31,12 @@ template <class T>
 class DataParallelHooks {
  public:
   // The model must outlive this object; while it lives it owns model.backward_hook.
-  DataParallelHooks(Communicator& comm, TnnLM<T>& model, std::int64_t check_every = 100)
+  // overlap false: every bucket is summed after backward instead (to measure what overlapping
+  // hides; the results are the same bit for bit).
+  DataParallelHooks(Communicator& comm, TnnLM<T>& model, std::int64_t check_every = 100, bool overlap = true)
       : comm_(&comm), model_(&model), reducer_(comm, lm_gradient_buckets(model)), check_every_(check_every) {
     if (check_every < 0) fail<ValueError>("parameter check period: expected >= 0 steps, got ", check_every);
-    if (comm.size() == 1) return;
+    if (comm.size() == 1 || !overlap) return;
     const Index L = static_cast<Index>(model.layers.size());
     model.backward_hook = [this, L](Index stage) {
       // stage L (head, final norm) -> bucket 0, layer i -> bucket L - i, embedding (-1) -> L + 1

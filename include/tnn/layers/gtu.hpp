@@ -166,7 +166,7 @@ class Gtu {
       T* dv = c.dv.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
         if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
-        alignas(64) T pre[detail::kActChunk], d[detail::kActChunk];
+        alignas(64) T pre[detail::kActChunk]{}, d[detail::kActChunk];  // {}: GCC 12 -O3 still warns without it
         for (Index j = 0; j < n; ++j) pre[j] = vp[off + j] + bv[c0 + j];
         detail::act_eval(act, pre, n, static_cast<T*>(nullptr), d);
         for (Index j = 0; j < n; ++j) dv[off + j] *= d[j];

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <map>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -200,20 +201,27 @@ EvalSums classify_eval_sums(TnnClassifier<T>& model, const LabeledTexts& data, I
   return s;
 }
 
+// Checkpoint metadata key of the length texts were truncated to in training (decimal); eval and
+// classify truncate the same way by default.
+inline constexpr const char* kSeqLenMetadataKey = "tnn.seq_len";
+
 // The classifier's training step for tnn::Trainer. StepStats: loss = mean cross-entropy over the
 // batch, targets = B (sequences), tokens = valid bytes.
 template <class T>
 class ClassifyTask : public TrainTask<T> {
  public:
   ClassifyTask(TnnClassifier<T>& model, const LabeledTexts& train, const LabeledTexts& valid, Index batch,
-               std::uint64_t seed, std::vector<std::string> label_names)
-      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)) {
+               std::uint64_t seed, std::vector<std::string> label_names, Index seq_len = 0)
+      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)),
+        seq_len_(seq_len) {
     if (static_cast<Index>(names_.size()) != model.num_classes())
       fail<ValueError>("classify task: expected ", model.num_classes(), " label names (the model's classes), got ",
                        names_.size());
   }
-  ClassifyTask(TnnClassifier<T>&, LabeledTexts&&, const LabeledTexts&, Index, std::uint64_t, std::vector<std::string>) = delete;
-  ClassifyTask(TnnClassifier<T>&, const LabeledTexts&, LabeledTexts&&, Index, std::uint64_t, std::vector<std::string>) = delete;
+  ClassifyTask(TnnClassifier<T>&, LabeledTexts&&, const LabeledTexts&, Index, std::uint64_t, std::vector<std::string>,
+               Index = 0) = delete;
+  ClassifyTask(TnnClassifier<T>&, const LabeledTexts&, LabeledTexts&&, Index, std::uint64_t, std::vector<std::string>,
+               Index = 0) = delete;
 
   NamedParams<T> parameters() override { return model_.named_parameters(); }
 
@@ -235,8 +243,10 @@ class ClassifyTask : public TrainTask<T> {
   }
 
   void save_model(const std::string& path, std::int64_t step) override {
-    tnn::save_model(path, model_, Dtype::F32,
-                    {{"tnn.step", std::to_string(step)}, {kLabelsMetadataKey, nlohmann::json(names_).dump()}});
+    std::map<std::string, std::string> meta = {{"tnn.step", std::to_string(step)},
+                                               {kLabelsMetadataKey, nlohmann::json(names_).dump()}};
+    if (seq_len_ > 0) meta[kSeqLenMetadataKey] = std::to_string(seq_len_);
+    tnn::save_model(path, model_, Dtype::F32, meta);
   }
 
   TnnClassifier<T>& model() { return model_; }
@@ -247,6 +257,7 @@ class ClassifyTask : public TrainTask<T> {
   const LabeledTexts* valid_;
   Index batch_;
   std::vector<std::string> names_;
+  Index seq_len_;
   ClassifyBatch batch_data_;
 };
 
@@ -276,6 +287,21 @@ inline std::vector<std::string> read_label_names(const std::string& path) {
     fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected ", cfg.num_classes,
                       " names (num_classes), got ", names.size());
   return names;
+}
+
+// The training truncation length stored in a classifier checkpoint (kSeqLenMetadataKey), or 0.
+inline Index read_train_seq_len(const std::string& path) {
+  const SafetensorsHeader h = read_safetensors_header(path);
+  auto it = h.metadata.find(kSeqLenMetadataKey);
+  if (it == h.metadata.end()) return 0;
+  Index v = 0;
+  for (char c : it->second) {
+    if (c < '0' || c > '9' || v > (Index(1) << 40))
+      fail<FormatError>("checkpoint '", path, "': metadata '", kSeqLenMetadataKey, "': expected a decimal length, got '",
+                        it->second, "'");
+    v = v * 10 + (c - '0');
+  }
+  return v;
 }
 
 }  // namespace tnn

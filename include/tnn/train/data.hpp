@@ -22,6 +22,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/core/rng.hpp"
 #include "tnn/io/file.hpp"
+#include "tnn/io/safetensors_reader.hpp"
 #include "tnn/infer/evaluate.hpp"
 
 namespace tnn {
@@ -161,6 +162,41 @@ struct Batch {
   Tensor<std::int32_t> tokens;   // [B, N]
   Tensor<std::int32_t> targets;  // [B, N], -1 = not scored
 };
+
+// A batch stored as safetensors (the `tnn grad` input; tests/pytorch writes them): tensors
+// "tokens" and "targets", both I32 of one shape [B >= 1, N >= 1], token ids in [0, vocab),
+// targets -1 (not scored) or in [0, vocab). Everything a hostile file could get wrong is a
+// FormatError or ValueError naming `where` and the element; memory: the two tensors.
+inline Batch batch_from_safetensors(const SafetensorsFile& f, Index vocab, const std::string& where) {
+  if (vocab < 1) fail<ValueError>(where, ": vocabulary size: expected >= 1, got ", vocab);
+  for (const char* name : {"tokens", "targets"}) {
+    if (!f.has(name)) fail<FormatError>(where, ": expected a tensor named '", name, "', it is missing");
+    if (f.dtype(name) != Dtype::I32)
+      fail<FormatError>(where, ": tensor '", name, "': expected dtype I32, got ", dtype_name(f.dtype(name)));
+    const Shape& s = f.shape(name);
+    if (s.size() != 2 || s[0] < 1 || s[1] < 1)
+      fail<FormatError>(where, ": tensor '", name, "': expected shape [B >= 1, N >= 1], got ", shape_str(s));
+  }
+  if (f.shape("tokens") != f.shape("targets"))
+    fail<FormatError>(where, ": expected 'targets' shaped like 'tokens' ", shape_str(f.shape("tokens")), ", got ",
+                      shape_str(f.shape("targets")));
+  Batch b;
+  f.get_into("tokens", b.tokens);
+  f.get_into("targets", b.targets);
+  const Index N = b.tokens.dim(1);
+  for (Index i = 0; i < b.tokens.size(); ++i) {
+    if (b.tokens[i] < 0 || b.tokens[i] >= vocab)
+      fail<ValueError>(where, ": tokens[", i / N, ", ", i % N, "] = ", b.tokens[i], ": expected a token id in [0, ",
+                       vocab, ")");
+    if (b.targets[i] < -1 || b.targets[i] >= vocab)
+      fail<ValueError>(where, ": targets[", i / N, ", ", i % N, "] = ", b.targets[i],
+                       ": expected -1 (ignored) or a token id in [0, ", vocab, ")");
+  }
+  return b;
+}
+inline Batch read_batch_file(const std::string& path, Index vocab) {
+  return batch_from_safetensors(read_safetensors(path), vocab, "batch " + quote_path(path));
+}
 
 namespace detail {
 inline std::uint64_t mix64(std::uint64_t z) {

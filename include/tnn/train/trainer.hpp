@@ -42,6 +42,7 @@
 #include "tnn/train/data.hpp"
 #include "tnn/train/optimizer.hpp"
 #include "tnn/train/schedule.hpp"
+#include "tnn/train/state.hpp"
 
 namespace tnn {
 
@@ -191,15 +192,15 @@ class Trainer {
   void resume() {
     if (cfg_.out.empty()) fail<ValueError>("trainer resume: expected a checkpoint path (config out), got none");
     const OptimizerStateInfo info = load_optimizer_state(state_path(), [&](auto&& f) { visit_state(f); });
-    const nlohmann::json extra = nlohmann::json::parse(info.extra_json);
-    if (!extra.is_object() || !extra.contains("identity") || extra["identity"] != cfg_.identity)
-      throw ResumeMismatch(detail::concat(
-          "the settings differ from the run being resumed; expected ",
-          extra.is_object() ? extra.value("identity", nlohmann::json()).dump() : std::string("null"), ", got ",
-          cfg_.identity.dump()));
+    // Strict JSON, every key's type checked, differences named key by key (train/state.hpp).
+    const TrainingStateJson extra =
+        parse_training_state(info.extra_json, "training state " + quote_path(state_path()) + ": metadata 'tnn.optim.extra'");
+    if (extra.identity != cfg_.identity)
+      throw ResumeMismatch(detail::concat("the settings differ from the run being resumed (",
+                                          json_differences(extra.identity, cfg_.identity), ")"));
     step_ = info.step;
-    opt_.set_step_count(extra.at("adamw_step").get<std::int64_t>());
-    bad_steps_ = extra.value("bad_steps", std::int64_t(0));
+    opt_.set_step_count(extra.adamw_step);
+    bad_steps_ = extra.bad_steps;
     resumed_ = true;
     emit(TrainEvent::Kind::Resumed, [](TrainEvent&) {});
   }
