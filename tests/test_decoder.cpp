@@ -1,4 +1,4 @@
-// Incremental decoding equals the full forward, token by token (spec section 11).
+// Incremental decoding equals the full forward, token by token (model.md §11).
 #include <gtest/gtest.h>
 
 #include <cmath>

@@ -61,7 +61,7 @@ TnnConfig tiny() {
 }  // namespace
 
 // ---------------------------------------------------------------------------
-// TnnConfig (spec section 8)
+// TnnConfig (model.md §8)
 
 TEST(ConfigErrors, UnknownKeysAndMissingRequiredKeys) {
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("colour", "\"blue\"")); }, {"unknown key \"colour\""}));
@@ -125,7 +125,7 @@ TEST(ConfigErrors, SizesTooLargeForAnyModelAreRefusedBeforeAllocating) {
 }
 
 TEST(ConfigErrors, HeadsMustLeaveANonEmptyHeadWidth) {
-  // E = floor(expand_ratio * D) / H * H (spec "Notation"): H rounds E down, so only
+  // E = floor(expand_ratio * D) / H * H (model.md "Notation"): H rounds E down, so only
   // H > floor(expand_ratio * D) is impossible.
   EXPECT_TRUE(throws<ConfigError>(
       [] { TnnConfig::parse(R"({"vocab_size": 10, "dim": 4, "layers": 1, "expand_ratio": 1, "heads": 5})"); },

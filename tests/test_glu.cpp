@@ -1,5 +1,5 @@
 // GLU channel mixer: names and shapes from the config, forward against the
-// formula of spec section 5, shape errors. Central-difference gradients and
+// formula of model.md §5, shape errors. Central-difference gradients and
 // accumulation for every activation: the op-check harness (test_ops.cpp, Glu_*).
 #include <gtest/gtest.h>
 

@@ -109,7 +109,7 @@ TEST(TnnLM, NamesAndOrderFollowTheSpec) {
   std::set<std::string> unique(names.begin(), names.end());
   EXPECT_EQ(unique.size(), names.size());
 
-  // Shapes of spec section 9.
+  // Shapes of model.md §9.
   for (auto& [n, p] : m.named_parameters()) {
     if (n == "embed.weight" || n == "lm_head.weight") {
       EXPECT_EQ(p->shape(), (Shape{11, 8})) << n;

@@ -1,4 +1,4 @@
-// Norms: values against the definitions of spec section 6, closed forms where
+// Norms: values against the definitions of model.md §6, closed forms where
 // central differences cannot resolve the gradient (one feature, a zero row),
 // in-place backward, names and errors. Central-difference gradients and
 // accumulation of every type: the op-check harness (test_ops.cpp, Norm_*).

@@ -112,7 +112,10 @@ echo "ok: a killed rank ends the job in $((t1 - t0)) s with exit $rc; the checkp
 
 # 6. SIGTERM to mpirun: Open MPI forwards SIGTERM to the ranks (and SIGKILLs them 1 s later:
 #    odls_base_sigkill_timeout); they agree to stop, rank 0 saves once.
-#    mpirun passes SIGTERM on about 1 s late, so this run is longer: 400 steps.
+#    mpirun passes SIGTERM on about 1 s late, so this run must last well beyond that on an idle
+#    machine: 400 steps of 512-byte sequences (the 64-byte runs above finish 400 steps in 2 s).
+ARGS_SAVED=("${ARGS[@]}")
+ARGS=("${ARGS[@]/#64/512}")  # --seq-len 64 -> 512
 "${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps 400 --out longref.safetensors --save-every 1000 2> longref.log
 STEPS=400 start_job term --save-every 1000
 wait_for_step term 5
@@ -127,6 +130,7 @@ grep -q "interrupted (SIGTERM): saved step" term1.log || { cat term1.log >&2; fa
 "${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps 400 --out term.safetensors --save-every 1000 --resume 2> term2.log
 cmp longref.safetensors term.safetensors || fail "SIGTERM + resume differs from the uninterrupted run"
 echo "ok: SIGTERM to mpirun saves once (exit $rc) and resumes byte-identically"
+ARGS=("${ARGS_SAVED[@]}")
 
 # 7. errors every rank sees: one line
 set +e

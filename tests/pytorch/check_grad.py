@@ -1,4 +1,4 @@
-"""Cross-check `tnn grad` (spec section 10) against the PyTorch reference in tnn_reference.py.
+"""Cross-check `tnn grad` (model.md §10) against the PyTorch reference in tnn_reference.py.
 
 For each configuration: random weights -> MODEL.safetensors (F64, and F32 for the f32 run),
 random batch -> BATCH.safetensors, run `tnn grad`, read OUT and compare loss, logits and every

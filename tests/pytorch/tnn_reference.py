@@ -23,7 +23,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
 
-# Spec section 8.
+# model.md §8.
 DEFAULTS = {
     "heads": 1,
     "expand_ratio": 3,
@@ -96,7 +96,7 @@ def _linear_specs(prefix, n_out, n_in):
 
 
 def param_specs(cfg):
-    """[(name, shape, kind, trainable)] for every stored tensor, spec section 9."""
+    """[(name, shape, kind, trainable)] for every stored tensor, model.md §9."""
     cfg = full_config(cfg)
     V, D, H, E, Dh, G, R = dims(cfg)
     nt = cfg["norm_type"]
@@ -208,7 +208,7 @@ def toeplitz_dense(t, x, causal):
 
 
 def toeplitz_fft(t, x, causal):
-    """Same product through a circulant of size L = 2N (spec section 1)."""
+    """Same product through a circulant of size L = 2N (model.md §1)."""
     N = x.shape[1]
     L = 2 * N
     C = t.shape[1]
@@ -227,7 +227,7 @@ def offsets(N, causal, dtype):
 
 
 def rpe(cfg, P, prefix, k):
-    """k: [K] offsets -> [K, H*Dh] coefficients (spec section 2)."""
+    """k: [K] offsets -> [K, H*Dh] coefficients (model.md §2)."""
     h = linear(P, prefix + "pos_proj.", k.unsqueeze(-1))
     for l in range(cfg["rpe_layers"]):
         h = linear(P, prefix + f"layers.{l}.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + f"layers.{l}.0.", h)))
@@ -235,7 +235,7 @@ def rpe(cfg, P, prefix, k):
 
 
 def tno_coefficients(cfg, P, prefix, N, dtype):
-    """t_k [K, E] = RPE(k) * lambda^|k| (spec section 3)."""
+    """t_k [K, E] = RPE(k) * lambda^|k| (model.md §3)."""
     k = offsets(N, cfg["causal"], dtype)
     t = rpe(cfg, P, prefix + "rpe.", k)
     if cfg["use_decay"] or cfg["use_multi_decay"]:

@@ -47,7 +47,7 @@ void run_grad(const GradOptions& o) {
 void add_grad_command(CLI::App& app) {
   auto opts = std::make_shared<GradOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "grad", "Compute loss, logits and every parameter gradient for one batch (spec section 10)");
+      "grad", "Compute loss, logits and every parameter gradient for one batch (docs/model.md §10)");
   cmd->add_option("--checkpoint", opts->checkpoint, "Model checkpoint (.safetensors)")->required();
   cmd->add_option("--batch", opts->batch, "Batch file with I32 tensors 'tokens' and 'targets' [B, N] (a classifier: 'tokens' [B, N], 'lengths' [B], 'labels' [B])")->required();
   cmd->add_option("--out", opts->out, "Output file: loss, logits, grad.<name>")->required();

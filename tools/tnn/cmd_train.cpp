@@ -490,7 +490,7 @@ void add_train_command(CLI::App& app) {
                   "Hold out every round(1/fraction)-th block of this many bytes (0: the end of the file)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
-  cmd->add_option("--config", o->config_file, "Model config JSON file (spec section 8; overrides the model flags)");
+  cmd->add_option("--config", o->config_file, "Model config JSON file (docs/model.md §8; overrides the model flags)");
   cmd->add_option("--seq-len", o->seq_len, "Training sequence length")->capture_default_str();
   cmd->add_option("--batch", o->batch, "Sequences per step")->capture_default_str();
   cmd->add_option("--steps", o->steps, "Training steps")->capture_default_str();

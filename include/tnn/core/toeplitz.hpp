@@ -1,5 +1,5 @@
 // Toeplitz and circulant matrix-vector products, many channels at once, with
-// their backward passes: the kernel every TNN layer stands on (spec section 1).
+// their backward passes: the kernel every TNN layer stands on (model.md §1).
 //
 // Memory layout (row-major, channel fastest, the layout of the model's activations):
 //   x, y, g, dx : [B, N, C]   B sequences of N positions, C independent channels

@@ -1,4 +1,4 @@
-// Gated linear unit, the channel mixer of spec section 5:
+// Gated linear unit, the channel mixer of model.md §5:
 //   o = ( act(x W1^T + b1) * (x W2^T + b2) ) W3^T + b3,  widths D -> G -> D.
 // Parameter names l1, l2, l3 as in tnn-pytorch's GLU.
 #pragma once

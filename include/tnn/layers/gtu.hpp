@@ -1,4 +1,4 @@
-// Gated Toeplitz unit, the token mixer of spec section 4:
+// Gated Toeplitz unit, the token mixer of model.md §4:
 //   u = act(x Wu^T + bu), v = act(x Wv^T + bv), y = TNO(v), o = (u * y) Wo^T + bo,
 // widths D -> E -> D. Parameter names u_proj, v_proj, o, toep as in tnn-pytorch's Gtu.
 #pragma once

@@ -1,4 +1,4 @@
-// The three row norms of spec section 6 (simplermsnorm, rmsnorm, layernorm) with
+// The three row norms of model.md §6 (simplermsnorm, rmsnorm, layernorm) with
 // exact backward passes. Statistics are per row of the last dimension; the cache
 // holds two numbers per row, so backward re-derives the normalized row from x.
 #pragma once

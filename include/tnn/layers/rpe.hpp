@@ -1,4 +1,4 @@
-// Relative position encoder (spec section 2): a small MLP from a relative offset
+// Relative position encoder (model.md §2): a small MLP from a relative offset
 // k (fed as the float p = k) to the H*Dh Toeplitz coefficients of that offset.
 // It runs once per forward over all K offsets a sequence needs, never per batch row.
 #pragma once

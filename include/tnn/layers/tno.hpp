@@ -1,4 +1,4 @@
-// Toeplitz neural operator (spec section 3): per (head, channel) coefficients
+// Toeplitz neural operator (model.md §3): per (head, channel) coefficients
 // t_k[h,c] = RPE(k)[h*Dh+c] * lambda[h,c]^|k|, then the Toeplitz product of each
 // channel of v [B, N, E] (channel index h*Dh+c). Coefficients and their spectrum
 // are computed once per forward and reused by backward through the cache.
@@ -17,7 +17,7 @@
 
 namespace tnn {
 
-// How lambda is obtained (spec section 3); the tensor "gamma" [H, 1, Dh] holds
+// How lambda is obtained (model.md §3); the tensor "gamma" [H, 1, Dh] holds
 //   Fixed:   lambda itself, every entry cfg.gamma, stored but not trained (use_decay);
 //   Learned: theta, lambda = gamma + (1 - gamma) * sigmoid(theta), trained (use_multi_decay);
 //   None:    nothing (no "gamma" tensor), lambda = 1.
@@ -81,7 +81,7 @@ class Tno {
   // The coefficients t [K, E] of a length-n sequence, RPE + decay, without the
   // Toeplitz product; rows as in toeplitz.hpp (causal: row k holds t_k, k = 0..n-1;
   // otherwise row k + n-1 holds t_k, k = -(n-1)..n-1). A row depends on its offset
-  // k only, never on n, so exact causal incremental decoding (spec section 11),
+  // k only, never on n, so exact causal incremental decoding (model.md §11),
   // y_t = sum_{j<=t} t_{t-j} v_j, can fetch coefficients(max_len) once and read
   // row t-j. `ws` is scratch (its rpe/pw/lam parts are overwritten; t may be ws.t).
   void coefficients(Index n, Tensor<T>& t, Cache& ws) const {

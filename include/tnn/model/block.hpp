@@ -1,7 +1,7 @@
-// One TNN layer (spec section 7): token mixing by a GTU and channel mixing by a
+// One TNN layer (model.md §7): token mixing by a GTU and channel mixing by a
 // GLU, each on a residual branch with its norm before (pre-norm, the default) or
 // after (post-norm) the mixer. Names token_norm, token_mixer, feature_norm,
-// feature_mixer are tnn-pytorch's TnnLayer state_dict names (spec section 9).
+// feature_mixer are tnn-pytorch's TnnLayer state_dict names (model.md §9).
 #pragma once
 
 #include <cstdint>

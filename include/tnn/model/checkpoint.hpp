@@ -1,4 +1,4 @@
-// Checkpoints (spec section 9): a model's tensors under their spec names in one safetensors
+// Checkpoints (model.md §9): a model's tensors under their spec names in one safetensors
 // file, its config in __metadata__["tnn.config"]; the optimizer state (step, moments, RNG and
 // other JSON) in a companion file, by default CKPT.optim.safetensors beside CKPT.safetensors.
 // Generic over any Model with `const TnnConfig& config()` and `visit(f)` calling
@@ -141,7 +141,7 @@ inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_
 
 }  // namespace detail
 
-// f(name, shape) for every tensor a TnnLM built from `cfg` stores (docs: spec section 9), in
+// f(name, shape) for every tensor a TnnLM built from `cfg` stores (docs: model.md §9), in
 // the order TnnLM::visit names them, computed from the config alone: a checkpoint's header is
 // checked against this before any model is allocated, so a few-hundred-byte file claiming a
 // huge vocabulary fails in microseconds instead of allocating gigabytes. The test

@@ -1,4 +1,4 @@
-// Model configuration (spec section 8): the JSON stored in a checkpoint's
+// Model configuration (model.md §8): the JSON stored in a checkpoint's
 // metadata under "tnn.config", parsed strictly (unknown keys, wrong types and
 // impossible values are ConfigErrors naming the key).
 #pragma once
@@ -82,7 +82,7 @@ struct TnnConfig {
   Index grid_h() const { return patch_size > 0 ? image_height / patch_size : 0; }
   Index grid_w() const { return patch_size > 0 ? image_width / patch_size : 0; }
 
-  // E = floor(expand_ratio * D) / H * H (integer division), spec "Notation".
+  // E = floor(expand_ratio * D) / H * H (integer division), model.md "Notation".
   Index inner_dim() const {
     const auto e = static_cast<Index>(std::floor(expand_ratio * static_cast<double>(dim)));
     return e / heads * heads;

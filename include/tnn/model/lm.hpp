@@ -1,4 +1,4 @@
-// The TNN language model (spec section 7): token embedding, TNN layers, a final
+// The TNN language model (model.md §7): token embedding, TNN layers, a final
 // norm and the vocabulary head (its own [V, D] weight, or embed.weight when tied),
 // trained by mean cross-entropy. Owns every activation and workspace, llm.c style,
 // so a training step at a fixed [B, N] reuses the same buffers every time.
@@ -60,7 +60,7 @@ class TnnLM {
     if (!cfg_.tie_embeddings) lm_head.init_uniform(rng);
   }
 
-  // f(name, Param&) for every stored tensor in checkpoint order (spec section 9).
+  // f(name, Param&) for every stored tensor in checkpoint order (model.md §9).
   template <class F>
   void visit(F&& f) {
     embed.visit("embed.", f);
