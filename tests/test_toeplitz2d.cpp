@@ -190,7 +190,8 @@ TEST(Toeplitz2d, SingleRowOrColumnEqualsTheOneDimensionalOp) {
 // L = <T x, w>: dL/dx = T^T w and dL/dt by central differences, on both paths.
 TEST(Toeplitz2d, GradientsMatchCentralDifferences) {
   for (auto method : {ToeplitzMethod::FFT, ToeplitzMethod::Direct})
-    for (auto [H, W] : std::vector<std::pair<Index, Index>>{{3, 4}, {4, 4}, {1, 5}, {5, 2}}) {
+    for (auto [grid_h, grid_w] : std::vector<std::pair<Index, Index>>{{3, 4}, {4, 4}, {1, 5}, {5, 2}}) {
+      const Index H = grid_h, W = grid_w;  // plain copies: clang 14 cannot capture structured bindings
       SCOPED_TRACE(testing::Message() << "H=" << H << " W=" << W << " fft=" << (method == ToeplitzMethod::FFT));
       const Index C = 3, B = 2;
       auto t = gradcheck::random_tensor({2 * H - 1, 2 * W - 1, C}, 21);
