@@ -60,11 +60,14 @@ if [ "$mode" != tsan ]; then
     -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
   cmake --build "$asan_dir" -j "$jobs" --target "${unit_targets[@]}" tnn-cli
   stamp "asan+ubsan: run the unit and CLI tests"
+  # The op harness's central-difference cases (hundreds of forward passes each, ~0.5 s apiece
+  # under ASan) run the same code as its forward/backward cases: the Release ctest checks them.
   # abort_on_error: a report kills the process with SIGABRT, which every test sees as a
   # failure (the CLI scripts treat exit codes >= 128 as crashes).
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_init_order=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 OMP_NUM_THREADS=2 \
-      ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs" -L 'unit|cli' -E 'pytorch|consumer|_NOT_BUILT'; then
+      ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs" -L 'unit|cli' \
+        -E 'pytorch|consumer|_NOT_BUILT|include_direction|^Ops/OpCheck\.GradientsMatchCentralDifferences/'; then
     status=1
   fi
 fi
