@@ -3,8 +3,8 @@
 #   asan  AddressSanitizer + UndefinedBehaviorSanitizer (clang 14, -O1, OpenMP on): every unit
 #         test but test_alloc (which replaces malloc itself, as ASan does) and the `tnn`
 #         program's end-to-end tests (ctest label cli: cli_errors, cli_train_resume,
-#         cli_train_faults, cli_generate_eval), so hostile files and flags go through
-#         sanitized code too;
+#         cli_train_faults, cli_generate_eval, cli_hostile, cli_classify, so tnn-listops is
+#         built too), so hostile files and flags go through sanitized code too;
 #   tsan  ThreadSanitizer (clang 14, -O1) on the tests of the threaded kernels, with OpenMP on
 #         (LLVM's libomp plus its Archer tool, which tells TSan about OpenMP's barriers and
 #         locks; libgomp is not instrumented and would only produce false reports).
@@ -58,7 +58,7 @@ if [ "$mode" != tsan ]; then
   flags="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
   cmake -S . -B "$asan_dir" "${common[@]}" -DTNN_BUILD_EXAMPLES=ON -DTNN_BUILD_TOOLS=ON \
     -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
-  cmake --build "$asan_dir" -j "$jobs" --target "${unit_targets[@]}" tnn-cli
+  cmake --build "$asan_dir" -j "$jobs" --target "${unit_targets[@]}" tnn-cli tnn-listops
   stamp "asan+ubsan: run the unit and CLI tests"
   # The op harness's central-difference cases (hundreds of forward passes each, ~0.5 s apiece
   # under ASan) run the same code as its forward/backward cases: the Release ctest checks them.
