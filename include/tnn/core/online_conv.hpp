@@ -215,6 +215,20 @@ class OnlineConv {
     cplx_stride_ = fft_row_stride<std::complex<T>>(L / 2 + 1);
     real_.assign(static_cast<std::size_t>(parts_ * kGroup * real_stride_), T(0));
     cplx_.assign(static_cast<std::size_t>(parts_ * kGroup * cplx_stride_), std::complex<T>());
+    // Every thread that may run a block product transforms once at every level now: a
+    // backend that plans lazily per thread (Eigen's kissfft keeps its twiddles and buffers
+    // in a per-thread engine) does its allocating here, and the steps allocate nothing.
+    // (FFTW's plans are shared and made above; for it this is a few idle transforms.)
+    ::tnn::parallel_for(parts_, parts_ > 1, [&](Index p) {
+      T* re = real_.data() + p * kGroup * real_stride_;
+      std::complex<T>* co = cplx_.data() + p * kGroup * cplx_stride_;
+      for (const auto& plan : plans_) {
+        if (plan.length() == 0) continue;  // a level summed directly
+        std::fill(re, re + plan.length(), T(0));
+        plan.r2c(re, co);
+        plan.c2r(co, re);
+      }
+    });
   }
 
   // The accumulators of rows >= n from the history [0, n): zero, then every block
