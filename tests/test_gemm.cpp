@@ -89,6 +89,17 @@ TEST(Gemm, OneRowIsAMatrixVectorProduct) {
       }
 }
 
+// 1..kSkinnyMaxRows rows times B^T (batched decoding) take the skinny kernel, with n not a
+// multiple of its 4-row blocks and an odd m; one row past it the GEMM again.
+TEST(Gemm, FewRowsTimesTransposedB) {
+  for (Index m : {Index(1), Index(2), Index(3), detail::kSkinnyMaxRows, detail::kSkinnyMaxRows + 1})
+    for (double beta : {0.0, 1.0, -0.5}) {
+      check<float>(Op::N, Op::T, m, 1538, 70, float(beta), 1e-5);
+      check<double>(Op::N, Op::T, m, 37, 250, beta, 1e-14);
+      check<double>(Op::N, Op::T, m, 3, 5, beta, 1e-14);
+    }
+}
+
 TEST(Gemm, LargeProductsSplitOverThreads) {
   for (Op ta : kOps)
     for (Op tb : kOps) {
