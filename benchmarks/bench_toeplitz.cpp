@@ -4,29 +4,16 @@
 // family's complexity fit runs over N alone (names: BM_<Op>_<Variant>/C:<C>/N:<N>).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "bench_util.hpp"
 #include "tnn/core/toeplitz.hpp"
 
 using namespace tnn;
+using namespace tnn_bench;
 
 namespace {
-
-using Scalar = float;  // the precision models train in
-
-Tensor<Scalar> random_tensor(const Shape& s, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  Tensor<Scalar> t(s);
-  for (auto& v : t) v = nd(rng);
-  return t;
-}
 
 void set_counters(benchmark::State& state, Index n, Index c) {
   state.SetComplexityN(static_cast<int64_t>(n));
@@ -116,27 +103,8 @@ void BM_FFT_RoundTrip(benchmark::State& state, Index C) {
     auto x = random_tensor({C, N}, 2);
     for (Index c = 0; c < C; ++c) std::copy(x.data() + c * N, x.data() + (c + 1) * N, in.data() + c * rs);
   }
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  std::vector<AlignedVector<Complex>> spec(static_cast<std::size_t>(threads),
-                                           AlignedVector<Complex>(static_cast<std::size_t>(cs)));  // [cs] per thread
   const DefaultFftBackend::Plan<Scalar> plan(L);  // planned outside the timed loop, as the kernel's
-  for (auto _ : state) {
-    TNN_OMP(parallel for schedule(dynamic, 16))
-    for (Index c = 0; c < C; ++c) {
-      int tid = 0;
-#ifdef _OPENMP
-      tid = omp_get_thread_num();
-#endif
-      Complex* s = spec[static_cast<std::size_t>(tid)].data();
-      plan.r2c(in.data() + c * rs, s);
-      plan.c2r(s, out.data() + c * rs);
-    }
-    benchmark::DoNotOptimize(out.data());
-    benchmark::ClobberMemory();
-  }
+  time_round_trips(state, plan, C, rs, cs, in, out);
   set_counters(state, N, C);
 }
 
@@ -151,16 +119,13 @@ std::vector<int64_t> lengths(int64_t max_n) {
   return out;
 }
 
-void add(const char* op, void (*fn)(benchmark::State&, Index), Index C, int64_t max_n) {
-  const std::string name = std::string(op) + "/C:" + std::to_string(C);
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), fn, C);
-  b->ArgName("N")->Unit(benchmark::kMicrosecond)->UseRealTime()->Complexity();
-  for (int64_t n : lengths(max_n)) b->Arg(n);
-}
-
 // 512 channels is the width the issue measures at, up to N = 65536 (FFT) and
 // 4096 (direct: about 4e9 multiply-adds per call there). 8 and 64 channels locate
 // the crossover for narrow layers.
+void add(const char* op, void (*fn)(benchmark::State&, Index), Index C, int64_t max_n) {
+  add_family(op, fn, C, "N", lengths(max_n));
+}
+
 const bool registered = [] {
   for (Index C : {Index(512), Index(64), Index(8)}) {
     const bool wide = C == 512;
@@ -173,11 +138,7 @@ const bool registered = [] {
       add("BM_Toeplitz_Direct_NonCausal", BM_Toeplitz_Direct_NonCausal, C, 1024);
     }
   }
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  benchmark::AddCustomContext("tnn_omp_threads", std::to_string(threads));
+  benchmark::AddCustomContext("tnn_omp_threads", std::to_string(omp_threads()));
   benchmark::AddCustomContext("tnn_scalar", "float");
 #ifdef TNN_BENCH_BUILD_TYPE
   benchmark::AddCustomContext("tnn_build_type", TNN_BENCH_BUILD_TYPE);

@@ -4,29 +4,16 @@
 // (names: BM_<Op>/C:<C>/S:<S>, complexity over the positions S^2).
 #include <benchmark/benchmark.h>
 
-#include <random>
 #include <string>
 #include <vector>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "bench_util.hpp"
 #include "tnn/core/toeplitz2d.hpp"
 
 using namespace tnn;
+using namespace tnn_bench;
 
 namespace {
-
-using Scalar = float;  // the precision models train in
-
-Tensor<Scalar> random_grid_tensor(const Shape& s, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0.0f, 1.0f);
-  Tensor<Scalar> t(s);
-  for (auto& v : t) v = nd(rng);
-  return t;
-}
 
 void set_counters_2d(benchmark::State& state, Index S, Index C) {
   state.SetComplexityN(static_cast<int64_t>(S * S));
@@ -37,8 +24,8 @@ void set_counters_2d(benchmark::State& state, Index S, Index C) {
 // Forward y = T x, batch 1, coefficient spectrum prepared once: what a layer pays per call.
 void BM_Toeplitz2d_FFT(benchmark::State& state, Index C) {
   const Index S = state.range(0);
-  auto t = random_grid_tensor({2 * S - 1, 2 * S - 1, C}, 1);
-  auto x = random_grid_tensor({1, S, S, C}, 2);
+  auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
+  auto x = random_tensor({1, S, S, C}, 2);
   Tensor<Scalar> y;
   Toeplitz2dOp<Scalar> op;
   op.prepare(t, S, S, ToeplitzMethod::FFT);
@@ -54,9 +41,9 @@ void BM_Toeplitz2d_FFT(benchmark::State& state, Index C) {
 // Backward (dx and dt) after a forward that saved rfft2(x).
 void BM_Toeplitz2d_FFT_Backward(benchmark::State& state, Index C) {
   const Index S = state.range(0);
-  auto t = random_grid_tensor({2 * S - 1, 2 * S - 1, C}, 1);
-  auto x = random_grid_tensor({1, S, S, C}, 2);
-  auto g = random_grid_tensor({1, S, S, C}, 3);
+  auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
+  auto x = random_tensor({1, S, S, C}, 2);
+  auto g = random_tensor({1, S, S, C}, 3);
   Tensor<Scalar> y, dx, dt;
   Toeplitz2dOp<Scalar> op;
   op.prepare(t, S, S, ToeplitzMethod::FFT);
@@ -72,8 +59,8 @@ void BM_Toeplitz2d_FFT_Backward(benchmark::State& state, Index C) {
 
 void BM_Toeplitz2d_Direct(benchmark::State& state, Index C) {
   const Index S = state.range(0);
-  auto t = random_grid_tensor({2 * S - 1, 2 * S - 1, C}, 1);
-  auto x = random_grid_tensor({1, S, S, C}, 2);
+  auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
+  auto x = random_tensor({1, S, S, C}, 2);
   Tensor<Scalar> y;
   toeplitz2d_forward_direct(t, x, y);
   for (auto _ : state) {
@@ -95,40 +82,14 @@ void BM_FFT2d_RoundTrip(benchmark::State& state, Index C) {
   AlignedVector<Scalar> in(static_cast<std::size_t>(C * gs), Scalar(0));   // [C, gs]
   AlignedVector<Scalar> out(static_cast<std::size_t>(C * gs), Scalar(0));  // [C, gs]
   {
-    auto x = random_grid_tensor({C, S, S}, 2);
+    auto x = random_tensor({C, S, S}, 2);
     for (Index c = 0; c < C; ++c)
       for (Index i = 0; i < S; ++i)
         std::copy(x.data() + (c * S + i) * S, x.data() + (c * S + i + 1) * S, in.data() + c * gs + i * L);
   }
-  int threads = 1;
-#ifdef _OPENMP
-  threads = omp_get_max_threads();
-#endif
-  std::vector<AlignedVector<Complex>> spec(static_cast<std::size_t>(threads),
-                                           AlignedVector<Complex>(static_cast<std::size_t>(cs)));  // [cs] per thread
   const DefaultFftBackend::Plan2d<Scalar> plan(L, L);  // planned outside the timed loop, as the kernel's
-  for (auto _ : state) {
-    TNN_OMP(parallel for schedule(dynamic, 16))
-    for (Index c = 0; c < C; ++c) {
-      int tid = 0;
-#ifdef _OPENMP
-      tid = omp_get_thread_num();
-#endif
-      Complex* s = spec[static_cast<std::size_t>(tid)].data();
-      plan.r2c(in.data() + c * gs, s);
-      plan.c2r(s, out.data() + c * gs);
-    }
-    benchmark::DoNotOptimize(out.data());
-    benchmark::ClobberMemory();
-  }
+  time_round_trips(state, plan, C, gs, cs, in, out);
   set_counters_2d(state, S, C);
-}
-
-void add_2d(const char* op, void (*fn)(benchmark::State&, Index), Index C, const std::vector<int64_t>& sides) {
-  const std::string name = std::string(op) + "/C:" + std::to_string(C);
-  auto* b = benchmark::RegisterBenchmark(name.c_str(), fn, C);
-  b->ArgName("S")->Unit(benchmark::kMicrosecond)->UseRealTime()->Complexity();
-  for (int64_t s : sides) b->Arg(s);
 }
 
 // 14x14 (a 224-pixel image in 16-pixel patches), 32x32 and 64x64 at 192 channels,
@@ -138,10 +99,10 @@ const bool registered_2d = [] {
   const std::vector<int64_t> main_sides = {14, 32, 64}, small_sides = {2, 4, 6, 8, 10, 12, 16};
   std::vector<int64_t> all = small_sides;
   all.insert(all.end(), main_sides.begin(), main_sides.end());
-  add_2d("BM_Toeplitz2d_FFT", BM_Toeplitz2d_FFT, 192, all);
-  add_2d("BM_Toeplitz2d_Direct", BM_Toeplitz2d_Direct, 192, all);
-  add_2d("BM_FFT2d_RoundTrip", BM_FFT2d_RoundTrip, 192, main_sides);
-  add_2d("BM_Toeplitz2d_FFT_Backward", BM_Toeplitz2d_FFT_Backward, 192, main_sides);
+  add_family("BM_Toeplitz2d_FFT", BM_Toeplitz2d_FFT, 192, "S", all);
+  add_family("BM_Toeplitz2d_Direct", BM_Toeplitz2d_Direct, 192, "S", all);
+  add_family("BM_FFT2d_RoundTrip", BM_FFT2d_RoundTrip, 192, "S", main_sides);
+  add_family("BM_Toeplitz2d_FFT_Backward", BM_Toeplitz2d_FFT_Backward, 192, "S", main_sides);
   return true;
 }();
 

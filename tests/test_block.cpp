@@ -6,28 +6,11 @@
 #include "gradcheck.hpp"
 #include "test_helpers.hpp"
 #include "tnn/model/block.hpp"
+#include "tiny_configs.hpp"
 
 using namespace tnn;
 
 namespace {
-
-TnnConfig tiny(NormType norm, bool prenorm, bool causal) {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.layers = 1;
-  c.heads = 2;
-  c.expand_ratio = 1.5;  // E = 12, Dh = 6
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
-  c.norm_type = norm;
-  c.prenorm = prenorm;
-  c.causal = causal;
-  c.validate();
-  return c;
-}
 
 testing_helpers::ParamList<double> params_of(TnnBlock<double>& b) { return testing_helpers::params_of(b, "layers.0."); }
 
@@ -46,7 +29,7 @@ TnnBlock<double> make_block(const TnnConfig& cfg, std::uint64_t seed) {
 }  // namespace
 
 TEST(TnnBlock, NamesFollowTheSpec) {
-  TnnBlock<double> b(tiny(NormType::RMSNorm, true, true));
+  TnnBlock<double> b(testing_helpers::tiny_block_config(NormType::RMSNorm, true, true));
   std::vector<std::string> names;
   for (auto& [n, p] : params_of(b)) names.push_back(n);
   ASSERT_GE(names.size(), 4u);
@@ -61,7 +44,7 @@ TEST(TnnBlock, NamesFollowTheSpec) {
 
 TEST(TnnBlock, ForwardIsTheResidualComposition) {
   for (bool prenorm : {true, false}) {
-    const TnnConfig cfg = tiny(NormType::LayerNorm, prenorm, true);
+    const TnnConfig cfg = testing_helpers::tiny_block_config(NormType::LayerNorm, prenorm, true);
     auto b = make_block(cfg, 3);
     const Tensor<double> x = gradcheck::random_tensor({2, 5, 8}, 4);
     Tensor<double> y;
@@ -92,7 +75,7 @@ TEST(TnnBlock, ForwardIsTheResidualComposition) {
 }
 
 TEST(TnnBlock, ShapeErrors) {
-  auto b = make_block(tiny(NormType::SimpleRMSNorm, true, true), 1);
+  auto b = make_block(testing_helpers::tiny_block_config(NormType::SimpleRMSNorm, true, true), 1);
   Tensor<double> x({2, 3, 7}), y, dx;
   TnnBlock<double>::Cache c;
   EXPECT_THROW(b.forward(x, y, c), ShapeError);

@@ -12,6 +12,7 @@
 
 #include "gradcheck.hpp"
 #include "temp_files.hpp"
+#include "tiny_configs.hpp"
 #include "tnn/model/classifier.hpp"
 #include "tnn/model/lm.hpp"
 
@@ -19,18 +20,10 @@ using namespace tnn;
 
 namespace {
 
-TnnConfig base() {
-  TnnConfig c;
+TnnConfig base() {  // the LM tests' tiny model, bidirectional, 2 layers, V 9, 4 classes
+  TnnConfig c = testing_helpers::tiny_lm_config();
   c.vocab_size = 9;
-  c.dim = 8;
   c.layers = 2;
-  c.heads = 1;
-  c.expand_ratio = 1.5;  // E = 12
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
-  c.rpe_act = Activation::Silu;
   c.causal = false;
   c.task = Task::Classify;
   c.num_classes = 4;

@@ -16,6 +16,7 @@
 #include "test_helpers.hpp"
 #include "tnn/layers/gtu.hpp"
 #include "tnn/model/config.hpp"
+#include "tiny_configs.hpp"
 
 // Counts operator new calls while g_counting is set (Tensor storage, std::vector,
 // std::string all come through here).
@@ -47,21 +48,6 @@ testing_helpers::ParamList<T> params_of(Gtu<T>& g) {
   return testing_helpers::params_of(g, "token_mixer.");
 }
 
-// D = 4, E = 6 (expand 1.5), RPE width 4.
-TnnConfig small_config(Index heads, bool causal) {
-  TnnConfig cfg;
-  cfg.vocab_size = 11;
-  cfg.dim = 4;
-  cfg.layers = 1;
-  cfg.heads = heads;
-  cfg.expand_ratio = 1.5;
-  cfg.rpe_dim = 4;
-  cfg.rpe_layers = 1;
-  cfg.gamma = 0.9;
-  cfg.causal = causal;
-  return cfg;
-}
-
 void set_decay(TnnConfig& cfg, int which) {  // 0 none, 1 use_decay, 2 use_multi_decay
   cfg.use_decay = which == 1;
   cfg.use_multi_decay = which == 2;
@@ -80,7 +66,7 @@ void randomize(Gtu<double>& g, std::uint64_t seed) {
 }  // namespace
 
 TEST(Gtu, NamesAndShapesFollowTheCheckpointLayout) {
-  TnnConfig cfg = small_config(3, true);
+  TnnConfig cfg = testing_helpers::tiny_gtu_config(3, true);
   cfg.rpe_layers = 2;
   cfg.norm_type = NormType::RMSNorm;
   set_decay(cfg, 2);
@@ -104,7 +90,7 @@ TEST(Gtu, NamesAndShapesFollowTheCheckpointLayout) {
 }
 
 TEST(Gtu, InitIsPyTorchLikeAndSeeded) {
-  TnnConfig cfg = small_config(3, true);
+  TnnConfig cfg = testing_helpers::tiny_gtu_config(3, true);
   cfg.dim = 8;  // in_features of u_proj/v_proj: bound 1/sqrt(8)
   set_decay(cfg, 1);
   Gtu<double> a = make_gtu<double>(cfg), b = make_gtu<double>(cfg), c = make_gtu<double>(cfg);
@@ -139,7 +125,7 @@ TEST(Gtu, ForwardMatchesFormula) {
     for (Index heads : {1, 3})
       for (Index n : {1, 2, 17, 300}) {
         SCOPED_TRACE(testing::Message() << "causal=" << causal << " heads=" << heads << " N=" << n);
-        TnnConfig cfg = small_config(heads, causal);
+        TnnConfig cfg = testing_helpers::tiny_gtu_config(heads, causal);
         cfg.gtu_act = Activation::Gelu;
         set_decay(cfg, 2);
         Gtu<double> g = make_gtu<double>(cfg);
@@ -154,7 +140,7 @@ TEST(Gtu, ForwardMatchesFormula) {
 
 TEST(Gtu, SameLayerRunsAtTwoLengths) {
   for (bool causal : {true, false}) {
-    TnnConfig cfg = small_config(3, causal);
+    TnnConfig cfg = testing_helpers::tiny_gtu_config(3, causal);
     Gtu<double> g = make_gtu<double>(cfg);
     randomize(g, 61);
     Index count = 0;
@@ -178,7 +164,7 @@ TEST(Gtu, SteadyStateTrainingStepDoesNotAllocate) {
   for (Index n : {17, 200})  // direct and FFT Toeplitz paths
     for (bool causal : {true, false}) {
       SCOPED_TRACE(testing::Message() << "N=" << n << " causal=" << causal);
-      TnnConfig cfg = small_config(3, causal);
+      TnnConfig cfg = testing_helpers::tiny_gtu_config(3, causal);
       cfg.norm_type = NormType::LayerNorm;
       cfg.rpe_layers = 2;
       set_decay(cfg, 2);
@@ -220,7 +206,7 @@ TEST(Gtu, SteadyStateTrainingStepDoesNotAllocate) {
       EXPECT_EQ(g_allocs.load(), 0) << "operator new calls in one warm ToeplitzOp prepare + forward + backward";
     }
   // The counter is live: a first forward (cold caches) does allocate.
-  Gtu<float> g = make_gtu<float>(small_config(3, true));
+  Gtu<float> g = make_gtu<float>(testing_helpers::tiny_gtu_config(3, true));
   Gtu<float>::Cache c;
   Tensor<float> x({1, 5, 4}, 1.0f), y;
   g_allocs = 0;
@@ -231,7 +217,7 @@ TEST(Gtu, SteadyStateTrainingStepDoesNotAllocate) {
 }
 
 TEST(Gtu, Errors) {
-  Gtu<double> g = make_gtu<double>(small_config(3, true));
+  Gtu<double> g = make_gtu<double>(testing_helpers::tiny_gtu_config(3, true));
   Gtu<double>::Cache c;
   Tensor<double> y, dx;
   EXPECT_THROW(g.forward(Tensor<double>({2, 5, 3}), y, c), ShapeError);

@@ -10,44 +10,14 @@
 
 #include "gradcheck.hpp"
 #include "tnn/model/lm.hpp"
+#include "tiny_configs.hpp"
 
 using namespace tnn;
 
 namespace {
 
-TnnConfig base() {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.layers = 1;
-  c.heads = 1;
-  c.expand_ratio = 1.5;  // E = 12
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
-  c.rpe_act = Activation::Silu;
-  return c;
-}
-
-// Random ids; targets: next token (causal) or a masked-LM pattern, some -1 either way.
-void make_batch(const TnnConfig& c, Index B, Index N, std::uint64_t seed, Tensor<std::int32_t>& tokens,
-                Tensor<std::int32_t>& targets) {
-  Rng rng(seed);
-  tokens = Tensor<std::int32_t>({B, N});
-  targets = Tensor<std::int32_t>({B, N});
-  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
-  for (Index b = 0; b < B; ++b)
-    for (Index n = 0; n < N; ++n) {
-      const Index i = b * N + n;
-      if (c.causal)
-        targets[i] = n + 1 < N ? tokens[i + 1] : static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
-      else
-        targets[i] = rng.uniform() < 0.5 ? tokens[i] : -1;
-    }
-  targets[0] = -1;  // always at least one ignored position
-  if (N > 1) targets[B * N - 1] = static_cast<std::int32_t>(c.vocab_size - 1);  // and one counted
-}
+using testing_helpers::lm_batch;
+using testing_helpers::tiny_lm_config;
 
 // Initialized by init_weights, then every trainable entry moved off its init
 // value so norm scales, biases and decay rates all carry gradient.
@@ -65,7 +35,7 @@ TnnLM<double> make_model(const TnnConfig& cfg, std::uint64_t seed) {
 }  // namespace
 
 TEST(TnnLM, NamesAndOrderFollowTheSpec) {
-  TnnConfig c = base();
+  TnnConfig c = tiny_lm_config();
   c.layers = 2;
   c.norm_type = NormType::RMSNorm;
   c.rpe_layers = 2;
@@ -122,7 +92,7 @@ TEST(TnnLM, NamesAndOrderFollowTheSpec) {
 }
 
 TEST(TnnLM, TiedHeadHasNoLmHeadAndCountsParameters) {
-  TnnConfig c = base();
+  TnnConfig c = tiny_lm_config();
   c.tie_embeddings = true;
   TnnLM<double> tied(c);
   c.tie_embeddings = false;
@@ -138,7 +108,7 @@ TEST(TnnLM, TiedHeadHasNoLmHeadAndCountsParameters) {
 }
 
 TEST(TnnLM, InitIsSeededAndDocumentedScales) {
-  TnnConfig c = base();
+  TnnConfig c = tiny_lm_config();
   TnnLM<double> a(c), b(c), d(c);
   a.init_weights(5);
   b.init_weights(5);
@@ -162,11 +132,11 @@ TEST(TnnLM, InitIsSeededAndDocumentedScales) {
 }
 
 TEST(TnnLM, LossAndLogitsMatchManualComposition) {
-  TnnConfig c = base();
+  TnnConfig c = tiny_lm_config();
   c.layers = 2;
   auto m = make_model(c, 4);
   Tensor<std::int32_t> tokens, targets;
-  make_batch(c, 2, 5, 9, tokens, targets);
+  lm_batch(c, 2, 5, 9, tokens, targets);
   const double loss = m.forward(tokens, targets);
   // Recompute: embed -> blocks -> final norm -> head -> cross-entropy.
   Tensor<double> x, y;
@@ -188,7 +158,7 @@ TEST(TnnLM, LossAndLogitsMatchManualComposition) {
 }
 
 TEST(TnnLM, NoTargetsGivesZeroLossAndZeroGradients) {
-  auto m = make_model(base(), 2);
+  auto m = make_model(tiny_lm_config(), 2);
   Tensor<std::int32_t> tokens({1, 4}), targets({1, 4}, -1);
   m.zero_grad();
   EXPECT_EQ(m.forward(tokens, targets), 0.0);
@@ -198,13 +168,13 @@ TEST(TnnLM, NoTargetsGivesZeroLossAndZeroGradients) {
 }
 
 TEST(TnnLM, BackwardTwiceAccumulatesTwice) {
-  TnnConfig c = base();
+  TnnConfig c = tiny_lm_config();
   c.tie_embeddings = true;
   c.use_decay = false;
   c.use_multi_decay = true;
   auto m = make_model(c, 5);
   Tensor<std::int32_t> tokens, targets;
-  make_batch(c, 2, 6, 7, tokens, targets);
+  lm_batch(c, 2, 6, 7, tokens, targets);
   m.zero_grad();
   m.forward(tokens, targets);
   m.backward();
@@ -229,7 +199,7 @@ TEST(TnnLM, BackwardTwiceAccumulatesTwice) {
 }
 
 TEST(TnnLM, Errors) {
-  TnnLM<double> m(base());
+  TnnLM<double> m(tiny_lm_config());
   m.init_weights(1);
   Tensor<std::int32_t> tokens({2, 3}), targets({2, 3});
   tokens[4] = 11;
@@ -253,13 +223,13 @@ TEST(TnnLM, Errors) {
   EXPECT_THROW(m.forward(Tensor<std::int32_t>({6})), ShapeError);
   EXPECT_THROW(m.forward(Tensor<std::int32_t>({2, 0})), ShapeError);
   // backward needs a forward with targets
-  TnnLM<double> fresh(base());
+  TnnLM<double> fresh(tiny_lm_config());
   EXPECT_THROW(fresh.backward(), Error);
   m.forward(tokens);
   EXPECT_THROW(m.backward(), Error);
   m.forward(tokens, targets);
   EXPECT_NO_THROW(m.backward());
-  TnnConfig bad = base();
+  TnnConfig bad = tiny_lm_config();
   bad.dim = 0;
   EXPECT_THROW(TnnLM<double>{bad}, ConfigError);
 }

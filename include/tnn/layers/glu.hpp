@@ -99,18 +99,21 @@ class Glu {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    l1.visit(prefix + "l1.", f);
-    l2.visit(prefix + "l2.", f);
-    l3.visit(prefix + "l3.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    l1.visit(prefix + "l1.", f);
-    l2.visit(prefix + "l2.", f);
-    l3.visit(prefix + "l3.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.l1.visit(prefix + "l1.", f);
+    m.l2.visit(prefix + "l2.", f);
+    m.l3.visit(prefix + "l3.", f);
+  }
+
   Activation act_ = Activation::Silu;
 };
 

@@ -179,20 +179,22 @@ class Gtu {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    u_proj.visit(prefix + "u_proj.", f);
-    v_proj.visit(prefix + "v_proj.", f);
-    o.visit(prefix + "o.", f);
-    toep.visit(prefix + "toep.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    u_proj.visit(prefix + "u_proj.", f);
-    v_proj.visit(prefix + "v_proj.", f);
-    o.visit(prefix + "o.", f);
-    toep.visit(prefix + "toep.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.u_proj.visit(prefix + "u_proj.", f);
+    m.v_proj.visit(prefix + "v_proj.", f);
+    m.o.visit(prefix + "o.", f);
+    m.toep.visit(prefix + "toep.", f);
+  }
+
   void check_input(const Tensor<T>& x, const char* what) const {
     if (x.rank() != 3 || x.dim(2) != dim() || x.dim(1) < 1)
       fail<ShapeError>(what, ": expected shape [B, N >= 1, ", dim(), "], got ", shape_str(x.shape()));

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "tnn/core/tensor.hpp"
 
@@ -25,6 +27,44 @@ struct Param {
   }
   const Shape& shape() const { return value.shape(); }
   void zero_grad() { grad.set_zero(); }
+};
+
+// What a model derives from its visit(f) (f(name, Param&) for every stored tensor, in
+// checkpoint order): the named list, zero_grad and the trainable count. A model is
+// `class M : public ParameterSet<M, T>` and defines visit(f) and visit(f) const.
+template <class Model, class T>
+class ParameterSet {
+ public:
+  std::vector<std::pair<std::string, Param<T>*>> named_parameters() {
+    std::vector<std::pair<std::string, Param<T>*>> out;
+    model().visit([&](const std::string& name, Param<T>& p) { out.emplace_back(name, &p); });
+    return out;
+  }
+
+  // Once per training step, so without the visitor's name strings: the Param list is
+  // cached, and rebuilt if the model was copied or moved (owner check).
+  void zero_grad() {
+    if (param_list_owner_ != this) {
+      param_list_.clear();
+      model().visit([&](const std::string&, Param<T>& p) { param_list_.push_back(&p); });
+      param_list_owner_ = this;
+    }
+    for (Param<T>* p : param_list_) p->zero_grad();
+  }
+
+  // Number of trainable scalars (a fixed decay is stored, not counted).
+  Index num_parameters() const {
+    Index n = 0;
+    static_cast<const Model&>(*this).visit([&](const std::string&, const Param<T>& p) {
+      if (p.trainable) n += p.value.size();
+    });
+    return n;
+  }
+
+ private:
+  Model& model() { return static_cast<Model&>(*this); }
+  std::vector<Param<T>*> param_list_;  // valid while param_list_owner_ == this
+  const ParameterSet* param_list_owner_ = nullptr;
 };
 
 }  // namespace tnn

@@ -23,6 +23,50 @@ namespace tnn {
 //   None:    nothing (no "gamma" tensor), lambda = 1.
 enum class TnoDecay { None, Fixed, Learned };
 
+// The decay parameter's handling, shared by Tno and Tno2d (layers/tno2d.hpp).
+namespace detail {
+// Checks gamma_value and sizes (and, for Fixed, fills) "gamma" [heads, 1, head_dim].
+template <class T>
+void init_decay(Param<T>& gamma, Index heads, Index head_dim, TnoDecay decay, double gamma_value) {
+  if (decay == TnoDecay::None) return;
+  if (!(gamma_value > 0 && gamma_value <= 1))
+    fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
+  gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
+  if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+}
+// Learned theta ~ N(0, 1) as tnn-pytorch's torch.randn(h, 1, dim); Fixed lambda reset to gamma.
+template <class T>
+void reset_decay(Param<T>& gamma, TnoDecay decay, double gamma_value, Rng& rng) {
+  if (decay == TnoDecay::Learned)
+    for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
+  if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+}
+// lam [E] = lambda per channel (and dlam = d lambda / d theta for Learned) from "gamma";
+// `what` names the layer in errors.
+template <class T>
+void decay_rates(const Param<T>& gamma, TnoDecay decay, double gamma_value, Tensor<T>& lam, Tensor<T>& dlam,
+                 const char* what) {
+  const Index E = gamma.value.size();
+  lam.resize({E});
+  if (decay == TnoDecay::Fixed) {
+    for (Index e = 0; e < E; ++e) {
+      const T l = gamma.value[e];
+      if (!(l >= T(0)) || !std::isfinite(l))
+        fail<ValueError>(what, " decay gamma[", e, "]: expected a finite value >= 0, got ", l);
+      lam[e] = l;
+    }
+    return;
+  }
+  dlam.resize({E});
+  const T g0 = static_cast<T>(gamma_value);
+  for (Index e = 0; e < E; ++e) {
+    const T s = sigmoid(gamma.value[e]);
+    lam[e] = g0 + (T(1) - g0) * s;
+    dlam[e] = (T(1) - g0) * s * (T(1) - s);
+  }
+}
+}  // namespace detail
+
 template <class T, class Backend = DefaultFftBackend>
 class Tno {
  public:
@@ -37,10 +81,7 @@ class Tno {
         causal_(causal),
         decay_(decay),
         gamma0_(gamma_value) {
-    if (decay != TnoDecay::None && !(gamma_value > 0 && gamma_value <= 1))
-      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
-    if (decay != TnoDecay::None) gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
-    if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+    detail::init_decay(gamma, heads, head_dim, decay, gamma_value);
   }
 
   Rpe<T> rpe;      // offset -> [H*Dh] coefficients
@@ -58,9 +99,7 @@ class Tno {
   // Learned theta ~ N(0, 1) as tnn-pytorch's torch.randn(h, 1, dim); Fixed lambda
   // reset to gamma; then the RPE (PyTorch Linear default, see Rpe::init_weights).
   void init_weights(Rng& rng) {
-    if (decay_ == TnoDecay::Learned)
-      for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
-    if (decay_ == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma0_));
+    detail::reset_decay(gamma, decay_, gamma0_, rng);
     rpe.init_weights(rng);
   }
 
@@ -89,7 +128,7 @@ class Tno {
     rpe.forward(n, causal_, t, ws.rpe);  // [K, E] RPE(k)
     if (decay_ == TnoDecay::None) return;
     const Index K = t.rows(), E = channels();
-    decay_rates(ws);
+    detail::decay_rates(gamma, decay_, gamma0_, ws.lam, ws.dlam, "tno");
     // lambda^|k| = exp(|k| log lambda): underflows to 0 at long range, as it should.
     // The k = 0 row is set to 1 explicitly, so lambda = 0 gives 1, 0, 0, ...
     ws.pw.resize({K, E});
@@ -161,16 +200,20 @@ class Tno {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
-    rpe.visit(prefix + "rpe.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
-    rpe.visit(prefix + "rpe.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    if (m.decay_ != TnoDecay::None) f(prefix + "gamma", m.gamma);
+    m.rpe.visit(prefix + "rpe.", f);
+  }
+
   static Index checked_width(Index heads, Index head_dim) {
     if (heads <= 0 || head_dim <= 0)
       fail<ConfigError>("Tno: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
@@ -179,27 +222,6 @@ class Tno {
   void check_input(const Tensor<T>& v, const char* what) const {
     if (v.rank() != 3 || v.dim(2) != channels() || v.dim(1) < 1)
       fail<ShapeError>(what, ": expected shape [B, N >= 1, ", channels(), "], got ", shape_str(v.shape()));
-  }
-  // ws.lam [E] (and ws.dlam for Learned) from the "gamma" tensor.
-  void decay_rates(Cache& ws) const {
-    const Index E = channels();
-    ws.lam.resize({E});
-    if (decay_ == TnoDecay::Fixed) {
-      for (Index e = 0; e < E; ++e) {
-        const T l = gamma.value[e];
-        if (!(l >= T(0)) || !std::isfinite(l))
-          fail<ValueError>("tno decay gamma[", e, "]: expected a finite value >= 0, got ", l);
-        ws.lam[e] = l;
-      }
-      return;
-    }
-    ws.dlam.resize({E});
-    const T g0 = static_cast<T>(gamma0_);
-    for (Index e = 0; e < E; ++e) {
-      const T s = detail::sigmoid(gamma.value[e]);
-      ws.lam[e] = g0 + (T(1) - g0) * s;
-      ws.dlam[e] = (T(1) - g0) * s * (T(1) - s);
-    }
   }
 
   Index heads_ = 0, head_dim_ = 0;

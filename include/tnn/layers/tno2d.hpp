@@ -35,10 +35,7 @@ class Tno2d {
         decay_(decay),
         gamma0_(gamma_value) {
     if (grid_h < 1 || grid_w < 1) fail<ConfigError>("Tno2d: expected a grid of at least 1 x 1, got ", grid_h, " x ", grid_w);
-    if (decay != TnoDecay::None && !(gamma_value > 0 && gamma_value <= 1))
-      fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
-    if (decay != TnoDecay::None) gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
-    if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+    detail::init_decay(gamma, heads, head_dim, decay, gamma_value);
   }
 
   Rpe<T> rpe;      // (di, dj) -> [H*Dh] coefficients
@@ -56,9 +53,7 @@ class Tno2d {
 
   // As Tno::init_weights: Learned theta ~ N(0, 1), Fixed lambda reset, then the RPE.
   void init_weights(Rng& rng) {
-    if (decay_ == TnoDecay::Learned)
-      for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
-    if (decay_ == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma0_));
+    detail::reset_decay(gamma, decay_, gamma0_, rng);
     rpe.init_weights(rng);
   }
 
@@ -82,7 +77,7 @@ class Tno2d {
     rpe.forward(ws.rpe.pos, t, ws.rpe);  // [K, E] RPE(di, dj)
     const Index K = t.rows(), E = channels(), tw = 2 * grid_w_ - 1;
     if (decay_ != TnoDecay::None) {
-      decay_rates(ws);
+      detail::decay_rates(gamma, decay_, gamma0_, ws.lam, ws.dlam, "tno2d");
       ws.pw.resize({K, E});
       for (Index r = 0; r < K; ++r) {
         const Index a = std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1));  // |di| + |dj|
@@ -157,16 +152,20 @@ class Tno2d {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
-    rpe.visit(prefix + "rpe.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    if (decay_ != TnoDecay::None) f(prefix + "gamma", gamma);
-    rpe.visit(prefix + "rpe.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    if (m.decay_ != TnoDecay::None) f(prefix + "gamma", m.gamma);
+    m.rpe.visit(prefix + "rpe.", f);
+  }
+
   static Index checked_width(Index heads, Index head_dim) {
     if (heads <= 0 || head_dim <= 0)
       fail<ConfigError>("Tno2d: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
@@ -181,27 +180,6 @@ class Tno2d {
     if (!(lam > T(0))) return T(0);
     const T l = static_cast<T>(a) * std::log(lam);
     return l >= std::log(std::numeric_limits<T>::min()) ? std::exp(l) : T(0);
-  }
-  // ws.lam [E] (and ws.dlam for Learned) from the "gamma" tensor, as Tno.
-  void decay_rates(Cache& ws) const {
-    const Index E = channels();
-    ws.lam.resize({E});
-    if (decay_ == TnoDecay::Fixed) {
-      for (Index e = 0; e < E; ++e) {
-        const T l = gamma.value[e];
-        if (!(l >= T(0)) || !std::isfinite(l))
-          fail<ValueError>("tno2d decay gamma[", e, "]: expected a finite value >= 0, got ", l);
-        ws.lam[e] = l;
-      }
-      return;
-    }
-    ws.dlam.resize({E});
-    const T g0 = static_cast<T>(gamma0_);
-    for (Index e = 0; e < E; ++e) {
-      const T s = detail::sigmoid(gamma.value[e]);
-      ws.lam[e] = g0 + (T(1) - g0) * s;
-      ws.dlam[e] = (T(1) - g0) * s * (T(1) - s);
-    }
   }
 
   Index heads_ = 0, head_dim_ = 0, grid_h_ = 0, grid_w_ = 0;

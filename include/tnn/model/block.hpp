@@ -117,20 +117,22 @@ class TnnBlock {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    token_norm.visit(prefix + "token_norm.", f);
-    token_mixer.visit(prefix + "token_mixer.", f);
-    feature_norm.visit(prefix + "feature_norm.", f);
-    feature_mixer.visit(prefix + "feature_mixer.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    token_norm.visit(prefix + "token_norm.", f);
-    token_mixer.visit(prefix + "token_mixer.", f);
-    feature_norm.visit(prefix + "feature_norm.", f);
-    feature_mixer.visit(prefix + "feature_mixer.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.token_norm.visit(prefix + "token_norm.", f);
+    m.token_mixer.visit(prefix + "token_mixer.", f);
+    m.feature_norm.visit(prefix + "feature_norm.", f);
+    m.feature_mixer.visit(prefix + "feature_mixer.", f);
+  }
+
   bool prenorm_ = true;
   Index dim_ = 0;
 };

@@ -150,7 +150,7 @@ class ClassifierHead {
 // The bidirectional TNN classifier of a config with task "classify". Checkpoint names are the
 // LM's (embed., layers.i., final_norm.) plus head.weight and head.bias; no lm_head.
 template <class T>
-class TnnClassifier {
+class TnnClassifier : public ParameterSet<TnnClassifier<T>, T> {
  public:
   explicit TnnClassifier(const TnnConfig& cfg) : cfg_((cfg.validate(), cfg)) {
     if (cfg_.task != Task::Classify)
@@ -181,42 +181,14 @@ class TnnClassifier {
     head.init_weights(rng);
   }
 
+  // f(name, Param&) in checkpoint order; ParameterSet derives the rest from it.
   template <class F>
   void visit(F&& f) {
-    embed.visit("embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    head.visit("head.", f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    embed.visit("embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    head.visit("head.", f);
-  }
-
-  std::vector<std::pair<std::string, Param<T>*>> named_parameters() {
-    std::vector<std::pair<std::string, Param<T>*>> out;
-    visit([&](const std::string& name, Param<T>& p) { out.emplace_back(name, &p); });
-    return out;
-  }
-
-  void zero_grad() {
-    if (param_list_owner_ != this) {
-      param_list_.clear();
-      visit([&](const std::string&, Param<T>& p) { param_list_.push_back(&p); });
-      param_list_owner_ = this;
-    }
-    for (Param<T>* p : param_list_) p->zero_grad();
-  }
-
-  Index num_parameters() const {
-    Index n = 0;
-    visit([&](const std::string&, const Param<T>& p) {
-      if (p.trainable) n += p.value.size();
-    });
-    return n;
+    visit_all(*this, f);
   }
 
   // tokens I32 [B, N] (padding positions must hold valid ids too; they are never read into a
@@ -254,6 +226,14 @@ class TnnClassifier {
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: TnnClassifier or const TnnClassifier
+    m.embed.visit("embed.", f);
+    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit("layers." + std::to_string(i) + ".", f);
+    m.final_norm.visit("final_norm.", f);
+    m.head.visit("head.", f);
+  }
+
   void run_forward(const Tensor<std::int32_t>& tokens, const Tensor<std::int32_t>* lengths) {
     has_loss_ = false;
     if (tokens.rank() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1)
@@ -276,8 +256,6 @@ class TnnClassifier {
   bool has_loss_ = false;
   Tensor<T> dxf_;      // [B, N, D]
   Tensor<T> dres_[2];  // [B, N, D] residual-stream gradient, ping-pong over layers
-  std::vector<Param<T>*> param_list_;
-  const TnnClassifier* param_list_owner_ = nullptr;
 };
 
 // One call to load a classifier checkpoint: its config (task classify) and weights.

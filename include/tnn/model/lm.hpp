@@ -25,7 +25,7 @@
 namespace tnn {
 
 template <class T>
-class TnnLM {
+class TnnLM : public ParameterSet<TnnLM<T>, T> {
  public:
   explicit TnnLM(const TnnConfig& cfg) : cfg_((cfg.validate(), cfg)) {
     embed = Embedding<T>(cfg_.vocab_size, cfg_.dim);
@@ -60,46 +60,15 @@ class TnnLM {
     if (!cfg_.tie_embeddings) lm_head.init_uniform(rng);
   }
 
-  // f(name, Param&) for every stored tensor in checkpoint order (model.md §9).
+  // f(name, Param&) for every stored tensor in checkpoint order (model.md §9);
+  // named_parameters(), zero_grad() and num_parameters() come from it (ParameterSet).
   template <class F>
   void visit(F&& f) {
-    embed.visit("embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    if (!cfg_.tie_embeddings) lm_head.visit("lm_head.", f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    embed.visit("embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    if (!cfg_.tie_embeddings) lm_head.visit("lm_head.", f);
-  }
-
-  std::vector<std::pair<std::string, Param<T>*>> named_parameters() {
-    std::vector<std::pair<std::string, Param<T>*>> out;
-    visit([&](const std::string& name, Param<T>& p) { out.emplace_back(name, &p); });
-    return out;
-  }
-
-  // Once per training step, so without the visitor's name strings: the Param
-  // list is cached, and rebuilt if this model was copied or moved (owner check).
-  void zero_grad() {
-    if (param_list_owner_ != this) {
-      param_list_.clear();
-      visit([&](const std::string&, Param<T>& p) { param_list_.push_back(&p); });
-      param_list_owner_ = this;
-    }
-    for (Param<T>* p : param_list_) p->zero_grad();
-  }
-
-  // Number of trainable scalars (the fixed decay of use_decay is stored, not counted).
-  Index num_parameters() const {
-    Index n = 0;
-    visit([&](const std::string&, const Param<T>& p) {
-      if (p.trainable) n += p.value.size();
-    });
-    return n;
+    visit_all(*this, f);
   }
 
   // tokens, targets [B, N]; target -1 = ignored. Returns the mean cross-entropy
@@ -176,6 +145,14 @@ class TnnLM {
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: TnnLM or const TnnLM
+    m.embed.visit("embed.", f);
+    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit("layers." + std::to_string(i) + ".", f);
+    m.final_norm.visit("final_norm.", f);
+    if (!m.cfg_.tie_embeddings) m.lm_head.visit("lm_head.", f);
+  }
+
   Param<T>& head_param() { return cfg_.tie_embeddings ? embed.weight : lm_head.weight; }
 
   void run_forward(const Tensor<std::int32_t>& tokens) {
@@ -206,9 +183,6 @@ class TnnLM {
   // backward workspaces
   Tensor<T> dxf_;                                     // [B, N, D]
   Tensor<T> dres_[2];                                 // [B, N, D] residual-stream gradient, ping-pong over layers
-  // zero_grad's list of every Param, valid while param_list_owner_ == this
-  std::vector<Param<T>*> param_list_;
-  const TnnLM* param_list_owner_ = nullptr;
 };
 
 }  // namespace tnn
