@@ -16,7 +16,10 @@
 #include "tnn/layers/norm.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
+#include "tnn/layers/tno2d.hpp"
 #include "tnn/model/block.hpp"
+#include "tnn/model/classifier.hpp"
+#include "tnn/model/image_classifier.hpp"
 #include "tnn/model/lm.hpp"
 
 namespace tnn::reference {
@@ -79,9 +82,9 @@ inline Tensor<double> norm(const Norm<double>& n, const Tensor<double>& x) {
   return y;
 }
 
-// The RPE's MLP for one offset p.
-inline std::vector<double> rpe(const Rpe<double>& r, double p) {
-  std::vector<double> h = linear_row(r.pos_proj, {p});
+// The RPE's MLP for one offset p (the 2-D RPE: the offset pair).
+inline std::vector<double> rpe(const Rpe<double>& r, std::vector<double> p) {
+  std::vector<double> h = linear_row(r.pos_proj, p);
   auto block = [&](const Rpe<double>::Block& b) {
     std::vector<double> z = norm_row(b.norm, h);
     for (double& v : z) v = act_forward(r.activation(), v);
@@ -91,6 +94,7 @@ inline std::vector<double> rpe(const Rpe<double>& r, double p) {
   block(r.out);
   return h;
 }
+inline std::vector<double> rpe(const Rpe<double>& r, double p) { return rpe(r, std::vector<double>{p}); }
 
 // [toeplitz_num_coeffs(n, causal), E]: the RPE rows in the coefficient row order.
 inline Tensor<double> rpe_rows(const Rpe<double>& r, Index n, bool causal) {
@@ -126,6 +130,37 @@ inline std::vector<std::vector<double>> tno_coefficients(const Tno<double>& tno,
   return t;
 }
 
+// lambda of channel e from a TNO's "gamma" tensor (1 without decay).
+template <class Op>
+double decay_lambda(const Op& tno, Index e) {
+  if (tno.decay() == TnoDecay::Fixed) return tno.gamma.value[e];
+  if (tno.decay() == TnoDecay::Learned) {
+    const double g = tno.gamma_bound();
+    return g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
+  }
+  return 1;
+}
+
+// The 2-D TNO over its H x W grid, v [B, H*W, E]: y[i, j] = sum_{i', j'} t(i - i', j - j') v[i', j']
+// with t(di, dj) = RPE(di, dj) lambda^(|di| + |dj|), the O((HW)^2) loop.
+inline Tensor<double> tno(const Tno2d<double>& tno, const Tensor<double>& v) {
+  const Index B = v.dim(0), H = tno.grid_h(), W = tno.grid_w(), E = v.dim(2);
+  Tensor<double> y({B, H * W, E});
+  y.set_zero();
+  for (Index di = -(H - 1); di < H; ++di)
+    for (Index dj = -(W - 1); dj < W; ++dj) {
+      const std::vector<double> r = rpe(tno.rpe, {double(di), double(dj)});
+      for (Index e = 0; e < E; ++e) {
+        const double t = r[std::size_t(e)] * std::pow(decay_lambda(tno, e), double(std::abs(di) + std::abs(dj)));
+        for (Index b = 0; b < B; ++b)
+          for (Index i = std::max<Index>(0, di); i < std::min(H, H + di); ++i)
+            for (Index j = std::max<Index>(0, dj); j < std::min(W, W + dj); ++j)
+              y[(b * H * W + i * W + j) * E + e] += t * v[(b * H * W + (i - di) * W + (j - dj)) * E + e];
+      }
+    }
+  return y;
+}
+
 // y_i = sum_j t_{i-j} v_j per channel, the O(N^2) loop.
 inline Tensor<double> tno(const Tno<double>& tno, const Tensor<double>& v) {
   const Index B = v.dim(0), N = v.dim(1), E = v.dim(2);
@@ -141,12 +176,20 @@ inline Tensor<double> tno(const Tno<double>& tno, const Tensor<double>& v) {
   return y;
 }
 
-// o(act(u_proj x) * T act(v_proj x)), every step written out.
-template <class Backend>
-Tensor<double> gtu(const Gtu<double, Backend>& g, const Tensor<double>& x) {
+// o(act(u_proj x) * T act(v_proj x)), every step written out; with `lengths` (ragged rows) the
+// TNO input of row b is zero at positions >= lengths[b].
+template <class Backend, class Mixer>
+Tensor<double> gtu(const Gtu<double, Backend, Mixer>& g, const Tensor<double>& x,
+                   const Tensor<std::int32_t>* lengths = nullptr) {
   Tensor<double> u = linear(g.u_proj, x), v = linear(g.v_proj, x);
   for (auto& a : u) a = act_forward(g.activation(), a);
   for (auto& a : v) a = act_forward(g.activation(), a);
+  if (lengths) {
+    const Index N = v.dim(1), E = v.dim(2);
+    for (Index b = 0; b < v.dim(0); ++b)
+      for (Index n = (*lengths)[b]; n < N; ++n)
+        for (Index e = 0; e < E; ++e) v[(b * N + n) * E + e] = 0;
+  }
   Tensor<double> z = tno(g.toep, v);
   for (Index i = 0; i < z.size(); ++i) z[i] *= u[i];
   return linear(g.o, z);
@@ -161,8 +204,11 @@ inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
 
 // Pre-norm: m = x + gtu(norm1(x)), y = m + glu(norm2(m)); post-norm: m = x +
 // norm1(gtu(x)), y = m + norm2(glu(m)).
-inline Tensor<double> block(const TnnBlock<double>& b, const Tensor<double>& x) {
-  Tensor<double> m = b.prenorm() ? gtu(b.token_mixer, norm(b.token_norm, x)) : norm(b.token_norm, gtu(b.token_mixer, x));
+template <class Mixer>
+Tensor<double> block(const TnnBlock<double, Mixer>& b, const Tensor<double>& x,
+                     const Tensor<std::int32_t>* lengths = nullptr) {
+  Tensor<double> m = b.prenorm() ? gtu(b.token_mixer, norm(b.token_norm, x), lengths)
+                                 : norm(b.token_norm, gtu(b.token_mixer, x, lengths));
   for (Index i = 0; i < m.size(); ++i) m[i] += x[i];
   Tensor<double> y = b.prenorm() ? glu(b.feature_mixer, norm(b.feature_norm, m))
                                  : norm(b.feature_norm, glu(b.feature_mixer, m));
@@ -215,6 +261,47 @@ inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_
       z[r * V + v] = acc;
     }
   return z;
+}
+
+// Pooling (mean over row b's first lengths[b] positions, or position 0) and the head: logits [B, K].
+inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Tensor<double>& x,
+                                      const Tensor<std::int32_t>* lengths) {
+  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2);
+  Tensor<double> pooled({B, D});
+  pooled.set_zero();
+  for (Index b = 0; b < B; ++b) {
+    const Index len = h.pooling() == Pooling::First ? 1 : lengths ? Index((*lengths)[b]) : N;
+    for (Index n = 0; n < len; ++n)
+      for (Index d = 0; d < D; ++d) pooled[b * D + d] += x[(b * N + n) * D + d] / double(len);
+  }
+  return linear(h.head, pooled);
+}
+
+// The classifier's logits [B, K] of a (ragged) batch.
+inline Tensor<double> classifier_logits(const TnnClassifier<double>& m, const Tensor<std::int32_t>& tokens,
+                                        const Tensor<std::int32_t>* lengths) {
+  Tensor<double> x = embedding(m.embed, tokens);
+  for (const auto& l : m.layers) x = block(l, x, lengths);
+  return classifier_head(m.head, norm(m.final_norm, x), lengths);
+}
+
+// The image classifier's logits [B, K]: each P x P patch's values in (row, column, channel)
+// order through patch_embed, the 2-D blocks, the final norm, mean pooling, the head.
+inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Tensor<double>& images) {
+  const TnnConfig& c = m.config();
+  const Index B = images.dim(0), Hi = images.dim(1), Wi = images.dim(2), Ch = images.dim(3), P = c.patch_size;
+  const Index gh = Hi / P, gw = Wi / P;
+  Tensor<double> patches({B, gh * gw, P * P * Ch});
+  Index f = 0;
+  for (Index b = 0; b < B; ++b)
+    for (Index gi = 0; gi < gh; ++gi)
+      for (Index gj = 0; gj < gw; ++gj)
+        for (Index pi = 0; pi < P; ++pi)
+          for (Index pj = 0; pj < P; ++pj)
+            for (Index ch = 0; ch < Ch; ++ch) patches[f++] = images[((b * Hi + gi * P + pi) * Wi + gj * P + pj) * Ch + ch];
+  Tensor<double> x = linear(m.patch_embed, patches);
+  for (const auto& l : m.layers) x = block(l, x);
+  return classifier_head(m.head, norm(m.final_norm, x), nullptr);
 }
 
 }  // namespace tnn::reference

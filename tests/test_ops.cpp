@@ -11,14 +11,22 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "op_check.hpp"
 #include "reference.hpp"
 #include "tnn/core/toeplitz.hpp"
+#include "tnn/core/toeplitz2d.hpp"
+#include "tnn/layers/gtu2d.hpp"
+#include "tnn/layers/tno2d.hpp"
+#include "tnn/model/classifier.hpp"
+#include "tnn/model/image_classifier.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/loss.hpp"
+#include "tiny_configs.hpp"
 
 using namespace tnn;
 using opcheck::Case;
@@ -99,6 +107,33 @@ OpSpec circulant(const char* backend, Index L) {
   });
 }
 
+// y = T x over an H x W grid (model.md §12): x [B, H, W, C], t [2H-1, 2W-1, C].
+template <class Backend>
+OpSpec toeplitz2d(const char* backend, Index H, Index W, ToeplitzMethod m) {
+  Options o;
+  o.float_tol = 2e-4;
+  if (H * W > 30) o.max_entries = 40;
+  return opcheck::op(cat("Toeplitz2d_", backend, "_", method_name(m), "_", H, "x", W), o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Toeplitz2dOp<T, Backend> op;
+      Tensor<T> t, x;
+    };
+    auto st = std::make_shared<St>();
+    st->t = random<T>({2 * H - 1, 2 * W - 1, 2}, 61);
+    st->x = random<T>({2, H, W, 2}, 62);
+    Case<T> c;
+    c.inputs = {{"x", &st->x}, {"t", &st->t}};
+    c.forward = [st, H, W, m](Tensor<T>& y) {
+      st->op.prepare(st->t, H, W, m);
+      st->op.forward(st->x, y);
+    };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { st->op.backward(dy, &d[0], &d[1]); };
+    c.reference = [st](Tensor<T>& y) { toeplitz2d_forward_direct(st->t, st->x, y); };
+    return c;
+  });
+}
+
 void add_kernels(std::vector<OpSpec>& v) {
   for (bool causal : {true, false})
     for (Index N : {1, 5, 40, 70, 130})
@@ -114,6 +149,14 @@ void add_kernels(std::vector<OpSpec>& v) {
     v.push_back(circulant<FftwBackend>("fftw", L));
 #endif
   }
+  // odd and even sides, and H = 1 or W = 1 (the 1-D product)
+  for (auto [H, W] : {std::pair<Index, Index>{1, 1}, {1, 6}, {5, 1}, {2, 3}, {4, 4}, {7, 6}})
+    for (ToeplitzMethod m : {ToeplitzMethod::Direct, ToeplitzMethod::FFT}) {
+      v.push_back(toeplitz2d<EigenBackend>("eigen", H, W, m));
+#ifndef TNN_NO_FFTW
+      if (m == ToeplitzMethod::FFT) v.push_back(toeplitz2d<FftwBackend>("fftw", H, W, m));
+#endif
+    }
 }
 
 // ---- layers ----
@@ -330,27 +373,13 @@ void add_tno(std::vector<OpSpec>& v) {
 }
 
 // GTU: D = 4, E = 6 (expand 1.5), RPE width 4, across heads, decay, norms and activations.
-TnnConfig gtu_config(Index heads, bool causal) {
-  TnnConfig cfg;
-  cfg.vocab_size = 11;
-  cfg.dim = 4;
-  cfg.layers = 1;
-  cfg.heads = heads;
-  cfg.expand_ratio = 1.5;
-  cfg.rpe_dim = 4;
-  cfg.rpe_layers = 1;
-  cfg.gamma = 0.9;
-  cfg.causal = causal;
-  return cfg;
-}
-
 void add_gtu(std::vector<OpSpec>& v) {
   int combo = 0;
   for (bool causal : {true, false})
     for (Index heads : {1, 3})
       for (int decay : {0, 1, 2})
         for (Index n : {1, 2, 17, 300}) {
-          TnnConfig cfg = gtu_config(heads, causal);
+          TnnConfig cfg = testing_helpers::tiny_gtu_config(heads, causal);
           cfg.use_decay = decay == 1;
           cfg.use_multi_decay = decay == 2;
           cfg.norm_type = kNorms[combo % 3];
@@ -395,31 +424,76 @@ void add_gtu(std::vector<OpSpec>& v) {
         }
 }
 
-// ---- model ----
-
-TnnConfig block_config(NormType norm, bool prenorm, bool causal) {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.layers = 1;
-  c.heads = 2;
-  c.expand_ratio = 1.5;  // E = 12, Dh = 6
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
-  c.norm_type = norm;
-  c.prenorm = prenorm;
-  c.causal = causal;
-  c.validate();
-  return c;
+// The 2-D TNO and GTU over an H x W grid (v, x [B, H*W, channels]): heads 2 with Dh 2, RPE
+// width 4 (its input the offset pair), every trainable value drawn at random.
+template <class T>
+Tno2d<T> make_tno2d_layer(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers) {
+  return Tno2d<T>(2, 2, 4, rpe_layers, norm, act, H, W, decay, 0.9);
 }
+
+OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers,
+                  ToeplitzMethod method, bool gtu, std::uint64_t seed) {
+  Options o;
+  o.kinked = act == Activation::Relu;
+  o.max_entries = 30;
+  const std::string name = cat(gtu ? "Gtu2d_" : "Tno2d_", H, "x", W, "_", decay_name(decay), "_", to_string(norm), "_",
+                               to_string(act), "_rpe", rpe_layers, "_", method_name(method));
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Gtu2d<T> g;
+      typename Gtu2d<T>::Cache gc;
+      typename Tno2d<T>::Cache tc;
+      Tensor<T> x;
+    };
+    auto st = std::make_shared<St>();
+    st->g = make_gtu2d<T>(3, Activation::Silu, make_tno2d_layer<T>(H, W, decay, norm, act, rpe_layers));
+    st->g.toep.method = method;
+    Rng rng(seed);
+    for (auto& [nm, p] : opcheck::params_of(st->g))
+      if (p->trainable)
+        for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+    st->x = random<T>({2, H * W, gtu ? 3 : st->g.toep.channels()}, seed + 10);
+    Case<T> c;
+    c.inputs = {{"x", &st->x}};
+    if (gtu) {
+      c.params = opcheck::params_of(st->g, "token_mixer.");
+      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->gc); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->gc, &dx[0]); };
+      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
+    } else {
+      c.params = opcheck::params_of(st->g.toep, "toep.");
+      c.forward = [st](Tensor<T>& y) { st->g.toep.forward(st->x, y, st->tc); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+        st->g.toep.backward(st->x, dy, st->tc, &dx[0]);
+      };
+      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::tno(st->g.toep, st->x); };
+    }
+    return c;
+  });
+}
+
+void add_2d_layers(std::vector<OpSpec>& v) {
+  int combo = 0;
+  for (auto [H, W] : {std::pair<Index, Index>{1, 4}, {3, 1}, {2, 3}, {4, 3}})
+    for (TnoDecay decay : kDecays)
+      for (NormType norm : kNorms) {
+        const Activation act = kActs[combo % 4];
+        const Index rpe_layers = combo % 3 == 0 ? 0 : 1;
+        const ToeplitzMethod m = combo % 2 == 0 ? ToeplitzMethod::Direct : ToeplitzMethod::FFT;
+        ++combo;
+        v.push_back(tno2d_spec(H, W, decay, norm, act, rpe_layers, m, false, 70 + std::uint64_t(combo)));
+        v.push_back(tno2d_spec(H, W, decay, norm, act, rpe_layers, m, true, 90 + std::uint64_t(combo)));
+      }
+}
+
+// ---- model ----
 
 void add_block(std::vector<OpSpec>& v) {
   for (NormType norm : kNorms)
     for (bool prenorm : {true, false})
       for (bool causal : {true, false}) {
-        const TnnConfig cfg = block_config(norm, prenorm, causal);
+        const TnnConfig cfg = testing_helpers::tiny_block_config(norm, prenorm, causal);
         v.push_back(opcheck::op(cat("Block_", to_string(norm), prenorm ? "_prenorm" : "_postnorm",
                                     causal ? "_causal" : "_bidir"),
                                 {}, [=](auto s) {
@@ -448,40 +522,6 @@ void add_block(std::vector<OpSpec>& v) {
 }
 
 // The LM: y = the mean cross-entropy of a batch (a scalar; backward() takes no dy).
-TnnConfig lm_base() {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.layers = 1;
-  c.heads = 1;
-  c.expand_ratio = 1.5;  // E = 12
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
-  c.rpe_act = Activation::Silu;
-  return c;
-}
-
-// Random ids; targets: next token (causal) or a masked-LM pattern, some -1 either way.
-void lm_batch(const TnnConfig& c, Index B, Index N, std::uint64_t seed, Tensor<std::int32_t>& tokens,
-              Tensor<std::int32_t>& targets) {
-  Rng rng(seed);
-  tokens = Tensor<std::int32_t>({B, N});
-  targets = Tensor<std::int32_t>({B, N});
-  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
-  for (Index b = 0; b < B; ++b)
-    for (Index n = 0; n < N; ++n) {
-      const Index i = b * N + n;
-      if (c.causal)
-        targets[i] = n + 1 < N ? tokens[i + 1] : static_cast<std::int32_t>(rng.below(std::uint64_t(c.vocab_size)));
-      else
-        targets[i] = rng.uniform() < 0.5 ? tokens[i] : -1;
-    }
-  targets[0] = -1;  // always at least one ignored position
-  if (B * N > 1) targets[B * N - 1] = static_cast<std::int32_t>(c.vocab_size - 1);  // and one counted
-}
-
 OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index max_entries = -1,
                std::uint64_t seed = 3) {
   cfg.validate();
@@ -499,7 +539,7 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
     auto st = std::make_shared<St>(St{TnnLM<T>(cfg), {}, {}});
     st->m.init_weights(seed);
     opcheck::perturb(st->m.named_parameters(), seed + 100);
-    lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
+    testing_helpers::lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
     Case<T> c;
     c.params = st->m.named_parameters();
     c.forward = [st](Tensor<T>& y) {
@@ -517,60 +557,60 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
 }
 
 void add_lm(std::vector<OpSpec>& v) {
-  v.push_back(lm_spec("LM_base", lm_base(), 2, 5));
+  v.push_back(lm_spec("LM_base", testing_helpers::tiny_lm_config(), 2, 5));
   for (bool causal : {true, false})
     for (Index heads : {1, 3, 4}) {
-      TnnConfig c = lm_base();
+      TnnConfig c = testing_helpers::tiny_lm_config();
       c.causal = causal;
       c.heads = heads;  // E = 12: Dh 12, 4 or 3
       v.push_back(lm_spec(cat("LM", causal ? "_causal" : "_bidir", "_H", heads), c, 2, 4));
     }
   for (NormType n : kNorms)
     for (bool prenorm : {true, false}) {
-      TnnConfig c = lm_base();
+      TnnConfig c = testing_helpers::tiny_lm_config();
       c.norm_type = n;
       c.prenorm = prenorm;
       v.push_back(lm_spec(cat("LM_", to_string(n), prenorm ? "_prenorm" : "_postnorm"), c, 1, 6));
     }
   for (int decay : {0, 1, 2}) {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.use_decay = decay == 1;
     c.use_multi_decay = decay == 2;
     c.causal = decay != 1;
     v.push_back(lm_spec(cat("LM_decay", decay), c, 2, 4));
   }
   for (bool causal : {true, false}) {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.tie_embeddings = true;
     c.causal = causal;
     v.push_back(lm_spec(cat("LM_tied", causal ? "_causal" : "_bidir"), c, 2, 5));
   }
   for (Activation a : kActs) {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.gtu_act = a;
     c.glu_act = a;
     c.rpe_act = a == Activation::Relu ? Activation::Gelu : a;  // relu in the RPE: LM_relu_rpe
     v.push_back(lm_spec(cat("LM_act_", to_string(a)), c, 2, 4));
   }
   {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.rpe_act = Activation::Relu;
     v.push_back(lm_spec("LM_relu_rpe", c, 2, 5, -1, 21));
   }
   for (Index rl : {0, 2}) {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.rpe_layers = rl;
     c.layers = 2;
     v.push_back(lm_spec(cat("LM_2layers_rpe", rl), c, 1, 5));
   }
   for (Index n : {1, 2, 17})
     for (bool causal : {true, false}) {
-      TnnConfig c = lm_base();
+      TnnConfig c = testing_helpers::tiny_lm_config();
       c.causal = causal;
       v.push_back(lm_spec(cat("LM", causal ? "_causal" : "_bidir", "_N", n), c, 2, n, n == 17 ? 12 : -1));
     }
   for (bool causal : {true, false}) {  // FFT path in every layer
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.causal = causal;
     c.heads = 3;
     v.push_back(lm_spec(cat("LM_long", causal ? "_causal" : "_bidir", "_N300"), c, 1, 300, 5));
@@ -580,7 +620,7 @@ void add_lm(std::vector<OpSpec>& v) {
   const NormType norms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
   const Activation acts[] = {Activation::Silu, Activation::Gelu, Activation::None};
   for (int k = 0; k < 12; ++k) {
-    TnnConfig c = lm_base();
+    TnnConfig c = testing_helpers::tiny_lm_config();
     c.layers = 2;
     c.causal = pick.below(2) == 0;
     c.heads = pick.below(2) == 0 ? 1 : 3;
@@ -599,6 +639,119 @@ void add_lm(std::vector<OpSpec>& v) {
 }
 
 // Cross-entropy of logits z [B, N, V] against targets with ignored (-1) positions.
+// The classifier: y = the mean cross-entropy of a ragged batch (lengths 5, 2, 4 of N = 5;
+// "first" pooling reads position 0 only).
+OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t seed) {
+  cfg.task = Task::Classify;
+  cfg.causal = false;
+  cfg.num_classes = 3;
+  cfg.validate();
+  Options o;
+  o.unit_cotangent = true;
+  o.float_tol = 1e-5;
+  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      TnnClassifier<T> m;
+      Tensor<std::int32_t> tokens, lengths, labels;
+    };
+    auto st = std::make_shared<St>(St{TnnClassifier<T>(cfg), {}, testing_helpers::ids({3}, {5, 2, 4}),
+                                      testing_helpers::ids({3}, {2, 0, 1})});
+    st->m.init_weights(seed);
+    opcheck::perturb(st->m.named_parameters(), seed + 100);
+    Tensor<std::int32_t> unused;
+    testing_helpers::lm_batch(cfg, 3, 5, seed + 1, st->tokens, unused);
+    Case<T> c;
+    c.params = st->m.named_parameters();
+    c.forward = [st](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = st->m.forward(st->tokens, &st->lengths, st->labels);
+    };
+    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) {
+        y.resize({1});
+        y[0] = reference::cross_entropy(reference::classifier_logits(st->m, st->tokens, &st->lengths),
+                                             st->labels);
+      };
+    return c;
+  });
+}
+
+// The image classifier: y = the mean cross-entropy of 2 images [Hi, Wi, 2] in P x P patches.
+OpSpec image_spec(const std::string& name, TnnConfig cfg, Index hi, Index wi, Index p, std::uint64_t seed) {
+  cfg.task = Task::Image;
+  cfg.vocab_size = 0;
+  cfg.causal = false;
+  cfg.num_classes = 3;
+  cfg.image_height = hi;
+  cfg.image_width = wi;
+  cfg.image_channels = 2;
+  cfg.patch_size = p;
+  cfg.validate();
+  Options o;
+  o.unit_cotangent = true;
+  o.float_tol = 1e-5;
+  o.max_entries = 40;
+  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      TnnImageClassifier<T> m;
+      Tensor<T> images;
+      Tensor<std::int32_t> labels;
+    };
+    auto st = std::make_shared<St>(St{TnnImageClassifier<T>(cfg), random<T>({2, hi, wi, 2}, seed + 1),
+                                      testing_helpers::ids({2}, {1, 2})});
+    st->m.init_weights(seed);
+    opcheck::perturb(st->m.named_parameters(), seed + 100);
+    Case<T> c;
+    c.params = st->m.named_parameters();  // the images are data, not differentiated
+    c.forward = [st](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = st->m.forward(st->images, st->labels);
+    };
+    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) {
+        y.resize({1});
+        y[0] = reference::cross_entropy(reference::image_logits(st->m, st->images), st->labels);
+      };
+    return c;
+  });
+}
+
+void add_classifiers(std::vector<OpSpec>& v) {
+  int combo = 0;
+  for (NormType n : kNorms)
+    for (const char* pooling : {"mean", "first"})
+      for (bool prenorm : {true, false}) {
+        TnnConfig c = testing_helpers::tiny_lm_config();
+        c.norm_type = n;
+        c.pooling = pooling == std::string("mean") ? Pooling::Mean : Pooling::First;
+        c.prenorm = prenorm;
+        c.layers = 2;
+        c.heads = combo % 2 == 0 ? 1 : 3;
+        c.use_decay = combo % 3 == 1;
+        c.use_multi_decay = combo % 3 == 2;
+        ++combo;
+        v.push_back(classifier_spec(cat("Classifier_", to_string(n), "_", pooling, prenorm ? "_prenorm" : "_postnorm",
+                                        "_H", c.heads),
+                                    c, 30 + std::uint64_t(combo)));
+      }
+  for (NormType n : kNorms)
+    for (auto [hi, wi, p] : {std::tuple<Index, Index, Index>{4, 6, 2}, {3, 3, 1}, {6, 4, 2}}) {
+      TnnConfig c = testing_helpers::tiny_config(2);
+      c.norm_type = n;
+      c.use_decay = false;
+      c.use_multi_decay = hi == 3;
+      c.layers = hi == 6 ? 2 : 1;
+      v.push_back(image_spec(cat("Image_", to_string(n), "_", hi, "x", wi, "_P", p), c, hi, wi, p,
+                             40 + std::uint64_t(hi * 10 + wi)));
+    }
+}
+
 void add_loss(std::vector<OpSpec>& v) {
   Options o;
   o.unit_cotangent = true;
@@ -637,8 +790,10 @@ std::vector<OpSpec> all_ops() {
   add_rpe(v);
   add_tno(v);
   add_gtu(v);
+  add_2d_layers(v);
   add_block(v);
   add_lm(v);
+  add_classifiers(v);
   add_loss(v);
   return v;
 }

@@ -59,7 +59,7 @@ Gtu2d<T, Backend> make_gtu2d(const TnnConfig& cfg) {
 // Checkpoint names: patch_embed.{weight [D, P*P*Ch], bias [D]}, layers.i.* as the LM's (the
 // RPE's pos_proj.weight is [R, 2]), final_norm.*, head.{weight [K, D], bias [K]}.
 template <class T>
-class TnnImageClassifier {
+class TnnImageClassifier : public ParameterSet<TnnImageClassifier<T>, T> {
  public:
   using Block = TnnBlock<T, Gtu2d<T>>;
 
@@ -94,35 +94,14 @@ class TnnImageClassifier {
     head.init_weights(rng);
   }
 
+  // f(name, Param&) in checkpoint order; ParameterSet derives the rest from it.
   template <class F>
   void visit(F&& f) {
-    patch_embed.visit("patch_embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    head.visit("head.", f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    patch_embed.visit("patch_embed.", f);
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].visit("layers." + std::to_string(i) + ".", f);
-    final_norm.visit("final_norm.", f);
-    head.visit("head.", f);
-  }
-
-  std::vector<std::pair<std::string, Param<T>*>> named_parameters() {
-    std::vector<std::pair<std::string, Param<T>*>> out;
-    visit([&](const std::string& name, Param<T>& p) { out.emplace_back(name, &p); });
-    return out;
-  }
-  void zero_grad() {
-    visit([&](const std::string&, Param<T>& p) { p.zero_grad(); });
-  }
-  Index num_parameters() const {
-    Index n = 0;
-    visit([&](const std::string&, const Param<T>& p) {
-      if (p.trainable) n += p.value.size();
-    });
-    return n;
+    visit_all(*this, f);
   }
 
   // images [B, Hi, Wi, Ch] (the config's sizes; pixel values as the caller scales them, e.g.
@@ -159,6 +138,14 @@ class TnnImageClassifier {
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: TnnImageClassifier or its const
+    m.patch_embed.visit("patch_embed.", f);
+    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit("layers." + std::to_string(i) + ".", f);
+    m.final_norm.visit("final_norm.", f);
+    m.head.visit("head.", f);
+  }
+
   void check_images(const Tensor<T>& images) const {
     if (images.rank() != 4 || images.dim(0) < 1 || images.dim(1) != cfg_.image_height ||
         images.dim(2) != cfg_.image_width || images.dim(3) != cfg_.image_channels)
@@ -185,10 +172,11 @@ class TnnImageClassifier {
   Tensor<T> dres_[2];  // [B, N, D] residual-stream gradient, ping-pong over layers
 };
 
-// An image classifier from a checkpoint: its config (task image) and weights.
+// An image classifier from a checkpoint: its config (task image) and weights; the header's
+// tensor shapes are checked against the config before the model is allocated.
 template <class T>
 TnnImageClassifier<T> load_image_classifier(const std::string& path) {
-  const TnnConfig cfg = read_config(path, /*check_tensors=*/false);
+  const TnnConfig cfg = read_config(path);
   if (cfg.task != Task::Image)
     fail<ConfigError>("checkpoint '", path, "': expected an image classifier (config task 'image'), got task '",
                       to_string(cfg.task), "'");
