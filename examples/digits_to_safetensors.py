@@ -2,8 +2,8 @@
 """Converts the UCI hand-written digits (1,797 8x8 grey images, 10 classes), as shipped in
 Debian's python3-sklearn (sklearn/datasets/data/digits.csv.gz), into tnn's image files:
 
-  OUT/digits_train.safetensors, OUT/digits_test.safetensors           images I32 [M, 8, 8, 1]
-  OUT/digits_flat_train.safetensors, OUT/digits_flat_test.safetensors images I32 [M, 1, 64, 1]
+  OUT/digits_train.safetensors, OUT/digits_test.safetensors           images U8 [M, 8, 8, 1]
+  OUT/digits_flat_train.safetensors, OUT/digits_flat_test.safetensors images U8 [M, 1, 64, 1]
 
 (pixels 0..16 scaled to 0..255 as round(v * 255 / 16); labels I32 [M]; metadata "tnn.labels"
 = ["0", ..., "9"]). The split is fixed: a seeded shuffle (random.Random(20231)), the first 80%
@@ -24,13 +24,12 @@ DEFAULT_CSV = "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.g
 
 
 def write_safetensors(path, tensors, metadata):
-    """tensors: name -> (dtype "I32", shape, flat list of ints)."""
+    """tensors: name -> (dtype "U8" or "I32", shape, flat list of ints)."""
     header = {"__metadata__": metadata}
     blobs = []
     offset = 0
     for name, (dtype, shape, values) in tensors.items():
-        assert dtype == "I32"
-        blob = struct.pack("<%di" % len(values), *values)
+        blob = struct.pack({"U8": "<%dB", "I32": "<%di"}[dtype] % len(values), *values)
         header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(blob)]}
         offset += len(blob)
         blobs.append(blob)
@@ -71,7 +70,7 @@ def main():
         labels = [lab for _, lab in sel]
         for kind, shape in (("", (len(sel), 8, 8, 1)), ("flat_", (len(sel), 1, 64, 1))):
             path = os.path.join(a.out_dir, "digits_%s%s.safetensors" % (kind, part))
-            write_safetensors(path, {"images": ("I32", shape, pixels), "labels": ("I32", (len(sel),), labels)}, meta)
+            write_safetensors(path, {"images": ("U8", shape, pixels), "labels": ("I32", (len(sel),), labels)}, meta)
     print("digits: %d images, %d train / %d test -> %s" % (len(rows), n_train, len(rows) - n_train, a.out_dir))
 
 

@@ -1,6 +1,6 @@
 // Train a 2-D TNN image classifier on an image file, then report test accuracy.
 //   train_images TRAIN TEST [STEPS] [PATCH] [DIM] [LAYERS]  ->  writes train_images.safetensors
-// TRAIN, TEST: safetensors image files (images I32 [M, H, W, Ch] 0..255, labels I32 [M];
+// TRAIN, TEST: safetensors image files (images U8 [M, H, W, Ch] 0..255, labels I32 [M];
 // the format is described in tnn/train/image_data.hpp; examples/digits_to_safetensors.py
 // writes the UCI digits in it).
 #include <cstdio>

@@ -11,6 +11,7 @@
 #include "temp_files.hpp"
 #include "test_helpers.hpp"
 #include "tnn/model/checkpoint.hpp"
+#include "tnn/model/image_classifier.hpp"
 #include "tnn/model/lm.hpp"
 
 using tnn::Dtype;
@@ -467,6 +468,95 @@ TEST(Checkpoint, HugeVocabularyInATinyFileFailsBeforeAnyAllocation) {
   EXPECT_CONTAINS(many, "layers 65536) needs");
   EXPECT_CONTAINS(many, "the file has 1");
   EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading two tiny checkpoints";
+}
+
+namespace {
+
+TnnConfig small_image_config() {
+  TnnConfig c;
+  c.task = tnn::Task::Image;
+  c.vocab_size = 0;
+  c.causal = false;
+  c.image_height = 6;
+  c.image_width = 4;
+  c.image_channels = 2;
+  c.patch_size = 2;
+  c.num_classes = 3;
+  c.dim = 4;
+  c.layers = 1;
+  c.rpe_dim = 3;
+  return c;
+}
+
+}  // namespace
+
+TEST(Checkpoint, ImageModelTensorsMatchTheModelsVisit) {
+  for (auto norm : {tnn::NormType::SimpleRMSNorm, tnn::NormType::RMSNorm, tnn::NormType::LayerNorm})
+    for (int variant = 0; variant < 3; ++variant) {
+      TnnConfig c = small_image_config();
+      c.norm_type = norm;
+      c.layers = 1 + variant % 2;
+      c.heads = variant == 2 ? 2 : 1;
+      c.rpe_layers = variant;
+      c.use_decay = variant != 1;
+      c.use_multi_decay = variant == 1;
+      c.patch_size = variant == 0 ? 1 : 2;
+      SCOPED_TRACE(c.to_json().dump());
+      std::map<std::string, tnn::Shape> implied, actual;
+      tnn::for_each_model_tensor(c, [&](const std::string& name, const tnn::Shape& s) {
+        EXPECT_TRUE(implied.emplace(name, s).second) << name << " named twice";
+      });
+      tnn::TnnImageClassifier<float> m(c);
+      m.visit([&](const std::string& name, Param<float>& p) { actual.emplace(name, p.value.shape()); });
+      EXPECT_EQ(implied, actual);
+      EXPECT_EQ(tnn::model_tensor_count(c), implied.size());
+    }
+}
+
+TEST(Checkpoint, ImageModelLoadsThroughReadConfig) {
+  TempDir dir("tnn_ck_");
+  const TnnConfig c = small_image_config();
+  tnn::TnnImageClassifier<float> m(c);
+  m.init_weights(3);
+  tnn::save_model(dir.file("m.safetensors"), m);
+  EXPECT_EQ(tnn::read_config(dir.file("m.safetensors")).to_json(), c.to_json());
+  auto back = tnn::load_model<tnn::TnnImageClassifier<double>>(dir.file("m.safetensors"));
+  EXPECT_EQ(back.num_parameters(), m.num_parameters());
+  TnnConfig other = c;
+  other.patch_size = 1;  // same tensor count, patch_embed.weight [4, 2] instead of [4, 8]
+  write_model_file(dir.file("p.safetensors"), other, c.to_json().dump());
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("p.safetensors")); }),
+                  "tensor \"patch_embed.weight\": its config implies shape [4, 8], the file has [4, 2]");
+}
+
+TEST(Checkpoint, HugeImageModelInATinyFileFailsBeforeAnyAllocation) {
+  TempDir dir("tnn_ck_");
+  const TnnConfig tiny = small_image_config();
+  // The tensors of `tiny`, and a config asking for 2^22-wide layers over 4096 x 4096 x 64 patches
+  // (a patch_embed of 2^22 x 2^30 floats: 16 PiB).
+  TnnConfig huge = tiny;
+  huge.dim = Index(1) << 22;
+  huge.expand_ratio = 1;
+  huge.image_height = huge.image_width = Index(1) << 12;
+  huge.patch_size = Index(1) << 12;
+  huge.image_channels = 64;
+  write_model_file(dir.file("h.safetensors"), tiny, huge.to_json().dump());
+  // One whose patch_size^2 * image_channels overflows an int64 (2^24 * 2^24 * 2^24).
+  TnnConfig over = tiny;
+  over.image_height = over.image_width = over.patch_size = over.image_channels = Index(1) << 24;
+  write_model_file(dir.file("o.safetensors"), tiny, over.to_json().dump());
+  ASSERT_LT(read_bytes(dir.file("h.safetensors")).size(), 8000u);  // a few kB
+
+  const long before = peak_rss_kb();
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); }),
+                  "tensor \"patch_embed.weight\": its config implies shape [4194304, 1073741824]");
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] {
+                    tnn::load_model<tnn::TnnImageClassifier<float>>(dir.file("h.safetensors"));
+                  }),
+                  "its config implies shape");
+  EXPECT_CONTAINS(error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("o.safetensors")); }),
+                  "expected patch_size^2 * image_channels below 2^63");
+  EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading two tiny image checkpoints";
 }
 
 TEST(Checkpoint, TrainingStateGivenAsCheckpointSaysWhichFileToUse) {

@@ -154,6 +154,7 @@ TEST(Safetensors, SaveLoadSaveIsByteIdenticalWhateverTheInsertionOrder) {
       case Dtype::F64: again.add(*it, f.get<double>(*it)); break;
       case Dtype::I32: again.add(*it, f.get<std::int32_t>(*it)); break;
       case Dtype::I64: again.add(*it, f.get<std::int64_t>(*it)); break;
+      case Dtype::U8: again.add(*it, f.get<std::int32_t>(*it), Dtype::U8); break;
     }
   }
   for (const auto& [k, v] : f.metadata()) again.set_metadata(k, v);
@@ -242,6 +243,28 @@ TEST(Safetensors, WriterRangeChecksNarrowingConversions) {
   EXPECT_EQ(f.get<std::int32_t>("y")[0], std::numeric_limits<std::int32_t>::min());
 }
 
+TEST(Safetensors, U8ReadsIntoIntegersAndIsRangeCheckedOnWrite) {
+  SafetensorsWriter w;
+  w.add("px", iota<std::int32_t>({2, 3}, 0, 51), Dtype::U8);  // 0 .. 255
+  w.add("one", Tensor<std::int64_t>({1}, 255), Dtype::U8);
+  const Bytes b = w.serialize();
+  const auto f = parse(b);
+  EXPECT_EQ(f.dtype("px"), Dtype::U8);
+  EXPECT_EQ(f.info("px").end - f.info("px").begin, 6u);  // one byte per element
+  expect_equal(f.get<std::int32_t>("px"), iota<std::int32_t>({2, 3}, 0, 51));
+  EXPECT_EQ(f.get<std::int64_t>("one")[0], 255);
+  EXPECT_THROW(f.get<float>("px"), tnn::FormatError);
+  for (std::int32_t bad : {-1, 256}) {
+    SafetensorsWriter o;
+    o.add("x", Tensor<std::int32_t>({2}, bad), Dtype::U8);
+    EXPECT_THROW(o.serialize(), tnn::ValueError);
+  }
+  EXPECT_THROW(SafetensorsWriter().add("f", Tensor<float>({1}), Dtype::U8), tnn::ValueError);
+  // A U8 tensor's offsets must span exactly one byte per element.
+  expect_format_error(make_file("{\"w\":{\"dtype\":\"U8\",\"shape\":[3],\"data_offsets\":[0,4]}}", zeros(4)),
+                      {"\"w\"", "span 4 bytes, expected 3"});
+}
+
 // ---- hostile files: every one is a FormatError naming file, tensor, expected and got ----
 
 TEST(SafetensorsHostile, TooShortForTheHeaderLength) {
@@ -291,7 +314,7 @@ TEST(SafetensorsHostile, EntriesMustBeObjectsWithExactlyTheThreeKeys) {
 
 TEST(SafetensorsHostile, UnknownUnsupportedAndNonStringDtypes) {
   expect_format_error(make_file("{\"w\":{\"dtype\":\"Q7\",\"shape\":[1],\"data_offsets\":[0,4]}}", zeros(4)),
-                      {"\"w\"", "unknown dtype", "\"Q7\"", "expected F32, F64, I32 or I64"});
+                      {"\"w\"", "unknown dtype", "\"Q7\"", "expected F32, F64, I32, I64 or U8"});
   expect_format_error(make_file("{\"w\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]}}", zeros(4)),
                       {"\"w\"", "BF16", "not supported"});
   expect_format_error(make_file("{\"w\":{\"dtype\":4,\"shape\":[1],\"data_offsets\":[0,4]}}", zeros(4)),

@@ -27,6 +27,7 @@ std::vector<std::uint8_t> rewrite(const tnn::SafetensorsFile& f) {
       case tnn::Dtype::F64: w.add(n, f.get<double>(n)); break;
       case tnn::Dtype::I32: w.add(n, f.get<std::int32_t>(n)); break;
       case tnn::Dtype::I64: w.add(n, f.get<std::int64_t>(n)); break;
+      case tnn::Dtype::U8: w.add(n, f.get<std::int32_t>(n), tnn::Dtype::U8); break;
     }
   }
   for (const auto& [k, v] : f.metadata()) w.set_metadata(k, v);

@@ -81,6 +81,30 @@ CONFIGS += [
     C("cls-mean-ln-n300", 3, 300, targets="ragged", num_classes=5, dim=4, layers=1, rpe_dim=4,
       norm_type="layernorm", gamma=0.95, **CL),
 ]
+# Image classifiers (issue 15, model.md §13): patch embedding, the 2-D TNO on a grid of patches
+# (odd and even grid sides, 1 x W and H x 1 grids, up to 17 x 16 where tnn's 2-D product takes
+# the FFT path: above 196 positions), every norm, decays, pooling; N shows the grid's tokens.
+def IMG(name, B, H, W, Ch, patch, **kw):
+    cfg = {k: v for k, v in BASE.items() if k != "vocab_size"}
+    cfg.update(task="image", causal=False, image_height=H, image_width=W, image_channels=Ch, patch_size=patch)
+    cfg.update(kw)
+    return dict(name=name, cfg=cfg, B=B, N=(H // patch) * (W // patch), targets="image")  # N: tokens
+
+
+CONFIGS += [
+    IMG("img-p1-5x4-simple-decay", 3, 5, 4, 1, 1, num_classes=4, layers=1),
+    IMG("img-p2-6x4x3-ln-h2-multi", 2, 6, 4, 3, 2, num_classes=3, heads=2, norm_type="layernorm",
+        use_decay=False, use_multi_decay=True, gamma=0.9),
+    IMG("img-p3-9x6-rms-post-nodecay", 2, 9, 6, 2, 3, num_classes=5, norm_type="rmsnorm", prenorm=False,
+        use_decay=False, rpe_layers=2, gtu_act="gelu", glu_act="relu"),
+    IMG("img-p1-1x7-first-gelu", 2, 1, 7, 2, 1, num_classes=2, pooling="first", rpe_act="gelu", gamma=0.8),
+    IMG("img-p2-8x2-h3-rpe0", 3, 8, 2, 1, 2, num_classes=3, heads=3, rpe_layers=0, norm_type="rmsnorm",
+        gtu_act="none", glu_act="none", rpe_act="none"),
+    IMG("img-p1-17x16-fft-multi-ln", 2, 17, 16, 1, 1, num_classes=3, dim=4, layers=1, rpe_dim=4,
+        norm_type="layernorm", use_decay=False, use_multi_decay=True, gamma=0.95),
+    IMG("img-p2-34x30x2-fft-decay", 1, 34, 30, 2, 2, num_classes=4, dim=4, layers=1, heads=2, rpe_dim=4,
+        gamma=0.9, prenorm=False),
+]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 
 
@@ -94,7 +118,7 @@ def config_json(cfg, minimal):
         d = ref.DEFAULTS.get(k, "required")
         if k == "glu_dim":
             d = full["dim"]
-        if d == "required" or v != d:
+        if (d == "required" or v != d) and not (k == "vocab_size" and v == 0):
             out[k] = v
     return json.dumps(out)
 
@@ -209,7 +233,13 @@ def main(argv=None):
         cfg = ref.full_config(c["cfg"])
         params = ref.random_params(cfg, rng)
         classifier = ref.is_classifier(cfg)
-        if classifier:
+        image = ref.is_image(cfg)
+        if image:  # pixel values as the model sees them, exact in f32 so both runs see the same input
+            images = rng.random((c["B"], cfg["image_height"], cfg["image_width"], cfg["image_channels"]))
+            images = images.astype(np.float32).astype(np.float64)
+            labels = rng.integers(0, cfg["num_classes"], (c["B"],)).astype(np.int32)
+            batch = {"images": images, "labels": labels}
+        elif classifier:
             tokens, lengths, labels = make_classify_batch(rng, cfg["vocab_size"], cfg["num_classes"], c["B"], c["N"])
             batch = {"tokens": tokens, "lengths": lengths, "labels": labels}
         else:
@@ -228,7 +258,9 @@ def main(argv=None):
             out_path = f"{stem}.out.{dtype}.safetensors"
             npdt = np.float64 if dtype == "f64" else np.float32
             safetensors_io.save(model_path, {n: a.astype(npdt) for n, a in p.items()}, meta)
-            if classifier:
+            if image:
+                loss, logits, grads = ref.image_loss_and_grads(cfg, p, images, labels)
+            elif classifier:
                 loss, logits, grads = ref.classifier_loss_and_grads(cfg, p, tokens, lengths, labels)
             else:
                 loss, logits, grads = ref.loss_and_grads(cfg, p, tokens, targets)

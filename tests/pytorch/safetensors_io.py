@@ -14,12 +14,13 @@ _DTYPES = {
     "F32": np.dtype("<f4"),
     "I32": np.dtype("<i4"),
     "I64": np.dtype("<i8"),
+    "U8": np.dtype("u1"),
 }
 _NAMES = {v: k for k, v in _DTYPES.items()}
 
 
 def save(path, tensors, metadata=None):
-    """Write a dict name -> numpy array (F64, F32, I32 or I64) to `path`."""
+    """Write a dict name -> numpy array (F64, F32, I32, I64 or U8) to `path`."""
     header = {}
     blobs = []
     offset = 0

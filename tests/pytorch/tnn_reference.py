@@ -1,5 +1,7 @@
 """Independent PyTorch reference of the TNN language model, written from
-/work/shared/design/tnn-spec.md (sections 2-9), used to check `tnn grad` (section 10).
+/work/shared/design/tnn-spec.md (sections 2-9), used to check `tnn grad` (section 10); and of
+the sequence classifier (docs/model.md §12) and the 2-D TNN image classifier (§13: patch
+embedding, 2-D RPE, decay lambda^(|di|+|dj|), the 2-D Toeplitz product done densely).
 
 Parameters are a plain dict name -> torch tensor with the checkpoint names of spec
 section 9, so autograd gives the gradient of every stored tensor by name. The Toeplitz
@@ -44,16 +46,30 @@ DEFAULTS = {
 REQUIRED = ("vocab_size", "dim", "layers")
 # Sequence classification (issue 14): present in a config only when task is "classify".
 CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
+# Image classification (issue 15, model.md §13): present only when task is "image" (no vocab_size).
+IMAGE_KEYS = ("image_height", "image_width", "image_channels", "patch_size")
 
 
 def full_config(cfg):
     """Config dict with every key, defaults filled in (glu_dim = dim when absent)."""
     out = dict(DEFAULTS)
     for k in cfg:
-        if k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS:
+        if k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS and k not in IMAGE_KEYS:
             raise ValueError(f"config: unknown key '{k}'")
     out.update(cfg)
-    if out.get("task", "lm") == "classify":
+    image = out.get("task", "lm") == "image"
+    if image:
+        if out.get("vocab_size", 0) != 0:
+            raise ValueError("config: an image model has no vocab_size")
+        out.pop("vocab_size", None)
+        for k in IMAGE_KEYS:
+            if not isinstance(out.get(k), int) or out[k] < 1:
+                raise ValueError(f"config: an image model needs {k} >= 1")
+        if out["image_height"] % out["patch_size"] or out["image_width"] % out["patch_size"]:
+            raise ValueError("config: patch_size must divide image_height and image_width")
+    elif any(k in cfg for k in IMAGE_KEYS):
+        raise ValueError("config: image keys only with task image")
+    if out.get("task", "lm") in ("classify", "image"):
         for k, v in CLASSIFY_DEFAULTS.items():
             out.setdefault(k, v)
         if not isinstance(out["num_classes"], int) or out["num_classes"] < 2:
@@ -61,7 +77,7 @@ def full_config(cfg):
     elif any(k in cfg for k in ("num_classes", "pooling")):
         raise ValueError("config: num_classes and pooling only with task classify")
     for k in REQUIRED:
-        if k not in out:
+        if k not in out and not (image and k == "vocab_size"):
             raise ValueError(f"config: required key '{k}' is missing")
     if out["glu_dim"] is None:
         out["glu_dim"] = out["dim"]
@@ -77,7 +93,7 @@ def dims(cfg):
     E = int(math.floor(c["expand_ratio"] * c["dim"])) // H * H
     if E <= 0:
         raise ValueError("config: inner width E is 0 (heads > floor(expand_ratio * dim))")
-    return c["vocab_size"], c["dim"], H, E, E // H, c["glu_dim"], c["rpe_dim"]
+    return c.get("vocab_size", 0), c["dim"], H, E, E // H, c["glu_dim"], c["rpe_dim"]
 
 
 def _norm_specs(prefix, d, norm_type):
@@ -100,7 +116,11 @@ def param_specs(cfg):
     cfg = full_config(cfg)
     V, D, H, E, Dh, G, R = dims(cfg)
     nt = cfg["norm_type"]
-    specs = [("embed.weight", (V, D), "embed", True)]
+    image = is_image(cfg)
+    if image:  # each P x P x Ch patch is one token: patch_embed [D, P*P*Ch] + [D]
+        specs = _linear_specs("patch_embed.", D, cfg["patch_size"] ** 2 * cfg["image_channels"])
+    else:
+        specs = [("embed.weight", (V, D), "embed", True)]
     for i in range(cfg["layers"]):
         p = f"layers.{i}."
         specs += _norm_specs(p + "token_norm.", D, nt)
@@ -113,7 +133,7 @@ def param_specs(cfg):
         elif cfg["use_multi_decay"]:
             specs.append((t + "toep.gamma", (H, 1, Dh), "theta", True))
         r = t + "toep.rpe."
-        specs += _linear_specs(r + "pos_proj.", R, 1)
+        specs += _linear_specs(r + "pos_proj.", R, 2 if image else 1)  # fed (di, dj) on a grid
         for l in range(cfg["rpe_layers"]):
             specs += _norm_specs(r + f"layers.{l}.0.", R, nt)
             specs += _linear_specs(r + f"layers.{l}.2.", R, R)
@@ -125,7 +145,7 @@ def param_specs(cfg):
         specs += _linear_specs(f + "l2.", G, D)
         specs += _linear_specs(f + "l3.", D, G)
     specs += _norm_specs("final_norm.", D, nt)
-    if is_classifier(cfg):  # head [K, D] + [K] instead of lm_head
+    if is_classifier(cfg) or image:  # head [K, D] + [K] instead of lm_head
         specs += _linear_specs("head.", cfg["num_classes"], D)
     elif not cfg["tie_embeddings"]:
         specs.append(("lm_head.weight", (V, D), ("linear", D), True))
@@ -134,6 +154,10 @@ def param_specs(cfg):
 
 def is_classifier(cfg):
     return cfg.get("task", "lm") == "classify"
+
+
+def is_image(cfg):
+    return cfg.get("task", "lm") == "image"
 
 
 def random_params(cfg, rng, weight_scale=0.8):
@@ -227,8 +251,8 @@ def offsets(N, causal, dtype):
 
 
 def rpe(cfg, P, prefix, k):
-    """k: [K] offsets -> [K, H*Dh] coefficients (model.md §2)."""
-    h = linear(P, prefix + "pos_proj.", k.unsqueeze(-1))
+    """k: [K] offsets (or [K, 2] offset pairs (di, dj) on a grid) -> [K, H*Dh] coefficients (model.md §2)."""
+    h = linear(P, prefix + "pos_proj.", k.unsqueeze(-1) if k.dim() == 1 else k)
     for l in range(cfg["rpe_layers"]):
         h = linear(P, prefix + f"layers.{l}.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + f"layers.{l}.0.", h)))
     return linear(P, prefix + "out.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + "out.0.", h)))
@@ -237,25 +261,59 @@ def rpe(cfg, P, prefix, k):
 def tno_coefficients(cfg, P, prefix, N, dtype):
     """t_k [K, E] = RPE(k) * lambda^|k| (model.md §3)."""
     k = offsets(N, cfg["causal"], dtype)
-    t = rpe(cfg, P, prefix + "rpe.", k)
+    return decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs())
+
+
+def decayed(cfg, P, prefix, t, distance):
+    """t [K, E] * lambda^distance (distance [K]: |k|, or |di| + |dj| on a grid), model.md §3."""
     if cfg["use_decay"] or cfg["use_multi_decay"]:
         g = P[prefix + "gamma"].reshape(-1)  # [H*Dh], index h*Dh + c
         if cfg["use_multi_decay"]:
             lam = cfg["gamma"] + (1.0 - cfg["gamma"]) * torch.sigmoid(g)
         else:
             lam = g
-        t = t * torch.exp(k.abs().unsqueeze(-1) * torch.log(lam).unsqueeze(0))
+        t = t * torch.exp(distance.unsqueeze(-1) * torch.log(lam).unsqueeze(0))
     return t
 
 
-def gtu(cfg, P, prefix, x, toeplitz, valid=None):
+def tno_1d(toeplitz):
+    """The token mixer of a sequence: v [B, N, E] -> TNO(v) (model.md §3)."""
+    def mix(cfg, P, prefix, v):
+        return toeplitz(tno_coefficients(cfg, P, prefix, v.shape[1], v.dtype), v, cfg["causal"])
+    return mix
+
+
+def toeplitz2d_dense(t, x, gh, gw):
+    """y[b, i, j, c] = sum_{i', j'} t[i - i', j - j', c] x[b, i', j', c] (model.md §13), with the
+    grid flattened: x [B, gh*gw, C] (position i*gw + j), t [2gh-1, 2gw-1, C] (t[di + gh-1, dj + gw-1]).
+    Builds the (gh*gw) x (gh*gw) matrix per channel explicitly."""
+    i = torch.arange(gh)
+    j = torch.arange(gw)
+    di = (i.view(gh, 1, 1, 1) - i.view(1, 1, gh, 1) + gh - 1).expand(gh, gw, gh, gw)
+    dj = (j.view(1, gw, 1, 1) - j.view(1, 1, 1, gw) + gw - 1).expand(gh, gw, gh, gw)
+    T = t[di, dj].reshape(gh * gw, gh * gw, t.shape[-1])  # T[n, m, c], n = i*gw + j, m = i'*gw + j'
+    return torch.einsum("nmc,bmc->bnc", T, x)
+
+
+def tno_2d(gh, gw):
+    """The token mixer of a gh x gw grid: t[di, dj] = RPE(di, dj) * lambda^(|di| + |dj|), then the
+    2-D product (model.md §13)."""
+    def mix(cfg, P, prefix, v):
+        di, dj = torch.meshgrid(torch.arange(-(gh - 1), gh, dtype=v.dtype), torch.arange(-(gw - 1), gw, dtype=v.dtype),
+                                indexing="ij")
+        k = torch.stack([di.reshape(-1), dj.reshape(-1)], -1)  # [(2gh-1)(2gw-1), 2], row p*(2gw-1) + q
+        t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs().sum(-1))
+        return toeplitz2d_dense(t.reshape(2 * gh - 1, 2 * gw - 1, -1), v, gh, gw)
+    return mix
+
+
+def gtu(cfg, P, prefix, x, mix, valid=None):
     a = cfg["gtu_act"]
     u = activation(a, linear(P, prefix + "u_proj.", x))  # [B, N, E]
     v = activation(a, linear(P, prefix + "v_proj.", x))  # [B, N, E]
     if valid is not None:  # ragged batch: positions >= length are zeroed at the TNO input
         v = v * valid.unsqueeze(-1)
-    t = tno_coefficients(cfg, P, prefix + "toep.", x.shape[1], x.dtype)
-    y = toeplitz(t, v, cfg["causal"])
+    y = mix(cfg, P, prefix + "toep.", v)
     return linear(P, prefix + "o.", u * y)
 
 
@@ -266,14 +324,18 @@ def glu(cfg, P, prefix, x):
 
 def backbone(cfg, P, tokens, toeplitz, valid=None):
     """Embedding, the layers and the final norm: [B, N] -> [B, N, D]. valid: [B, N] 0/1 or None."""
-    x = P["embed.weight"][tokens]  # [B, N, D]
+    return layers_and_final_norm(cfg, P, P["embed.weight"][tokens], tno_1d(toeplitz), valid)
+
+
+def layers_and_final_norm(cfg, P, x, mix, valid=None):
+    """The TNN layers (model.md §7) with token mixer `mix`, then the final norm: [B, N, D] -> [B, N, D]."""
     for i in range(cfg["layers"]):
         p = f"layers.{i}."
         if cfg["prenorm"]:
-            x = x + gtu(cfg, P, p + "token_mixer.", norm(cfg, P, p + "token_norm.", x), toeplitz, valid)
+            x = x + gtu(cfg, P, p + "token_mixer.", norm(cfg, P, p + "token_norm.", x), mix, valid)
             x = x + glu(cfg, P, p + "feature_mixer.", norm(cfg, P, p + "feature_norm.", x))
         else:
-            x = x + norm(cfg, P, p + "token_norm.", gtu(cfg, P, p + "token_mixer.", x, toeplitz, valid))
+            x = x + norm(cfg, P, p + "token_norm.", gtu(cfg, P, p + "token_mixer.", x, mix, valid))
             x = x + norm(cfg, P, p + "feature_norm.", glu(cfg, P, p + "feature_mixer.", x))
     return norm(cfg, P, "final_norm.", x)
 
@@ -294,6 +356,36 @@ def classifier_forward(cfg, P, tokens, lengths, labels=None, toeplitz=toeplitz_d
         return None, logits
     nll = torch.logsumexp(logits, -1) - logits.gather(1, labels.view(B, 1)).squeeze(1)
     return nll.mean(), logits
+
+
+def image_forward(cfg, P, images, labels=None):
+    """images [B, Hi, Wi, Ch], labels [B]: (mean cross-entropy or None, logits [B, K]) (model.md §13).
+    Token gi*(Wi/P) + gj is patch (gi, gj), its P*P*Ch values in (row, column, channel) order."""
+    cfg = full_config(cfg)
+    B, Hi, Wi, Ch = images.shape
+    p = cfg["patch_size"]
+    gh, gw = Hi // p, Wi // p
+    x = images.reshape(B, gh, p, gw, p, Ch).permute(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, p * p * Ch)
+    x = layers_and_final_norm(cfg, P, linear(P, "patch_embed.", x), tno_2d(gh, gw))
+    pooled = x[:, 0] if cfg["pooling"] == "first" else x.mean(1)
+    logits = linear(P, "head.", pooled)  # [B, K]
+    if labels is None:
+        return None, logits
+    nll = torch.logsumexp(logits, -1) - logits.gather(1, labels.view(B, 1)).squeeze(1)
+    return nll.mean(), logits
+
+
+def image_loss_and_grads(cfg, params_np, images_np, labels_np, dtype=torch.float64):
+    """Returns (loss float, logits numpy [B, K], {name: grad numpy}) for an image config."""
+    cfg = full_config(cfg)
+    specs = param_specs(cfg)
+    P = {n: torch.tensor(params_np[n], dtype=dtype, requires_grad=tr) for n, _, _, tr in specs}
+    images = torch.tensor(np.asarray(images_np), dtype=dtype)
+    loss, logits = image_forward(cfg, P, images, torch.as_tensor(np.asarray(labels_np, dtype=np.int64)))
+    names = [n for n, _, _, tr in specs if tr]
+    grads = torch.autograd.grad(loss, [P[n] for n in names], allow_unused=True)
+    g = {n: (torch.zeros_like(P[n]) if gr is None else gr).detach().numpy() for n, gr in zip(names, grads)}
+    return float(loss.detach()), logits.detach().numpy(), g
 
 
 def classifier_loss_and_grads(cfg, params_np, tokens_np, lengths_np, labels_np, dtype=torch.float64,
@@ -382,6 +474,22 @@ def _selftest(verbose=True):
             report(f"toeplitz dense vs loop causal={causal} N={N}", float((yd - yl).abs().max()), 1e-12)
             report(f"toeplitz dense vs fft  causal={causal} N={N}", float((yd - yf).abs().max()), 1e-12)
 
+    # 1b. the 2-D product: dense == explicit loop over both offsets; a 1 x W grid == the 1-D product.
+    for gh, gw in ((1, 1), (1, 5), (4, 1), (3, 4), (5, 5)):
+        t = torch.randn(2 * gh - 1, 2 * gw - 1, 3, dtype=torch.float64)
+        x = torch.randn(2, gh * gw, 3, dtype=torch.float64)
+        yd = toeplitz2d_dense(t, x, gh, gw)
+        yl = torch.zeros_like(x)
+        for i in range(gh):
+            for j in range(gw):
+                for i2 in range(gh):
+                    for j2 in range(gw):
+                        yl[:, i * gw + j] += t[i - i2 + gh - 1, j - j2 + gw - 1] * x[:, i2 * gw + j2]
+        report(f"toeplitz2d dense vs loop {gh}x{gw}", float((yd - yl).abs().max()), 1e-12)
+        if gh == 1:
+            y1 = toeplitz_dense(t[0], x, causal=False)
+            report(f"toeplitz2d 1x{gw} vs 1-D bidirectional", float((yd - y1).abs().max()), 1e-12)
+
     # 2. gradcheck on tiny configs, every knob somewhere.
     tiny = [
         dict(vocab_size=5, dim=4, layers=1, heads=2, expand_ratio=1.5, rpe_dim=3, rpe_layers=1,
@@ -414,6 +522,29 @@ def _selftest(verbose=True):
             print(e)
             good = False
         report(f"gradcheck tiny config {ci} (1 = pass)", float(good), 0.5, above=True)
+
+    # 2b. gradcheck of the image model (patch 2 over a 4 x 6 x 2 image: a 2 x 3 grid), parameters and pixels.
+    icfg = full_config(dict(task="image", causal=False, image_height=4, image_width=6, image_channels=2, patch_size=2,
+                            num_classes=3, dim=4, layers=1, heads=2, expand_ratio=1, rpe_dim=3, rpe_layers=1,
+                            norm_type="layernorm", use_decay=False, use_multi_decay=True, gamma=0.8))
+    pnp = random_params(icfg, rng)
+    specs = param_specs(icfg)
+    names = [n for n, _, _, tr in specs if tr]
+    labels = torch.tensor([0, 2])
+
+    def fi(images, *ts):
+        P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
+        P.update(dict(zip(names, ts)))
+        return image_forward(icfg, P, images, labels)[0]
+
+    inputs = (torch.tensor(rng.random((2, 4, 6, 2)), requires_grad=True),) + tuple(
+        torch.tensor(pnp[n], requires_grad=True) for n in names)
+    try:
+        good = torch.autograd.gradcheck(fi, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+    except RuntimeError as e:
+        print(e)
+        good = False
+    report("gradcheck tiny image config (1 = pass)", float(good), 0.5, above=True)
 
     # 3. causal: logits at i do not depend on tokens after i; bidirectional: they do.
     for causal in (True, False):
@@ -491,7 +622,8 @@ def _selftest(verbose=True):
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "x.safetensors")
         ts = {"a": rng.normal(size=(2, 3)), "b": rng.normal(size=(4,)).astype(np.float32),
-              "c": np.array(3.5), "d": rng.integers(-5, 5, (2, 2)).astype(np.int32)}
+              "c": np.array(3.5), "d": rng.integers(-5, 5, (2, 2)).astype(np.int32),
+              "e": rng.integers(0, 256, (3, 2)).astype(np.uint8)}
         safetensors_io.save(path, ts, {"k": "v"})
         back, meta = safetensors_io.load(path)
         same = meta == {"k": "v"} and set(back) == set(ts) and all(
@@ -515,7 +647,9 @@ def _grad_command(args):
                          f"extra {sorted(set(params) - expected)}")
     batch, _ = safetensors_io.load(args.batch)
     tb = {"fft": toeplitz_fft, "dense": toeplitz_dense}[args.toeplitz]
-    if is_classifier(cfg):
+    if is_image(cfg):
+        loss, logits, grads = image_loss_and_grads(cfg, params, batch["images"], batch["labels"], dtype)
+    elif is_classifier(cfg):
         loss, logits, grads = classifier_loss_and_grads(cfg, params, batch["tokens"], batch["lengths"],
                                                         batch["labels"], dtype, tb)
     else:

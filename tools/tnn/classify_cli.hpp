@@ -6,11 +6,15 @@
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include <tnn/model/config.hpp>
 
 namespace tnncli {
 
 void add_classify_command(CLI::App& app);
 
+// The task of the checkpoint's config (lm, classify, image), read from its header and checked
+// against its tensors (tnn::read_config).
+tnn::Task checkpoint_task(const std::string& path);
 // True when the checkpoint's config has task "classify".
 bool is_classifier_checkpoint(const std::string& path);
 

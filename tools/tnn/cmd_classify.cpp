@@ -20,10 +20,12 @@
 
 #include "classify_cli.hpp"
 #include "common.hpp"
+#include "image_cli.hpp"
 
 namespace tnncli {
 
-bool is_classifier_checkpoint(const std::string& path) { return tnn::read_config(path).task == tnn::Task::Classify; }
+tnn::Task checkpoint_task(const std::string& path) { return tnn::read_config(path).task; }
+bool is_classifier_checkpoint(const std::string& path) { return checkpoint_task(path) == tnn::Task::Classify; }
 
 void eval_classifier(const std::string& checkpoint, const std::string& data, long long seq_len, long long batch,
                      bool json) {
@@ -67,15 +69,7 @@ void grad_classifier(const std::string& checkpoint, const std::string& batch_pat
     model.zero_grad();
     const T loss = model.forward(tokens, &lengths, labels);  // checks shapes and ranges
     model.backward();
-    tnn::SafetensorsWriter w;
-    tnn::Tensor<double> loss_t(tnn::Shape{});
-    loss_t[0] = static_cast<double>(loss);
-    w.add("loss", loss_t, tnn::Dtype::F64);
-    w.add_view("logits", model.logits());
-    model.visit([&](const std::string& name, tnn::Param<T>& p) {
-      if (p.trainable) w.add_view("grad." + name, p.grad);
-    });
-    w.write(out);
+    write_grad_output(out, loss, model);
   };
   if (f64)
     run(double{});
@@ -86,7 +80,7 @@ void grad_classifier(const std::string& checkpoint, const std::string& batch_pat
 namespace {
 
 struct ClassifyOptions {
-  std::string checkpoint;
+  std::string checkpoint, images;
   tnn::Index batch = 16, seq_len = 0;
   int threads = 0;
   bool json = false;
@@ -96,6 +90,18 @@ void run_classify(const ClassifyOptions& o) {
   if (o.batch < 1) tnn::fail<tnn::ValueError>("--batch: expected >= 1, got ", o.batch);
   if (o.seq_len < 0) tnn::fail<tnn::ValueError>("--seq-len: expected >= 0 (0: whole lines), got ", o.seq_len);
   set_threads(o.threads);
+  // An image classifier labels the images of --images; a text classifier the lines of stdin.
+  const bool image = checkpoint_task(o.checkpoint) == tnn::Task::Image;
+  if (image && o.images.empty())
+    tnn::fail<tnn::ValueError>("--checkpoint ", tnn::quote_path(o.checkpoint),
+                               " is an image classifier: expected --images FILE (a safetensors image file)");
+  if (!image && !o.images.empty())
+    tnn::fail<tnn::ValueError>("--images: expected an image classifier checkpoint (task 'image'), got task '",
+                               tnn::to_string(checkpoint_task(o.checkpoint)), "' in ", tnn::quote_path(o.checkpoint));
+  if (image) {
+    if (o.seq_len > 0) tnn::fail<tnn::ValueError>("--seq-len: applies to text classifiers only, got ", o.seq_len);
+    return classify_images(o.checkpoint, o.images, o.batch, o.json);
+  }
   tnn::TnnClassifier<float> model = tnn::load_classifier<float>(o.checkpoint);
   const std::vector<std::string> names = tnn::read_label_names(o.checkpoint);
   const tnn::Index seq_len = o.seq_len > 0 ? o.seq_len : tnn::read_train_seq_len(o.checkpoint);
@@ -150,9 +156,13 @@ void run_classify(const ClassifyOptions& o) {
 void add_classify_command(CLI::App& app) {
   auto o = std::make_shared<ClassifyOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "classify", "Label each line of stdin with a classifier checkpoint (tnn train --task classify)");
+      "classify", "Label each line of stdin with a classifier checkpoint (tnn train --task classify), or each image "
+                  "of --images with an image classifier (tnn train --task image)");
   cmd->add_option("--checkpoint", o->checkpoint, "Classifier checkpoint (.safetensors)")->required();
-  cmd->add_flag("--json", o->json, "One JSON object per line: {\"label\": ..., \"probabilities\": {name: p, ...}}");
+  cmd->add_option("--images", o->images,
+                  "Image classifier: the safetensors image file to label (images U8 or I32 [M, H, W, Ch]; labels not needed)")
+      ->check(CLI::ExistingFile);
+  cmd->add_flag("--json", o->json, "One JSON object per line (or image): {\"label\": ..., \"probabilities\": {name: p, ...}}");
   cmd->add_option("--batch", o->batch, "Lines per forward pass")->capture_default_str();
   cmd->add_option("--seq-len", o->seq_len, "Truncate each line to this many bytes (0: the training --seq-len stored in the checkpoint)")
       ->capture_default_str();

@@ -20,6 +20,7 @@
 #include <tnn/train/data.hpp>
 
 #include "classify_cli.hpp"
+#include "image_cli.hpp"
 #include <tnn/dist/evaluate.hpp>
 
 #include "commands.hpp"
@@ -67,15 +68,21 @@ void run_eval(const EvalOptions& o) {
     tnn::fail<tnn::ValueError>("--label: expected one per --checkpoint (", o.checkpoints.size(), "), got ",
                                o.labels.size());
   set_threads(o.threads);
-  // A classifier (config task "classify"): accuracy and loss on a label<TAB>text file.
-  if (o.checkpoints.size() == 1 && is_classifier_checkpoint(o.checkpoints[0])) {
-    if (o.lengths_given || !o.plot.empty() || o.valid_fraction > 0 || o.max_bytes > 0)
-      tnn::fail<tnn::ValueError>("eval of a classifier: --lengths, --plot, --valid-fraction and --max-bytes apply to "
-                                 "language models only; expected --data FILE of label<TAB>text lines");
+  // A classifier (config task "classify" or "image"): accuracy and loss on a label<TAB>text file
+  // or an image file.
+  const tnn::Task first_task = checkpoint_task(o.checkpoints[0]);
+  if (o.checkpoints.size() == 1 && first_task != tnn::Task::Lm) {
+    const bool image = first_task == tnn::Task::Image;
+    if (o.lengths_given || !o.plot.empty() || o.valid_fraction > 0 || o.max_bytes > 0 || (image && o.seq_len_given))
+      tnn::fail<tnn::ValueError>("eval of ", image ? "an image classifier" : "a classifier",
+                                 ": --lengths, --plot, --valid-fraction, --max-bytes", image ? ", --seq-len" : "",
+                                 " apply to language models only; expected --data FILE of ",
+                                 image ? "images (a safetensors image file)" : "label<TAB>text lines");
+    if (image) return eval_image(o.checkpoints[0], o.data, o.batch, o.json);
     return eval_classifier(o.checkpoints[0], o.data, o.seq_len_given ? o.seq_len : 0, o.batch, o.json);
   }
   for (const std::string& path : o.checkpoints)
-    if (is_classifier_checkpoint(path))
+    if (checkpoint_task(path) != tnn::Task::Lm)
       tnn::fail<tnn::ValueError>("--checkpoint '", path, "': a classifier is evaluated alone, expected one --checkpoint");
   const std::vector<tnn::Index> lengths =
       o.lengths_given ? parse_lengths(o.lengths) : std::vector<tnn::Index>{o.seq_len};
@@ -149,7 +156,7 @@ void add_eval_command(CLI::App& app) {
                   "Model checkpoint (.safetensors); give it several times to compare models (one table each, "
                   "one line each in --plot)")
       ->required();
-  cmd->add_option("--data", o->data, "Text file to evaluate on (a classifier: label<TAB>text lines; prints accuracy and loss)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", o->data, "Text file to evaluate on (a classifier: label<TAB>text lines, an image classifier: an image file; prints accuracy and loss)")->required()->check(CLI::ExistingFile);
   auto* len = cmd->add_option("--seq-len", o->seq_len, "Sequence length")->capture_default_str();
   cmd->add_option("--lengths", o->lengths, "Comma-separated lengths, e.g. 512,1024,2048,4096,8192,14336")
       ->excludes(len);

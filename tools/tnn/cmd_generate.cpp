@@ -41,6 +41,10 @@ struct GenerateOptions {
 void run_generate(const GenerateOptions& o) {
   set_threads(o.threads);
   const tnn::TnnConfig cfg = tnn::read_config(o.checkpoint);
+  if (cfg.task != tnn::Task::Lm)
+    tnn::fail<tnn::ConfigError>("generate: expected a causal language model, got ",
+                                cfg.task == tnn::Task::Image ? "an image" : "a text", " classifier (task '",
+                                tnn::to_string(cfg.task), "'): '", o.checkpoint, "'");
   if (!cfg.causal)
     tnn::fail<tnn::ConfigError>("generate: expected a causal checkpoint, got a bidirectional (masked LM) one: '",
                                 o.checkpoint, "'");

@@ -10,6 +10,7 @@
 
 #include "classify_cli.hpp"
 #include "commands.hpp"
+#include "image_cli.hpp"
 #include "common.hpp"
 
 namespace tnncli {
@@ -31,15 +32,7 @@ void run_grad(const GradOptions& o) {
   const T loss = model.forward(b.tokens, b.targets);
   model.backward();
 
-  tnn::SafetensorsWriter w;
-  tnn::Tensor<double> loss_t(tnn::Shape{});
-  loss_t[0] = static_cast<double>(loss);
-  w.add("loss", loss_t, tnn::Dtype::F64);
-  w.add_view("logits", model.logits());
-  model.visit([&](const std::string& name, tnn::Param<T>& p) {
-    if (p.trainable) w.add_view("grad." + name, p.grad);
-  });
-  w.write(o.out);
+  write_grad_output(o.out, loss, model);
 }
 
 }  // namespace
@@ -49,14 +42,16 @@ void add_grad_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "grad", "Compute loss, logits and every parameter gradient for one batch (docs/model.md §10)");
   cmd->add_option("--checkpoint", opts->checkpoint, "Model checkpoint (.safetensors)")->required();
-  cmd->add_option("--batch", opts->batch, "Batch file with I32 tensors 'tokens' and 'targets' [B, N] (a classifier: 'tokens' [B, N], 'lengths' [B], 'labels' [B])")->required();
+  cmd->add_option("--batch", opts->batch, "Batch file with I32 tensors 'tokens' and 'targets' [B, N] (a classifier: 'tokens' [B, N], 'lengths' [B], 'labels' [B]; an image classifier: 'images' F32/F64 [B, H, W, Ch], 'labels' [B])")->required();
   cmd->add_option("--out", opts->out, "Output file: loss, logits, grad.<name>")->required();
   cmd->add_option("--dtype", opts->dtype, "Precision of the computation and of the output")
       ->check(CLI::IsMember({"f32", "f64"}));
   cmd->callback([opts] {
     // A classifier (config task "classify"): BATCH holds tokens [B, N], lengths [B], labels [B].
-    if (is_classifier_checkpoint(opts->checkpoint))
-      return grad_classifier(opts->checkpoint, opts->batch, opts->out, opts->dtype == "f64");
+    // An image classifier (task "image"): BATCH holds images F32/F64 [B, H, W, Ch], labels [B].
+    const tnn::Task task = checkpoint_task(opts->checkpoint);
+    if (task == tnn::Task::Classify) return grad_classifier(opts->checkpoint, opts->batch, opts->out, opts->dtype == "f64");
+    if (task == tnn::Task::Image) return grad_image(opts->checkpoint, opts->batch, opts->out, opts->dtype == "f64");
     if (opts->dtype == "f64")
       run_grad<double>(*opts);
     else

@@ -28,6 +28,7 @@
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/schedule.hpp>
 #include <tnn/train/classify.hpp>
+#include <tnn/train/image_data.hpp>
 #include <tnn/train/trainer.hpp>
 
 #include <tnn/dist/trainer_hooks.hpp>
@@ -57,27 +58,20 @@ struct TrainOptions {
   double expand_ratio = 2, gamma = 0.99;
   std::string decay = "fixed", norm = "simplermsnorm";
   bool tie = false, postnorm = false;
-  std::string task = "lm", pooling = "mean";  // --task classify: cmd_train.cpp's run_train_classify
+  std::string task = "lm", pooling = "mean";  // --task classify / image: run_train_classify, run_train_image
+  tnn::Index patch_size = 1;                   // --task image, when the --config does not say
 };
 
-tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal) {
-  if (!o.config_file.empty()) {
-    // At most 1 MB, a regular file or a pipe (not /dev/zero), strict JSON (io/json.hpp).
-    const std::vector<std::uint8_t> bytes = tnn::read_file_bounded(o.config_file, 1 << 20, "--config");
-    nlohmann::json j = tnn::parse_json_strict<tnn::ConfigError>(
-        std::string(bytes.begin(), bytes.end()), "--config " + tnn::quote_path(o.config_file));
-    if (j.is_object()) {
-      if (!j.contains("vocab_size")) j["vocab_size"] = vocab;
-      if (!j.contains("causal")) j["causal"] = causal;
-    }
-    tnn::TnnConfig c = tnn::TnnConfig::from_json(j);
-    if (c.causal != causal)
-      tnn::fail<tnn::ConfigError>("--config: 'causal' is ", c.causal, " but --objective ", o.objective, " needs ", causal);
-    if (c.vocab_size < vocab)
-      tnn::fail<tnn::ConfigError>("--config: vocab_size: expected >= ", vocab, " for --objective ", o.objective,
-                                  ", got ", c.vocab_size);
-    return c;
-  }
+// The --config file as JSON: at most 1 MB, a regular file or a pipe (not /dev/zero), strict
+// JSON (io/json.hpp).
+nlohmann::json config_file_json(const TrainOptions& o) {
+  const std::vector<std::uint8_t> bytes = tnn::read_file_bounded(o.config_file, 1 << 20, "--config");
+  return tnn::parse_json_strict<tnn::ConfigError>(std::string(bytes.begin(), bytes.end()),
+                                                  "--config " + tnn::quote_path(o.config_file));
+}
+
+// The config the model flags describe (not validated: the caller completes it first).
+tnn::TnnConfig flags_config(const TrainOptions& o, tnn::Index vocab, bool causal) {
   tnn::TnnConfig c;
   c.vocab_size = vocab;
   c.dim = o.dim;
@@ -94,6 +88,25 @@ tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal
   c.tie_embeddings = o.tie;
   c.prenorm = !o.postnorm;
   c.causal = causal;
+  return c;
+}
+
+tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal) {
+  if (!o.config_file.empty()) {
+    nlohmann::json j = config_file_json(o);
+    if (j.is_object()) {
+      if (!j.contains("vocab_size")) j["vocab_size"] = vocab;
+      if (!j.contains("causal")) j["causal"] = causal;
+    }
+    tnn::TnnConfig c = tnn::TnnConfig::from_json(j);
+    if (c.causal != causal)
+      tnn::fail<tnn::ConfigError>("--config: 'causal' is ", c.causal, " but --objective ", o.objective, " needs ", causal);
+    if (c.vocab_size < vocab)
+      tnn::fail<tnn::ConfigError>("--config: vocab_size: expected >= ", vocab, " for --objective ", o.objective,
+                                  ", got ", c.vocab_size);
+    return c;
+  }
+  tnn::TnnConfig c = flags_config(o, vocab, causal);
   c.validate();
   return c;
 }
@@ -233,25 +246,147 @@ void report(const tnn::TrainEvent& e, Progress& progress, const TrainOptions& o,
   }
 }
 
+// What every task's run shares (lm, classify, image) once it has a model and a TrainTask: the
+// checks made before any work, the hooks (progress and validation lines, --inject-nan-*, the
+// stop signal), --resume, and the run under the progress bar with SIGINT/SIGTERM handling and
+// its closing message (exit 128 + signal when interrupted). Each task, in order:
+//   TrainSession s(o);  ... model, data, task ...;  Trainer t(task, tc, s.hooks(params, kind));
+//   s.resume(t);  t.begin();  <the model/data line>;  s.run(t);
+class TrainSession {
+ public:
+  enum class Validation { Lm, Mlm, Accuracy };  // what a validation line reports
+
+  explicit TrainSession(const TrainOptions& o)
+      : o_((check_options(o), o)),
+        state_path_(tnn::optimizer_state_path(o.out)),
+        log_path_(o.log.empty() ? o.out + ".csv" : o.log),
+        inject_nan_(parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps")),
+        inject_nan_grad_(parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps")),
+        resume_printer_(o.steps, 0, false, o.log_every) {
+    set_threads(o.threads);
+  }
+  TrainSession(const TrainSession&) = delete;
+  TrainSession& operator=(const TrainSession&) = delete;
+
+  const std::string& state_path() const { return state_path_; }
+  const std::string& log_path() const { return log_path_; }
+  // Every output path, before any work (check_outputs).
+  void check_outputs() const { tnncli::check_outputs(o_, state_path_, log_path_); }
+
+  // The hooks every task installs; `params` are the model's (the NaN injection poisons the first).
+  tnn::TrainHooks<float> hooks(tnn::NamedParams<float> params, Validation kind) {
+    tnn::TrainHooks<float> h;
+    h.on_event = [this, kind](const tnn::TrainEvent& e) {
+      Progress& p = progress_ ? *progress_ : resume_printer_;
+      if (kind != Validation::Accuracy || e.kind != tnn::TrainEvent::Kind::Validation)
+        return report(e, p, o_, state_path_, kind == Validation::Mlm);
+      std::ostringstream s;
+      s.precision(4);
+      s << std::fixed << "step " << e.step << ": validation accuracy " << e.eval.accuracy << ", loss " << e.eval.loss
+        << " nats (" << e.eval.tokens << " examples)";
+      p.line(s.str());
+    };
+    h.after_backward = [this, params = std::move(params)](std::int64_t step, tnn::StepStats& st) {
+      if (inject_nan_.count(step + 1) || inject_nan_grad_.count(step + 1)) {
+        params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
+        if (inject_nan_.count(step + 1)) st.loss = std::numeric_limits<float>::quiet_NaN();
+      }
+    };
+    h.stop_requested = [this] { return signals_ ? signals_->received() : 0; };
+    return h;
+  }
+
+  void resume(tnn::Trainer<float>& trainer) const {
+    if (!o_.resume) return;
+    try {
+      trainer.resume();
+    } catch (const tnn::ResumeMismatch& e) {
+      tnn::fail<tnn::ValueError>("--resume: ", e.what());
+    }
+  }
+
+  // Runs to the end; prints the closing message. Returns the result unless interrupted by a
+  // signal, which saves, says so and exits with 128 + the signal.
+  tnn::TrainResult run(tnn::Trainer<float>& trainer) {
+    Progress bar(o_.steps, trainer.step(), stderr_is_terminal(), o_.log_every);
+    progress_ = &bar;
+    tnn::TrainResult result;
+    {
+      tnn::ScopedStopSignals stop_signals;  // restored before the messages below
+      signals_ = &stop_signals;
+      try {
+        result = trainer.run();
+      } catch (const tnn::TrainingDiverged& e) {
+        signals_ = nullptr;
+        progress_ = nullptr;
+        tnn::fail<tnn::Error>("training diverged: ", e.bad_steps, " steps with a non-finite loss or gradient (limit ",
+                              e.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", e.checkpoint,
+                              "'");
+      }
+      signals_ = nullptr;
+    }
+    bar.finish();
+    progress_ = nullptr;
+    switch (result.outcome) {
+      case tnn::TrainResult::Outcome::Interrupted:
+        std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
+                     result.signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)result.step, o_.out.c_str());
+        std::fflush(stderr);
+        std::exit(128 + result.signal);
+      case tnn::TrainResult::Outcome::Stopped:
+        std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n",
+                     (long long)result.step);
+        break;
+      case tnn::TrainResult::Outcome::Finished:
+        std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
+                     (long long)result.step, format_duration(bar.seconds()).c_str(), o_.out.c_str(),
+                     state_path_.c_str(), log_path_.c_str());
+        break;
+    }
+    return result;
+  }
+
+ private:
+  const TrainOptions& o_;
+  const std::string state_path_, log_path_;
+  const std::set<tnn::Index> inject_nan_, inject_nan_grad_;
+  Progress* progress_ = nullptr;  // set while the run goes; events before that print directly
+  Progress resume_printer_;
+  tnn::ScopedStopSignals* signals_ = nullptr;
+};
+
+// "dim 64, layers 2, heads 1, E 128, rpe 32x1, fixed decay": the model part of the line each
+// task prints before its run.
+std::string model_summary(const tnn::TnnConfig& cfg, tnn::Index parameters) {
+  std::ostringstream s;
+  s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads << ", E "
+    << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", "
+    << (cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"));
+  return s.str();
+}
+
+void require_one_process(const char* task) {
+  if (communicator().size() > 1)
+    tnn::fail<tnn::ValueError>("--task ", task, ": expected one process (data-parallel training is for --task lm), got ",
+                               communicator().size(), " under mpirun");
+}
+
+void require_clm_objective(const TrainOptions& o) {
+  if (o.objective != "clm")
+    tnn::fail<tnn::ValueError>("--objective: applies to --task lm only; a classifier's objective is its labels, got '",
+                               o.objective, "'");
+}
+
 // `tnn train --task classify` (issue 14): a TnnClassifier on label<TAB>text lines, through the
 // same tnn::Trainer (validation, CSV log, atomic checkpoints, exact resume, signals, non-finite
 // steps) with tnn::ClassifyTask in place of LmTask. Labels are numbered in the order first seen
 // in --data and stored in the checkpoint (metadata tnn.labels), with --seq-len (tnn.seq_len).
 // Validation: --valid, or else the last --valid-fraction of --data's lines.
 void run_train_classify(const TrainOptions& o) {
-  check_options(o);
-  if (o.objective != "clm")
-    tnn::fail<tnn::ValueError>("--objective: applies to --task lm only; a classifier's objective is its labels, got '",
-                               o.objective, "'");
-  const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
-  const std::set<tnn::Index> inject_nan_grad = parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps");
-  set_threads(o.threads);
-  if (communicator().size() > 1)
-    tnn::fail<tnn::ValueError>("--task classify: expected one process (data-parallel training is for --task lm), got ",
-                               communicator().size(), " under mpirun");
-  const std::string state_path = tnn::optimizer_state_path(o.out);
-  const std::string log_path = o.log.empty() ? o.out + ".csv" : o.log;
-  check_outputs(o, state_path, log_path);
+  TrainSession session(o);
+  require_clm_objective(o);
+  require_one_process("classify");
+  session.check_outputs();
 
   std::vector<std::string> names;
   if (o.resume) names = tnn::read_label_names(o.out);  // the run's own numbering
@@ -285,97 +420,118 @@ void run_train_classify(const TrainOptions& o) {
   model.init_weights(o.seed);
   tnn::ClassifyTask<float> task(model, train, valid, o.batch, o.seed, names, o.seq_len);
 
-  Progress* progress = nullptr;
-  Progress resume_printer(o.steps, 0, false, o.log_every);
-  tnn::TrainHooks<float> hooks;
-  hooks.on_event = [&](const tnn::TrainEvent& e) {
-    Progress& p = progress ? *progress : resume_printer;
-    if (e.kind != tnn::TrainEvent::Kind::Validation) return report(e, p, o, state_path, false);
-    std::ostringstream s;
-    s.precision(4);
-    s << std::fixed << "step " << e.step << ": validation accuracy " << e.eval.accuracy << ", loss " << e.eval.loss
-      << " nats (" << e.eval.tokens << " examples)";
-    p.line(s.str());
-  };
-  hooks.after_backward = [&, params = model.named_parameters()](std::int64_t step, tnn::StepStats& st) {
-    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
-      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
-      if (inject_nan.count(step + 1)) st.loss = std::numeric_limits<float>::quiet_NaN();
-    }
-  };
-  tnn::ScopedStopSignals* signals = nullptr;
-  hooks.stop_requested = [&] { return signals ? signals->received() : 0; };
-  tnn::TrainerConfig tc = trainer_config(o, cfg, log_path);
+  tnn::TrainerConfig tc = trainer_config(o, cfg, session.log_path());
   tc.identity["task"] = "classify";
   tc.identity["labels"] = names;
-  tnn::Trainer<float> trainer(task, tc, hooks);
-  if (o.resume) {
-    try {
-      trainer.resume();
-    } catch (const tnn::ResumeMismatch& e) {
-      tnn::fail<tnn::ValueError>("--resume: ", e.what());
-    }
+  tnn::Trainer<float> trainer(task, tc, session.hooks(model.named_parameters(), TrainSession::Validation::Accuracy));
+  session.resume(trainer);
+  trainer.begin();
+  std::fprintf(stderr, "model: %s, classifier, %lld classes, %s pooling); data: %lld train / %lld valid examples; %d threads\n",
+               model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.num_classes,
+               tnn::to_string(cfg.pooling), (long long)train.size(), (long long)valid.size(), current_threads());
+  session.run(trainer);
+}
+
+// The config of `tnn train --task image`: --config (its missing keys filled from the data and
+// the flags) or the model flags, with task image, the images' height, width and channels,
+// --patch-size, the number of classes and --pooling; then checked against the data.
+tnn::TnnConfig image_model_config(const TrainOptions& o, const tnn::ImageSet& train, tnn::Index classes) {
+  const nlohmann::json from_data = {{"task", "image"},
+                                    {"vocab_size", 0},
+                                    {"causal", false},
+                                    {"image_height", train.height()},
+                                    {"image_width", train.width()},
+                                    {"image_channels", train.channels()},
+                                    {"patch_size", o.patch_size},
+                                    {"num_classes", classes},
+                                    {"pooling", o.pooling}};
+  nlohmann::json j;
+  if (!o.config_file.empty()) {
+    j = config_file_json(o);
+    if (j.is_object())
+      for (auto it = from_data.begin(); it != from_data.end(); ++it)
+        if (!j.contains(it.key())) j[it.key()] = it.value();
+  } else {
+    j = flags_config(o, /*vocab=*/1, /*causal=*/false).to_json();
+    j.update(from_data);
   }
+  tnn::TnnConfig c = tnn::TnnConfig::from_json(j);
+  if (c.task != tnn::Task::Image)
+    tnn::fail<tnn::ConfigError>("--config: task is '", tnn::to_string(c.task), "' but --task image needs 'image'");
+  tnn::check_image_set_fits(train, c, "--data " + tnn::quote_path(o.data));
+  if (c.num_classes != classes)
+    tnn::fail<tnn::ConfigError>("--config: num_classes is ", c.num_classes, " but --data has ", classes, " classes");
+  return c;
+}
+
+// `tnn train --task image` (issue 15): a TnnImageClassifier (the 2-D TNN over a grid of
+// patches) on an image file (train/image_data.hpp: images U8 or I32 [M, H, W, Ch], labels I32
+// [M], optional class names), through tnn::ImageTask and the same Trainer. Class names (the
+// file's, or "0".."K-1") are stored in the checkpoint. Validation: --valid, or else the last
+// --valid-fraction of --data's images.
+void run_train_image(const TrainOptions& o) {
+  TrainSession session(o);
+  require_clm_objective(o);
+  require_one_process("image");
+  session.check_outputs();
+
+  tnn::ImageSet train = tnn::read_image_set(o.data);
+  std::vector<std::string> names = train.names;
+  tnn::TnnConfig cfg;
+  if (o.resume) {  // the run's own model and classes, whatever the flags say
+    cfg = tnn::read_config(o.out);
+    if (cfg.task != tnn::Task::Image)
+      tnn::fail<tnn::ValueError>("--resume: ", tnn::quote_path(o.out), " is not an image classifier (task '",
+                                 tnn::to_string(cfg.task), "')");
+    names = tnn::read_label_names(o.out);
+  } else if (names.empty()) {
+    for (tnn::Index k = 0; k < std::max<tnn::Index>(train.num_classes(), 2); ++k) names.push_back(std::to_string(k));
+  }
+  const tnn::Index classes = static_cast<tnn::Index>(names.size());
+  tnn::ImageSet valid;
+  if (!o.valid.empty()) {
+    valid = tnn::read_image_set(o.valid);
+  } else if (o.valid_fraction > 0) {
+    const auto held = static_cast<tnn::Index>(std::llround(o.valid_fraction * double(train.size())));
+    valid = tnn::take_last_images(train, std::min(held, train.size() - 1));
+  }
+
+  if (!o.resume) cfg = image_model_config(o, train, classes);
+  tnn::check_image_set_fits(train, cfg, "--data " + tnn::quote_path(o.data));
+  if (valid.size() > 0) tnn::check_image_set_fits(valid, cfg, "--valid " + tnn::quote_path(o.valid.empty() ? o.data : o.valid));
+
+  tnn::TnnImageClassifier<float> model(cfg);
+  model.init_weights(o.seed);
+  tnn::ImageTask<float> task(model, train, valid, o.batch, o.seed, names);
+
+  tnn::TrainerConfig tc = trainer_config(o, cfg, session.log_path());
+  tc.identity["task"] = "image";
+  tc.identity["labels"] = names;
+  tnn::Trainer<float> trainer(task, tc, session.hooks(model.named_parameters(), TrainSession::Validation::Accuracy));
+  session.resume(trainer);
   trainer.begin();
   std::fprintf(stderr,
-               "model: %lld parameters (dim %lld, layers %lld, heads %lld, E %lld, rpe %lldx%lld, %s, classifier, "
-               "%lld classes, %s pooling); data: %lld train / %lld valid examples; %d threads\n",
-               (long long)model.num_parameters(), (long long)cfg.dim, (long long)cfg.layers, (long long)cfg.heads,
-               (long long)cfg.inner_dim(), (long long)cfg.rpe_dim, (long long)cfg.rpe_layers,
-               cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"),
-               (long long)cfg.num_classes, tnn::to_string(cfg.pooling), (long long)train.size(),
-               (long long)valid.size(), current_threads());
-
-  Progress bar(o.steps, trainer.step(), stderr_is_terminal(), o.log_every);
-  progress = &bar;
-  tnn::TrainResult result;
-  {
-    tnn::ScopedStopSignals stop_signals;
-    signals = &stop_signals;
-    try {
-      result = trainer.run();
-    } catch (const tnn::TrainingDiverged& e) {
-      tnn::fail<tnn::Error>("training diverged: ", e.bad_steps, " steps with a non-finite loss or gradient (limit ",
-                            e.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", e.checkpoint,
-                            "'");
-    }
-    signals = nullptr;
-  }
-  bar.finish();
-  switch (result.outcome) {
-    case tnn::TrainResult::Outcome::Interrupted:
-      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
-                   result.signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)result.step, o.out.c_str());
-      std::fflush(stderr);
-      std::exit(128 + result.signal);
-    case tnn::TrainResult::Outcome::Stopped:
-      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n",
-                   (long long)result.step);
-      return;
-    case tnn::TrainResult::Outcome::Finished:
-      std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
-                   (long long)result.step, format_duration(bar.seconds()).c_str(), o.out.c_str(), state_path.c_str(),
-                   log_path.c_str());
-      return;
-  }
+               "model: %s, image classifier, %lldx%lldx%lld images, %lldx%lld patches (a %lldx%lld grid), %lld classes, "
+               "%s pooling); data: %lld train / %lld valid images; %d threads\n",
+               model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.image_height,
+               (long long)cfg.image_width, (long long)cfg.image_channels, (long long)cfg.patch_size,
+               (long long)cfg.patch_size, (long long)cfg.grid_h(), (long long)cfg.grid_w(), (long long)cfg.num_classes,
+               tnn::to_string(cfg.pooling), (long long)train.size(), (long long)valid.size(), current_threads());
+  session.run(trainer);
 }
 
 void run_train(const TrainOptions& o) {
   if (o.task == "classify") return run_train_classify(o);
-  check_options(o);
-  const std::set<tnn::Index> inject_nan = parse_inject_steps(o.inject_nan_steps, "--inject-nan-steps");
-  const std::set<tnn::Index> inject_nan_grad = parse_inject_steps(o.inject_nan_grad_steps, "--inject-nan-grad-steps");
-  set_threads(o.threads);
+  if (o.task == "image") return run_train_image(o);
+  TrainSession session(o);
   // Under mpirun: data-parallel over the processes (tnn/dist/trainer_hooks.hpp); --batch is global.
   tnn::dist::Communicator& comm = communicator();
   if (comm.size() > 1) tnn::dist::check_global_batch(o.batch, comm.size());
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
   const tnn::Index vocab = mlm ? tnn::kMlmVocab : tnn::kByteVocab;
-  const std::string state_path = tnn::optimizer_state_path(o.out);
-  const std::string log_path = o.log.empty() ? o.out + ".csv" : o.log;
 
-  check_outputs(o, state_path, log_path);
+  session.check_outputs();
   tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
   if (o.resume) cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
   const TrainData data = load_data(o, objective);
@@ -400,90 +556,40 @@ void run_train(const TrainOptions& o) {
     comm.require_agreement(flags.dump(), "run settings (config, flags, data)");
   }
 
-  Progress* progress = nullptr;  // set once the run starts; events before that print directly
-  Progress resume_printer(o.steps, 0, false, o.log_every);
-  tnn::TrainHooks<float> hooks;
-  hooks.on_event = [&](const tnn::TrainEvent& e) {
-    report(e, progress ? *progress : resume_printer, o, state_path, mlm);
-  };
-  hooks.after_backward = [&, params = model.named_parameters()](std::int64_t step, tnn::StepStats& st) {
-    if (inject_nan.count(step + 1) || inject_nan_grad.count(step + 1)) {
-      params.front().second->grad[0] = std::numeric_limits<float>::quiet_NaN();
-      if (inject_nan.count(step + 1)) st.loss = std::numeric_limits<float>::quiet_NaN();
-    }
-  };
-  tnn::ScopedStopSignals* signals = nullptr;
-  hooks.stop_requested = [&] { return signals ? signals->received() : 0; };
+  tnn::TrainHooks<float> hooks =
+      session.hooks(model.named_parameters(), mlm ? TrainSession::Validation::Mlm : TrainSession::Validation::Lm);
   // One process: changes nothing. TNN_DIST_NO_OVERLAP=1 (benchmarks): gradient sums after backward.
   tnn::dist::DataParallelHooks<float> parallel(comm, model, /*check_every=*/100,
                                                /*overlap=*/std::getenv("TNN_DIST_NO_OVERLAP") == nullptr);
   parallel.install(hooks);
-  tnn::Trainer<float> trainer(task, trainer_config(o, cfg, log_path), hooks);
-  if (o.resume) {
-    try {
-      trainer.resume();
-    } catch (const tnn::ResumeMismatch& e) {
-      tnn::fail<tnn::ValueError>("--resume: ", e.what());
-    }
-  }
+  tnn::Trainer<float> trainer(task, trainer_config(o, cfg, session.log_path()), hooks);
+  session.resume(trainer);
   if (comm.size() > 1) tnn::dist::check_parameters_agree<float>(comm, model.named_parameters(), trainer.step());
   trainer.begin();
-  std::fprintf(stderr,
-               "model: %lld parameters (dim %lld, layers %lld, heads %lld, E %lld, rpe %lldx%lld, %s, %s); "
-               "data: %lld train / %lld valid bytes; %d threads\n",
-               (long long)model.num_parameters(), (long long)cfg.dim, (long long)cfg.layers, (long long)cfg.heads,
-               (long long)cfg.inner_dim(), (long long)cfg.rpe_dim, (long long)cfg.rpe_layers,
-               cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"),
-               mlm ? "masked LM" : "causal LM", (long long)data.split.train.size(), (long long)data.split.valid.size(),
-               current_threads());
+  std::fprintf(stderr, "model: %s, %s); data: %lld train / %lld valid bytes; %d threads\n",
+               model_summary(cfg, model.num_parameters()).c_str(), mlm ? "masked LM" : "causal LM",
+               (long long)data.split.train.size(), (long long)data.split.valid.size(), current_threads());
   if (comm.size() > 1)
     std::fprintf(stderr, "data-parallel: %d processes x %d threads, %lld of the %lld rows of every batch each\n",
                  comm.size(), current_threads(), (long long)(o.batch / comm.size()), (long long)o.batch);
 
-  Progress bar(o.steps, trainer.step(), stderr_is_terminal(), o.log_every);
-  progress = &bar;
-  tnn::TrainResult result;
-  {
-    tnn::ScopedStopSignals stop_signals;  // restored before the messages below
-    signals = &stop_signals;
-    try {
-      result = trainer.run();
-    } catch (const tnn::TrainingDiverged& e) {
-      tnn::fail<tnn::Error>("training diverged: ", e.bad_steps, " steps with a non-finite loss or gradient (limit ",
-                            e.max_bad_steps, ", see --max-bad-steps); the last good checkpoint is '", e.checkpoint,
-                            "'");
-    }
-    signals = nullptr;
-  }
-  bar.finish();
-  switch (result.outcome) {
-    case tnn::TrainResult::Outcome::Interrupted:
-      std::fprintf(stderr, "interrupted (%s): saved step %lld to '%s'; continue with --resume\n",
-                   result.signal == SIGINT ? "SIGINT" : "SIGTERM", (long long)result.step, o.out.c_str());
-      std::fflush(stderr);
-      std::exit(128 + result.signal);
-    case tnn::TrainResult::Outcome::Stopped:
-      std::fprintf(stderr, "stopped after step %lld as asked (--stop-after); continue with --resume\n",
-                   (long long)result.step);
-      return;
-    case tnn::TrainResult::Outcome::Finished:
-      std::fprintf(stderr, "done: %lld steps in %s; model '%s', training state '%s', log '%s'\n",
-                   (long long)result.step, format_duration(bar.seconds()).c_str(), o.out.c_str(), state_path.c_str(),
-                   log_path.c_str());
-      if (comm.size() > 1 && parallel.reducer().steps() > 0)
-        std::fprintf(stderr, "gradient sums over %d processes: %.2f ms per step not hidden behind backward\n",
-                     comm.size(), 1e3 * parallel.reducer().exposed_seconds() / double(parallel.reducer().steps()));
-      return;
-  }
+  const tnn::TrainResult result = session.run(trainer);
+  if (result.outcome == tnn::TrainResult::Outcome::Finished && comm.size() > 1 && parallel.reducer().steps() > 0)
+    std::fprintf(stderr, "gradient sums over %d processes: %.2f ms per step not hidden behind backward\n",
+                 comm.size(), 1e3 * parallel.reducer().exposed_seconds() / double(parallel.reducer().steps()));
 }
 
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
-  CLI::App* cmd = app.add_subcommand("train", "Train a TNN language model on a text file (byte-level tokens)");
-  cmd->add_option("--data", o->data, "Training text file")->required()->check(CLI::ExistingFile);
-  cmd->add_option("--valid", o->valid, "Validation text file (default: the last --valid-fraction of --data)");
+  CLI::App* cmd = app.add_subcommand("train", "Train a TNN language model on a text file (byte-level tokens), a text classifier or an image classifier (--task)");
+  cmd->add_option("--data", o->data,
+                  "Training file: any file as bytes (--task lm), label<TAB>text lines (classify), a safetensors "
+                  "image file (image)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--valid", o->valid, "Validation file of the same kind (default: the last --valid-fraction of --data)");
   cmd->add_option("--valid-fraction", o->valid_fraction, "Fraction of --data held out for validation")
       ->capture_default_str();
   cmd->add_option("--valid-block", o->valid_block,
@@ -506,10 +612,14 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
   cmd->add_option("--task", o->task,
                   "lm: a language model on a text file; classify: a classifier on label<TAB>text lines "
-                  "(text truncated to --seq-len; tnn eval reports accuracy, tnn classify labels lines)")
-      ->check(CLI::IsMember({"lm", "classify"}))
+                  "(text truncated to --seq-len; tnn eval reports accuracy, tnn classify labels lines); image: a "
+                  "2-D TNN image classifier on a safetensors image file (images U8 or I32 [M, H, W, Ch], labels I32 [M])")
+      ->check(CLI::IsMember({"lm", "classify", "image"}))
       ->capture_default_str();
-  cmd->add_option("--pooling", o->pooling, "--task classify: mean over the valid positions, or the first position")
+  cmd->add_option("--patch-size", o->patch_size,
+                  "--task image: P x P pixels per token (a divisor of H and W), when --config gives no patch_size")
+      ->capture_default_str();
+  cmd->add_option("--pooling", o->pooling, "--task classify, image: mean over the (valid) positions, or the first position")
       ->check(CLI::IsMember({"mean", "first"}))
       ->capture_default_str();
   cmd->add_option("--objective", o->objective, "clm: causal LM (next byte); mlm: bidirectional masked LM")

@@ -103,4 +103,19 @@ inline std::string format_duration(double seconds) {
   return buf;
 }
 
+// The `tnn grad` output file (docs/model.md §10): `loss` (F64, shape []), the model's `logits`,
+// and `grad.<name>` for every trained parameter, after model.forward(..) and model.backward().
+template <class Model, class T>
+void write_grad_output(const std::string& out, T loss, Model& model) {
+  tnn::SafetensorsWriter w;
+  tnn::Tensor<double> loss_t(tnn::Shape{});
+  loss_t[0] = static_cast<double>(loss);
+  w.add("loss", loss_t, tnn::Dtype::F64);
+  w.add_view("logits", model.logits());
+  model.visit([&](const std::string& name, tnn::Param<T>& p) {
+    if (p.trainable) w.add_view("grad." + name, p.grad);
+  });
+  w.write(out);
+}
+
 }  // namespace tnncli

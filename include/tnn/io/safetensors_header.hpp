@@ -19,9 +19,10 @@
 
 namespace tnn {
 
-// Element types tnn reads and writes. Other safetensors dtypes (F16, BF16, I8, ...) are
-// recognised and refused with a message saying so.
-enum class Dtype { F32, F64, I32, I64 };
+// Element types tnn reads and writes. U8 (unsigned bytes, e.g. image pixels) decodes into
+// int32_t or int64_t tensors; an integer tensor may be stored as U8 when its values fit in 0..255.
+// Other safetensors dtypes (F16, BF16, I8, ...) are recognised and refused with a message saying so.
+enum class Dtype { F32, F64, I32, I64, U8 };
 
 inline const char* dtype_name(Dtype d) {
   switch (d) {
@@ -29,10 +30,11 @@ inline const char* dtype_name(Dtype d) {
     case Dtype::F64: return "F64";
     case Dtype::I32: return "I32";
     case Dtype::I64: return "I64";
+    case Dtype::U8: return "U8";
   }
   return "?";
 }
-inline std::size_t dtype_size(Dtype d) { return (d == Dtype::F32 || d == Dtype::I32) ? 4 : 8; }
+inline std::size_t dtype_size(Dtype d) { return d == Dtype::U8 ? 1 : (d == Dtype::F32 || d == Dtype::I32) ? 4 : 8; }
 inline bool dtype_is_float(Dtype d) { return d == Dtype::F32 || d == Dtype::F64; }
 
 // The dtype a C++ element type is stored as by default.
@@ -99,7 +101,7 @@ To bit_cast(From f) {
 // Known safetensors dtypes tnn does not handle: refused by name rather than called unknown.
 inline bool st_known_unsupported(const std::string& s) {
   static const char* const names[] = {"F16", "BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2",
-                                      "F4", "I8", "I16", "U8", "U16", "U32", "U64", "BOOL", "C64"};
+                                      "F4", "I8", "I16", "U16", "U32", "U64", "BOOL", "C64"};
   for (const char* n : names)
     if (s == n) return true;
   return false;
@@ -260,9 +262,10 @@ class StHeaderParser {
     else if (dtype_ == "F64") info.dtype = Dtype::F64;
     else if (dtype_ == "I32") info.dtype = Dtype::I32;
     else if (dtype_ == "I64") info.dtype = Dtype::I64;
+    else if (dtype_ == "U8") info.dtype = Dtype::U8;
     else if (st_known_unsupported(dtype_))
-      fail<FormatError>(where, ": dtype ", dtype_, " is not supported by tnn (expected F32, F64, I32 or I64)");
-    else fail<FormatError>(where, ": dtype: expected F32, F64, I32 or I64, got the unknown dtype ", st_quote(dtype_));
+      fail<FormatError>(where, ": dtype ", dtype_, " is not supported by tnn (expected F32, F64, I32, I64 or U8)");
+    else fail<FormatError>(where, ": dtype: expected F32, F64, I32, I64 or U8, got the unknown dtype ", st_quote(dtype_));
 
     // Product of the non-zero dims must fit in int64: then no partial product overflows, in any
     // order, even for a zero-size tensor (Tensor's shape_numel multiplies left to right).

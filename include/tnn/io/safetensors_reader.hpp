@@ -59,7 +59,7 @@ class SafetensorsFile {
 
   // Decodes tensor `name` into `out` (resized; no allocation if it held that many elements
   // before). F32 and F64 convert into float or double (F64 values beyond float's range are a
-  // ValueError); I32 and I64 only into int32_t or int64_t (I64 outside int32 range: ValueError).
+  // ValueError); I32, I64 and U8 only into int32_t or int64_t (I64 outside int32 range: ValueError).
   template <class T>
   void get_into(const std::string& name, Tensor<T>& out) const {
     constexpr bool want_float = std::is_floating_point_v<T>;
@@ -67,7 +67,7 @@ class SafetensorsFile {
     const TensorInfo& ti = info(name);
     const std::string where = "safetensors " + quote_path(h_.label) + ": tensor " + detail::st_quote(name);
     if (dtype_is_float(ti.dtype) != want_float)
-      fail<FormatError>(where, ": expected ", want_float ? "a floating-point dtype (F32 or F64)" : "an integer dtype (I32 or I64)",
+      fail<FormatError>(where, ": expected ", want_float ? "a floating-point dtype (F32 or F64)" : "an integer dtype (I32, I64 or U8)",
                         ", got ", dtype_name(ti.dtype));
     out.resize(ti.shape);
     const std::uint8_t* src = bytes_.data() + data_offset_ + ti.begin;
@@ -86,7 +86,9 @@ class SafetensorsFile {
         }
       }
     } else {
-      if (ti.dtype == Dtype::I32) {
+      if (ti.dtype == Dtype::U8) {
+        for (Index i = 0; i < n; ++i) dst[i] = static_cast<T>(src[i]);
+      } else if (ti.dtype == Dtype::I32) {
         for (Index i = 0; i < n; ++i)
           dst[i] = static_cast<T>(static_cast<std::int32_t>(detail::load_le<std::uint32_t>(src + 4 * i)));
       } else {

@@ -47,7 +47,8 @@ void with_tensor(const StAnySource& src, F&& f) {
 // Collects named tensors and metadata, then writes them in one go. add() keeps a copy (pass an
 // rvalue to move instead); add_view() keeps a reference, and the tensor must outlive write().
 // Conversion to the stored dtype happens while writing: a double beyond float's range stored as
-// F32, or an int64 beyond int32 stored as I32, is a ValueError then (the target file untouched).
+// F32, an int64 beyond int32 stored as I32, or an integer outside 0..255 stored as U8, is a
+// ValueError then (the target file untouched).
 class SafetensorsWriter {
  public:
   template <class T>
@@ -184,7 +185,12 @@ class SafetensorsWriter {
             detail::store_le<std::uint64_t>(p, detail::bit_cast<std::uint64_t>(static_cast<double>(v)));
           }
         } else {
-          if (dtype == Dtype::I32) {
+          if (dtype == Dtype::U8) {
+            if (v < 0 || v > 255)
+              fail<ValueError>("safetensors writer ", quote_path(target), ": tensor ", detail::st_quote(name), ": element ",
+                               i, " = ", v, " does not fit in U8 (0..255)");
+            *p = static_cast<std::uint8_t>(v);
+          } else if (dtype == Dtype::I32) {
             if constexpr (std::is_same_v<T, std::int64_t>) {
               if (v < std::numeric_limits<std::int32_t>::min() || v > std::numeric_limits<std::int32_t>::max())
                 fail<ValueError>("safetensors writer ", quote_path(target), ": tensor ", detail::st_quote(name), ": element ",

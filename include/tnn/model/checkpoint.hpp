@@ -118,6 +118,17 @@ void ck_load_tensors(const SafetensorsFile& file, const std::string& where, Visi
   visit([&](const std::string& name, auto& t) { file.get_into(name, t); });
 }
 
+// P * P * Ch, the patch embedding's input width, of an image config; ConfigError when it
+// overflows (each factor may be up to 2^24, so the product is computed with checks).
+inline Index ck_patch_features(const TnnConfig& cfg) {
+  const Index P = cfg.patch_size, Ch = cfg.image_channels;
+  const Index lim = std::numeric_limits<Index>::max();
+  if (P < 1 || Ch < 1 || P > lim / P || P * P > lim / Ch)
+    fail<ConfigError>("config keys 'patch_size' and 'image_channels': expected patch_size^2 * image_channels below 2^63, got ",
+                      P, "^2 * ", Ch);
+  return P * P * Ch;
+}
+
 inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_cfg, const std::string& where) {
   if (!file.has_metadata(kConfigMetadataKey)) {
     if (file.has_metadata(kStepMetadataKey)) ck_missing_config(file.metadata(), file.label(), where);
@@ -141,14 +152,18 @@ inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_
 
 }  // namespace detail
 
-// f(name, shape) for every tensor a TnnLM built from `cfg` stores (docs: model.md §9), in
-// the order TnnLM::visit names them, computed from the config alone: a checkpoint's header is
+// f(name, shape) for every tensor a model built from `cfg` stores (docs: model.md §9, §13), in
+// the order its visit names them, computed from the config alone: a checkpoint's header is
 // checked against this before any model is allocated, so a few-hundred-byte file claiming a
-// huge vocabulary fails in microseconds instead of allocating gigabytes. The test
-// Checkpoint.ModelTensorsMatchTheModelsVisit holds it to TnnLM::visit.
+// huge vocabulary fails in microseconds instead of allocating gigabytes. The tests
+// Checkpoint.ModelTensorsMatchTheModelsVisit and ImageModelTensorsMatchTheModelsVisit hold it to
+// TnnLM::visit and TnnImageClassifier::visit. An image classifier (task image, model/image_classifier.hpp) stores patch_embed.{weight
+// [D, P*P*Ch], bias [D]} instead of embed.weight, a 2-wide pos_proj.weight [R, 2] in each RPE,
+// and head.{weight [K, D], bias [K]}; P*P*Ch must fit in an int64 (ConfigError otherwise).
 template <class F>
 void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
   const Index V = cfg.vocab_size, D = cfg.dim, E = cfg.inner_dim(), G = cfg.glu_width(), R = cfg.rpe_dim;
+  const bool image = cfg.task == Task::Image;
   const Index H = cfg.heads, Dh = cfg.head_dim();
   auto norm = [&](const std::string& p, Index width) {
     if (cfg.norm_type == NormType::RMSNorm) f(p + "scale", Shape{width});
@@ -161,7 +176,10 @@ void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
     f(p + "weight", Shape{out, in});
     f(p + "bias", Shape{out});
   };
-  f(std::string("embed.weight"), Shape{V, D});
+  if (image)
+    linear("patch_embed.", detail::ck_patch_features(cfg), D);
+  else
+    f(std::string("embed.weight"), Shape{V, D});
   for (Index i = 0; i < cfg.layers; ++i) {
     const std::string l = "layers." + std::to_string(i) + ".";
     norm(l + "token_norm.", D);
@@ -170,7 +188,7 @@ void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
     linear(l + "token_mixer.o.", E, D);
     if (tno_decay(cfg) != TnoDecay::None) f(l + "token_mixer.toep.gamma", Shape{H, 1, Dh});
     const std::string r = l + "token_mixer.toep.rpe.";
-    linear(r + "pos_proj.", 1, R);
+    linear(r + "pos_proj.", image ? 2 : 1, R);
     for (Index h = 0; h < cfg.rpe_layers; ++h) {
       norm(r + "layers." + std::to_string(h) + ".0.", R);
       linear(r + "layers." + std::to_string(h) + ".2.", R, R);
@@ -183,8 +201,8 @@ void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
     linear(l + "feature_mixer.l3.", G, D);
   }
   norm("final_norm.", D);
-  if (cfg.task == Task::Classify)
-    linear("head.", D, cfg.num_classes);  // TnnClassifier (model/classifier.hpp): head [K, D], [K]
+  if (cfg.task == Task::Classify || image)
+    linear("head.", D, cfg.num_classes);  // TnnClassifier, TnnImageClassifier: head [K, D], [K]
   else if (!cfg.tie_embeddings)
     f(std::string("lm_head.weight"), Shape{V, D});
 }
@@ -194,11 +212,14 @@ inline std::uint64_t model_tensor_count(const TnnConfig& cfg) {
   const std::uint64_t per_norm = cfg.norm_type == NormType::RMSNorm ? 1 : cfg.norm_type == NormType::LayerNorm ? 2 : 0;
   const std::uint64_t rpe = 2 + static_cast<std::uint64_t>(cfg.rpe_layers) * (per_norm + 2) + per_norm + 2;
   const std::uint64_t layer = per_norm + 6 + (tno_decay(cfg) != TnoDecay::None ? 1 : 0) + rpe + per_norm + 6;
-  const std::uint64_t head = cfg.task == Task::Classify ? 2 : cfg.tie_embeddings ? 0 : 1;
-  return 1 + static_cast<std::uint64_t>(cfg.layers) * layer + per_norm + head;
+  const bool image = cfg.task == Task::Image;
+  const std::uint64_t embed = image ? 2 : 1;  // patch_embed.{weight, bias} or embed.weight
+  const std::uint64_t head = cfg.task == Task::Classify || image ? 2 : cfg.tie_embeddings ? 0 : 1;
+  return embed + static_cast<std::uint64_t>(cfg.layers) * layer + per_norm + head;
 }
 
-// FormatError unless `h` holds exactly the tensors a TnnLM of `cfg` stores, with the same
+// FormatError unless `h` holds exactly the tensors a model of `cfg` stores (TnnLM, TnnClassifier
+// or TnnImageClassifier, by cfg.task), with the same
 // shapes and a floating-point dtype. Reads nothing but the header; allocates nothing that
 // grows with the config before the tensor count has been compared with the header's.
 inline void check_header_matches_config(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
@@ -247,8 +268,9 @@ void save_model(const std::string& path, Model& model, Dtype dtype = Dtype::F32,
 // The config stored in a checkpoint (reads the header only). FormatError if absent (saying so
 // when the file is a training-state file), ConfigError (naming the file) if invalid. With
 // check_tensors (the default), the file's tensors must also be exactly those a TnnLM of that
-// config stores (check_header_matches_config), so allocating TnnLM(read_config(p)) is safe
-// whatever p holds: memory stays bounded by the file. Pass false for other models.
+// config stores (check_header_matches_config), so allocating TnnLM(read_config(p)),
+// TnnClassifier or TnnImageClassifier from it is safe whatever p holds: memory stays bounded by
+// the file. Pass false for other models.
 inline TnnConfig read_config(const std::string& path, bool check_tensors = true) {
   const SafetensorsHeader h = read_safetensors_header(path);
   const std::string where = "checkpoint " + quote_path(path);
@@ -285,6 +307,17 @@ void load_weights(const std::string& path, Model& model, bool check_config = tru
 template <class T = float>
 TnnLM<T> load_lm(const std::string& path) {
   TnnLM<T> model(read_config(path));
+  load_weights(path, model);
+  return model;
+}
+
+// Any model type from a checkpoint (TnnLM, TnnClassifier, TnnImageClassifier, in any
+// precision): the config, checked against the file's tensor shapes before the model is
+// allocated (read_config), then the weights (load_weights, all-or-nothing).
+//   auto model = tnn::load_model<tnn::TnnImageClassifier<float>>("digits.safetensors");
+template <class Model>
+Model load_model(const std::string& path) {
+  Model model(read_config(path));
   load_weights(path, model);
   return model;
 }

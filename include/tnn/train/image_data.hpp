@@ -3,10 +3,12 @@
 // that `tnn train --task image` runs on a TnnImageClassifier.
 //
 // Image file format (a safetensors file, e.g. written by examples/digits_to_safetensors.py):
-//   images  I32 [M, H, W, Ch]  pixel values 0..255 (row-major rows, channels last)
-//   labels  I32 [M]            class ids 0..K-1
+//   images  U8 [M, H, W, Ch]   pixel values 0..255 (rows top to bottom, channels last); I32 or
+//                              I64 with values 0..255 are accepted too
+//   labels  I32 [M]            class ids 0..K-1 (any integer dtype; optional for `tnn classify`)
 //   metadata "tnn.labels" (optional): a JSON array of the K class names
-// Pixels are I32 rather than U8 because tnn's safetensors reader handles F32/F64/I32/I64 only.
+// M, H, W, Ch >= 1. A model takes the file's images when H, W, Ch equal its config's
+// image_height, image_width, image_channels (check_image_set_fits).
 #pragma once
 
 #include <algorithm>
@@ -32,12 +34,13 @@ namespace tnn {
 
 struct ImageSet {
   Tensor<std::int32_t> images;      // [M, H, W, Ch] values 0..255
-  Tensor<std::int32_t> labels;      // [M] class ids >= 0
+  Tensor<std::int32_t> labels;      // [M] class ids >= 0; empty when read without labels
   std::vector<std::string> names;   // class names from the file's "tnn.labels", or empty
-  Index size() const { return labels.size(); }
-  Index height() const { return images.dim(1); }
-  Index width() const { return images.dim(2); }
-  Index channels() const { return images.dim(3); }
+  Index size() const { return images.rank() == 4 ? images.dim(0) : 0; }
+  bool has_labels() const { return labels.size() > 0; }
+  Index height() const { return images.rank() == 4 ? images.dim(1) : 0; }
+  Index width() const { return images.rank() == 4 ? images.dim(2) : 0; }
+  Index channels() const { return images.rank() == 4 ? images.dim(3) : 0; }
   // 1 + the largest label.
   Index num_classes() const {
     std::int32_t k = -1;
@@ -46,18 +49,26 @@ struct ImageSet {
   }
 };
 
-// Reads and checks an image file (format at the top of this header).
-inline ImageSet read_image_set(const std::string& path) {
+// Reads and checks an image file (format at the top of this header). Without require_labels
+// a file with no 'labels' tensor is accepted (the set's labels are then empty).
+inline ImageSet read_image_set(const std::string& path, bool require_labels = true) {
   const std::string where = "image file " + quote_path(path);
   const SafetensorsFile f = read_safetensors(path);
   ImageSet s;
   for (const char* name : {"images", "labels"})
-    if (!f.has(name)) fail<FormatError>(where, ": expected a tensor '", name, "', it is missing");
-  s.images = f.get<std::int32_t>("images");
-  s.labels = f.get<std::int32_t>("labels");
-  if (s.images.rank() != 4 || s.images.dim(0) < 1 || s.images.dim(1) < 1 || s.images.dim(2) < 1 || s.images.dim(3) < 1)
+    if (!f.has(name) && (require_labels || std::string(name) == "images"))
+      fail<FormatError>(where, ": expected a tensor '", name, "', it is missing");
+  for (const char* name : {"images", "labels"})
+    if (f.has(name) && dtype_is_float(f.dtype(name)))
+      fail<FormatError>(where, ": tensor '", name, "': expected dtype ", std::string(name) == "images" ? "U8 (or I32)" : "I32",
+                        ", got ", dtype_name(f.dtype(name)));
+  const Shape& shape = f.shape("images");
+  if (shape.size() != 4 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1)
     fail<FormatError>(where, ": tensor 'images': expected shape [M, H, W, Ch] with every size >= 1, got ",
-                      shape_str(s.images.shape()));
+                      shape_str(shape));
+  s.images = f.get<std::int32_t>("images");
+  if (!f.has("labels")) return s;
+  s.labels = f.get<std::int32_t>("labels");
   if (s.labels.rank() != 1 || s.labels.dim(0) != s.images.dim(0))
     fail<FormatError>(where, ": tensor 'labels': expected shape [", s.images.dim(0), "] (one per image), got ",
                       shape_str(s.labels.shape()));
@@ -81,7 +92,43 @@ inline ImageSet read_image_set(const std::string& path) {
   return s;
 }
 
-// images idx[0..n) of `set` as floats in [0, 1] [n, H, W, Ch], and their labels [n].
+// ShapeError unless a model of `cfg` (task image) takes the images of `set` (height, width and
+// channels equal the config's) and ValueError unless every label is below its num_classes.
+// `where` names the file for the message.
+inline void check_image_set_fits(const ImageSet& set, const TnnConfig& cfg, const std::string& where) {
+  if (set.height() != cfg.image_height || set.width() != cfg.image_width || set.channels() != cfg.image_channels)
+    fail<ShapeError>(where, ": expected images of ", cfg.image_height, " x ", cfg.image_width, " pixels x ",
+                     cfg.image_channels, " channels (the model's image_height, image_width, image_channels), got ",
+                     set.height(), " x ", set.width(), " x ", set.channels());
+  for (Index i = 0; i < set.labels.size(); ++i)
+    if (set.labels[i] >= cfg.num_classes)
+      fail<ValueError>(where, ": tensor 'labels': expected class ids 0..", cfg.num_classes - 1,
+                       " (the model's num_classes ", cfg.num_classes, "), got ", set.labels[i], " at ", i);
+}
+
+// Removes the last n images of `set` (and their labels) and returns them, with the same names.
+inline ImageSet take_last_images(ImageSet& set, Index n) {
+  if (n < 0 || n > set.size()) fail<ValueError>("take_last_images: expected 0..", set.size(), " images, got ", n);
+  const Index keep = set.size() - n, per = set.height() * set.width() * set.channels();
+  ImageSet tail;
+  tail.names = set.names;
+  Tensor<std::int32_t> head({keep, set.height(), set.width(), set.channels()});
+  tail.images.resize({n, set.height(), set.width(), set.channels()});
+  std::copy(set.images.data(), set.images.data() + keep * per, head.data());
+  std::copy(set.images.data() + keep * per, set.images.data() + set.size() * per, tail.images.data());
+  if (set.has_labels()) {
+    Tensor<std::int32_t> head_labels({keep});
+    tail.labels.resize({n});
+    std::copy(set.labels.data(), set.labels.data() + keep, head_labels.data());
+    std::copy(set.labels.data() + keep, set.labels.data() + set.size(), tail.labels.data());
+    set.labels = std::move(head_labels);
+  }
+  set.images = std::move(head);
+  return tail;
+}
+
+// images idx[0..n) of `set` as floats in [0, 1] [n, H, W, Ch], and their labels [n] (0 for a
+// set without labels).
 template <class T>
 void make_image_batch(const ImageSet& set, const Index* idx, Index n, Tensor<T>& images, Tensor<std::int32_t>& labels) {
   const Index H = set.height(), W = set.width(), Ch = set.channels(), per = H * W * Ch;
@@ -91,7 +138,7 @@ void make_image_batch(const ImageSet& set, const Index* idx, Index n, Tensor<T>&
     const std::int32_t* src = set.images.data() + idx[i] * per;
     T* dst = images.data() + i * per;
     for (Index k = 0; k < per; ++k) dst[k] = static_cast<T>(src[k]) / T(255);
-    labels[i] = set.labels[idx[i]];
+    labels[i] = set.has_labels() ? set.labels[idx[i]] : 0;
   }
 }
 
