@@ -136,5 +136,15 @@ head -c 20000 /dev/urandom | base64 > lm.txt
   --out lm.safetensors 2> /dev/null
 expect_error "LM checkpoint given to classify" "expected a classifier" \
   bash -c "echo abc | '$TNN' classify --checkpoint lm.safetensors"
+printf '{"task": "lm", "dim": 8, "layers": 1}' > lmtask.json
+expect_error "--config of task lm" "task is 'lm' but --task classify needs 'classify'" \
+  "$TNN" train --task classify --data train.tsv --config lmtask.json --seq-len 64 --steps 1 --warmup 0 --out c2.safetensors
 echo "ok: refusals"
+
+# A --config without task, num_classes and pooling: the data gives the classes, the file's pooling wins.
+printf '{"dim": 8, "layers": 1, "rpe_dim": 4, "pooling": "first"}' > nofirst.json
+"$TNN" train --task classify --data train.tsv --config nofirst.json --seq-len 64 --batch 4 --steps 2 --threads 1 \
+  --out first.safetensors 2> first.log || { cat first.log >&2; fail "train --config without task"; }
+grep -q "first pooling" first.log || fail "the --config file's pooling was not used: $(grep model: first.log)"
+echo "ok: --config without task"
 echo "PASS"

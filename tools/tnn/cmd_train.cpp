@@ -91,12 +91,19 @@ tnn::TnnConfig flags_config(const TrainOptions& o, tnn::Index vocab, bool causal
   return c;
 }
 
-tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal) {
+// `defaults`: keys the task fills in when the --config file lacks them (a classifier's task,
+// num_classes and pooling).
+tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal,
+                            const nlohmann::json& defaults = nlohmann::json::object()) {
   if (!o.config_file.empty()) {
     nlohmann::json j = config_file_json(o);
     if (j.is_object()) {
       if (!j.contains("vocab_size")) j["vocab_size"] = vocab;
       if (!j.contains("causal")) j["causal"] = causal;
+      // (only for the task they belong to: a file naming another task is refused below)
+      const bool same_task = !j.contains("task") || !defaults.contains("task") || j["task"] == defaults["task"];
+      for (const auto& [key, value] : defaults.items())
+        if (same_task && !j.contains(key)) j[key] = value;
     }
     tnn::TnnConfig c = tnn::TnnConfig::from_json(j);
     if (c.causal != causal)
@@ -406,12 +413,20 @@ void run_train_classify(const TrainOptions& o) {
     tnn::fail<tnn::ValueError>("--data ", tnn::quote_path(o.data), ": expected at least 2 distinct labels, got ",
                                names.size());
 
-  tnn::TnnConfig cfg = model_config(o, tnn::kByteVocab, /*causal=*/false);
-  if (cfg.task == tnn::Task::Classify && cfg.num_classes != static_cast<tnn::Index>(names.size()))
+  // A --config without task, num_classes or pooling gets them from the data and --pooling.
+  const tnn::Pooling pooling = tnn::parse_pooling(o.pooling, "--pooling");
+  tnn::TnnConfig cfg = model_config(o, tnn::kByteVocab, /*causal=*/false,
+                                    {{"task", "classify"}, {"num_classes", names.size()}, {"pooling", tnn::to_string(pooling)}});
+  if (o.config_file.empty()) {
+    cfg.task = tnn::Task::Classify;
+    cfg.num_classes = static_cast<tnn::Index>(names.size());
+    cfg.pooling = pooling;
+  }
+  if (cfg.task != tnn::Task::Classify)
+    tnn::fail<tnn::ConfigError>("--config: task is '", tnn::to_string(cfg.task), "' but --task classify needs 'classify'");
+  if (cfg.num_classes != static_cast<tnn::Index>(names.size()))
     tnn::fail<tnn::ConfigError>("--config: num_classes is ", cfg.num_classes, " but --data has ", names.size(),
                                 " labels");
-  if (o.config_file.empty() || cfg.task != tnn::Task::Classify) cfg.pooling = tnn::parse_pooling(o.pooling, "--pooling");
-  cfg.task = tnn::Task::Classify;
   cfg.num_classes = static_cast<tnn::Index>(names.size());
   cfg.validate();
   if (o.resume) cfg = tnn::read_config(o.out);
