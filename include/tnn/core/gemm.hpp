@@ -112,6 +112,12 @@ inline int blas_int(Index v, const char* what) {
 // know); m = 8 380 us vs sgemm 446 us (653 us); m = 16 705 us vs 493 us: so up to 8 rows.
 inline constexpr Index kSkinnyMaxRows = 8;
 
+// The `omp simd` reductions below let GCC vectorize float sums without -ffast-math; clang at
+// -O0/-O1 (e.g. a sanitizer build) cannot, and says so with -Wpass-failed: not a defect here.
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpass-failed"
+#endif
 template <class T>
 void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta, T* c,
                Index ldc) {
@@ -180,6 +186,9 @@ void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const 
     }
   }
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 // One thread's product.
 template <class T>
