@@ -202,8 +202,9 @@ void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, I
   }
 #ifdef TNN_USE_BLAS
   if (m == 1 && k > 0) {
-    // One row (incremental decoding): a matrix-vector product, y = op(B)^T a.
-    // Row-major B stored [n, k] (tb = T) is multiplied as is, [k, n] (tb = N) transposed.
+    // One row that skinny_nt above did not take (A transposed, or B stored [k, n]): a
+    // matrix-vector product, y = op(B)^T a. Row-major B stored [n, k] (tb = T) is multiplied
+    // as is, [k, n] (tb = N) transposed.
     const int inca = ta == Op::N ? 1 : int(lda);
     if (tb == Op::T)
       blas_gemv(false, int(n), int(k), alpha, b, int(ldb), a, inca, beta, c);
