@@ -31,8 +31,9 @@ TnnConfig listops_config() {
   c.rpe_dim = 32;
   c.rpe_layers = 1;
   c.causal = false;
-  c.use_decay = true;
-  c.gamma = 0.999;
+  c.use_decay = false;
+  c.use_multi_decay = true;
+  c.gamma = 0.9;
   c.task = Task::Classify;
   c.num_classes = 10;
   c.pooling = Pooling::First;

@@ -32,9 +32,13 @@ std::vector<T> random_vec(Index n, std::uint64_t seed) {
   return v;
 }
 
+// The product under test: gemm, or one of its kernels called directly.
+template <class T>
+using Product = void (*)(Op, Op, Index, Index, Index, T, const T*, Index, const T*, Index, T, T*, Index);
+
 // Checks one product; operands stored with row strides larger than their width.
 template <class T>
-void check(Op ta, Op tb, Index m, Index n, Index k, T beta, double tol) {
+void check(Op ta, Op tb, Index m, Index n, Index k, T beta, double tol, Product<T> product = &gemm<T>) {
   const Index ar = ta == Op::N ? m : k, ac = ta == Op::N ? k : m;
   const Index br = tb == Op::N ? k : n, bc = tb == Op::N ? n : k;
   const Index lda = ac + 3, ldb = bc + 5, ldc = n + 2;
@@ -56,7 +60,7 @@ void check(Op ta, Op tb, Index m, Index n, Index k, T beta, double tol) {
       const double old = beta == T(0) ? 0.0 : double(beta) * double(ref[i * ldc + j]);
       ref[i * ldc + j] = static_cast<T>(double(alpha) * s + old);
     }
-  gemm(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
+  product(ta, tb, m, n, k, alpha, a.data(), lda, b.data(), ldb, beta, c.data(), ldc);
   double err = 0;
   for (Index i = 0; i < m; ++i)
     for (Index j = 0; j < n; ++j) err = std::max(err, std::abs(double(c[i * ldc + j]) - double(ref[i * ldc + j])));
@@ -98,6 +102,44 @@ TEST(Gemm, FewRowsTimesTransposedB) {
       check<double>(Op::N, Op::T, m, 37, 250, beta, 1e-14);
       check<double>(Op::N, Op::T, m, 3, 5, beta, 1e-14);
     }
+}
+
+// Each skinny kernel called directly (gemm takes only the widest the build has): rows 1..8
+// (the 4-, 2- and 1-row passes), n not a multiple of 4, k below, at and past the vector width
+// with a tail.
+template <class T>
+void check_skinny_kernel(Product<T> kernel) {
+  for (Index m = 1; m <= detail::kSkinnyMaxRows; ++m)
+    for (Index k : {Index(1), Index(7), Index(16), Index(37), Index(512)})
+      for (double beta : {0.0, 1.0, -0.5}) {
+        check<T>(Op::N, Op::T, m, 11, k, T(beta), 1e-5, kernel);
+        check<T>(Op::N, Op::T, m, 64, k, T(beta), 1e-5, kernel);
+      }
+}
+
+TEST(Gemm, SkinnyKernelsAgreeWithTheTripleLoop) {
+  check_skinny_kernel<float>([](Op, Op, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                                const float* b, Index ldb, float beta, float* c, Index ldc) {
+    detail::skinny_nt_portable<float>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
+  check_skinny_kernel<double>([](Op, Op, Index m, Index n, Index k, double alpha, const double* a, Index lda,
+                                 const double* b, Index ldb, double beta, double* c, Index ldc) {
+    detail::skinny_nt_portable<double>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
+#ifdef TNN_SKINNY_SIMD
+  check_skinny_kernel<float>([](Op, Op, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                                const float* b, Index ldb, float beta, float* c, Index ldc) {
+    detail::skinny_nt_f32<detail::F32x8>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
+#ifdef __AVX512F__
+  check_skinny_kernel<float>([](Op, Op, Index m, Index n, Index k, float alpha, const float* a, Index lda,
+                                const float* b, Index ldb, float beta, float* c, Index ldc) {
+    detail::skinny_nt_f32<detail::F32x16>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  });
+#endif
+#else
+  GTEST_SKIP() << "no AVX2/FMA target: the vector kernels are not compiled (the portable one was checked)";
+#endif
 }
 
 TEST(Gemm, LargeProductsSplitOverThreads) {

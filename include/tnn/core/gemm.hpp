@@ -22,6 +22,12 @@
 
 #include <algorithm>
 #include <climits>
+#include <type_traits>
+
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define TNN_SKINNY_SIMD 1  // the float skinny GEMM below has an AVX2 / AVX-512 kernel
+#endif
 
 #ifdef TNN_USE_BLAS
 #include <cblas.h>
@@ -110,17 +116,20 @@ inline int blas_int(Index v, const char* what) {
 // 0.3.21 on a Xeon (family 6 model 207, AVX-512), 1 thread, B [1536, 512]: m = 1 98 us vs
 // sgemv 98 us (203 us with the Prescott kernels OpenBLAS falls back to on a CPU it does not
 // know); m = 8 380 us vs sgemm 446 us (653 us); m = 16 705 us vs 493 us: so up to 8 rows.
+// (Those are the portable kernel's times; the float kernel with AVX2/AVX-512 below takes m = 8
+// in about half.)
 inline constexpr Index kSkinnyMaxRows = 8;
 
-// The `omp simd` reductions below let GCC vectorize float sums without -ffast-math; clang at
-// -O0/-O1 (e.g. a sanitizer build) cannot, and says so with -Wpass-failed: not a defect here.
+// The portable kernel: 2 rows of A x 4 rows of B per pass. The `omp simd` reductions let GCC
+// vectorize the float sums without -ffast-math; clang at -O0/-O1 (e.g. a sanitizer build)
+// cannot, and says so with -Wpass-failed: not a defect here.
 #if defined(__clang__)
 #pragma clang diagnostic push
 #pragma clang diagnostic ignored "-Wpass-failed"
 #endif
 template <class T>
-void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta, T* c,
-               Index ldc) {
+void skinny_nt_portable(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta, T* c,
+                        Index ldc) {
   auto store = [&](Index i, Index j, T s) {
     T& out = c[i * ldc + j];
     out = beta == T(0) ? alpha * s : alpha * s + beta * out;  // beta = 0 ignores C (NaN included)
@@ -189,6 +198,116 @@ void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const 
 #if defined(__clang__)
 #pragma clang diagnostic pop
 #endif
+
+#ifdef TNN_SKINNY_SIMD
+// The float kernel with x86 vectors (compiled when the target has AVX2 and FMA, e.g. with
+// TNN_NATIVE on an x86 machine): 4 rows of A x 4 rows of B per pass, 16 vector accumulators,
+// then one horizontal reduction per 4 outputs. Twice the portable kernel's speed at m = 8
+// (B [1536, 512], the Xeon above, 1 thread: 173 us vs 332 us with 16 lanes; 187 us with 8).
+// Lanes: F32x8 (AVX2) or F32x16 (AVX-512F); SkinnyLanes is the widest the target has, and
+// the tests run both where both compile.
+struct F32x8 {
+  using V = __m256;
+  static constexpr Index lanes = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static __m128 sum4(V a0, V a1, V a2, V a3) {  // [sum a0, sum a1, sum a2, sum a3]
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a0, a1), _mm256_hadd_ps(a2, a3));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+  }
+};
+#ifdef __AVX512F__
+struct F32x16 {
+  using V = __m512;
+  static constexpr Index lanes = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static __m256 fold(V v) {  // lanes i and i + 8 added
+    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  }
+  static __m128 sum4(V a0, V a1, V a2, V a3) { return F32x8::sum4(fold(a0), fold(a1), fold(a2), fold(a3)); }
+};
+using SkinnyLanes = F32x16;
+#else
+using SkinnyLanes = F32x8;
+#endif
+
+// out[4 r + q] = sum_p a[r lda + p] b[(q ldb) + p] for r < MR, q < 4.
+template <class S, int MR>
+inline void skinny_block_f32(Index k, const float* a, Index lda, const float* b0, Index ldb, float* out) {
+  using V = typename S::V;
+  V acc[MR][4];
+  for (int r = 0; r < MR; ++r)
+    for (int q = 0; q < 4; ++q) acc[r][q] = S::zero();
+  const float* b1 = b0 + ldb;
+  const float* b2 = b1 + ldb;
+  const float* b3 = b2 + ldb;
+  Index p = 0;
+  for (; p + S::lanes <= k; p += S::lanes) {
+    const V w0 = S::load(b0 + p), w1 = S::load(b1 + p), w2 = S::load(b2 + p), w3 = S::load(b3 + p);
+    for (int r = 0; r < MR; ++r) {
+      const V u = S::load(a + r * lda + p);
+      acc[r][0] = S::fma(u, w0, acc[r][0]);
+      acc[r][1] = S::fma(u, w1, acc[r][1]);
+      acc[r][2] = S::fma(u, w2, acc[r][2]);
+      acc[r][3] = S::fma(u, w3, acc[r][3]);
+    }
+  }
+  for (int r = 0; r < MR; ++r) _mm_storeu_ps(out + 4 * r, S::sum4(acc[r][0], acc[r][1], acc[r][2], acc[r][3]));
+  for (; p < k; ++p)  // the k % lanes tail
+    for (int r = 0; r < MR; ++r) {
+      const float u = a[r * lda + p];
+      out[4 * r] += u * b0[p];
+      out[4 * r + 1] += u * b1[p];
+      out[4 * r + 2] += u * b2[p];
+      out[4 * r + 3] += u * b3[p];
+    }
+}
+
+template <class S>
+void skinny_nt_f32(Index m, Index n, Index k, float alpha, const float* a, Index lda, const float* b, Index ldb,
+                   float beta, float* c, Index ldc) {
+  auto store = [&](Index i, Index j, float s) {
+    float& o = c[i * ldc + j];
+    o = beta == 0.0f ? alpha * s : alpha * s + beta * o;  // beta = 0 ignores C (NaN included)
+  };
+  float out[16];
+  auto rows = [&](auto mr, Index i, Index j) {
+    constexpr int MR = decltype(mr)::value;
+    skinny_block_f32<S, MR>(k, a + i * lda, lda, b + j * ldb, ldb, out);
+    for (int r = 0; r < MR; ++r)
+      for (int q = 0; q < 4; ++q) store(i + r, j + q, out[4 * r + q]);
+  };
+  Index j = 0;
+  for (; j + 4 <= n; j += 4) {
+    Index i = 0;
+    for (; i + 4 <= m; i += 4) rows(std::integral_constant<int, 4>{}, i, j);
+    if (i + 2 <= m) {
+      rows(std::integral_constant<int, 2>{}, i, j);
+      i += 2;
+    }
+    if (i < m) rows(std::integral_constant<int, 1>{}, i, j);
+  }
+  if (j < n)  // the last n % 4 rows of B
+    skinny_nt_portable<float>(m, n - j, k, alpha, a, lda, b + j * ldb, ldb, beta, c + j, ldc);
+}
+#endif  // TNN_SKINNY_SIMD
+
+// Few rows of A times B stored [n, k]: the vector kernel for float where it is compiled,
+// else the portable one.
+template <class T>
+void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta, T* c,
+               Index ldc) {
+#ifdef TNN_SKINNY_SIMD
+  if constexpr (std::is_same_v<T, float>) {
+    skinny_nt_f32<SkinnyLanes>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+#endif
+  skinny_nt_portable<T>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
 
 // One thread's product.
 template <class T>
