@@ -13,7 +13,7 @@
 
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/rng.hpp"
-#include "tnn/model/classifier.hpp"
+#include "tnn/model/models.hpp"
 
 using namespace tnn;
 
@@ -31,8 +31,7 @@ TnnConfig listops_config() {
   c.rpe_dim = 32;
   c.rpe_layers = 1;
   c.causal = false;
-  c.use_decay = false;
-  c.use_multi_decay = true;
+  c.decay = TnoDecay::Learned;
   c.gamma = 0.9;
   c.task = Task::Classify;
   c.num_classes = 10;
@@ -58,11 +57,11 @@ void BM_Classify_TrainStep(benchmark::State& state) {
     labels[b] = static_cast<std::int32_t>(b % cfg.num_classes);
   }
   model->zero_grad();
-  model->forward(tokens, &lengths, labels);
+  model->forward(tokens, labels, &lengths);
   model->backward();
   for (auto _ : state) {
     model->zero_grad();
-    const float loss = model->forward(tokens, &lengths, labels);
+    const float loss = model->forward(tokens, labels, &lengths);
     model->backward();
     benchmark::DoNotOptimize(loss);
   }

@@ -23,7 +23,7 @@
 
 #include "bench_model.hpp"
 #include "tnn/infer/decoder.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 
 using namespace tnn;
 

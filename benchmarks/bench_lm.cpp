@@ -18,7 +18,7 @@
 
 #include "bench_model.hpp"
 #include "tnn/core/gemm.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 
 using namespace tnn;
 

@@ -18,7 +18,7 @@ inline tnn::TnnConfig bench_config() {
   c.rpe_dim = 64;
   c.rpe_layers = 6;
   c.causal = true;
-  c.use_decay = true;
+  c.decay = tnn::TnoDecay::Fixed;
   c.gamma = 0.99;
   c.validate();
   return c;

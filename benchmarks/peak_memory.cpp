@@ -11,7 +11,7 @@
 #include <string>
 
 #include "bench_model.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/optimizer.hpp"
 
 namespace {

@@ -24,7 +24,7 @@ head -n 500 "$OUT/data/valid.tsv" > "$OUT/data/valid500.tsv"  # the learning cur
 # Keep in step with listops_config() in benchmarks/bench_classify.cpp.
 cat > "$OUT/listops_config.json" <<'JSON'
 {"dim": 64, "layers": 4, "heads": 1, "expand_ratio": 2, "glu_dim": 128, "rpe_dim": 32, "rpe_layers": 1,
- "use_decay": false, "use_multi_decay": true, "gamma": 0.9, "pooling": "first"}
+ "decay": "learned", "gamma": 0.9, "pooling": "first"}
 JSON
 
 "$BIN/tnn" train --task classify --data "$OUT/data/train.tsv" --valid "$OUT/data/valid500.tsv" \

@@ -18,9 +18,7 @@
 #include "tnn/layers/tno.hpp"
 #include "tnn/layers/tno2d.hpp"
 #include "tnn/model/block.hpp"
-#include "tnn/model/classifier.hpp"
-#include "tnn/model/image_classifier.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 
 namespace tnn::reference {
 
@@ -59,7 +57,7 @@ inline std::vector<double> norm_row(const Norm<double>& n, std::vector<double> x
     for (double v : x) mean += v / d;
     for (double v : x) var += (v - mean) * (v - mean) / d;
     for (std::size_t i = 0; i < x.size(); ++i)
-      x[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * n.weight.value[Index(i)] + n.bias.value[Index(i)];
+      x[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * n.param("weight").value[Index(i)] + n.param("bias").value[Index(i)];
     return x;
   }
   double ss = 0;
@@ -67,7 +65,7 @@ inline std::vector<double> norm_row(const Norm<double>& n, std::vector<double> x
   const double rms = std::sqrt(ss) / std::sqrt(d);
   for (std::size_t i = 0; i < x.size(); ++i) {
     x[i] /= rms + 1e-8;
-    if (n.type() == NormType::RMSNorm) x[i] *= n.scale.value[Index(i)];
+    if (n.type() == NormType::RMSNorm) x[i] *= n.param("scale").value[Index(i)];
   }
   return x;
 }
@@ -121,7 +119,7 @@ inline std::vector<std::vector<double>> tno_coefficients(const Tno<double>& tno,
       double lam = 1;
       if (tno.decay() == TnoDecay::Fixed) lam = tno.gamma.value[e];
       if (tno.decay() == TnoDecay::Learned) {
-        const double g = tno.gamma_bound();
+        const double g = tno.options().gamma;
         lam = g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
       }
       t[std::size_t(k + n - 1)][std::size_t(e)] = r[std::size_t(e)] * std::pow(lam, double(std::abs(k)));
@@ -135,7 +133,7 @@ template <class Op>
 double decay_lambda(const Op& tno, Index e) {
   if (tno.decay() == TnoDecay::Fixed) return tno.gamma.value[e];
   if (tno.decay() == TnoDecay::Learned) {
-    const double g = tno.gamma_bound();
+    const double g = tno.options().gamma;
     return g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
   }
   return 1;
@@ -204,11 +202,18 @@ inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
 
 // Pre-norm: m = x + gtu(norm1(x)), y = m + glu(norm2(m)); post-norm: m = x +
 // norm1(gtu(x)), y = m + norm2(glu(m)).
-template <class Mixer>
-Tensor<double> block(const TnnBlock<double, Mixer>& b, const Tensor<double>& x,
+// The token mixer of a block, whichever kind it is.
+template <class Backend>
+Tensor<double> mixer(const TokenMixer<double, Backend>& m, const Tensor<double>& x, const Tensor<std::int32_t>* lengths) {
+  if (m.gtu()) return gtu(*m.gtu(), x, lengths);
+  return gtu(*m.gtu2d(), x, lengths);
+}
+
+template <class Backend>
+Tensor<double> block(const TnnBlock<double, Backend>& b, const Tensor<double>& x,
                      const Tensor<std::int32_t>* lengths = nullptr) {
-  Tensor<double> m = b.prenorm() ? gtu(b.token_mixer, norm(b.token_norm, x), lengths)
-                                 : norm(b.token_norm, gtu(b.token_mixer, x, lengths));
+  Tensor<double> m = b.prenorm() ? mixer(b.token_mixer, norm(b.token_norm, x), lengths)
+                                 : norm(b.token_norm, mixer(b.token_mixer, x, lengths));
   for (Index i = 0; i < m.size(); ++i) m[i] += x[i];
   Tensor<double> y = b.prenorm() ? glu(b.feature_mixer, norm(b.feature_norm, m))
                                  : norm(b.feature_norm, glu(b.feature_mixer, m));
@@ -246,18 +251,18 @@ inline double cross_entropy(const Tensor<double>& z, const Tensor<std::int32_t>&
 
 // The LM's logits [B, N, V]: embed -> blocks -> final norm -> head (tied: embed.weight).
 inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_t>& tokens) {
-  Tensor<double> x = embedding(m.embed, tokens);
-  for (const auto& l : m.layers) x = block(l, x);
-  x = norm(m.final_norm, x);
-  if (!m.config().tie_embeddings) return linear(m.lm_head, x);
-  const Index V = m.embed.weight.shape()[0], D = m.embed.weight.shape()[1], rows = x.size() / D;
+  Tensor<double> x = embedding(m.input.embed, tokens);
+  for (const auto& l : m.backbone.layers) x = block(l, x);
+  x = norm(m.backbone.final_norm, x);
+  if (!m.config().tie_embeddings) return linear(m.head.lm_head, x);
+  const Index V = m.input.embed.weight.shape()[0], D = m.input.embed.weight.shape()[1], rows = x.size() / D;
   Shape s = x.shape();
   s.back() = V;
   Tensor<double> z(s);
   for (Index r = 0; r < rows; ++r)
     for (Index v = 0; v < V; ++v) {
       double acc = 0;
-      for (Index d = 0; d < D; ++d) acc += x[r * D + d] * m.embed.weight.value[v * D + d];
+      for (Index d = 0; d < D; ++d) acc += x[r * D + d] * m.input.embed.weight.value[v * D + d];
       z[r * V + v] = acc;
     }
   return z;
@@ -280,9 +285,9 @@ inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Ten
 // The classifier's logits [B, K] of a (ragged) batch.
 inline Tensor<double> classifier_logits(const TnnClassifier<double>& m, const Tensor<std::int32_t>& tokens,
                                         const Tensor<std::int32_t>* lengths) {
-  Tensor<double> x = embedding(m.embed, tokens);
-  for (const auto& l : m.layers) x = block(l, x, lengths);
-  return classifier_head(m.head, norm(m.final_norm, x), lengths);
+  Tensor<double> x = embedding(m.input.embed, tokens);
+  for (const auto& l : m.backbone.layers) x = block(l, x, lengths);
+  return classifier_head(m.head, norm(m.backbone.final_norm, x), lengths);
 }
 
 // The image classifier's logits [B, K]: each P x P patch's values in (row, column, channel)
@@ -299,9 +304,9 @@ inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Te
         for (Index pi = 0; pi < P; ++pi)
           for (Index pj = 0; pj < P; ++pj)
             for (Index ch = 0; ch < Ch; ++ch) patches[f++] = images[((b * Hi + gi * P + pi) * Wi + gj * P + pj) * Ch + ch];
-  Tensor<double> x = linear(m.patch_embed, patches);
-  for (const auto& l : m.layers) x = block(l, x);
-  return classifier_head(m.head, norm(m.final_norm, x), nullptr);
+  Tensor<double> x = linear(m.input.patch_embed, patches);
+  for (const auto& l : m.backbone.layers) x = block(l, x);
+  return classifier_head(m.head, norm(m.backbone.final_norm, x), nullptr);
 }
 
 }  // namespace tnn::reference

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "tnn/infer/decoder.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/optimizer.hpp"
 
 namespace {
@@ -223,8 +223,7 @@ TEST(Alloc, TrainingStepAllocatesNothingDirectPath) {
 TEST(Alloc, TrainingStepAllocatesNothingBidirectional) {
   TnnConfig c = small_config();
   c.causal = false;
-  c.use_decay = false;
-  c.use_multi_decay = true;
+  c.decay = TnoDecay::Learned;
   c.norm_type = NormType::LayerNorm;
   expect_steady_state_without_allocation(c, 1, 80);
 }
@@ -249,8 +248,8 @@ TEST(Alloc, DecodingStepsAllocateNothing) {
         dec.step(tok);
       }
     });
-    EXPECT_EQ(c.mallocs, 0) << "heap allocations (malloc family) in 1500 decoding steps, " << decoder_method_name(m);
-    EXPECT_EQ(c.news, 0) << "operator new calls in 1500 decoding steps, " << decoder_method_name(m);
+    EXPECT_EQ(c.mallocs, 0) << "heap allocations (malloc family) in 1500 decoding steps, " << to_string(m);
+    EXPECT_EQ(c.news, 0) << "operator new calls in 1500 decoding steps, " << to_string(m);
   }
 }
 

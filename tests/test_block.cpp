@@ -17,7 +17,7 @@ testing_helpers::ParamList<double> params_of(TnnBlock<double>& b) { return testi
 // Initialized, then every trainable entry moved off its init value (norm scales
 // away from 1, biases away from 0) so each parameter's gradient path is exercised.
 TnnBlock<double> make_block(const TnnConfig& cfg, std::uint64_t seed) {
-  TnnBlock<double> b(cfg);
+  TnnBlock<double> b = tnn::make_block<double>(cfg);
   Rng rng(seed);
   b.init_weights(rng);
   for (auto& [name, p] : params_of(b))
@@ -29,7 +29,7 @@ TnnBlock<double> make_block(const TnnConfig& cfg, std::uint64_t seed) {
 }  // namespace
 
 TEST(TnnBlock, NamesFollowTheSpec) {
-  TnnBlock<double> b(testing_helpers::tiny_block_config(NormType::RMSNorm, true, true));
+  TnnBlock<double> b = tnn::make_block<double>(testing_helpers::tiny_block_config(NormType::RMSNorm, true, true));
   std::vector<std::string> names;
   for (auto& [n, p] : params_of(b)) names.push_back(n);
   ASSERT_GE(names.size(), 4u);
@@ -53,7 +53,7 @@ TEST(TnnBlock, ForwardIsTheResidualComposition) {
     // Recompute with the parts.
     Tensor<double> a, m, mid(x.shape()), out(x.shape());
     Norm<double>::Cache nc;
-    Gtu<double>::Cache gc;
+    TokenMixer<double>::Cache gc;
     Glu<double>::Cache lc;
     if (prenorm) {
       b.token_norm.forward(x, a, nc);

@@ -59,8 +59,7 @@ TEST(Decoder, EveryVariantMatches) {
         TnnConfig cfg = small_config();
         cfg.norm_type = norm;
         cfg.prenorm = prenorm;
-        cfg.use_decay = decay == 0;
-        cfg.use_multi_decay = decay == 1;
+        cfg.decay = (decay == 1) ? TnoDecay::Learned : (decay == 0) ? TnoDecay::Fixed : TnoDecay::None;
         cfg.tie_embeddings = decay == 2;
         cfg.gtu_act = decay == 1 ? Activation::Gelu : Activation::Silu;
         SCOPED_TRACE(cfg.to_json().dump());
@@ -181,8 +180,7 @@ TEST(Decoder, FftAfterPromptsOfAnyLengthDouble) {
   TnnConfig cfg = small_config();
   for (Index prompt : {1, 3, 63, 100, 129, 777})
     for (int decay = 0; decay < 3; ++decay) {
-      cfg.use_decay = decay == 1;
-      cfg.use_multi_decay = decay == 2;
+      cfg.decay = (decay == 2) ? TnoDecay::Learned : (decay == 1) ? TnoDecay::Fixed : TnoDecay::None;
       SCOPED_TRACE(std::to_string(prompt) + " " + cfg.to_json().dump());
       EXPECT_LT(method_vs_full_forward<double>(cfg, prompt + 1200, prompt, DecoderMethod::Fft), 1e-10);
     }
@@ -197,8 +195,7 @@ TEST(Decoder, FftEveryVariantMatchesDouble) {
         cfg.dim = 12;
         cfg.norm_type = norm;
         cfg.prenorm = prenorm;
-        cfg.use_decay = decay == 0;
-        cfg.use_multi_decay = decay == 1;
+        cfg.decay = (decay == 1) ? TnoDecay::Learned : (decay == 0) ? TnoDecay::Fixed : TnoDecay::None;
         cfg.tie_embeddings = decay == 2;
         SCOPED_TRACE(cfg.to_json().dump());
         EXPECT_LT(method_vs_full_forward<double>(cfg, 600, 37, DecoderMethod::Fft), 1e-10);
@@ -208,7 +205,7 @@ TEST(Decoder, FftEveryVariantMatchesDouble) {
 TEST(Decoder, FftFloatWithinRounding) {
   TnnConfig cfg = small_config();
   EXPECT_LT(method_vs_full_forward<float>(cfg, 4100, 0, DecoderMethod::Fft, 4100), 1e-4);
-  cfg.use_decay = true;
+  cfg.decay = TnoDecay::Fixed;
   EXPECT_LT(method_vs_full_forward<float>(cfg, 2100, 1000, DecoderMethod::Fft), 1e-4);
 }
 
@@ -230,7 +227,7 @@ TEST(Decoder, BatchEqualsOneSequenceAtATime) {
   for (auto& t : prompts) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
   for (auto& t : next) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
   for (DecoderMethod m : {DecoderMethod::Direct, DecoderMethod::Fft, DecoderMethod::Auto}) {
-    SCOPED_TRACE(decoder_method_name(m));
+    SCOPED_TRACE(to_string(m));
     IncrementalDecoder<double> batch(model, 16, B, m);
     std::vector<Tensor<double>> logits(std::size_t(B * (steps + 1)));  // [B][steps + 1]
     const Tensor<double>& first = batch.prefill(prompts);
@@ -295,5 +292,5 @@ TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
   Tensor<std::int32_t> bad({2});
   bad[1] = std::int32_t(V);
   EXPECT_THROW(dec.step(bad), ValueError);
-  EXPECT_THROW(parse_decoder_method("fast"), ValueError);
+  EXPECT_THROW(parse_enum<DecoderMethod>("fast", "--decoder"), ConfigError);
 }

@@ -14,7 +14,7 @@
 #include <tnn/dist/communicator.hpp>
 #include <tnn/dist/data_parallel.hpp>
 #include <tnn/dist/trainer_hooks.hpp>
-#include <tnn/model/lm.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/train/data.hpp>
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/trainer.hpp>
@@ -98,8 +98,8 @@ TEST(Dist, ShardsConcatenateToTheGlobalBatch) {
 TEST(Dist, BucketsHoldEveryTrainableParameterOnce) {
   for (bool tie : {false, true}) {
     tnn::TnnLM<float> model(small_config(tie));
-    const auto buckets = tnn::dist::lm_gradient_buckets(model);
-    ASSERT_EQ(buckets.size(), model.layers.size() + 2);
+    const auto buckets = tnn::dist::gradient_buckets(model);
+    ASSERT_EQ(buckets.size(), model.backbone.layers.size() + 2);
     std::vector<const tnn::Param<float>*> seen;
     for (const auto& b : buckets) seen.insert(seen.end(), b.begin(), b.end());
     std::vector<const tnn::Param<float>*> trainable;
@@ -119,7 +119,7 @@ TEST(Dist, BackwardHookRunsAfterEachGroupInOrder) {
   tnn::Batch b;
   tnn::BatchSampler(data, 2, 8, tnn::LmObjective::Clm, 1).sample(0, b);
   // At each call: which buckets already hold a gradient (any non-zero entry).
-  const auto buckets = tnn::dist::lm_gradient_buckets(model);
+  const auto buckets = tnn::dist::gradient_buckets(model);
   auto done = [&] {
     std::vector<bool> d;
     for (const auto& bucket : buckets) {

@@ -9,7 +9,7 @@
 #include "temp_files.hpp"
 #include "tnn/infer/evaluate.hpp"
 #include "tnn/model/checkpoint.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/data.hpp"
 
 using tnn::Index;

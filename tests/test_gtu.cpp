@@ -48,9 +48,8 @@ testing_helpers::ParamList<T> params_of(Gtu<T>& g) {
   return testing_helpers::params_of(g, "token_mixer.");
 }
 
-void set_decay(TnnConfig& cfg, int which) {  // 0 none, 1 use_decay, 2 use_multi_decay
-  cfg.use_decay = which == 1;
-  cfg.use_multi_decay = which == 2;
+void set_decay(TnnConfig& cfg, int which) {  // 0 none, 1 fixed, 2 learned
+  cfg.decay = (which == 2) ? TnoDecay::Learned : (which == 1) ? TnoDecay::Fixed : TnoDecay::None;
 }
 
 // Norm parameters and theta drawn too, so none of them can be silently ignored.

@@ -9,7 +9,7 @@
 
 #include "gradcheck.hpp"
 #include "temp_files.hpp"
-#include "tnn/model/image_classifier.hpp"
+#include "tnn/model/models.hpp"
 
 using namespace tnn;
 
@@ -26,8 +26,7 @@ TnnConfig image_config(Index hi = 4, Index wi = 6, Index ch = 2, Index p = 2) {
   c.rpe_dim = 4;
   c.rpe_layers = 1;
   c.causal = false;
-  c.use_decay = false;
-  c.use_multi_decay = true;
+  c.decay = TnoDecay::Learned;
   c.gamma = 0.9;
   c.norm_type = NormType::LayerNorm;
   c.num_classes = 3;
@@ -102,7 +101,7 @@ TEST(ImageClassifier, GradientsMatchCentralDifferences) {
     TnnImageClassifier<double> m(image_config());
     m.init_weights(1);
     randomize(m, 2);
-    for (auto& l : m.layers) l.token_mixer.toep.method = method;
+    for (auto& l : m.backbone.layers) l.token_mixer.gtu2d()->toep.method = method;
     auto images = gradcheck::random_tensor({2, 4, 6, 2}, 3);
     const auto labels = labels_of({2, 0});
     m.zero_grad();
@@ -122,9 +121,9 @@ TEST(ImageClassifier, LogitsDoNotDependOnTheToeplitzPath) {
   TnnImageClassifier<double> m(image_config(8, 8, 1, 2));
   m.init_weights(4);
   auto images = gradcheck::random_tensor({3, 8, 8, 1}, 5);
-  for (auto& l : m.layers) l.token_mixer.toep.method = ToeplitzMethod::Direct;
+  for (auto& l : m.backbone.layers) l.token_mixer.gtu2d()->toep.method = ToeplitzMethod::Direct;
   const Tensor<double> direct = m.forward(images);
-  for (auto& l : m.layers) l.token_mixer.toep.method = ToeplitzMethod::FFT;
+  for (auto& l : m.backbone.layers) l.token_mixer.gtu2d()->toep.method = ToeplitzMethod::FFT;
   EXPECT_LT(gradcheck::max_rel_diff(m.forward(images), direct), 1e-12);
 }
 
@@ -138,7 +137,7 @@ TEST(ImageClassifier, CheckpointRoundTripGivesTheSameLogits) {
   tnn_test::TempDir dir("img_");
   const std::string path = dir.file("img.safetensors");
   save_model(path, m);
-  auto loaded = load_image_classifier<float>(path);
+  auto loaded = load_model<TnnImageClassifier<float>>(path);
   EXPECT_EQ(loaded.config().to_json(), m.config().to_json());
   const Tensor<float> after = loaded.forward(img);
   ASSERT_EQ(after.shape(), before.shape());

@@ -9,7 +9,7 @@
 #include <set>
 
 #include "gradcheck.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tiny_configs.hpp"
 
 using namespace tnn;
@@ -124,11 +124,11 @@ TEST(TnnLM, InitIsSeededAndDocumentedScales) {
   EXPECT_TRUE(any_diff);
   // embed ~ N(0, 1/D): sample std near 1/sqrt(8) = 0.354
   double ss = 0;
-  for (double v : a.embed.weight.value) ss += v * v;
-  const double sd = std::sqrt(ss / double(a.embed.weight.value.size()));
+  for (double v : a.input.embed.weight.value) ss += v * v;
+  const double sd = std::sqrt(ss / double(a.input.embed.weight.value.size()));
   EXPECT_GT(sd, 0.25);
   EXPECT_LT(sd, 0.45);
-  for (double v : a.lm_head.weight.value) EXPECT_LE(std::abs(v), 1 / std::sqrt(8.0));
+  for (double v : a.head.lm_head.weight.value) EXPECT_LE(std::abs(v), 1 / std::sqrt(8.0));
 }
 
 TEST(TnnLM, LossAndLogitsMatchManualComposition) {
@@ -140,16 +140,16 @@ TEST(TnnLM, LossAndLogitsMatchManualComposition) {
   const double loss = m.forward(tokens, targets);
   // Recompute: embed -> blocks -> final norm -> head -> cross-entropy.
   Tensor<double> x, y;
-  m.embed.forward(tokens, x);
-  for (auto& l : m.layers) {
+  m.input.embed.forward(tokens, x);
+  for (auto& l : m.backbone.layers) {
     TnnBlock<double>::Cache cache;
     l.forward(x, y, cache);
     x = y;
   }
   Norm<double>::Cache nc;
-  m.final_norm.forward(x, y, nc);
+  m.backbone.final_norm.forward(x, y, nc);
   Tensor<double> logits;
-  m.lm_head.forward(y, logits);
+  m.head.lm_head.forward(y, logits);
   ASSERT_EQ(m.logits().shape(), (Shape{2, 5, 11}));
   for (Index i = 0; i < logits.size(); ++i) EXPECT_NEAR(m.logits()[i], logits[i], 1e-12);
   EXPECT_NEAR(loss, cross_entropy(logits, targets, static_cast<Tensor<double>*>(nullptr)), 1e-12);
@@ -170,8 +170,7 @@ TEST(TnnLM, NoTargetsGivesZeroLossAndZeroGradients) {
 TEST(TnnLM, BackwardTwiceAccumulatesTwice) {
   TnnConfig c = tiny_lm_config();
   c.tie_embeddings = true;
-  c.use_decay = false;
-  c.use_multi_decay = true;
+  c.decay = TnoDecay::Learned;
   auto m = make_model(c, 5);
   Tensor<std::int32_t> tokens, targets;
   lm_batch(c, 2, 6, 7, tokens, targets);

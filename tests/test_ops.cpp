@@ -22,8 +22,7 @@
 #include "tnn/core/toeplitz2d.hpp"
 #include "tnn/layers/gtu2d.hpp"
 #include "tnn/layers/tno2d.hpp"
-#include "tnn/model/classifier.hpp"
-#include "tnn/model/image_classifier.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/loss.hpp"
 #include "tiny_configs.hpp"
@@ -380,8 +379,7 @@ void add_gtu(std::vector<OpSpec>& v) {
       for (int decay : {0, 1, 2})
         for (Index n : {1, 2, 17, 300}) {
           TnnConfig cfg = testing_helpers::tiny_gtu_config(heads, causal);
-          cfg.use_decay = decay == 1;
-          cfg.use_multi_decay = decay == 2;
+          cfg.decay = (decay == 2) ? TnoDecay::Learned : (decay == 1) ? TnoDecay::Fixed : TnoDecay::None;
           cfg.norm_type = kNorms[combo % 3];
           cfg.rpe_act = kActs[combo % 4];
           cfg.gtu_act = kActs[(combo / 3) % 4];
@@ -503,7 +501,7 @@ void add_block(std::vector<OpSpec>& v) {
                                     typename TnnBlock<T>::Cache c;
                                     Tensor<T> x;
                                   };
-                                  auto st = std::make_shared<St>(St{TnnBlock<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
+                                  auto st = std::make_shared<St>(St{make_block<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
                                   Rng rng(11);  // no relu (rpe_act) input within the step of its kink
                                   st->b.init_weights(rng);
                                   opcheck::perturb(opcheck::params_of(st->b), 12);
@@ -574,8 +572,7 @@ void add_lm(std::vector<OpSpec>& v) {
     }
   for (int decay : {0, 1, 2}) {
     TnnConfig c = testing_helpers::tiny_lm_config();
-    c.use_decay = decay == 1;
-    c.use_multi_decay = decay == 2;
+    c.decay = (decay == 2) ? TnoDecay::Learned : (decay == 1) ? TnoDecay::Fixed : TnoDecay::None;
     c.causal = decay != 1;
     v.push_back(lm_spec(cat("LM_decay", decay), c, 2, 4));
   }
@@ -627,8 +624,7 @@ void add_lm(std::vector<OpSpec>& v) {
     c.norm_type = norms[pick.below(3)];
     c.prenorm = pick.below(2) == 0;
     const auto decay = pick.below(3);
-    c.use_decay = decay == 1;
-    c.use_multi_decay = decay == 2;
+    c.decay = (decay == 2) ? TnoDecay::Learned : (decay == 1) ? TnoDecay::Fixed : TnoDecay::None;
     c.tie_embeddings = pick.below(2) == 0;
     c.gtu_act = acts[pick.below(3)];
     c.glu_act = acts[pick.below(3)];
@@ -666,7 +662,7 @@ OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t see
     c.params = st->m.named_parameters();
     c.forward = [st](Tensor<T>& y) {
       y.resize({1});
-      y[0] = st->m.forward(st->tokens, &st->lengths, st->labels);
+      y[0] = st->m.forward(st->tokens, st->labels, &st->lengths);
     };
     c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
     if constexpr (std::is_same_v<T, double>)
@@ -733,8 +729,7 @@ void add_classifiers(std::vector<OpSpec>& v) {
         c.prenorm = prenorm;
         c.layers = 2;
         c.heads = combo % 2 == 0 ? 1 : 3;
-        c.use_decay = combo % 3 == 1;
-        c.use_multi_decay = combo % 3 == 2;
+        c.decay = (combo % 3 == 2) ? TnoDecay::Learned : (combo % 3 == 1) ? TnoDecay::Fixed : TnoDecay::None;
         ++combo;
         v.push_back(classifier_spec(cat("Classifier_", to_string(n), "_", pooling, prenorm ? "_prenorm" : "_postnorm",
                                         "_H", c.heads),
@@ -744,8 +739,7 @@ void add_classifiers(std::vector<OpSpec>& v) {
     for (auto [hi, wi, p] : {std::tuple<Index, Index, Index>{4, 6, 2}, {3, 3, 1}, {6, 4, 2}}) {
       TnnConfig c = testing_helpers::tiny_config(2);
       c.norm_type = n;
-      c.use_decay = false;
-      c.use_multi_decay = hi == 3;
+      c.decay = (hi == 3) ? TnoDecay::Learned : (false) ? TnoDecay::Fixed : TnoDecay::None;
       c.layers = hi == 6 ? 2 : 1;
       v.push_back(image_spec(cat("Image_", to_string(n), "_", hi, "x", wi, "_P", p), c, hi, wi, p,
                              40 + std::uint64_t(hi * 10 + wi)));

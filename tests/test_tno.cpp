@@ -51,8 +51,7 @@ TEST(Tno, NamesShapesAndTrainableFlags) {
   cfg.rpe_layers = 1;
   for (TnoDecay d : kDecays) {
     SCOPED_TRACE(name(d));
-    cfg.use_decay = d == TnoDecay::Fixed;
-    cfg.use_multi_decay = d == TnoDecay::Learned;
+    cfg.decay = (d == TnoDecay::Learned) ? TnoDecay::Learned : (d == TnoDecay::Fixed) ? TnoDecay::Fixed : TnoDecay::None;
     cfg.gamma = 0.8;
     Tno<double> t = make_tno<double>(cfg);
     EXPECT_EQ(t.decay(), d);
@@ -72,8 +71,8 @@ TEST(Tno, NamesShapesAndTrainableFlags) {
     }
     EXPECT_EQ(t.rpe.out.linear.weight.shape(), (Shape{6, 5}));
   }
-  cfg.use_decay = cfg.use_multi_decay = true;
-  EXPECT_THROW(make_tno<double>(cfg), ConfigError);
+  EXPECT_THROW(TnnConfig::parse(R"({"vocab_size": 3, "dim": 4, "layers": 1, "use_decay": true, "use_multi_decay": true})"),
+               ConfigError);
 }
 
 TEST(Tno, MatchesNaiveLoopOverHandComputedCoefficients) {

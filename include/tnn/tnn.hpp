@@ -1,7 +1,7 @@
 // Umbrella header: everything the tnn library offers.
 //   core/   tensor, FFT backends, Toeplitz and circulant kernels, GEMM, parallel loops
 //   layers/ linear, embedding, activations, norms, RPE, TNO, GTU, GLU
-//   model/  config, TNN layer, language model, loss
+//   model/  config, TNN layer, backbone, inputs, heads, the models, loss, checkpoints
 //   train/  optimizer, schedules, data, checkpoints (safetensors), RNG
 //   infer/  sampling, incremental decoding
 #pragma once
@@ -26,12 +26,13 @@
 #include "tnn/layers/gtu2d.hpp"
 #include "tnn/layers/rpe2d.hpp"
 #include "tnn/layers/tno2d.hpp"
+#include "tnn/layers/token_mixer.hpp"
 
+#include "tnn/model/backbone.hpp"
 #include "tnn/model/block.hpp"
 #include "tnn/model/config.hpp"
-#include "tnn/model/lm.hpp"
-#include "tnn/model/image_classifier.hpp"
 #include "tnn/model/loss.hpp"
+#include "tnn/model/models.hpp"
 
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/train/data.hpp"

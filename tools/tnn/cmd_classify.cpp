@@ -15,7 +15,7 @@
 #include <nlohmann/json.hpp>
 #include <tnn/io/safetensors.hpp>
 #include <tnn/model/checkpoint.hpp>
-#include <tnn/model/classifier.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>
 
 #include "classify_cli.hpp"
@@ -30,7 +30,7 @@ bool is_classifier_checkpoint(const std::string& path) { return checkpoint_task(
 void eval_classifier(const std::string& checkpoint, const std::string& data, long long seq_len, long long batch,
                      bool json) {
   if (batch < 1) tnn::fail<tnn::ValueError>("--batch: expected >= 1, got ", batch);
-  tnn::TnnClassifier<float> model = tnn::load_classifier<float>(checkpoint);
+  tnn::TnnClassifier<float> model = tnn::load_model<tnn::TnnClassifier<float>>(checkpoint);
   std::vector<std::string> names = tnn::read_label_names(checkpoint);
   if (seq_len <= 0) seq_len = tnn::read_train_seq_len(checkpoint);  // the training truncation, if stored
   const tnn::Index max_len = seq_len > 0 ? seq_len : std::numeric_limits<std::int32_t>::max();
@@ -49,7 +49,7 @@ void eval_classifier(const std::string& checkpoint, const std::string& data, lon
 void grad_classifier(const std::string& checkpoint, const std::string& batch_path, const std::string& out, bool f64) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    tnn::TnnClassifier<T> model = tnn::load_classifier<T>(checkpoint);
+    tnn::TnnClassifier<T> model = tnn::load_model<tnn::TnnClassifier<T>>(checkpoint);
     const tnn::SafetensorsFile f = tnn::read_safetensors(batch_path);
     const std::string where = "batch '" + batch_path + "'";
     for (const char* name : {"tokens", "lengths", "labels"}) {
@@ -67,7 +67,7 @@ void grad_classifier(const std::string& checkpoint, const std::string& batch_pat
     f.get_into("lengths", lengths);
     f.get_into("labels", labels);
     model.zero_grad();
-    const T loss = model.forward(tokens, &lengths, labels);  // checks shapes and ranges
+    const T loss = model.forward(tokens, labels, &lengths);  // checks shapes and ranges
     model.backward();
     write_grad_output(out, loss, model);
   };
@@ -102,10 +102,10 @@ void run_classify(const ClassifyOptions& o) {
     if (o.seq_len > 0) tnn::fail<tnn::ValueError>("--seq-len: applies to text classifiers only, got ", o.seq_len);
     return classify_images(o.checkpoint, o.images, o.batch, o.json);
   }
-  tnn::TnnClassifier<float> model = tnn::load_classifier<float>(o.checkpoint);
+  tnn::TnnClassifier<float> model = tnn::load_model<tnn::TnnClassifier<float>>(o.checkpoint);
   const std::vector<std::string> names = tnn::read_label_names(o.checkpoint);
   const tnn::Index seq_len = o.seq_len > 0 ? o.seq_len : tnn::read_train_seq_len(o.checkpoint);
-  const tnn::Index K = model.num_classes();
+  const tnn::Index K = model.config().num_classes;
   // Lines are read in groups of --batch and answered in order; an empty line has no bytes to
   // classify and is an error (the output would otherwise lose its line-for-line alignment).
   std::vector<std::string> lines;

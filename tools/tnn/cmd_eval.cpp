@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <tnn/infer/evaluate.hpp>
 #include <tnn/model/checkpoint.hpp>
-#include <tnn/model/lm.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/train/data.hpp>
 
 #include "classify_cli.hpp"

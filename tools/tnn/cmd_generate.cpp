@@ -58,7 +58,7 @@ void run_generate(const GenerateOptions& o) {
 
   tnn::TnnLM<float> model = tnn::load_lm<float>(o.checkpoint);
   if (o.samples < 1) tnn::fail<tnn::ValueError>("--samples: expected >= 1, got ", o.samples);
-  const tnn::DecoderMethod method = tnn::parse_decoder_method(o.decoder);
+  const tnn::DecoderMethod method = tnn::parse_enum<tnn::DecoderMethod>(o.decoder, "--decoder");
   const tnn::Index K = o.samples;
   // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
   // memory follows the text generated so far, never what --tokens asks for up front.

@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <string>
 
-#include <tnn/model/lm.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/io/safetensors.hpp>
 

@@ -11,7 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <tnn/io/safetensors.hpp>
 #include <tnn/model/checkpoint.hpp>
-#include <tnn/model/image_classifier.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>
 #include <tnn/train/image_data.hpp>
 
@@ -63,7 +63,7 @@ void classify_images(const std::string& checkpoint, const std::string& images, l
   tnn::TnnImageClassifier<float> model = load_image_model<float>(checkpoint);
   const std::vector<std::string> names = tnn::read_label_names(checkpoint);
   const tnn::ImageSet set = read_images_for(model, images, "--images", /*require_labels=*/false);
-  const tnn::Index K = model.num_classes();
+  const tnn::Index K = model.config().num_classes;
   std::vector<tnn::Index> idx(static_cast<std::size_t>(set.size()));
   std::iota(idx.begin(), idx.end(), tnn::Index(0));
   tnn::Tensor<float> x;

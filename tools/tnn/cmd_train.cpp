@@ -23,7 +23,7 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/model/checkpoint.hpp>
-#include <tnn/model/lm.hpp>
+#include <tnn/model/models.hpp>
 #include <tnn/train/data.hpp>
 #include <tnn/train/optimizer.hpp>
 #include <tnn/train/schedule.hpp>
@@ -82,9 +82,8 @@ tnn::TnnConfig flags_config(const TrainOptions& o, tnn::Index vocab, bool causal
   c.rpe_dim = o.rpe_dim;
   c.rpe_layers = o.rpe_layers;
   c.gamma = o.gamma;
-  c.use_decay = o.decay == "fixed";
-  c.use_multi_decay = o.decay == "multi";
-  c.norm_type = tnn::parse_norm(o.norm, "--norm");
+  c.decay = tnn::parse_enum<tnn::TnoDecay>(o.decay, "--decay");
+  c.norm_type = tnn::parse_enum<tnn::NormType>(o.norm, "--norm");
   c.tie_embeddings = o.tie;
   c.prenorm = !o.postnorm;
   c.causal = causal;
@@ -368,7 +367,7 @@ std::string model_summary(const tnn::TnnConfig& cfg, tnn::Index parameters) {
   std::ostringstream s;
   s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads << ", E "
     << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", "
-    << (cfg.use_decay ? "fixed decay" : (cfg.use_multi_decay ? "multi decay" : "no decay"));
+    << tnn::to_string(cfg.decay) << " decay";
   return s.str();
 }
 
@@ -665,11 +664,11 @@ void add_train_command(CLI::App& app) {
   g->add_option("--rpe-dim", o->rpe_dim, "RPE width")->capture_default_str();
   g->add_option("--rpe-layers", o->rpe_layers, "RPE hidden layers")->capture_default_str();
   g->add_option("--gamma", o->gamma, "Decay rate lambda")->capture_default_str();
-  g->add_option("--decay", o->decay, "fixed: lambda = gamma; multi: learned per channel; none")
-      ->check(CLI::IsMember({"fixed", "multi", "none"}))
+  g->add_option("--decay", o->decay, "fixed: lambda = gamma; learned: per channel; none")
+      ->check(CLI::IsMember(tnn::enum_names<tnn::TnoDecay>()))
       ->capture_default_str();
   g->add_option("--norm", o->norm, "Normalization")
-      ->check(CLI::IsMember({"simplermsnorm", "rmsnorm", "layernorm"}))
+      ->check(CLI::IsMember(tnn::enum_names<tnn::NormType>()))
       ->capture_default_str();
   g->add_flag("--tie-embeddings", o->tie, "Share embed.weight with the output head");
   g->add_flag("--postnorm", o->postnorm, "Post-norm layers instead of pre-norm");

@@ -23,7 +23,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/dist/communicator.hpp"
 #include "tnn/layers/param.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/model/loss.hpp"
 #include "tnn/train/data.hpp"
 
@@ -125,11 +125,11 @@ class GradientReducer {
   std::int64_t steps_ = 0;
 };
 
-// The buckets of a TnnLM in the order its backward finishes them: final norm (+ untied
-// lm_head), layers from last to first, embedding. Only trainable parameters (the fixed decay
-// has no gradient to share).
-template <class T>
-std::vector<std::vector<Param<T>*>> lm_gradient_buckets(TnnLM<T>& model) {
+// The buckets of a model (any SequenceModel) in the order its backward finishes them: head and
+// final norm, layers from last to first, the input module (a tied embedding, which the head also
+// feeds, is final only then). Only trainable parameters (the fixed decay has no gradient to share).
+template <class Model, class T = typename Model::Scalar>
+std::vector<std::vector<Param<T>*>> gradient_buckets(Model& model) {
   std::vector<std::vector<Param<T>*>> buckets;
   auto add = [&](std::vector<Param<T>*>& b) {
     return [&b](const std::string&, Param<T>& p) {
@@ -137,14 +137,14 @@ std::vector<std::vector<Param<T>*>> lm_gradient_buckets(TnnLM<T>& model) {
     };
   };
   buckets.emplace_back();
-  model.final_norm.visit("", add(buckets.back()));
-  if (!model.config().tie_embeddings) model.lm_head.visit("", add(buckets.back()));
-  for (std::size_t i = model.layers.size(); i-- > 0;) {
+  model.backbone.final_norm.visit("", add(buckets.back()));
+  model.head.visit(add(buckets.back()));
+  for (std::size_t i = model.backbone.layers.size(); i-- > 0;) {
     buckets.emplace_back();
-    model.layers[i].visit("", add(buckets.back()));
+    model.backbone.layers[i].visit("", add(buckets.back()));
   }
   buckets.emplace_back();
-  model.embed.visit("", add(buckets.back()));
+  model.input.visit(add(buckets.back()));
   return buckets;
 }
 
@@ -155,8 +155,8 @@ template <class T>
 class DataParallelLM {
  public:
   DataParallelLM(Communicator& comm, TnnLM<T>& model)
-      : comm_(&comm), model_(&model), reducer_(comm, lm_gradient_buckets(model)) {
-    const Index L = static_cast<Index>(model.layers.size());
+      : comm_(&comm), model_(&model), reducer_(comm, gradient_buckets(model)) {
+    const Index L = static_cast<Index>(model.backbone.layers.size());
     model.backward_hook = [this, L](Index stage) {
       // stage L -> bucket 0, layer i -> bucket L - i, embedding (-1) -> bucket L + 1
       reducer_.ready(static_cast<std::size_t>(stage < 0 ? L + 1 : L - stage));

@@ -22,22 +22,22 @@
 #include "tnn/dist/communicator.hpp"
 #include "tnn/dist/data_parallel.hpp"
 #include "tnn/dist/evaluate.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/trainer.hpp"
 
 namespace tnn::dist {
 
-template <class T>
+template <class T, class Model = TnnLM<T>>
 class DataParallelHooks {
  public:
   // The model must outlive this object; while it lives it owns model.backward_hook.
   // overlap false: every bucket is summed after backward instead (to measure what overlapping
   // hides; the results are the same bit for bit).
-  DataParallelHooks(Communicator& comm, TnnLM<T>& model, std::int64_t check_every = 100, bool overlap = true)
-      : comm_(&comm), model_(&model), reducer_(comm, lm_gradient_buckets(model)), check_every_(check_every) {
+  DataParallelHooks(Communicator& comm, Model& model, std::int64_t check_every = 100, bool overlap = true)
+      : comm_(&comm), model_(&model), reducer_(comm, gradient_buckets(model)), check_every_(check_every) {
     if (check_every < 0) fail<ValueError>("parameter check period: expected >= 0 steps, got ", check_every);
     if (comm.size() == 1 || !overlap) return;
-    const Index L = static_cast<Index>(model.layers.size());
+    const Index L = static_cast<Index>(model.backbone.layers.size());
     model.backward_hook = [this, L](Index stage) {
       // stage L (head, final norm) -> bucket 0, layer i -> bucket L - i, embedding (-1) -> L + 1
       reducer_.ready(static_cast<std::size_t>(stage < 0 ? L + 1 : L - stage));
@@ -86,7 +86,7 @@ class DataParallelHooks {
 
  private:
   Communicator* comm_;
-  TnnLM<T>* model_;
+  Model* model_;
   GradientReducer<T> reducer_;
   std::int64_t check_every_;
   bool stopping_ = false;

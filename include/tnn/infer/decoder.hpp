@@ -19,23 +19,18 @@
 
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/online_conv.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 
 namespace tnn {
 
 enum class DecoderMethod { Auto, Direct, Fft };
+template <>
+struct EnumTable<DecoderMethod> {
+  static constexpr EnumRow<DecoderMethod> rows[] = {
+      {DecoderMethod::Auto, "auto"}, {DecoderMethod::Direct, "direct"}, {DecoderMethod::Fft, "fft"}};
+};
 
-inline const char* decoder_method_name(DecoderMethod m) {
-  return m == DecoderMethod::Auto ? "auto" : m == DecoderMethod::Direct ? "direct" : "fft";
-}
-inline DecoderMethod parse_decoder_method(const std::string& s) {
-  if (s == "auto") return DecoderMethod::Auto;
-  if (s == "direct") return DecoderMethod::Direct;
-  if (s == "fft") return DecoderMethod::Fft;
-  fail<ValueError>("decoder: expected one of auto, direct, fft, got '", s, "'");
-}
-
-template <class T>
+template <class T, class Backend = DefaultFftBackend>
 class IncrementalDecoder {
  public:
   // Auto uses the direct sum for positions below this, the tiled FFT sum from there
@@ -47,7 +42,7 @@ class IncrementalDecoder {
   // capacity: positions held before the buffers grow (growing recomputes the
   // coefficients and keeps the state: amortized, exact either way). batch: sequences
   // decoded together.
-  explicit IncrementalDecoder(TnnLM<T>& model, Index capacity = 1024, Index batch = 1,
+  explicit IncrementalDecoder(TnnLM<T, Backend>& model, Index capacity = 1024, Index batch = 1,
                               DecoderMethod method = DecoderMethod::Auto)
       : model_(&model), method_(method), B_(batch) {
     const TnnConfig& cfg = model.config();
@@ -55,7 +50,10 @@ class IncrementalDecoder {
       fail<ConfigError>("IncrementalDecoder: expected a causal model (config 'causal': true), got a bidirectional one");
     if (capacity < 1) fail<ValueError>("IncrementalDecoder capacity: expected >= 1, got ", capacity);
     if (batch < 1) fail<ValueError>("IncrementalDecoder batch: expected >= 1, got ", batch);
-    const std::size_t L = model.layers.size();
+    const std::size_t L = model.backbone.layers.size();
+    for (const auto& layer : model.backbone.layers)
+      if (!layer.token_mixer.gtu())
+        fail<ConfigError>("IncrementalDecoder: expected a model whose token mixer is the 1-D GTU, got another");
     layers_.resize(L);
     caches_.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
@@ -87,7 +85,7 @@ class IncrementalDecoder {
   void reserve(Index capacity) {
     if (capacity <= cap_) return;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const Tensor<T> coef = model_->layers[l].token_mixer.toep.coefficients(capacity);  // [capacity, E] row k = t_k
+      const Tensor<T> coef = model_->backbone.layers[l].token_mixer.gtu()->toep.coefficients(capacity);  // [capacity, E] row k = t_k
       if (cap_ == 0)
         layers_[l].conv.prepare(coef, B_);
       else
@@ -113,7 +111,7 @@ class IncrementalDecoder {
     prompt_.resize({rows, n});
     std::copy(tokens.begin(), tokens.end(), prompt_.begin());
     const Tensor<T>& logits = model_->forward(prompt_);  // [rows, n, V]
-    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].conv.assign(model_->tno_input(Index(l)));  // [rows, n, E]
+    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].conv.assign(model_->backbone.cache(Index(l)).mixer.gtu.v);  // [rows, n, E]
     resize_logits();
     for (Index b = 0; b < B_; ++b) {
       const T* src = logits.data() + ((rows == 1 ? 0 : b) * n + n - 1) * V;
@@ -176,26 +174,26 @@ class IncrementalDecoder {
         fail<ValueError>("decoder token: expected an id in [0, ", V, "), got ", tokens_[b],
                          B_ > 1 ? " for sequence " + std::to_string(b) : std::string());
     if (pos_ == cap_) reserve(std::max<Index>(2 * cap_, 16));
-    model_->embed.forward(tokens_, x_[0]);  // [B, 1, D]
+    model_->input.embed.forward(tokens_, x_[0]);  // [B, 1, D]
     int cur = 0;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      caches_[l].gtu.mixer = &layers_[l];
-      model_->layers[l].forward(x_[cur], x_[1 - cur], caches_[l]);
+      caches_[l].mixer.gtu.mixer = &layers_[l];
+      model_->backbone.layers[l].forward(x_[cur], x_[1 - cur], caches_[l]);
       cur = 1 - cur;
     }
-    model_->final_norm.forward(x_[cur], xf_, norm_cache_);
-    const Param<T>& head = cfg.tie_embeddings ? model_->embed.weight : model_->lm_head.weight;
+    model_->backbone.final_norm.forward(x_[cur], xf_, norm_cache_);
+    const Param<T>& head = model_->head.weight(model_->input);
     resize_logits();
     gemm_nt(B_, V, D, xf_.data(), D, head.value.data(), D, T(0), logits_.data(), V);
     ++pos_;
     return logits_;
   }
 
-  TnnLM<T>* model_;
+  TnnLM<T, Backend>* model_;
   DecoderMethod method_;
   Index B_;
   std::vector<LayerState> layers_;
-  std::vector<typename TnnBlock<T>::Cache> caches_;  // [layers] the blocks' one-position caches
+  std::vector<typename TnnBlock<T, Backend>::Cache> caches_;  // [layers] the blocks' one-position caches
   Index pos_ = 0, cap_ = 0;
   // one-position workspaces, reused every step
   Tensor<std::int32_t> tokens_;  // [B, 1]

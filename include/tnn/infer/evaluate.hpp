@@ -53,6 +53,18 @@ struct EvalResult {
   }
 };
 
+// Adds to `s` every row of logits [rows, K] whose label is >= 0 (-1: not scored): correct when
+// its argmax (the first maximum) is the label. predictions[r] (when given) gets row r's argmax.
+template <class T>
+void add_argmax_hits(EvalSums& s, const T* logits, const std::int32_t* labels, Index rows, Index K,
+                     std::int32_t* predictions = nullptr) {
+  for (Index r = 0; r < rows; ++r) {
+    const std::int32_t best = argmax_token(logits + r * K, K);
+    if (predictions) predictions[r] = best;
+    if (labels[r] >= 0 && best == labels[r]) ++s.correct;
+  }
+}
+
 // Sums over batches first, first + stride, first + 2 stride, ... of `windows` (all of them by
 // default; part r of R processes passes first = r, stride = R). The per-batch mean loss is
 // weighted back by the batch's scored count, in double.
@@ -69,11 +81,7 @@ EvalSums eval_sums(Model& model, const Windows& windows, Index first = 0, Index 
     const auto loss = model.forward(b.tokens, b.targets);
     s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
     s.tokens += n;
-    const auto* logits = model.logits().data();
-    for (Index p = 0; p < b.targets.size(); ++p) {
-      if (b.targets[p] < 0) continue;
-      if (argmax_token(logits + p * V, V) == b.targets[p]) ++s.correct;
-    }
+    add_argmax_hits(s, model.logits().data(), b.targets.data(), b.targets.size(), V);
   }
   return s;
 }

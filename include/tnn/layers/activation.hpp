@@ -1,27 +1,31 @@
-// Pointwise activations (relu, silu, exact-erf gelu, none) and their derivatives,
-// shared by the GTU, GLU and RPE. The backward takes the forward *input* x, so a
-// caller keeps only the pre-activation, never both.
+// Pointwise activations and their derivatives, shared by the GTU, GLU and RPE: relu, silu,
+// exact-erf gelu, none, and the official TNN code's elu, sigmoid, exp, leak (leaky relu,
+// slope 0.01), 1+elu and 2+elu. The backward takes the forward *input* x, so a caller keeps
+// only the pre-activation, never both. Adding one: a table row below and its two formulas.
 #pragma once
 
 #include <algorithm>
 #include <cmath>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
 
-enum class Activation { Relu, Silu, Gelu, None };
+enum class Activation { Relu, Silu, Gelu, None, Elu, Sigmoid, Exp, Leak, OnePlusElu, TwoPlusElu };
 
-inline const char* to_string(Activation a) {
-  switch (a) {
-    case Activation::Relu: return "relu";
-    case Activation::Silu: return "silu";
-    case Activation::Gelu: return "gelu";
-    case Activation::None: return "none";
-  }
-  return "?";
-}
+template <>
+struct EnumTable<Activation> {
+  static constexpr EnumRow<Activation> rows[] = {
+      {Activation::Relu, "relu"}, {Activation::Silu, "silu"},       {Activation::Gelu, "gelu"},
+      {Activation::None, "none"}, {Activation::Elu, "elu"},         {Activation::Sigmoid, "sigmoid"},
+      {Activation::Exp, "exp"},   {Activation::Leak, "leak"},       {Activation::OnePlusElu, "1+elu"},
+      {Activation::TwoPlusElu, "2+elu"}};
+};
+
+// The negative slope of `leak` (PyTorch's F.leaky_relu default, which the official code uses).
+inline constexpr double kLeakSlope = 0.01;
 
 namespace detail {
 // Written in the branch that cannot overflow exp().
@@ -40,11 +44,17 @@ inline T act_forward(Activation a, T x) {
     case Activation::Silu: return x * detail::sigmoid(x);
     case Activation::Gelu: return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));
     case Activation::None: return x;
+    case Activation::Elu: return x > T(0) ? x : std::expm1(x);
+    case Activation::Sigmoid: return detail::sigmoid(x);
+    case Activation::Exp: return std::exp(x);
+    case Activation::Leak: return x > T(0) ? x : T(kLeakSlope) * x;
+    case Activation::OnePlusElu: return T(1) + (x > T(0) ? x : std::expm1(x));
+    case Activation::TwoPlusElu: return T(2) + (x > T(0) ? x : std::expm1(x));
   }
   return x;
 }
 
-// d act / dx at x. relu'(0) = 0, as PyTorch takes it.
+// d act / dx at x. At the kinks PyTorch's choices: relu'(0) = 0, leak'(0) = 0.01, elu'(0) = 1.
 template <class T>
 inline T act_derivative(Activation a, T x) {
   switch (a) {
@@ -60,6 +70,15 @@ inline T act_derivative(Activation a, T x) {
       return cdf + x * pdf;
     }
     case Activation::None: return T(1);
+    case Activation::Elu:
+    case Activation::OnePlusElu:
+    case Activation::TwoPlusElu: return x > T(0) ? T(1) : std::exp(x);
+    case Activation::Sigmoid: {
+      const T s = detail::sigmoid(x);
+      return s * (T(1) - s);
+    }
+    case Activation::Exp: return std::exp(x);
+    case Activation::Leak: return x > T(0) ? T(1) : T(kLeakSlope);
   }
   return T(1);
 }
@@ -89,15 +108,21 @@ void act_eval(Activation a, const T* x, Index n, T* fa, T* fd) {
       if (fa) Eigen::Map<Arr>(fa, n) = X.max(T(0));
       if (fd) Eigen::Map<Arr>(fd, n) = (X > T(0)).template cast<T>();
       return;
-    case Activation::Gelu:
+    case Activation::None:
+      if (fa) Eigen::Map<Arr>(fa, n) = X;
+      if (fd) Eigen::Map<Arr>(fd, n).setOnes();
+      return;
+    case Activation::Gelu:  // erf: scalar
+    case Activation::Elu:   // expm1 and the rest: scalar, off the models' hot paths by default
+    case Activation::Sigmoid:
+    case Activation::Exp:
+    case Activation::Leak:
+    case Activation::OnePlusElu:
+    case Activation::TwoPlusElu:
       for (Index i = 0; i < n; ++i) {
         if (fa) fa[i] = act_forward(a, x[i]);
         if (fd) fd[i] = act_derivative(a, x[i]);
       }
-      return;
-    case Activation::None:
-      if (fa) Eigen::Map<Arr>(fa, n) = X;
-      if (fd) Eigen::Map<Arr>(fd, n).setOnes();
       return;
   }
 }

@@ -3,8 +3,6 @@
 // activations and parameter names (u_proj, v_proj, o, toep) as the 1-D GTU.
 #pragma once
 
-#include <utility>
-
 #include "tnn/layers/gtu.hpp"
 #include "tnn/layers/tno2d.hpp"
 
@@ -12,11 +10,5 @@ namespace tnn {
 
 template <class T, class Backend = DefaultFftBackend>
 using Gtu2d = Gtu<T, Backend, Tno2d<T, Backend>>;
-
-// dim D -> inner E = tno.channels() -> D, gate/value activation `act`.
-template <class T, class Backend = DefaultFftBackend>
-Gtu2d<T, Backend> make_gtu2d(Index dim, Activation act, Tno2d<T, Backend> tno) {
-  return Gtu2d<T, Backend>(dim, act, std::move(tno));
-}
 
 }  // namespace tnn

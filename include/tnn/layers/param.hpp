@@ -12,6 +12,25 @@
 
 namespace tnn {
 
+namespace detail {
+inline int& shapes_only_depth() {
+  thread_local int depth = 0;
+  return depth;
+}
+}  // namespace detail
+
+// While one is alive, Param::init on this thread records shapes and allocates nothing: a model
+// built inside it is a description of its tensors (names and shapes through visit), which is
+// how a checkpoint's header is checked against the model before any memory is committed
+// (model/checkpoint.hpp). Such a model is for visit() only.
+class ShapesOnlyScope {
+ public:
+  ShapesOnlyScope() { ++detail::shapes_only_depth(); }
+  ~ShapesOnlyScope() { --detail::shapes_only_depth(); }
+  ShapesOnlyScope(const ShapesOnlyScope&) = delete;
+  ShapesOnlyScope& operator=(const ShapesOnlyScope&) = delete;
+};
+
 template <class T>
 struct Param {
   Tensor<T> value;
@@ -19,14 +38,19 @@ struct Param {
   bool trainable = true;  // false: stored in checkpoints, never updated (fixed decay)
 
   void init(const Shape& shape, bool is_trainable = true) {
+    shape_ = shape;
+    trainable = is_trainable;
+    if (detail::shapes_only_depth() > 0) return;
     value.resize(shape);
     value.set_zero();
     grad.resize(shape);
     grad.set_zero();
-    trainable = is_trainable;
   }
-  const Shape& shape() const { return value.shape(); }
+  const Shape& shape() const { return shape_; }
   void zero_grad() { grad.set_zero(); }
+
+ private:
+  Shape shape_;
 };
 
 // What a model derives from its visit(f) (f(name, Param&) for every stored tensor, in

@@ -26,6 +26,14 @@ void rpe_offsets(Index n, bool causal, Tensor<T>& pos) {
   for (Index r = 0; r < K; ++r) pos[r] = static_cast<T>(first + r);
 }
 
+// The RPE's shape and choices (config keys rpe_dim, rpe_layers, norm_type, rpe_act).
+struct RpeOptions {
+  Index dim = 64;                           // R
+  Index layers = 1;                         // hidden R -> R blocks
+  NormType norm = NormType::SimpleRMSNorm;  // the norm of every block
+  Activation act = Activation::Relu;
+};
+
 template <class T>
 class Rpe {
  public:
@@ -37,14 +45,13 @@ class Rpe {
   };
 
   Rpe() = default;
-  // width R, out_width = H*Dh coefficients per offset, `hidden` R->R blocks; an offset
-  // has `offset_dims` coordinates (1; 2 for the 2-D TNO's (di, dj), layers/rpe2d.hpp).
-  Rpe(Index width, Index out_width, Index hidden, NormType norm, Activation act, Index offset_dims = 1)
-      : pos_proj(offset_dims, width), act_(act) {
-    if (hidden < 0) fail<ConfigError>("Rpe: expected rpe_layers >= 0, got ", hidden);
-    layers.reserve(static_cast<std::size_t>(hidden));
-    for (Index l = 0; l < hidden; ++l) layers.push_back(Block{Norm<T>(norm, width), Linear<T>(width, width)});
-    out = Block{Norm<T>(norm, width), Linear<T>(width, out_width)};
+  // out_width = H*Dh coefficients per offset; an offset has `offset_dims` coordinates (1; 2 for
+  // the 2-D TNO's (di, dj), layers/tno2d.hpp).
+  Rpe(const RpeOptions& o, Index out_width, Index offset_dims = 1) : pos_proj(offset_dims, o.dim), act_(o.act) {
+    if (o.layers < 0) fail<ConfigError>("Rpe: expected rpe_layers >= 0, got ", o.layers);
+    layers.reserve(static_cast<std::size_t>(o.layers));
+    for (Index l = 0; l < o.layers; ++l) layers.push_back(Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, o.dim)});
+    out = Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, out_width)};
   }
 
   Linear<T> pos_proj;         // offset_dims (1) -> R
@@ -112,28 +119,26 @@ class Rpe {
 
   template <class F>
   void visit(const std::string& prefix, F&& f) {
-    pos_proj.visit(prefix + "pos_proj.", f);
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      const std::string p = prefix + "layers." + std::to_string(l) + ".";
-      layers[l].norm.visit(p + "0.", f);
-      layers[l].linear.visit(p + "2.", f);
-    }
-    out.norm.visit(prefix + "out.0.", f);
-    out.linear.visit(prefix + "out.2.", f);
+    visit_all(*this, prefix, f);
   }
   template <class F>
   void visit(const std::string& prefix, F&& f) const {
-    pos_proj.visit(prefix + "pos_proj.", f);
-    for (std::size_t l = 0; l < layers.size(); ++l) {
-      const std::string p = prefix + "layers." + std::to_string(l) + ".";
-      layers[l].norm.visit(p + "0.", f);
-      layers[l].linear.visit(p + "2.", f);
-    }
-    out.norm.visit(prefix + "out.0.", f);
-    out.linear.visit(prefix + "out.2.", f);
+    visit_all(*this, prefix, f);
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.pos_proj.visit(prefix + "pos_proj.", f);
+    for (std::size_t l = 0; l < m.layers.size(); ++l) {
+      const std::string p = prefix + "layers." + std::to_string(l) + ".";
+      m.layers[l].norm.visit(p + "0.", f);
+      m.layers[l].linear.visit(p + "2.", f);
+    }
+    m.out.norm.visit(prefix + "out.0.", f);
+    m.out.linear.visit(prefix + "out.2.", f);
+  }
+
   void run_forward(Tensor<T>& y, Cache& c) const {
     const auto n = static_cast<std::size_t>(hidden_layers() + 1);
     c.h.resize(n);

@@ -1,6 +1,6 @@
-// The 2-D relative position encoder: the 1-D Rpe's MLP (same blocks, same names)
-// fed the offset pair (di, dj) through a 2-wide pos_proj, giving the coefficients
-// of every offset of an H x W grid in the row order of toeplitz2d.hpp's layout.
+// The 2-D relative position encoder's inputs: the 1-D Rpe's MLP (same blocks, same names,
+// Rpe(options, width, /*offset_dims=*/2)) fed the offset pair (di, dj) through a 2-wide
+// pos_proj gives the coefficients of every offset of an H x W grid.
 #pragma once
 
 #include "tnn/core/tensor.hpp"
@@ -23,12 +23,6 @@ void rpe2d_offsets(Index H, Index W, Tensor<T>& pos) {
       pos[2 * (p * tw + q)] = static_cast<T>(p - (H - 1));
       pos[2 * (p * tw + q) + 1] = static_cast<T>(q - (W - 1));
     }
-}
-
-// An Rpe taking offset pairs: width R, out_width coefficients per offset, `hidden` R->R blocks.
-template <class T>
-Rpe<T> make_rpe2d(Index width, Index out_width, Index hidden, NormType norm, Activation act) {
-  return Rpe<T>(width, out_width, hidden, norm, act, /*offset_dims=*/2);
 }
 
 }  // namespace tnn

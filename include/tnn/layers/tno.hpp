@@ -13,42 +13,57 @@
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/layers/rpe.hpp"
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/rng.hpp"
 
 namespace tnn {
 
-// How lambda is obtained (model.md §3); the tensor "gamma" [H, 1, Dh] holds
-//   Fixed:   lambda itself, every entry cfg.gamma, stored but not trained (use_decay);
-//   Learned: theta, lambda = gamma + (1 - gamma) * sigmoid(theta), trained (use_multi_decay);
-//   None:    nothing (no "gamma" tensor), lambda = 1.
+// How lambda is obtained (config key `decay`, model.md §3); the tensor "gamma" [H, 1, Dh] holds
+//   fixed:   lambda itself, every entry `gamma`, stored but not trained (the official use_decay);
+//   learned: theta, lambda = gamma + (1 - gamma) * sigmoid(theta), trained (use_multi_decay);
+//   none:    nothing (no "gamma" tensor), lambda = 1.
 enum class TnoDecay { None, Fixed, Learned };
+
+template <>
+struct EnumTable<TnoDecay> {
+  static constexpr EnumRow<TnoDecay> rows[] = {
+      {TnoDecay::None, "none"}, {TnoDecay::Fixed, "fixed"}, {TnoDecay::Learned, "learned"}};
+};
+
+// A TNO's choices (config keys heads, causal, decay, gamma and the RPE's).
+struct TnoOptions {
+  Index heads = 1;  // H
+  bool causal = true;
+  TnoDecay decay = TnoDecay::Fixed;
+  double gamma = 0.99;  // the fixed lambda, or the lower bound of a learned one
+  RpeOptions rpe;
+};
 
 // The decay parameter's handling, shared by Tno and Tno2d (layers/tno2d.hpp).
 namespace detail {
-// Checks gamma_value and sizes (and, for Fixed, fills) "gamma" [heads, 1, head_dim].
+// Checks the options' gamma and sizes (and, for Fixed, fills) "gamma" [heads, 1, head_dim].
 template <class T>
-void init_decay(Param<T>& gamma, Index heads, Index head_dim, TnoDecay decay, double gamma_value) {
-  if (decay == TnoDecay::None) return;
-  if (!(gamma_value > 0 && gamma_value <= 1))
-    fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma_value);
-  gamma.init({heads, 1, head_dim}, decay == TnoDecay::Learned);
-  if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+void init_decay(Param<T>& gamma, Index head_dim, const TnoOptions& o) {
+  if (o.decay == TnoDecay::None) return;
+  if (!(o.gamma > 0 && o.gamma <= 1))
+    fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", o.gamma);
+  gamma.init({o.heads, 1, head_dim}, o.decay == TnoDecay::Learned);
+  if (o.decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(o.gamma));
 }
 // Learned theta ~ N(0, 1) as tnn-pytorch's torch.randn(h, 1, dim); Fixed lambda reset to gamma.
 template <class T>
-void reset_decay(Param<T>& gamma, TnoDecay decay, double gamma_value, Rng& rng) {
-  if (decay == TnoDecay::Learned)
+void reset_decay(Param<T>& gamma, const TnoOptions& o, Rng& rng) {
+  if (o.decay == TnoDecay::Learned)
     for (auto& v : gamma.value) v = static_cast<T>(rng.normal());
-  if (decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(gamma_value));
+  if (o.decay == TnoDecay::Fixed) gamma.value.fill(static_cast<T>(o.gamma));
 }
 // lam [E] = lambda per channel (and dlam = d lambda / d theta for Learned) from "gamma";
 // `what` names the layer in errors.
 template <class T>
-void decay_rates(const Param<T>& gamma, TnoDecay decay, double gamma_value, Tensor<T>& lam, Tensor<T>& dlam,
-                 const char* what) {
+void decay_rates(const Param<T>& gamma, const TnoOptions& o, Tensor<T>& lam, Tensor<T>& dlam, const char* what) {
   const Index E = gamma.value.size();
   lam.resize({E});
-  if (decay == TnoDecay::Fixed) {
+  if (o.decay == TnoDecay::Fixed) {
     for (Index e = 0; e < E; ++e) {
       const T l = gamma.value[e];
       if (!(l >= T(0)) || !std::isfinite(l))
@@ -58,12 +73,27 @@ void decay_rates(const Param<T>& gamma, TnoDecay decay, double gamma_value, Tens
     return;
   }
   dlam.resize({E});
-  const T g0 = static_cast<T>(gamma_value);
+  const T g0 = static_cast<T>(o.gamma);
   for (Index e = 0; e < E; ++e) {
     const T s = sigmoid(gamma.value[e]);
     lam[e] = g0 + (T(1) - g0) * s;
     dlam[e] = (T(1) - g0) * s * (T(1) - s);
   }
+}
+// The learned decay's gradient: t_r = RPE(r) lambda^a(r), so d t_r / d lambda = t_r a(r) / lambda
+// (lambda >= gamma > 0); with dt [K, E] = dLoss/dt, gamma.grad[e] += sum_r dt t a(r) * dlam / lam.
+// `distance(r)` is row r's |k| (1-D) or |di| + |dj| (2-D); acc [E] is scratch.
+template <class T, class Distance>
+void learned_decay_grad(Param<T>& gamma, const Tensor<T>& dt, const Tensor<T>& t, const Tensor<T>& lam,
+                        const Tensor<T>& dlam, Tensor<T>& acc, Distance&& distance) {
+  const Index E = lam.size(), K = t.size() / E;
+  acc.resize({E});
+  acc.set_zero();
+  for (Index r = 0; r < K; ++r) {
+    const T a = static_cast<T>(distance(r));
+    for (Index e = 0; e < E; ++e) acc[e] += dt[r * E + e] * t[r * E + e] * a;
+  }
+  for (Index e = 0; e < E; ++e) gamma.grad[e] += acc[e] * dlam[e] / lam[e];
 }
 }  // namespace detail
 
@@ -71,17 +101,9 @@ template <class T, class Backend = DefaultFftBackend>
 class Tno {
  public:
   Tno() = default;
-  // heads H, head_dim Dh; the RPE gets (rpe_dim, rpe_layers, norm, rpe_act); gamma_value is
-  // the fixed lambda (Fixed) or the lower bound of lambda (Learned).
-  Tno(Index heads, Index head_dim, Index rpe_dim, Index rpe_layers, NormType norm, Activation rpe_act, bool causal,
-      TnoDecay decay, double gamma_value)
-      : rpe(rpe_dim, checked_width(heads, head_dim), rpe_layers, norm, rpe_act),
-        heads_(heads),
-        head_dim_(head_dim),
-        causal_(causal),
-        decay_(decay),
-        gamma0_(gamma_value) {
-    detail::init_decay(gamma, heads, head_dim, decay, gamma_value);
+  // head_dim Dh channels per head; E = H * Dh.
+  Tno(const TnoOptions& o, Index head_dim) : rpe(o.rpe, checked_width(o.heads, head_dim)), opts_(o), head_dim_(head_dim) {
+    detail::init_decay(gamma, head_dim, o);
   }
 
   Rpe<T> rpe;      // offset -> [H*Dh] coefficients
@@ -89,17 +111,17 @@ class Tno {
   // Direct or FFT product; Auto picks by length (toeplitz.hpp). Tests force each path.
   ToeplitzMethod method = ToeplitzMethod::Auto;
 
-  Index heads() const { return heads_; }
+  const TnoOptions& options() const { return opts_; }
+  Index heads() const { return opts_.heads; }
   Index head_dim() const { return head_dim_; }
-  Index channels() const { return heads_ * head_dim_; }  // E
-  bool causal() const { return causal_; }
-  TnoDecay decay() const { return decay_; }
-  double gamma_bound() const { return gamma0_; }
+  Index channels() const { return opts_.heads * head_dim_; }  // E
+  bool causal() const { return opts_.causal; }
+  TnoDecay decay() const { return opts_.decay; }
 
   // Learned theta ~ N(0, 1) as tnn-pytorch's torch.randn(h, 1, dim); Fixed lambda
   // reset to gamma; then the RPE (PyTorch Linear default, see Rpe::init_weights).
   void init_weights(Rng& rng) {
-    detail::reset_decay(gamma, decay_, gamma0_, rng);
+    detail::reset_decay(gamma, opts_, rng);
     rpe.init_weights(rng);
   }
 
@@ -125,16 +147,17 @@ class Tno {
   // row t-j. `ws` is scratch (its rpe/pw/lam parts are overwritten; t may be ws.t).
   void coefficients(Index n, Tensor<T>& t, Cache& ws) const {
     if (n < 1) fail<ShapeError>("tno sequence length: expected >= 1, got ", n);
-    rpe.forward(n, causal_, t, ws.rpe);  // [K, E] RPE(k)
-    if (decay_ == TnoDecay::None) return;
+    const bool causal = opts_.causal;
+    rpe.forward(n, causal, t, ws.rpe);  // [K, E] RPE(k)
+    if (opts_.decay == TnoDecay::None) return;
     const Index K = t.rows(), E = channels();
-    detail::decay_rates(gamma, decay_, gamma0_, ws.lam, ws.dlam, "tno");
+    detail::decay_rates(gamma, opts_, ws.lam, ws.dlam, "tno");
     // lambda^|k| = exp(|k| log lambda): underflows to 0 at long range, as it should.
     // The k = 0 row is set to 1 explicitly, so lambda = 0 gives 1, 0, 0, ...
     ws.pw.resize({K, E});
     ws.loglam.resize({E});
     for (Index e = 0; e < E; ++e) ws.loglam[e] = std::log(ws.lam[e]);  // -inf for lambda = 0
-    const Index zero_row = causal_ ? 0 : n - 1;
+    const Index zero_row = causal ? 0 : n - 1;
     using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
     const Eigen::Map<const Arr> loglam(ws.loglam.data(), E);
     const T kLogMin = std::log(std::numeric_limits<T>::min());
@@ -147,7 +170,7 @@ class Tno {
       else  // below the normal range flushed to 0 (Eigen's double exp would not reach 0)
         pw = (static_cast<T>(a) * loglam >= kLogMin).select((static_cast<T>(a) * loglam).exp(), T(0));
       Eigen::Map<Arr>(t.data() + (zero_row + a) * E, E) *= pw;
-      if (!causal_ && a > 0) {
+      if (!causal && a > 0) {
         std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
         Eigen::Map<Arr>(t.data() + (zero_row - a) * E, E) *= pw;
       }
@@ -166,7 +189,7 @@ class Tno {
     check_input(v, "tno v");
     const Index n = v.dim(1);
     coefficients(n, c.t, c);
-    c.op.prepare(c.t, n, causal_, method);
+    c.op.prepare(c.t, n, opts_.causal, method);
     c.op.forward(v, y, true);
     c.n = n;
   }
@@ -181,20 +204,12 @@ class Tno {
       fail<Error>("tno backward: expected the forward of a length-", v.dim(1), " sequence first, got ",
                   c.n == 0 ? std::string("none") : "length " + std::to_string(c.n));
     c.op.backward(dy, dv, &c.dt);  // dt [K, E]
-    if (decay_ == TnoDecay::Learned) {
-      // d t_k / d lambda = RPE(k) |k| lambda^(|k|-1) = t_k |k| / lambda (lambda >= gamma > 0).
-      const Index n = c.n, E = channels(), zero_row = causal_ ? 0 : n - 1;
-      const T* dt = c.dt.data();
-      const T* t = c.t.data();
-      c.acc.resize({E});
-      c.acc.set_zero();
-      for (Index r = 0; r < c.t.rows(); ++r) {
-        const T a = static_cast<T>(r > zero_row ? r - zero_row : zero_row - r);  // |k|
-        for (Index e = 0; e < E; ++e) c.acc[e] += dt[r * E + e] * t[r * E + e] * a;
-      }
-      for (Index e = 0; e < E; ++e) gamma.grad[e] += c.acc[e] * c.dlam[e] / c.lam[e];
+    if (opts_.decay == TnoDecay::Learned) {
+      const Index zero_row = opts_.causal ? 0 : c.n - 1;
+      detail::learned_decay_grad(gamma, c.dt, c.t, c.lam, c.dlam, c.acc,
+                                 [&](Index r) { return r > zero_row ? r - zero_row : zero_row - r; });  // |k|
     }
-    if (decay_ != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE(k)
+    if (opts_.decay != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE(k)
     rpe.backward(c.dt, c.rpe);
   }
 
@@ -210,7 +225,7 @@ class Tno {
  private:
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
-    if (m.decay_ != TnoDecay::None) f(prefix + "gamma", m.gamma);
+    if (m.opts_.decay != TnoDecay::None) f(prefix + "gamma", m.gamma);
     m.rpe.visit(prefix + "rpe.", f);
   }
 
@@ -224,10 +239,8 @@ class Tno {
       fail<ShapeError>(what, ": expected shape [B, N >= 1, ", channels(), "], got ", shape_str(v.shape()));
   }
 
-  Index heads_ = 0, head_dim_ = 0;
-  bool causal_ = true;
-  TnoDecay decay_ = TnoDecay::None;
-  double gamma0_ = 0.99;
+  TnoOptions opts_;
+  Index head_dim_ = 0;
 };
 
 }  // namespace tnn

@@ -23,19 +23,14 @@ template <class T, class Backend = DefaultFftBackend>
 class Tno2d {
  public:
   Tno2d() = default;
-  // heads H, head_dim Dh over a grid_h x grid_w grid; the RPE gets (rpe_dim, rpe_layers,
-  // norm, rpe_act); gamma_value is the fixed lambda (Fixed) or its lower bound (Learned).
-  Tno2d(Index heads, Index head_dim, Index rpe_dim, Index rpe_layers, NormType norm, Activation rpe_act,
-        Index grid_h, Index grid_w, TnoDecay decay, double gamma_value)
-      : rpe(make_rpe2d<T>(rpe_dim, checked_width(heads, head_dim), rpe_layers, norm, rpe_act)),
-        heads_(heads),
-        head_dim_(head_dim),
-        grid_h_(grid_h),
-        grid_w_(grid_w),
-        decay_(decay),
-        gamma0_(gamma_value) {
+  // head_dim Dh channels per head over a grid_h x grid_w grid. A grid has no "past": the
+  // options' causal must be false.
+  Tno2d(const TnoOptions& o, Index head_dim, Index grid_h, Index grid_w)
+      : rpe(o.rpe, checked_width(o.heads, head_dim), /*offset_dims=*/2), opts_(o), head_dim_(head_dim), grid_h_(grid_h),
+        grid_w_(grid_w) {
     if (grid_h < 1 || grid_w < 1) fail<ConfigError>("Tno2d: expected a grid of at least 1 x 1, got ", grid_h, " x ", grid_w);
-    detail::init_decay(gamma, heads, head_dim, decay, gamma_value);
+    if (o.causal) fail<ConfigError>("Tno2d: a 2-D TNO mixes a grid in every direction, expected causal false, got true");
+    detail::init_decay(gamma, head_dim, o);
   }
 
   Rpe<T> rpe;      // (di, dj) -> [H*Dh] coefficients
@@ -43,17 +38,17 @@ class Tno2d {
   // Direct or FFT product; Auto picks by grid size (toeplitz2d.hpp). Tests force each path.
   ToeplitzMethod method = ToeplitzMethod::Auto;
 
-  Index heads() const { return heads_; }
+  const TnoOptions& options() const { return opts_; }
+  Index heads() const { return opts_.heads; }
   Index head_dim() const { return head_dim_; }
-  Index channels() const { return heads_ * head_dim_; }  // E
+  Index channels() const { return opts_.heads * head_dim_; }  // E
   Index grid_h() const { return grid_h_; }
   Index grid_w() const { return grid_w_; }
-  TnoDecay decay() const { return decay_; }
-  double gamma_bound() const { return gamma0_; }
+  TnoDecay decay() const { return opts_.decay; }
 
   // As Tno::init_weights: Learned theta ~ N(0, 1), Fixed lambda reset, then the RPE.
   void init_weights(Rng& rng) {
-    detail::reset_decay(gamma, decay_, gamma0_, rng);
+    detail::reset_decay(gamma, opts_, rng);
     rpe.init_weights(rng);
   }
 
@@ -76,8 +71,8 @@ class Tno2d {
     rpe2d_offsets(grid_h_, grid_w_, ws.rpe.pos);
     rpe.forward(ws.rpe.pos, t, ws.rpe);  // [K, E] RPE(di, dj)
     const Index K = t.rows(), E = channels(), tw = 2 * grid_w_ - 1;
-    if (decay_ != TnoDecay::None) {
-      detail::decay_rates(gamma, decay_, gamma0_, ws.lam, ws.dlam, "tno2d");
+    if (opts_.decay != TnoDecay::None) {
+      detail::decay_rates(gamma, opts_, ws.lam, ws.dlam, "tno2d");
       ws.pw.resize({K, E});
       for (Index r = 0; r < K; ++r) {
         const Index a = std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1));  // |di| + |dj|
@@ -134,19 +129,11 @@ class Tno2d {
       c.op.backward(c.y4, nullptr, &c.dt);
     }
     c.dt.resize({K, E});
-    if (decay_ == TnoDecay::Learned) {
-      // d t / d lambda = RPE (|di|+|dj|) lambda^(|di|+|dj|-1) = t (|di|+|dj|) / lambda (lambda >= gamma > 0).
-      const T* dt = c.dt.data();
-      const T* t = c.t.data();
-      c.acc.resize({E});
-      c.acc.set_zero();
-      for (Index r = 0; r < K; ++r) {
-        const T a = static_cast<T>(std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1)));
-        for (Index e = 0; e < E; ++e) c.acc[e] += dt[r * E + e] * t[r * E + e] * a;
-      }
-      for (Index e = 0; e < E; ++e) gamma.grad[e] += c.acc[e] * c.dlam[e] / c.lam[e];
-    }
-    if (decay_ != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE
+    if (opts_.decay == TnoDecay::Learned)
+      detail::learned_decay_grad(gamma, c.dt, c.t, c.lam, c.dlam, c.acc, [&](Index r) {
+        return std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1));  // |di| + |dj|
+      });
+    if (opts_.decay != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE
     rpe.backward(c.dt, c.rpe);
   }
 
@@ -162,7 +149,7 @@ class Tno2d {
  private:
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
-    if (m.decay_ != TnoDecay::None) f(prefix + "gamma", m.gamma);
+    if (m.opts_.decay != TnoDecay::None) f(prefix + "gamma", m.gamma);
     m.rpe.visit(prefix + "rpe.", f);
   }
 
@@ -182,9 +169,8 @@ class Tno2d {
     return l >= std::log(std::numeric_limits<T>::min()) ? std::exp(l) : T(0);
   }
 
-  Index heads_ = 0, head_dim_ = 0, grid_h_ = 0, grid_w_ = 0;
-  TnoDecay decay_ = TnoDecay::None;
-  double gamma0_ = 0.99;
+  TnoOptions opts_;
+  Index head_dim_ = 0, grid_h_ = 0, grid_w_ = 0;
 };
 
 }  // namespace tnn

@@ -8,32 +8,39 @@
 #include <string>
 #include <utility>
 
+#include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/glu.hpp"
-#include "tnn/layers/gtu.hpp"
 #include "tnn/layers/norm.hpp"
-#include "tnn/model/config.hpp"
-#include "tnn/core/rng.hpp"
+#include "tnn/layers/token_mixer.hpp"
 
 namespace tnn {
 
-// TokenMixer: the 1-D GTU by default; the image model passes the 2-D GTU
-// (layers/gtu2d.hpp) through the second constructor.
-template <class T, class TokenMixer = Gtu<T>>
+// A layer's choices apart from its token mixer (config keys dim, norm_type, prenorm and the GLU's).
+struct BlockOptions {
+  Index dim = 0;  // D
+  NormType norm = NormType::SimpleRMSNorm;
+  bool prenorm = true;
+  Index glu_dim = 0;  // G
+  Activation glu_act = Activation::Silu;
+};
+
+template <class T, class Backend = DefaultFftBackend>
 class TnnBlock {
  public:
+  using Mixer = TokenMixer<T, Backend>;
+
   TnnBlock() = default;
-  explicit TnnBlock(const TnnConfig& cfg) : TnnBlock(cfg, make_gtu<T>(cfg)) {}
-  TnnBlock(const TnnConfig& cfg, TokenMixer mixer)
-      : token_norm(cfg.norm_type, cfg.dim),
+  TnnBlock(const BlockOptions& o, Mixer mixer)
+      : token_norm(o.norm, o.dim),
         token_mixer(std::move(mixer)),
-        feature_norm(cfg.norm_type, cfg.dim),
-        feature_mixer(make_glu<T>(cfg)),
-        prenorm_(cfg.prenorm),
-        dim_(cfg.dim) {}
+        feature_norm(o.norm, o.dim),
+        feature_mixer(o.dim, o.glu_dim, o.glu_act),
+        prenorm_(o.prenorm),
+        dim_(o.dim) {}
 
   Norm<T> token_norm;     // norm1
-  TokenMixer token_mixer;  // D -> D over the sequence (Gtu<T>)
+  Mixer token_mixer;      // D -> D over the sequence (or grid)
   Norm<T> feature_norm;   // norm2
   Glu<T> feature_mixer;   // D -> G -> D per position
 
@@ -55,7 +62,7 @@ class TnnBlock {
     Tensor<T> a2;     // [B, N, D]
     Tensor<T> x_mid;  // [B, N, D] x after the token-mixing residual
     typename Norm<T>::Cache norm1, norm2;
-    typename TokenMixer::Cache gtu;
+    typename Mixer::Cache mixer;
     typename Glu<T>::Cache glu;
     // workspaces (forward branch output, backward gradients), reused across steps
     Tensor<T> tmp;  // [B, N, D]
@@ -73,13 +80,13 @@ class TnnBlock {
     y.resize(x.shape());
     if (prenorm_) {
       token_norm.forward(x, c.a1, c.norm1);
-      token_mixer.forward(c.a1, c.tmp, c.gtu, lengths);
+      token_mixer.forward(c.a1, c.tmp, c.mixer, lengths);
       c.x_mid.vec() = x.vec() + c.tmp.vec();
       feature_norm.forward(c.x_mid, c.a2, c.norm2);
       feature_mixer.forward(c.a2, c.tmp, c.glu);
       y.vec() = c.x_mid.vec() + c.tmp.vec();
     } else {
-      token_mixer.forward(x, c.a1, c.gtu, lengths);
+      token_mixer.forward(x, c.a1, c.mixer, lengths);
       token_norm.forward(c.a1, c.tmp, c.norm1);
       c.x_mid.vec() = x.vec() + c.tmp.vec();
       feature_mixer.forward(c.x_mid, c.a2, c.glu);
@@ -100,7 +107,7 @@ class TnnBlock {
       feature_norm.backward(c.x_mid, c.g, c.norm2, c.gm);
       c.gm.vec() += dy.vec();
       // x_mid = x + GTU(norm1(x))
-      token_mixer.backward(c.a1, c.gm, c.gtu, &c.g);
+      token_mixer.backward(c.a1, c.gm, c.mixer, &c.g);
       token_norm.backward(x, c.g, c.norm1, dx);
       dx.vec() += c.gm.vec();
     } else {
@@ -110,7 +117,7 @@ class TnnBlock {
       c.gm.vec() += dy.vec();
       // x_mid = x + norm1(GTU(x))
       token_norm.backward(c.a1, c.gm, c.norm1, c.g);
-      token_mixer.backward(x, c.g, c.gtu, &dx);
+      token_mixer.backward(x, c.g, c.mixer, &dx);
       dx.vec() += c.gm.vec();
     }
   }

@@ -2,7 +2,10 @@
 // file, its config in __metadata__["tnn.config"]; the optimizer state (step, moments, RNG and
 // other JSON) in a companion file, by default CKPT.optim.safetensors beside CKPT.safetensors.
 // Generic over any Model with `const TnnConfig& config()` and `visit(f)` calling
-// f(name, Param<T>&), so the same code serves TnnLM<float>, TnnLM<double> and test models.
+// f(name, Param<T>&), so the same code serves every model of model/models.hpp, your own
+// SequenceModel, and test models. The tensors a checkpoint must hold are the model's own: a
+// description of the model built under ShapesOnlyScope (layers/param.hpp) names them before
+// anything is allocated.
 //
 // Loading is all-or-nothing: names, shapes, dtypes, config and finiteness are all checked
 // before the first parameter is overwritten, so a failed load leaves the model as it was.
@@ -29,7 +32,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/model/config.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/io/json.hpp"
 #include "tnn/io/safetensors.hpp"
 
@@ -38,6 +41,9 @@ namespace tnn {
 inline constexpr const char* kConfigMetadataKey = "tnn.config";     // model file: TnnConfig JSON
 inline constexpr const char* kStepMetadataKey = "tnn.optim.step";   // optimizer file: decimal step
 inline constexpr const char* kExtraMetadataKey = "tnn.optim.extra"; // optimizer file: caller's JSON
+// A classifier's class names: a JSON array of strings, class k's name at index k (written by
+// `tnn train --task classify/image`, read by `tnn classify`).
+inline constexpr const char* kLabelsMetadataKey = "tnn.labels";
 
 namespace detail {
 
@@ -118,17 +124,6 @@ void ck_load_tensors(const SafetensorsFile& file, const std::string& where, Visi
   visit([&](const std::string& name, auto& t) { file.get_into(name, t); });
 }
 
-// P * P * Ch, the patch embedding's input width, of an image config; ConfigError when it
-// overflows (each factor may be up to 2^24, so the product is computed with checks).
-inline Index ck_patch_features(const TnnConfig& cfg) {
-  const Index P = cfg.patch_size, Ch = cfg.image_channels;
-  const Index lim = std::numeric_limits<Index>::max();
-  if (P < 1 || Ch < 1 || P > lim / P || P * P > lim / Ch)
-    fail<ConfigError>("config keys 'patch_size' and 'image_channels': expected patch_size^2 * image_channels below 2^63, got ",
-                      P, "^2 * ", Ch);
-  return P * P * Ch;
-}
-
 inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_cfg, const std::string& where) {
   if (!file.has_metadata(kConfigMetadataKey)) {
     if (file.has_metadata(kStepMetadataKey)) ck_missing_config(file.metadata(), file.label(), where);
@@ -152,82 +147,32 @@ inline void ck_check_config(const SafetensorsFile& file, const TnnConfig& model_
 
 }  // namespace detail
 
-// f(name, shape) for every tensor a model built from `cfg` stores (docs: model.md §9, §13), in
-// the order its visit names them, computed from the config alone: a checkpoint's header is
-// checked against this before any model is allocated, so a few-hundred-byte file claiming a
-// huge vocabulary fails in microseconds instead of allocating gigabytes. The tests
-// Checkpoint.ModelTensorsMatchTheModelsVisit and ImageModelTensorsMatchTheModelsVisit hold it to
-// TnnLM::visit and TnnImageClassifier::visit. An image classifier (task image, model/image_classifier.hpp) stores patch_embed.{weight
-// [D, P*P*Ch], bias [D]} instead of embed.weight, a 2-wide pos_proj.weight [R, 2] in each RPE,
-// and head.{weight [K, D], bias [K]}; P*P*Ch must fit in an int64 (ConfigError otherwise).
-template <class F>
-void for_each_model_tensor(const TnnConfig& cfg, F&& f) {
-  const Index V = cfg.vocab_size, D = cfg.dim, E = cfg.inner_dim(), G = cfg.glu_width(), R = cfg.rpe_dim;
-  const bool image = cfg.task == Task::Image;
-  const Index H = cfg.heads, Dh = cfg.head_dim();
-  auto norm = [&](const std::string& p, Index width) {
-    if (cfg.norm_type == NormType::RMSNorm) f(p + "scale", Shape{width});
-    if (cfg.norm_type == NormType::LayerNorm) {
-      f(p + "weight", Shape{width});
-      f(p + "bias", Shape{width});
-    }
-  };
-  auto linear = [&](const std::string& p, Index in, Index out) {
-    f(p + "weight", Shape{out, in});
-    f(p + "bias", Shape{out});
-  };
-  if (image)
-    linear("patch_embed.", detail::ck_patch_features(cfg), D);
-  else
-    f(std::string("embed.weight"), Shape{V, D});
-  for (Index i = 0; i < cfg.layers; ++i) {
-    const std::string l = "layers." + std::to_string(i) + ".";
-    norm(l + "token_norm.", D);
-    linear(l + "token_mixer.u_proj.", D, E);
-    linear(l + "token_mixer.v_proj.", D, E);
-    linear(l + "token_mixer.o.", E, D);
-    if (tno_decay(cfg) != TnoDecay::None) f(l + "token_mixer.toep.gamma", Shape{H, 1, Dh});
-    const std::string r = l + "token_mixer.toep.rpe.";
-    linear(r + "pos_proj.", image ? 2 : 1, R);
-    for (Index h = 0; h < cfg.rpe_layers; ++h) {
-      norm(r + "layers." + std::to_string(h) + ".0.", R);
-      linear(r + "layers." + std::to_string(h) + ".2.", R, R);
-    }
-    norm(r + "out.0.", R);
-    linear(r + "out.2.", R, H * Dh);
-    norm(l + "feature_norm.", D);
-    linear(l + "feature_mixer.l1.", D, G);
-    linear(l + "feature_mixer.l2.", D, G);
-    linear(l + "feature_mixer.l3.", G, D);
-  }
-  norm("final_norm.", D);
-  if (cfg.task == Task::Classify || image)
-    linear("head.", D, cfg.num_classes);  // TnnClassifier, TnnImageClassifier: head [K, D], [K]
-  else if (!cfg.tie_embeddings)
-    f(std::string("lm_head.weight"), Shape{V, D});
+// (name, shape) of every tensor a Model built from `cfg` stores, in visit order, without
+// allocating any of them (ShapesOnlyScope).
+template <class Model>
+std::vector<std::pair<std::string, Shape>> model_tensor_shapes(const TnnConfig& cfg) {
+  std::vector<std::pair<std::string, Shape>> out;
+  ShapesOnlyScope shapes_only;
+  const Model m(cfg);
+  m.visit([&](const std::string& name, const auto& p) { out.emplace_back(name, p.shape()); });
+  return out;
 }
 
-// How many tensors for_each_model_tensor names, without naming them (O(1)).
-inline std::uint64_t model_tensor_count(const TnnConfig& cfg) {
-  const std::uint64_t per_norm = cfg.norm_type == NormType::RMSNorm ? 1 : cfg.norm_type == NormType::LayerNorm ? 2 : 0;
-  const std::uint64_t rpe = 2 + static_cast<std::uint64_t>(cfg.rpe_layers) * (per_norm + 2) + per_norm + 2;
-  const std::uint64_t layer = per_norm + 6 + (tno_decay(cfg) != TnoDecay::None ? 1 : 0) + rpe + per_norm + 6;
-  const bool image = cfg.task == Task::Image;
-  const std::uint64_t embed = image ? 2 : 1;  // patch_embed.{weight, bias} or embed.weight
-  const std::uint64_t head = cfg.task == Task::Classify || image ? 2 : cfg.tie_embeddings ? 0 : 1;
-  return embed + static_cast<std::uint64_t>(cfg.layers) * layer + per_norm + head;
-}
-
-// FormatError unless `h` holds exactly the tensors a model of `cfg` stores (TnnLM, TnnClassifier
-// or TnnImageClassifier, by cfg.task), with the same
-// shapes and a floating-point dtype. Reads nothing but the header; allocates nothing that
-// grows with the config before the tensor count has been compared with the header's.
-inline void check_header_matches_config(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
-  const std::uint64_t want = model_tensor_count(cfg);
-  if (want != h.tensors.size())
-    fail<FormatError>(where, ": its config (vocab_size ", cfg.vocab_size, ", dim ", cfg.dim, ", layers ", cfg.layers,
-                      ") needs ", want, " tensors, the file has ", h.tensors.size());
-  for_each_model_tensor(cfg, [&](const std::string& name, const Shape& shape) {
+// FormatError unless `h` holds exactly the tensors a Model of `cfg` stores, with the same
+// shapes and a floating-point dtype. Reads nothing but the header. Memory stays bounded by the
+// file: before even the model's description is built, its layer count is held to the header's
+// tensor count (every layer stores at least one tensor per RPE linear).
+template <class Model>
+void check_header_matches(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
+  const auto have = static_cast<Index>(h.tensors.size());
+  if (cfg.layers * (cfg.rpe_layers + 1) > have)
+    fail<FormatError>(where, ": its config (dim ", cfg.dim, ", rpe_layers ", cfg.rpe_layers, ", layers ", cfg.layers,
+                      ") needs at least ", cfg.layers * (cfg.rpe_layers + 1), " tensors, the file has ", have);
+  const auto want = model_tensor_shapes<Model>(cfg);
+  if (static_cast<Index>(want.size()) != have)
+    fail<FormatError>(where, ": its config (dim ", cfg.dim, ", layers ", cfg.layers, ") needs ", want.size(),
+                      " tensors, the file has ", have);
+  for (const auto& [name, shape] : want) {
     auto it = h.tensors.find(name);
     if (it == h.tensors.end())
       fail<FormatError>(where, ": expected the tensor ", detail::st_quote(name), " its config implies, it is missing");
@@ -237,6 +182,13 @@ inline void check_header_matches_config(const SafetensorsHeader& h, const TnnCon
     if (!dtype_is_float(it->second.dtype))
       fail<FormatError>(where, ": tensor ", detail::st_quote(name), ": expected dtype F32 or F64, got ",
                         dtype_name(it->second.dtype));
+  }
+}
+
+// The same for the built-in model of cfg.task (model/models.hpp).
+inline void check_header_matches_config(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
+  with_model_type<float>(cfg.task, [&](auto model) {
+    check_header_matches<typename decltype(model)::type>(h, cfg, where);
   });
 }
 
@@ -265,23 +217,28 @@ void save_model(const std::string& path, Model& model, Dtype dtype = Dtype::F32,
   w.write(path);
 }
 
-// The config stored in a checkpoint (reads the header only). FormatError if absent (saying so
-// when the file is a training-state file), ConfigError (naming the file) if invalid. With
-// check_tensors (the default), the file's tensors must also be exactly those a TnnLM of that
-// config stores (check_header_matches_config), so allocating TnnLM(read_config(p)),
-// TnnClassifier or TnnImageClassifier from it is safe whatever p holds: memory stays bounded by
-// the file. Pass false for other models.
-inline TnnConfig read_config(const std::string& path, bool check_tensors = true) {
-  const SafetensorsHeader h = read_safetensors_header(path);
-  const std::string where = "checkpoint " + quote_path(path);
+namespace detail {
+inline TnnConfig ck_read_config(const SafetensorsHeader& h, const std::string& path, const std::string& where) {
   auto it = h.metadata.find(kConfigMetadataKey);
   if (it == h.metadata.end()) detail::ck_missing_config(h.metadata, path, where);
-  TnnConfig cfg;
   try {
-    cfg = TnnConfig::parse(it->second);
+    return TnnConfig::parse(it->second);
   } catch (const ConfigError& e) {
     fail<ConfigError>(where, ": metadata '", kConfigMetadataKey, "': ", e.what());
   }
+}
+}  // namespace detail
+
+// The config stored in a checkpoint (reads the header only). FormatError if absent (saying so
+// when the file is a training-state file), ConfigError (naming the file) if invalid. With
+// check_tensors (the default), the file's tensors must also be exactly those the built-in model
+// of its task stores (check_header_matches_config), so building that model from read_config(p)
+// is safe whatever p holds: memory stays bounded by the file. Pass false for other models (and
+// use load_model, which checks against the model it builds).
+inline TnnConfig read_config(const std::string& path, bool check_tensors = true) {
+  const SafetensorsHeader h = read_safetensors_header(path);
+  const std::string where = "checkpoint " + quote_path(path);
+  const TnnConfig cfg = detail::ck_read_config(h, path, where);
   if (check_tensors) check_header_matches_config(h, cfg, where);
   return cfg;
 }
@@ -301,25 +258,27 @@ void load_weights(const std::string& path, Model& model, bool check_config = tru
   });
 }
 
-// A language model from a checkpoint in one call: its config (read_config) and its weights
-// (load_weights, all-or-nothing), in precision T whatever the file's (F32 or F64).
-//   auto model = tnn::load_lm<float>("run/ckpt.safetensors");
-template <class T = float>
-TnnLM<T> load_lm(const std::string& path) {
-  TnnLM<T> model(read_config(path));
+// Any model type from a checkpoint (TnnLM, TnnClassifier, TnnImageClassifier, TnnRegressor, your
+// own SequenceModel; any precision, whatever the file's F32 or F64): the config, the file's
+// tensors checked against the model's description before the model is allocated, then the
+// weights (load_weights, all-or-nothing).
+//   auto model = tnn::load_model<tnn::TnnImageClassifier<float>>("digits.safetensors");
+template <class Model>
+Model load_model(const std::string& path) {
+  const SafetensorsHeader h = read_safetensors_header(path);
+  const std::string where = "checkpoint " + quote_path(path);
+  const TnnConfig cfg = detail::ck_read_config(h, path, where);
+  check_header_matches<Model>(h, cfg, where);
+  Model model(cfg);
   load_weights(path, model);
   return model;
 }
 
-// Any model type from a checkpoint (TnnLM, TnnClassifier, TnnImageClassifier, in any
-// precision): the config, checked against the file's tensor shapes before the model is
-// allocated (read_config), then the weights (load_weights, all-or-nothing).
-//   auto model = tnn::load_model<tnn::TnnImageClassifier<float>>("digits.safetensors");
-template <class Model>
-Model load_model(const std::string& path) {
-  Model model(read_config(path));
-  load_weights(path, model);
-  return model;
+// A language model from a checkpoint in one call.
+//   auto model = tnn::load_lm<float>("run/ckpt.safetensors");
+template <class T = float>
+TnnLM<T> load_lm(const std::string& path) {
+  return load_model<TnnLM<T>>(path);
 }
 
 // "run/ckpt.safetensors" -> "run/ckpt.optim.safetensors"; any other name gets the suffix appended.

@@ -1,63 +1,65 @@
-// Model configuration (model.md §8): the JSON stored in a checkpoint's
-// metadata under "tnn.config", parsed strictly (unknown keys, wrong types and
-// impossible values are ConfigErrors naming the key).
+// Model configuration (model.md §8): the JSON stored in a checkpoint's metadata under
+// "tnn.config". Every key is written once, in the key table of its struct (visit_keys): name,
+// member, meaning, and when it belongs in the JSON. From it come to_json, the strict parser
+// (unknown keys, wrong types and impossible values are ConfigErrors naming the key), the list of
+// known keys and the program's model flags.
+//   BackboneConfig  what the layers need (the token mixer, the channel mixer, the norms)
+//   TnnConfig       + the task: vocabulary, classes, image or feature sizes
+// The layers know nothing of either: the functions at the end turn a config into their options.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/io/json.hpp"
 #include "tnn/layers/activation.hpp"
-#include "tnn/layers/glu.hpp"
-#include "tnn/layers/gtu.hpp"
 #include "tnn/layers/norm.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
+#include "tnn/model/block.hpp"
 
 namespace tnn {
 
+// What a model does with the backbone's output (model/models.hpp): next-token or masked-token
+// logits (TnnLM), one label per sequence (TnnClassifier), one label per image (TnnImageClassifier:
+// the 2-D TNN over a grid of patches), or real values per position (TnnRegressor: sequences of
+// float features, e.g. a time series).
+enum class Task { Lm, Classify, Image, Regress };
+template <>
+struct EnumTable<Task> {
+  static constexpr EnumRow<Task> rows[] = {
+      {Task::Lm, "lm"}, {Task::Classify, "classify"}, {Task::Image, "image"}, {Task::Regress, "regress"}};
+};
 
-inline Activation parse_activation(const std::string& s, const char* key) {
-  for (Activation a : {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None})
-    if (s == to_string(a)) return a;
-  fail<ConfigError>("config key '", key, "': expected one of relu, silu, gelu, none, got ", quote(s, 60));
-}
-inline NormType parse_norm(const std::string& s, const char* key) {
-  for (NormType n : {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm})
-    if (s == to_string(n)) return n;
-  fail<ConfigError>("config key '", key, "': expected one of simplermsnorm, rmsnorm, layernorm, got ", quote(s, 60));
-}
-
-// What a model does with the backbone's output: next-token / masked-token logits (TnnLM), or
-// one label per sequence (TnnClassifier, model/classifier.hpp), or one label per image
-// (TnnImageClassifier, model/image_classifier.hpp: the 2-D TNN over a grid of patches).
-enum class Task { Lm, Classify, Image };
-inline const char* to_string(Task t) { return t == Task::Classify ? "classify" : t == Task::Image ? "image" : "lm"; }
-inline Task parse_task(const std::string& s, const char* key) {
-  for (Task t : {Task::Lm, Task::Classify, Task::Image})
-    if (s == to_string(t)) return t;
-  fail<ConfigError>("config key '", key, "': expected one of lm, classify, image, got '", s, "'");
-}
 // How a classifier turns a sequence into one vector: the mean over its valid positions, or position 0.
 enum class Pooling { Mean, First };
-inline const char* to_string(Pooling p) { return p == Pooling::First ? "first" : "mean"; }
-inline Pooling parse_pooling(const std::string& s, const char* key) {
-  for (Pooling p : {Pooling::Mean, Pooling::First})
-    if (s == to_string(p)) return p;
-  fail<ConfigError>("config key '", key, "': expected one of mean, first, got '", s, "'");
-}
+template <>
+struct EnumTable<Pooling> {
+  static constexpr EnumRow<Pooling> rows[] = {{Pooling::Mean, "mean"}, {Pooling::First, "first"}};
+};
 
-struct TnnConfig {
-  Index vocab_size = 0;  // V, required
-  Index dim = 0;         // D, required
-  Index layers = 0;      // required
-  Index heads = 1;       // H
+// One row of a key table: the JSON key, what it means (the program's --help and the docs), and
+// whether it belongs in a config's JSON (keys of other tasks are left out, so a language model's
+// config is the same as before those tasks existed).
+template <class Config>
+struct ConfigKey {
+  const char* name;
+  const char* help;
+  bool (*written)(const Config&) = nullptr;  // null: always
+};
+
+struct BackboneConfig {
+  Index dim = 0;     // D, required
+  Index layers = 0;  // required
+  Index heads = 1;   // H
   double expand_ratio = 3;
   Index glu_dim = -1;  // G; -1 means "= dim"
   Index rpe_dim = 64;  // R
@@ -69,18 +71,7 @@ struct TnnConfig {
   NormType norm_type = NormType::SimpleRMSNorm;
   bool prenorm = true;
   bool causal = true;
-  bool use_decay = true;
-  bool use_multi_decay = false;
-  bool tie_embeddings = false;
-  // Sequence classification (written to JSON only when task is classify, so LM configs are unchanged).
-  Task task = Task::Lm;
-  Index num_classes = 0;  // K, required (>= 2) for task classify
-  Pooling pooling = Pooling::Mean;
-  // Image classification (task image; written to JSON only then): images [Hi, Wi, Ch] cut into
-  // patch_size x patch_size patches, a grid of (Hi / P) x (Wi / P) tokens. vocab_size is unused (0).
-  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 0;
-  Index grid_h() const { return patch_size > 0 ? image_height / patch_size : 0; }
-  Index grid_w() const { return patch_size > 0 ? image_width / patch_size : 0; }
+  TnoDecay decay = TnoDecay::Fixed;
 
   // E = floor(expand_ratio * D) / H * H (integer division), model.md "Notation".
   Index inner_dim() const {
@@ -90,10 +81,71 @@ struct TnnConfig {
   Index head_dim() const { return inner_dim() / heads; }
   Index glu_width() const { return glu_dim < 0 ? dim : glu_dim; }
 
+  // f(ConfigKey, member) for every key, `self` a BackboneConfig or a class derived from it.
+  template <class Self, class F>
+  static void visit_keys(Self& c, F&& f) {
+    using K = ConfigKey<std::remove_const_t<Self>>;
+    f(K{"dim", "model width D"}, c.dim);
+    f(K{"layers", "TNN layers"}, c.layers);
+    f(K{"heads", "heads H of the token mixer"}, c.heads);
+    f(K{"expand_ratio", "GTU width E = floor(expand_ratio * D), a multiple of H"}, c.expand_ratio);
+    f(K{"glu_dim", "GLU width G (-1: = dim)"}, c.glu_dim);
+    f(K{"rpe_dim", "width R of the relative position encoder"}, c.rpe_dim);
+    f(K{"rpe_layers", "hidden layers of the relative position encoder"}, c.rpe_layers);
+    f(K{"gamma", "decay rate lambda (decay fixed), or its lower bound (decay learned)"}, c.gamma);
+    f(K{"rpe_act", "activation of the relative position encoder"}, c.rpe_act);
+    f(K{"gtu_act", "activation of the GTU's gate and value"}, c.gtu_act);
+    f(K{"glu_act", "activation of the GLU"}, c.glu_act);
+    f(K{"norm_type", "norm of every layer"}, c.norm_type);
+    f(K{"prenorm", "norm before each mixer (true) or after it"}, c.prenorm);
+    f(K{"causal", "each position sees only itself and earlier ones"}, c.causal);
+    f(K{"decay", "the TNO's decay lambda^|k|: fixed lambda = gamma, learned per channel, or none"}, c.decay);
+  }
+};
+
+struct TnnConfig : BackboneConfig {
+  Index vocab_size = 0;  // V, required for tasks lm and classify
+  bool tie_embeddings = false;
+  Task task = Task::Lm;
+  Index num_classes = 0;  // K, required (>= 2) for tasks classify and image
+  Pooling pooling = Pooling::Mean;
+  // Image classification (task image): images [Hi, Wi, Ch] cut into patch_size x patch_size
+  // patches, a grid of (Hi / P) x (Wi / P) tokens.
+  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 0;
+  // Regression (task regress): F float features in and Fo values out per position.
+  Index input_features = 0, output_features = 0;
+
+  Index grid_h() const { return patch_size > 0 ? image_height / patch_size : 0; }
+  Index grid_w() const { return patch_size > 0 ? image_width / patch_size : 0; }
+  bool has_vocab() const { return task == Task::Lm || task == Task::Classify; }
+  bool has_classes() const { return task == Task::Classify || task == Task::Image; }
+
+  template <class Self, class F>
+  static void visit_keys(Self& c, F&& f) {
+    using K = ConfigKey<std::remove_const_t<Self>>;
+    f(K{"vocab_size", "vocabulary size V", [](const TnnConfig& x) { return x.has_vocab(); }}, c.vocab_size);
+    BackboneConfig::visit_keys(c, f);
+    f(K{"tie_embeddings", "the output head shares the embedding's weight",
+        [](const TnnConfig& x) { return x.task == Task::Lm; }},
+      c.tie_embeddings);
+    f(K{"task", "what the model predicts", [](const TnnConfig& x) { return x.task != Task::Lm; }}, c.task);
+    f(K{"num_classes", "classes K", [](const TnnConfig& x) { return x.has_classes(); }}, c.num_classes);
+    f(K{"pooling", "how a classifier pools a sequence", [](const TnnConfig& x) { return x.has_classes(); }},
+      c.pooling);
+    auto image = [](const TnnConfig& x) { return x.task == Task::Image; };
+    f(K{"image_height", "image height in pixels", image}, c.image_height);
+    f(K{"image_width", "image width in pixels", image}, c.image_width);
+    f(K{"image_channels", "channels per pixel", image}, c.image_channels);
+    f(K{"patch_size", "P: each P x P patch is one token", image}, c.patch_size);
+    auto regress = [](const TnnConfig& x) { return x.task == Task::Regress; };
+    f(K{"input_features", "F: float features per position", regress}, c.input_features);
+    f(K{"output_features", "Fo: values predicted per position", regress}, c.output_features);
+  }
+
   // Upper bounds on every width and count: far beyond any real model, and low enough that
   // no parameter tensor's element count can overflow (a config comes from files a user
   // may not trust, and decides the allocations made before any weight is read).
-  static constexpr Index kMaxWidth = Index(1) << 24;   // vocab_size, dim, E, G, R
+  static constexpr Index kMaxWidth = Index(1) << 24;   // vocab_size, dim, E, G, R, features
   static constexpr Index kMaxLayers = Index(1) << 16;  // layers, rpe_layers
 
   // Throws ConfigError on the first impossible value.
@@ -102,19 +154,29 @@ struct TnnConfig {
       if (v < lo || v > hi)
         fail<ConfigError>("config key '", key, "': expected an integer in [", lo, ", ", hi, "], got ", v);
     };
+    // Keys of another task must keep their defaults: a config says one thing.
+    const nlohmann::json mine = all_keys_json(), defaults = TnnConfig{}.all_keys_json();
+    visit_keys(*this, [&](const auto& key, const auto&) {
+      if (key.written && !key.written(*this) && mine.at(key.name) != defaults.at(key.name))
+        fail<ConfigError>("config key '", key.name, "': expected only with ", tasks_writing(key), ", got task ",
+                          to_string(task));
+    });
+    if (has_vocab()) in_range(vocab_size, 1, kMaxWidth, "vocab_size");
     if (task == Task::Image) {
-      if (vocab_size != 0) fail<ConfigError>("config key 'vocab_size': an image model has no vocabulary, expected 0 or absent, got ", vocab_size);
       in_range(image_height, 1, kMaxWidth, "image_height");
       in_range(image_width, 1, kMaxWidth, "image_width");
       in_range(image_channels, 1, kMaxWidth, "image_channels");
       in_range(patch_size, 1, kMaxWidth, "patch_size");
+      if (patch_size > kMaxWidth / patch_size || patch_size * patch_size > kMaxWidth / image_channels)
+        fail<ConfigError>("config keys 'patch_size' and 'image_channels': expected patch_size^2 * image_channels <= ",
+                          kMaxWidth, " (the patch embedding's width), got ", patch_size, "^2 * ", image_channels);
       if (image_height % patch_size != 0 || image_width % patch_size != 0)
         fail<ConfigError>("config key 'patch_size': expected a divisor of image_height and image_width (", image_height,
                           " x ", image_width, "), got ", patch_size);
-    } else {
-      in_range(vocab_size, 1, kMaxWidth, "vocab_size");
-      if (image_height != 0 || image_width != 0 || image_channels != 0 || patch_size != 0)
-        fail<ConfigError>("config keys 'image_height', 'image_width', 'image_channels', 'patch_size': expected only with task image, got task ", to_string(task));
+    }
+    if (task == Task::Regress) {
+      in_range(input_features, 1, kMaxWidth, "input_features");
+      in_range(output_features, 1, kMaxWidth, "output_features");
     }
     in_range(dim, 1, kMaxWidth, "dim");
     in_range(layers, 1, kMaxLayers, "layers");
@@ -131,110 +193,43 @@ struct TnnConfig {
     if (inner_dim() <= 0)
       fail<ConfigError>("config key 'heads': expected heads <= floor(expand_ratio * dim) = ",
                         static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);
-    if (!(gamma > 0 && gamma <= 1))
+    if (!(gamma > 0 && gamma <= 1) || !std::isfinite(gamma))
       fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma);
-    if (use_decay && use_multi_decay)
-      fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
-    if (task == Task::Classify || task == Task::Image) {
+    if (has_classes()) {
       in_range(num_classes, 2, kMaxWidth, "num_classes");
       if (causal)
         fail<ConfigError>("config keys 'task' and 'causal': a classifier is bidirectional, expected causal false, got true");
-      if (tie_embeddings)
-        fail<ConfigError>("config keys 'task' and 'tie_embeddings': a classifier has no vocabulary head to tie, expected false, got true");
-    } else if (num_classes != 0 || pooling != Pooling::Mean) {
-      fail<ConfigError>("config keys 'num_classes' and 'pooling': expected only with task classify, got task lm");
     }
   }
 
+  // The config as JSON: the keys of its task (ConfigKey::written), glu_dim resolved.
   nlohmann::json to_json() const {
-    nlohmann::json j;
-    j["vocab_size"] = vocab_size;
-    j["dim"] = dim;
-    j["layers"] = layers;
-    j["heads"] = heads;
-    j["expand_ratio"] = expand_ratio;
+    nlohmann::json j = nlohmann::json::object();
+    visit_keys(*this, [&](const auto& key, const auto& v) {
+      if (!key.written || key.written(*this)) j[key.name] = json_value(v);
+    });
     j["glu_dim"] = glu_width();
-    j["rpe_dim"] = rpe_dim;
-    j["rpe_layers"] = rpe_layers;
-    j["gamma"] = gamma;
-    j["rpe_act"] = to_string(rpe_act);
-    j["gtu_act"] = to_string(gtu_act);
-    j["glu_act"] = to_string(glu_act);
-    j["norm_type"] = to_string(norm_type);
-    j["prenorm"] = prenorm;
-    j["causal"] = causal;
-    j["use_decay"] = use_decay;
-    j["use_multi_decay"] = use_multi_decay;
-    j["tie_embeddings"] = tie_embeddings;
-    if (task != Task::Lm) {
-      j["task"] = to_string(task);
-      j["num_classes"] = num_classes;
-      j["pooling"] = to_string(pooling);
-    }
-    if (task == Task::Image) {
-      j["image_height"] = image_height;
-      j["image_width"] = image_width;
-      j["image_channels"] = image_channels;
-      j["patch_size"] = patch_size;
-    }
     return j;
   }
 
   static TnnConfig from_json(const nlohmann::json& j) {
     if (!j.is_object()) fail<ConfigError>("config: expected a JSON object, got ", j.type_name());
     TnnConfig c;
+    read_legacy_decay(j, c);
     for (auto it = j.begin(); it != j.end(); ++it) {
       const std::string& k = it.key();
-      const auto& v = it.value();
-      auto integer = [&]() -> Index {
-        if (!v.is_number_integer())
-          fail<ConfigError>("config key '", k, "': expected an integer, got ", json_brief(v));
-        if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
-          fail<ConfigError>("config key '", k, "': expected an integer below 2^63, got ", json_brief(v));
-        return v.get<Index>();
-      };
-      auto number = [&]() -> double {
-        if (!v.is_number()) fail<ConfigError>("config key '", k, "': expected a number, got ", json_brief(v));
-        return v.get<double>();
-      };
-      auto boolean = [&]() -> bool {
-        if (!v.is_boolean()) fail<ConfigError>("config key '", k, "': expected true or false, got ", json_brief(v));
-        return v.get<bool>();
-      };
-      auto string = [&]() -> std::string {
-        if (!v.is_string()) fail<ConfigError>("config key '", k, "': expected a string, got ", json_brief(v));
-        return v.get<std::string>();
-      };
-      if (k == "vocab_size") c.vocab_size = integer();
-      else if (k == "dim") c.dim = integer();
-      else if (k == "layers") c.layers = integer();
-      else if (k == "heads") c.heads = integer();
-      else if (k == "expand_ratio") c.expand_ratio = number();
-      else if (k == "glu_dim") c.glu_dim = integer();
-      else if (k == "rpe_dim") c.rpe_dim = integer();
-      else if (k == "rpe_layers") c.rpe_layers = integer();
-      else if (k == "gamma") c.gamma = number();
-      else if (k == "rpe_act") c.rpe_act = parse_activation(string(), "rpe_act");
-      else if (k == "gtu_act") c.gtu_act = parse_activation(string(), "gtu_act");
-      else if (k == "glu_act") c.glu_act = parse_activation(string(), "glu_act");
-      else if (k == "norm_type") c.norm_type = parse_norm(string(), "norm_type");
-      else if (k == "prenorm") c.prenorm = boolean();
-      else if (k == "causal") c.causal = boolean();
-      else if (k == "use_decay") c.use_decay = boolean();
-      else if (k == "use_multi_decay") c.use_multi_decay = boolean();
-      else if (k == "tie_embeddings") c.tie_embeddings = boolean();
-      else if (k == "task") c.task = parse_task(string(), "task");
-      else if (k == "num_classes") c.num_classes = integer();
-      else if (k == "pooling") c.pooling = parse_pooling(string(), "pooling");
-      else if (k == "image_height") c.image_height = integer();
-      else if (k == "image_width") c.image_width = integer();
-      else if (k == "image_channels") c.image_channels = integer();
-      else if (k == "patch_size") c.patch_size = integer();
-      else fail<ConfigError>("config: unknown key ", quote(k, 60), suggest_key(k));
+      if (k == "use_decay" || k == "use_multi_decay") continue;  // read_legacy_decay
+      bool known = false;
+      visit_keys(c, [&](const auto& key, auto& member) {
+        if (known || k != key.name) return;
+        known = true;
+        member = parse_value<std::decay_t<decltype(member)>>(k, it.value());
+      });
+      if (!known) fail<ConfigError>("config: unknown key ", quote(k, 60), suggest_key(k));
     }
-    for (const char* req : {"vocab_size", "dim", "layers"})
-      if (!j.contains(req) && !(c.task == Task::Image && std::string(req) == "vocab_size"))
-        fail<ConfigError>("config: required key '", req, "' is missing");
+    if (!j.contains("dim")) fail<ConfigError>("config: required key 'dim' is missing");
+    if (!j.contains("layers")) fail<ConfigError>("config: required key 'layers' is missing");
+    if (c.has_vocab() && !j.contains("vocab_size")) fail<ConfigError>("config: required key 'vocab_size' is missing");
     c.validate();
     return c;
   }
@@ -243,12 +238,12 @@ struct TnnConfig {
   // twice, bounded depth, finite numbers); every violation is a ConfigError too.
   static TnnConfig parse(const std::string& text) { return from_json(parse_json_strict<ConfigError>(text, "config")); }
 
-  // The config keys from_json knows, in the order to_json writes them.
+  // Every config key from_json knows, in table order.
   static const std::vector<std::string>& keys() {
     static const std::vector<std::string> k = [] {
       std::vector<std::string> out;
-      const nlohmann::json j = TnnConfig{}.to_json();
-      for (auto it = j.begin(); it != j.end(); ++it) out.push_back(it.key());
+      const TnnConfig c;
+      visit_keys(c, [&](const auto& key, const auto&) { out.emplace_back(key.name); });
       return out;
     }();
     return k;
@@ -258,32 +253,115 @@ struct TnnConfig {
     const std::string best = closest_word(k, keys());
     return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
   }
+
+  // A key's value as JSON (enums by name).
+  template <class V>
+  static nlohmann::json json_value(const V& v) {
+    if constexpr (std::is_enum<V>::value)
+      return to_string(v);
+    else
+      return v;
+  }
+
+  // A key's value from JSON, by the member's type: ConfigError naming the key otherwise.
+  template <class V>
+  static V parse_value(const std::string& k, const nlohmann::json& v) {
+    if constexpr (std::is_same<V, bool>::value) {
+      if (!v.is_boolean()) fail<ConfigError>("config key '", k, "': expected true or false, got ", json_brief(v));
+      return v.get<bool>();
+    } else if constexpr (std::is_same<V, Index>::value) {
+      if (!v.is_number_integer()) fail<ConfigError>("config key '", k, "': expected an integer, got ", json_brief(v));
+      if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX))
+        fail<ConfigError>("config key '", k, "': expected an integer below 2^63, got ", json_brief(v));
+      return v.get<Index>();
+    } else if constexpr (std::is_same<V, double>::value) {
+      if (!v.is_number()) fail<ConfigError>("config key '", k, "': expected a number, got ", json_brief(v));
+      return v.get<double>();
+    } else {
+      static_assert(std::is_enum<V>::value, "a config member is a bool, an integer, a number or an enum");
+      if (!v.is_string()) fail<ConfigError>("config key '", k, "': expected a string, got ", json_brief(v));
+      return parse_enum<V>(v.get<std::string>(), "config key '" + k + "'");
+    }
+  }
+
+ private:
+  // Configs written before the key `decay` said use_decay / use_multi_decay (the official names).
+  static void read_legacy_decay(const nlohmann::json& j, TnnConfig& c) {
+    const bool has_use = j.contains("use_decay"), has_multi = j.contains("use_multi_decay");
+    if (!has_use && !has_multi) return;
+    if (j.contains("decay"))
+      fail<ConfigError>("config keys 'decay' and 'use_decay'/'use_multi_decay': expected one way of saying the decay, got both");
+    const bool use = has_use && parse_value<bool>("use_decay", j.at("use_decay"));
+    const bool multi = has_multi && parse_value<bool>("use_multi_decay", j.at("use_multi_decay"));
+    if (use && multi)
+      fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
+    c.decay = multi ? TnoDecay::Learned : use ? TnoDecay::Fixed : TnoDecay::None;
+  }
+  // Every key, whatever the task.
+  nlohmann::json all_keys_json() const {
+    nlohmann::json j = nlohmann::json::object();
+    visit_keys(*this, [&](const auto& key, const auto& v) { j[key.name] = json_value(v); });
+    return j;
+  }
+  // "task image" / "tasks classify and image": the tasks whose configs hold a key.
+  template <class Key>
+  static std::string tasks_writing(const Key& key) {
+    std::vector<std::string> names;
+    for (Task t : enum_values<Task>()) {
+      TnnConfig probe;
+      probe.task = t;
+      if (key.written(probe)) names.emplace_back(to_string(t));
+    }
+    std::string s = names.size() == 1 ? "task " : "tasks ";
+    for (std::size_t i = 0; i < names.size(); ++i) s += (i ? (i + 1 == names.size() ? " and " : ", ") : "") + names[i];
+    return s;
+  }
 };
 
-// The layers of a model built from its config: the one place where config keys become the
-// layers' constructor arguments (the layers themselves know nothing of TnnConfig or JSON).
-inline TnoDecay tno_decay(const TnnConfig& cfg) {
-  if (cfg.use_decay && cfg.use_multi_decay)
-    fail<ConfigError>("config keys 'use_decay' and 'use_multi_decay': expected at most one true, got both");
-  return cfg.use_multi_decay ? TnoDecay::Learned : cfg.use_decay ? TnoDecay::Fixed : TnoDecay::None;
+// The layers' options from a config: the one place where config keys become constructor arguments.
+inline RpeOptions rpe_options(const BackboneConfig& c) { return RpeOptions{c.rpe_dim, c.rpe_layers, c.norm_type, c.rpe_act}; }
+inline TnoOptions tno_options(const BackboneConfig& c) {
+  TnoOptions o;
+  o.heads = c.heads;
+  o.causal = c.causal;
+  o.decay = c.decay;
+  o.gamma = c.gamma;
+  o.rpe = rpe_options(c);
+  return o;
 }
-
-template <class T>
-Rpe<T> make_rpe(const TnnConfig& cfg) {
-  return Rpe<T>(cfg.rpe_dim, cfg.inner_dim(), cfg.rpe_layers, cfg.norm_type, cfg.rpe_act);
-}
-template <class T, class Backend = DefaultFftBackend>
-Tno<T, Backend> make_tno(const TnnConfig& cfg) {
-  return Tno<T, Backend>(cfg.heads, cfg.head_dim(), cfg.rpe_dim, cfg.rpe_layers, cfg.norm_type, cfg.rpe_act,
-                         cfg.causal, tno_decay(cfg), cfg.gamma);
-}
-template <class T, class Backend = DefaultFftBackend>
-Gtu<T, Backend> make_gtu(const TnnConfig& cfg) {
-  return Gtu<T, Backend>(cfg.dim, cfg.gtu_act, make_tno<T, Backend>(cfg));
+inline BlockOptions block_options(const BackboneConfig& c) {
+  return BlockOptions{c.dim, c.norm_type, c.prenorm, c.glu_width(), c.glu_act};
 }
 template <class T>
-Glu<T> make_glu(const TnnConfig& cfg) {
-  return Glu<T>(cfg.dim, cfg.glu_width(), cfg.glu_act);
+Rpe<T> make_rpe(const BackboneConfig& c) {
+  return Rpe<T>(rpe_options(c), c.inner_dim());
+}
+template <class T, class Backend = DefaultFftBackend>
+Tno<T, Backend> make_tno(const BackboneConfig& c) {
+  return Tno<T, Backend>(tno_options(c), c.head_dim());
+}
+template <class T, class Backend = DefaultFftBackend>
+Gtu<T, Backend> make_gtu(const BackboneConfig& c) {
+  return Gtu<T, Backend>(c.dim, c.gtu_act, make_tno<T, Backend>(c));
+}
+template <class T, class Backend = DefaultFftBackend>
+Gtu2d<T, Backend> make_gtu2d(const BackboneConfig& c, Index grid_h, Index grid_w) {
+  return Gtu2d<T, Backend>(c.dim, c.gtu_act, Tno2d<T, Backend>(tno_options(c), c.head_dim(), grid_h, grid_w));
+}
+template <class T>
+Glu<T> make_glu(const BackboneConfig& c) {
+  return Glu<T>(c.dim, c.glu_width(), c.glu_act);
+}
+// The token mixer of every layer: the 1-D GTU, or the 2-D one over a grid_h x grid_w grid.
+template <class T, class Backend = DefaultFftBackend>
+TokenMixer<T, Backend> make_token_mixer(const BackboneConfig& c, Index grid_h = 0, Index grid_w = 0) {
+  if (grid_h > 0) return make_gtu2d<T, Backend>(c, grid_h, grid_w);
+  return make_gtu<T, Backend>(c);
+}
+// One TNN layer of cfg (the 1-D GTU as its token mixer, or the 2-D one over a grid).
+template <class T, class Backend = DefaultFftBackend>
+TnnBlock<T, Backend> make_block(const BackboneConfig& c, Index grid_h = 0, Index grid_w = 0) {
+  return TnnBlock<T, Backend>(block_options(c), make_token_mixer<T, Backend>(c, grid_h, grid_w));
 }
 
 }  // namespace tnn

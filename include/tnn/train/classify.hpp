@@ -18,7 +18,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/infer/evaluate.hpp"
 #include "tnn/model/checkpoint.hpp"
-#include "tnn/model/classifier.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/model/loss.hpp"
 #include "tnn/train/data.hpp"
 #include "tnn/train/trainer.hpp"
@@ -182,21 +182,17 @@ EvalSums classify_eval_sums(TnnClassifier<T>& model, const LabeledTexts& data, I
   if (predictions) predictions->assign(static_cast<std::size_t>(data.size()), -1);
   EvalSums s;
   ClassifyBatch b;
+  std::vector<std::int32_t> pred;  // [n] argmax of each row of a batch
   for (std::size_t i = 0; i < idx.size(); i += static_cast<std::size_t>(batch)) {
     const Index n = std::min<Index>(batch, static_cast<Index>(idx.size() - i));
     make_classify_batch(data, idx.data() + i, n, b);
-    const T loss = model.forward(b.tokens, &b.lengths, b.labels);
+    const T loss = model.forward(b.tokens, b.labels, &b.lengths);
     s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
     s.tokens += n;
-    const Tensor<T>& z = model.logits();
-    const Index K = z.dim(1);
-    for (Index r = 0; r < n; ++r) {
-      Index best = 0;
-      for (Index k = 1; k < K; ++k)
-        if (z[r * K + k] > z[r * K + best]) best = k;
-      s.correct += best == b.labels[r];
-      if (predictions) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = static_cast<std::int32_t>(best);
-    }
+    pred.resize(static_cast<std::size_t>(n));
+    add_argmax_hits(s, model.logits().data(), b.labels.data(), n, model.logits().dim(1), pred.data());
+    if (predictions)
+      for (Index r = 0; r < n; ++r) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = pred[r];
   }
   return s;
 }
@@ -208,51 +204,44 @@ inline constexpr const char* kSeqLenMetadataKey = "tnn.seq_len";
 // The classifier's training step for tnn::Trainer. StepStats: loss = mean cross-entropy over the
 // batch, targets = B (sequences), tokens = valid bytes.
 template <class T>
-class ClassifyTask : public TrainTask<T> {
+class ClassifyTask : public SupervisedTask<TnnClassifier<T>> {
  public:
   ClassifyTask(TnnClassifier<T>& model, const LabeledTexts& train, const LabeledTexts& valid, Index batch,
                std::uint64_t seed, std::vector<std::string> label_names, Index seq_len = 0)
-      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)),
-        seq_len_(seq_len) {
-    if (static_cast<Index>(names_.size()) != model.num_classes())
-      fail<ValueError>("classify task: expected ", model.num_classes(), " label names (the model's classes), got ",
-                       names_.size());
+      : SupervisedTask<TnnClassifier<T>>(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
+        names_(std::move(label_names)), seq_len_(seq_len) {
+    if (static_cast<Index>(names_.size()) != model.config().num_classes)
+      fail<ValueError>("classify task: expected ", model.config().num_classes,
+                       " label names (the model's classes), got ", names_.size());
   }
   ClassifyTask(TnnClassifier<T>&, LabeledTexts&&, const LabeledTexts&, Index, std::uint64_t, std::vector<std::string>,
                Index = 0) = delete;
   ClassifyTask(TnnClassifier<T>&, const LabeledTexts&, LabeledTexts&&, Index, std::uint64_t, std::vector<std::string>,
                Index = 0) = delete;
 
-  NamedParams<T> parameters() override { return model_.named_parameters(); }
-
-  StepStats forward_backward(std::int64_t step) override {
-    sampler_.sample(step, batch_data_);
-    model_.zero_grad();
-    StepStats st;
-    st.loss = static_cast<double>(model_.forward(batch_data_.tokens, &batch_data_.lengths, batch_data_.labels));
-    model_.backward();
-    st.targets = batch_data_.labels.size();
-    for (Index i = 0; i < batch_data_.lengths.size(); ++i) st.tokens += batch_data_.lengths[i];
-    return st;
-  }
-
   bool has_validation() const override { return !valid_->empty(); }
   EvalSums validate(Index part, Index parts) override {
     if (valid_->empty()) return {};
-    return classify_eval_sums(model_, *valid_, batch_, part, parts);
+    return classify_eval_sums(this->model(), *valid_, batch_, part, parts);
   }
 
-  void save_model(const std::string& path, std::int64_t step) override {
-    std::map<std::string, std::string> meta = {{"tnn.step", std::to_string(step)},
-                                               {kLabelsMetadataKey, nlohmann::json(names_).dump()}};
+ protected:
+  using typename SupervisedTask<TnnClassifier<T>>::Batch;
+  void sample(std::int64_t step, Batch& out) override {
+    sampler_.sample(step, batch_data_);
+    out.data = batch_data_.tokens;
+    out.target = batch_data_.labels;
+    out.lengths = batch_data_.lengths;
+    out.tokens = 0;
+    for (Index i = 0; i < batch_data_.lengths.size(); ++i) out.tokens += batch_data_.lengths[i];
+  }
+  std::map<std::string, std::string> metadata() const override {
+    std::map<std::string, std::string> meta = {{kLabelsMetadataKey, nlohmann::json(names_).dump()}};
     if (seq_len_ > 0) meta[kSeqLenMetadataKey] = std::to_string(seq_len_);
-    tnn::save_model(path, model_, Dtype::F32, meta);
+    return meta;
   }
-
-  TnnClassifier<T>& model() { return model_; }
 
  private:
-  TnnClassifier<T>& model_;
   ClassifySampler sampler_;
   const LabeledTexts* valid_;
   Index batch_;

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <algorithm>
+#include <map>
 #include <cstdint>
 #include <numeric>
 #include <string>
@@ -25,8 +26,7 @@
 #include "tnn/infer/evaluate.hpp"
 #include "tnn/io/safetensors.hpp"
 #include "tnn/model/checkpoint.hpp"
-#include "tnn/model/classifier.hpp"
-#include "tnn/model/image_classifier.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/data.hpp"
 #include "tnn/train/trainer.hpp"
 
@@ -187,21 +187,17 @@ EvalSums image_eval_sums(TnnImageClassifier<T>& model, const ImageSet& set, Inde
   EvalSums s;
   Tensor<T> images;
   Tensor<std::int32_t> labels;
+  std::vector<std::int32_t> pred;  // [n] argmax of each row of a batch
   for (std::size_t i = 0; i < idx.size(); i += static_cast<std::size_t>(batch)) {
     const Index n = std::min<Index>(batch, static_cast<Index>(idx.size() - i));
     make_image_batch(set, idx.data() + i, n, images, labels);
     const T loss = model.forward(images, labels);
     s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
     s.tokens += n;
-    const Tensor<T>& z = model.logits();
-    const Index K = z.dim(1);
-    for (Index r = 0; r < n; ++r) {
-      Index best = 0;
-      for (Index k = 1; k < K; ++k)
-        if (z[r * K + k] > z[r * K + best]) best = k;
-      s.correct += best == labels[r];
-      if (predictions) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = static_cast<std::int32_t>(best);
-    }
+    pred.resize(static_cast<std::size_t>(n));
+    add_argmax_hits(s, model.logits().data(), labels.data(), n, model.logits().dim(1), pred.data());
+    if (predictions)
+      for (Index r = 0; r < n; ++r) (*predictions)[static_cast<std::size_t>(idx[i + static_cast<std::size_t>(r)])] = pred[r];
   }
   return s;
 }
@@ -209,50 +205,40 @@ EvalSums image_eval_sums(TnnImageClassifier<T>& model, const ImageSet& set, Inde
 // The image classifier's training step for tnn::Trainer: loss = mean cross-entropy over the
 // batch, targets = B (images), tokens = B * patches.
 template <class T>
-class ImageTask : public TrainTask<T> {
+class ImageTask : public SupervisedTask<TnnImageClassifier<T>> {
  public:
   ImageTask(TnnImageClassifier<T>& model, const ImageSet& train, const ImageSet& valid, Index batch,
             std::uint64_t seed, std::vector<std::string> label_names)
-      : model_(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch), names_(std::move(label_names)) {
-    if (static_cast<Index>(names_.size()) != model.num_classes())
-      fail<ValueError>("image task: expected ", model.num_classes(), " label names (the model's classes), got ",
+      : SupervisedTask<TnnImageClassifier<T>>(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
+        names_(std::move(label_names)) {
+    if (static_cast<Index>(names_.size()) != model.config().num_classes)
+      fail<ValueError>("image task: expected ", model.config().num_classes, " label names (the model's classes), got ",
                        names_.size());
   }
   ImageTask(TnnImageClassifier<T>&, ImageSet&&, const ImageSet&, Index, std::uint64_t, std::vector<std::string>) = delete;
   ImageTask(TnnImageClassifier<T>&, const ImageSet&, ImageSet&&, Index, std::uint64_t, std::vector<std::string>) = delete;
 
-  NamedParams<T> parameters() override { return model_.named_parameters(); }
-
-  StepStats forward_backward(std::int64_t step) override {
-    sampler_.sample(step, images_, labels_);
-    model_.zero_grad();
-    StepStats st;
-    st.loss = static_cast<double>(model_.forward(images_, labels_));
-    model_.backward();
-    st.targets = labels_.size();
-    st.tokens = labels_.size() * model_.tokens();
-    return st;
-  }
-
   bool has_validation() const override { return valid_->size() > 0; }
   EvalSums validate(Index part, Index parts) override {
     if (valid_->size() == 0) return {};
-    return image_eval_sums(model_, *valid_, batch_, part, parts);
+    return image_eval_sums(this->model(), *valid_, batch_, part, parts);
   }
 
-  void save_model(const std::string& path, std::int64_t step) override {
-    tnn::save_model(path, model_, Dtype::F32,
-                    {{"tnn.step", std::to_string(step)}, {kLabelsMetadataKey, nlohmann::json(names_).dump()}});
+ protected:
+  using typename SupervisedTask<TnnImageClassifier<T>>::Batch;
+  void sample(std::int64_t step, Batch& out) override {
+    sampler_.sample(step, out.data, out.target);
+    out.tokens = out.target.size() * this->model().input.tokens();
+  }
+  std::map<std::string, std::string> metadata() const override {
+    return {{kLabelsMetadataKey, nlohmann::json(names_).dump()}};
   }
 
  private:
-  TnnImageClassifier<T>& model_;
   ImageSampler sampler_;
   const ImageSet* valid_;
   Index batch_;
   std::vector<std::string> names_;
-  Tensor<T> images_;
-  Tensor<std::int32_t> labels_;
 };
 
 }  // namespace tnn

@@ -28,6 +28,7 @@
 #include <csignal>
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <functional>
 #include <string>
 #include <utility>
@@ -38,7 +39,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/infer/evaluate.hpp"
 #include "tnn/model/checkpoint.hpp"
-#include "tnn/model/lm.hpp"
+#include "tnn/model/models.hpp"
 #include "tnn/train/data.hpp"
 #include "tnn/train/optimizer.hpp"
 #include "tnn/train/schedule.hpp"
@@ -339,25 +340,31 @@ class Trainer {
   std::ofstream log_;
 };
 
-// The language model's step: TnnLM on byte batches (BatchSampler: a pure function of seed and
-// step), validation over EvalWindows of the validation corpus. The model and corpora must
-// outlive the task. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R) of
-// the same global batch (a data-parallel driver then reduces gradients in its hook).
-template <class T>
-class LmTask : public TrainTask<T> {
+// The step of any model of model/sequence_model.hpp on batches a subclass samples: zero the
+// gradients, forward with the batch's targets, backward. A subclass gives sample(step, batch) (a
+// pure function of the step, so a resumed run sees the same batches), and may give validate()
+// and checkpoint metadata. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R)
+// of the same global batch, its loss normalized by the global batch's count (a data-parallel
+// driver then sums gradients over processes in its hook).
+template <class Model>
+class SupervisedTask : public TrainTask<typename Model::Scalar> {
  public:
-  LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
-         LmObjective objective, std::uint64_t seed)
-      : model_(model), sampler_(train, batch, seq_len, objective, seed), valid_(&valid), batch_(batch),
-        seq_len_(seq_len), objective_(objective) {}
-  LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
-  LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
+  using T = typename Model::Scalar;
+  struct Batch {
+    typename Model::Data data;      // [B, ...] the model's input
+    typename Model::Target target;  // [B, ...] what the head's loss compares with
+    Tensor<std::int32_t> lengths;   // [B] each row's valid length, or empty: every position valid
+    Index tokens = 0;               // input positions (for tokens/s)
+    const Tensor<std::int32_t>* lengths_or_null() const { return lengths.size() > 0 ? &lengths : nullptr; }
+  };
+
+  explicit SupervisedTask(Model& model) : model_(model) {}
+
+  Model& model() { return model_; }
 
   void set_shard(Index rank, Index ranks) {
     if (ranks < 1 || rank < 0 || rank >= ranks)
-      fail<ValueError>("LmTask shard: expected 0 <= rank < ranks, got rank ", rank, " of ", ranks);
-    if (batch_ % ranks != 0)
-      fail<ValueError>("batch: expected a multiple of the number of processes (", ranks, "), got ", batch_);
+      fail<ValueError>("task shard: expected 0 <= rank < ranks, got rank ", rank, " of ", ranks);
     rank_ = rank;
     ranks_ = ranks;
   }
@@ -365,53 +372,99 @@ class LmTask : public TrainTask<T> {
   NamedParams<T> parameters() override { return model_.named_parameters(); }
 
   StepStats forward_backward(std::int64_t step) override {
-    sampler_.sample(step, global_);
-    const Batch& b = ranks_ == 1 ? global_ : shard_rows();
+    sample(step, global_);
+    const Batch& b = ranks_ == 1 ? global_ : shard();
     model_.zero_grad();
     StepStats st;
     // Sharded, the loss and its gradient are this process's share of the global batch's mean
-    // (normalized by the global target count): summed over processes (dist/trainer_hooks.hpp,
-    // from inside backward) they give the global mean's, as one process would compute it.
-    st.loss = ranks_ == 1 ? model_.forward(b.tokens, b.targets)
-                          : model_.forward(b.tokens, b.targets, std::max<Index>(1, count_targets(global_.targets)));
+    // (normalized by the global count): summed over processes (dist/trainer_hooks.hpp, from inside
+    // backward) they give the global mean's, as one process would compute it.
+    if (ranks_ == 1) {
+      st.loss = static_cast<double>(model_.forward(b.data, b.target, b.lengths_or_null()));
+    } else {
+      const Index global_count = Model::HeadType::count(global_.target, global_.lengths_or_null());
+      st.loss = static_cast<double>(
+          model_.forward(b.data, b.target, std::max<Index>(1, global_count), b.lengths_or_null()));
+    }
     model_.backward();
-    st.targets = count_targets(b.targets);
-    st.tokens = b.tokens.size();
+    st.targets = Model::HeadType::count(b.target, b.lengths_or_null());
+    st.tokens = b.tokens;
     return st;
   }
+
+  void save_model(const std::string& path, std::int64_t step) override {
+    std::map<std::string, std::string> meta = metadata();
+    meta["tnn.step"] = std::to_string(step);
+    tnn::save_model(path, model_, Dtype::F32, meta);
+  }
+
+ protected:
+  // The global batch of training step `step` (>= 0).
+  virtual void sample(std::int64_t step, Batch& out) = 0;
+  // Extra metadata of every saved model file (class names, ...).
+  virtual std::map<std::string, std::string> metadata() const { return {}; }
+
+ private:
+  // Rows [r B / R, (r+1) B / R) of every tensor of the global batch.
+  const Batch& shard() {
+    const Index B = Model::InputType::batch(global_.data);
+    if (B % ranks_ != 0)
+      fail<ValueError>("batch: expected a multiple of the number of processes (", ranks_, "), got ", B);
+    const Index rows = B / ranks_, first = rank_ * rows;
+    take_rows(global_.data, first, rows, local_.data);
+    take_rows(global_.target, first, rows, local_.target);
+    if (global_.lengths.size() > 0) take_rows(global_.lengths, first, rows, local_.lengths);
+    local_.tokens = global_.tokens / ranks_;
+    return local_;
+  }
+  template <class U>
+  static void take_rows(const Tensor<U>& all, Index first, Index rows, Tensor<U>& out) {
+    Shape s = all.shape();
+    const Index per = all.size() / s[0];
+    s[0] = rows;
+    out.resize(s);
+    std::copy(all.data() + first * per, all.data() + (first + rows) * per, out.data());
+  }
+
+  Model& model_;
+  Index rank_ = 0, ranks_ = 1;
+  Batch global_, local_;
+};
+
+// The language model's step: TnnLM on byte batches (BatchSampler: a pure function of seed and
+// step), validation over EvalWindows of the validation corpus. The model and corpora must
+// outlive the task.
+template <class T>
+class LmTask : public SupervisedTask<TnnLM<T>> {
+ public:
+  LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
+         LmObjective objective, std::uint64_t seed)
+      : SupervisedTask<TnnLM<T>>(model), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
+        batch_(batch), seq_len_(seq_len), objective_(objective) {}
+  LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
+  LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
 
   bool has_validation() const override { return !valid_->empty(); }
   EvalSums validate(Index part, Index parts) override {
     if (valid_->empty()) return {};
-    return eval_sums(model_, EvalWindows(*valid_, batch_, seq_len_, objective_, kEvalMaskSeed), part, parts);
+    return eval_sums(this->model(), EvalWindows(*valid_, batch_, seq_len_, objective_, kEvalMaskSeed), part, parts);
   }
 
-  void save_model(const std::string& path, std::int64_t step) override {
-    tnn::save_model(path, model_, Dtype::F32, {{"tnn.step", std::to_string(step)}});
+ protected:
+  using typename SupervisedTask<TnnLM<T>>::Batch;
+  void sample(std::int64_t step, Batch& out) override {
+    sampler_.sample(step, lm_batch_);
+    out.data = lm_batch_.tokens;
+    out.target = lm_batch_.targets;
+    out.tokens = lm_batch_.tokens.size();
   }
-
-  TnnLM<T>& model() { return model_; }
 
  private:
-  const Batch& shard_rows() {
-    const Index rows = batch_ / ranks_, N = seq_len_;
-    local_.tokens.resize({rows, N});
-    local_.targets.resize({rows, N});
-    const Index off = rank_ * rows * N;
-    for (Index i = 0; i < rows * N; ++i) {
-      local_.tokens[i] = global_.tokens[off + i];
-      local_.targets[i] = global_.targets[off + i];
-    }
-    return local_;
-  }
-
-  TnnLM<T>& model_;
   BatchSampler sampler_;
   const ByteCorpus* valid_;
   Index batch_, seq_len_;
   LmObjective objective_;
-  Index rank_ = 0, ranks_ = 1;
-  Batch global_, local_;  // [B, N] and [B / ranks, N]
+  tnn::Batch lm_batch_;  // [B, N] tokens and targets
 };
 
 // SIGINT and SIGTERM, while this object lives, only record the signal: the trainer polls it

@@ -1,0 +1,109 @@
+// The backbone every TNN model shares (model.md §7): TNN layers over a residual stream
+// [B, N, D], then the final norm. An input module writes the stream's first state (input()),
+// a head reads the features forward() returns and writes their gradient (features_grad());
+// backward() runs the layers in reverse and leaves dLoss/d(input) for the input module.
+// Owns every activation and workspace, llm.c style, so a step at a fixed [B, N] reuses the same
+// buffers every time. Checkpoint names: layers.i.*, final_norm.*.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tnn/core/rng.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/norm.hpp"
+#include "tnn/model/block.hpp"
+#include "tnn/model/config.hpp"
+
+namespace tnn {
+
+template <class T, class Backend = DefaultFftBackend>
+class Backbone {
+ public:
+  using Block = TnnBlock<T, Backend>;
+
+  Backbone() = default;
+  // Layers of cfg; a grid (grid_h, grid_w > 0) makes every token mixer the 2-D GTU over it.
+  explicit Backbone(const BackboneConfig& cfg, Index grid_h = 0, Index grid_w = 0) {
+    layers.reserve(static_cast<std::size_t>(cfg.layers));
+    for (Index i = 0; i < cfg.layers; ++i)
+      layers.emplace_back(block_options(cfg), make_token_mixer<T, Backend>(cfg, grid_h, grid_w));
+    final_norm = Norm<T>(cfg.norm_type, cfg.dim);
+    caches_.resize(static_cast<std::size_t>(cfg.layers));
+    xs_.resize(static_cast<std::size_t>(cfg.layers + 1));
+  }
+
+  std::vector<Block> layers;
+  Norm<T> final_norm;
+
+  Index dim() const { return final_norm.dim(); }
+
+  // Per layer, the norms back to 1 / 0, then the token mixer's and the GLU's initialization (one
+  // Rng stream, in that order); the final norm reset last.
+  void init_weights(Rng& rng) {
+    for (auto& l : layers) l.init_weights(rng);
+    final_norm.reset_parameters();
+  }
+
+  // The stream's first state [B, N, D], written by the input module before forward().
+  Tensor<T>& input() { return xs_[0]; }
+  const Tensor<T>& input() const { return xs_[0]; }
+
+  // Runs the layers and the final norm on input(); returns the features [B, N, D] (valid until
+  // the next forward). `lengths` (I32 [B]) makes the batch ragged (TnnBlock::forward).
+  const Tensor<T>& forward(const Tensor<std::int32_t>* lengths = nullptr) {
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(xs_[i], xs_[i + 1], caches_[i], lengths);
+    final_norm.forward(xs_[layers.size()], xf_, final_cache_);
+    return xf_;
+  }
+  const Tensor<T>& features() const { return xf_; }  // [B, N, D]
+
+  // Where the head writes dLoss/dfeatures [B, N, D] before backward().
+  Tensor<T>& features_grad() { return dxf_; }
+
+  // Accumulates every layer's grads from features_grad(); returns dLoss/d(input()) [B, N, D].
+  // `hook`, when set, is called as soon as a group of grads is final (data-parallel reduction
+  // overlapping the rest of backward): with layers.size() after the final norm, then i after layer i.
+  const Tensor<T>& backward(const std::function<void(Index)>* hook = nullptr) {
+    const std::size_t L = layers.size();
+    final_norm.backward(xs_[L], dxf_, final_cache_, dres_[0]);
+    if (hook && *hook) (*hook)(static_cast<Index>(L));
+    int cur = 0;
+    for (std::size_t i = L; i-- > 0;) {
+      layers[i].backward(xs_[i], dres_[cur], caches_[i], dres_[1 - cur]);
+      cur = 1 - cur;
+      if (hook && *hook) (*hook)(static_cast<Index>(i));
+    }
+    return dres_[cur];
+  }
+
+  // Layer i's cache of the last forward (the decoder reads its TNO input, the tests its parts).
+  const typename Block::Cache& cache(Index i) const { return caches_.at(static_cast<std::size_t>(i)); }
+
+  template <class F>
+  void visit(F&& f) {
+    visit_all(*this, f);
+  }
+  template <class F>
+  void visit(F&& f) const {
+    visit_all(*this, f);
+  }
+
+ private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: this class or its const
+    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit("layers." + std::to_string(i) + ".", f);
+    m.final_norm.visit("final_norm.", f);
+  }
+
+  std::vector<Tensor<T>> xs_;                       // [layers + 1] x [B, N, D] residual stream: input, after each layer
+  std::vector<typename Block::Cache> caches_;       // [layers]
+  Tensor<T> xf_;                                    // [B, N, D] final_norm(xs_.back())
+  typename Norm<T>::Cache final_cache_;
+  Tensor<T> dxf_;                                   // [B, N, D] dLoss/dxf, written by the head
+  Tensor<T> dres_[2];                               // [B, N, D] residual-stream gradient, ping-pong over layers
+};
+
+}  // namespace tnn

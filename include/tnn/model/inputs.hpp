@@ -1,0 +1,202 @@
+// Input modules: what turns a task's data into the backbone's residual stream [B, N, D].
+//   TokenInput    token ids [B, N] -> embed.weight rows            (language models, text classifiers)
+//   PatchInput    images [B, Hi, Wi, Ch] -> P x P patches -> linear (the 2-D image classifier)
+//   FeatureInput  float features [B, N, F] -> linear               (time series, audio frames, sensors)
+// Each is constructed from a TnnConfig (or from its sizes), initializes itself from the model's
+// Rng stream, saves what its backward needs, and names its own tensors. A new input is a class
+// with the same members (see model/sequence_model.hpp for the list).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "tnn/core/error.hpp"
+#include "tnn/core/rng.hpp"
+#include "tnn/core/tensor.hpp"
+#include "tnn/layers/embedding.hpp"
+#include "tnn/layers/linear.hpp"
+#include "tnn/model/config.hpp"
+
+namespace tnn {
+
+// Token ids [B, N] -> x [B, N, D]. Checkpoint name embed.weight [V, D].
+template <class T>
+class TokenInput {
+ public:
+  using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
+
+  TokenInput() = default;
+  TokenInput(Index vocab, Index dim) : embed(vocab, dim) {}
+  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim) {}
+
+  Embedding<T> embed;  // [V, D]
+
+  static bool accepts(Task t) { return t == Task::Lm || t == Task::Classify; }
+  static Index grid_h(const TnnConfig&) { return 0; }  // a sequence, not a grid
+  static Index grid_w(const TnnConfig&) { return 0; }
+  static Index batch(const Data& tokens) { return tokens.dim(0); }
+  static Index length(const Data& tokens) { return tokens.dim(1); }
+
+  // The vocabulary head's weight when the model ties it to the embedding.
+  Param<T>& tied_weight() { return embed.weight; }
+
+  // N(0, 1/D), fairseq's convention for LM embeddings, rather than nn.Embedding's N(0, 1),
+  // which through a tied head gives logits of std ~sqrt(D) at step 0.
+  void init_weights(Rng& rng) { embed.init_normal(rng, 1.0 / std::sqrt(static_cast<double>(embed.dim()))); }
+
+  void check(const Data& tokens) const {
+    if (tokens.rank() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1)
+      fail<ShapeError>("tokens: expected shape [B, N] with B, N >= 1, got ", shape_str(tokens.shape()));
+    embed.check_tokens(tokens);
+  }
+  // x [B, N, D]; keeps the ids for backward (no allocation at a repeated size).
+  void forward(const Data& tokens, Tensor<T>& x) {
+    check(tokens);
+    tokens_ = tokens;
+    embed.forward(tokens_, x);
+  }
+  void backward(const Tensor<T>& dx) { embed.backward(tokens_, dx); }
+
+  template <class F>
+  void visit(F&& f) {
+    embed.visit("embed.", f);
+  }
+  template <class F>
+  void visit(F&& f) const {
+    embed.visit("embed.", f);
+  }
+
+ private:
+  Data tokens_;  // [B, N] of the last forward
+};
+
+// images [B, Hi, Wi, Ch] -> patches [B, (Hi/P) (Wi/P), P*P*Ch]: token gi * (Wi/P) + gj holds
+// patch (gi, gj), its values in (row in patch, column in patch, channel) order.
+template <class T>
+void image_to_patches(const Tensor<T>& images, Index P, Tensor<T>& patches) {
+  if (images.rank() != 4 || P < 1 || images.dim(1) % P != 0 || images.dim(2) % P != 0)
+    fail<ShapeError>("images: expected shape [B, Hi, Wi, Ch] with Hi and Wi multiples of the patch size ", P,
+                     ", got ", shape_str(images.shape()));
+  const Index B = images.dim(0), Hi = images.dim(1), Wi = images.dim(2), Ch = images.dim(3);
+  const Index gh = Hi / P, gw = Wi / P, F = P * P * Ch;
+  patches.resize({B, gh * gw, F});
+  for (Index b = 0; b < B; ++b)
+    for (Index gi = 0; gi < gh; ++gi)
+      for (Index gj = 0; gj < gw; ++gj) {
+        T* dst = patches.data() + ((b * gh + gi) * gw + gj) * F;
+        for (Index pi = 0; pi < P; ++pi) {
+          const T* src = images.data() + ((b * Hi + gi * P + pi) * Wi + gj * P) * Ch;
+          std::copy(src, src + P * Ch, dst + pi * P * Ch);
+        }
+      }
+}
+
+// Images [B, Hi, Wi, Ch] (pixel values as the caller scales them, e.g. u8 / 255) -> x [B, N, D]
+// over the (Hi/P) x (Wi/P) grid of patches. Checkpoint names patch_embed.{weight [D, P*P*Ch], bias [D]}.
+template <class T>
+class PatchInput {
+ public:
+  using Data = Tensor<T>;
+
+  PatchInput() = default;
+  explicit PatchInput(const TnnConfig& c)
+      : patch_embed(c.patch_size * c.patch_size * c.image_channels, c.dim),
+        height_(c.image_height),
+        width_(c.image_width),
+        channels_(c.image_channels),
+        patch_(c.patch_size) {}
+
+  Linear<T> patch_embed;  // P*P*Ch -> D
+
+  static bool accepts(Task t) { return t == Task::Image; }
+  static Index grid_h(const TnnConfig& c) { return c.grid_h(); }
+  static Index grid_w(const TnnConfig& c) { return c.grid_w(); }
+  static Index batch(const Data& images) { return images.dim(0); }
+  Index length(const Data&) const { return (height_ / patch_) * (width_ / patch_); }
+  Index tokens() const { return (height_ / patch_) * (width_ / patch_); }  // N, the grid's positions
+  Index patch_features() const { return patch_embed.in_features(); }
+
+  // PyTorch's Linear default.
+  void init_weights(Rng& rng) { patch_embed.init_uniform(rng); }
+
+  void check(const Data& images) const {
+    if (images.rank() != 4 || images.dim(0) < 1 || images.dim(1) != height_ || images.dim(2) != width_ ||
+        images.dim(3) != channels_)
+      fail<ShapeError>("images: expected shape [B >= 1, ", height_, ", ", width_, ", ", channels_, "], got ",
+                       shape_str(images.shape()));
+  }
+  void forward(const Data& images, Tensor<T>& x) {
+    check(images);
+    image_to_patches(images, patch_, patches_);
+    patch_embed.forward(patches_, x);
+  }
+  void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
+
+  template <class F>
+  void visit(F&& f) {
+    patch_embed.visit("patch_embed.", f);
+  }
+  template <class F>
+  void visit(F&& f) const {
+    patch_embed.visit("patch_embed.", f);
+  }
+
+ private:
+  Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
+  Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
+};
+
+// Float features [B, N, F] -> x [B, N, D] by a linear map. Checkpoint names
+// input_proj.{weight [D, F], bias [D]}. Values must be finite (ValueError naming the first that is not).
+template <class T>
+class FeatureInput {
+ public:
+  using Data = Tensor<T>;
+
+  FeatureInput() = default;
+  FeatureInput(Index features, Index dim) : input_proj(features, dim) {}
+  explicit FeatureInput(const TnnConfig& c) : FeatureInput(c.input_features, c.dim) {}
+
+  Linear<T> input_proj;  // F -> D
+
+  static bool accepts(Task t) { return t == Task::Regress; }
+  static Index grid_h(const TnnConfig&) { return 0; }
+  static Index grid_w(const TnnConfig&) { return 0; }
+  static Index batch(const Data& x) { return x.dim(0); }
+  static Index length(const Data& x) { return x.dim(1); }
+  Index features() const { return input_proj.in_features(); }
+
+  void init_weights(Rng& rng) { input_proj.init_uniform(rng); }
+
+  void check(const Data& x) const {
+    if (x.rank() != 3 || x.dim(0) < 1 || x.dim(1) < 1 || x.dim(2) != features())
+      fail<ShapeError>("features: expected shape [B, N, ", features(), "] with B, N >= 1, got ", shape_str(x.shape()));
+    for (Index i = 0; i < x.size(); ++i)
+      if (!std::isfinite(x[i]))
+        fail<ValueError>("features: expected finite values, got ", x[i], " at position ",
+                         detail::position_str(x.shape(), i));
+  }
+  // Keeps a copy of the input for backward (no allocation at a repeated size).
+  void forward(const Data& x_in, Tensor<T>& x) {
+    check(x_in);
+    in_ = x_in;
+    input_proj.forward(in_, x);
+  }
+  void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
+
+  template <class F>
+  void visit(F&& f) {
+    input_proj.visit("input_proj.", f);
+  }
+  template <class F>
+  void visit(F&& f) const {
+    input_proj.visit("input_proj.", f);
+  }
+
+ private:
+  Data in_;  // [B, N, F] of the last forward
+};
+
+}  // namespace tnn
