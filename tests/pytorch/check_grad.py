@@ -133,8 +133,10 @@ CONFIGS += [
     # norms (layers, RPE, final), pre and both post-norm forms
     O("norm-scalenorm-pre", 2, 17, norm_type="scalenorm"),
     O("norm-gatedrms-post-bidir", 2, 17, norm_type="gatedrmsnorm", prenorm=False, causal=False, rpe_layers=2),
+    # (no final norm after norm(x + f(x)) here: a final ScaleNorm would make the last ScaleNorm's
+    # scalar irrelevant up to eps, its gradient pure cancellation, meaningless in f32)
     O("norm-scalenorm-postres-bidir", 2, 17, norm_type="scalenorm", prenorm=False, postnorm_residual=True,
-      causal=False, heads=2),
+      causal=False, heads=2, final_norm_type="none"),
     O("norm-gatedrms-pre-h2-learned", 3, 9, norm_type="gatedrmsnorm", heads=2, decay="learned", gamma=0.9),
     # use_norm: the norm over E before the GTU's output projection
     O("usenorm-simplerms", 2, 17, use_norm=True),
@@ -144,8 +146,12 @@ CONFIGS += [
     # normalize: TNO(v) / TNO(1)
     O("normalize-causal", 2, 17, normalize=True),
     O("normalize-bidir-h2-learned", 2, 17, normalize=True, causal=False, heads=2, decay="learned", gamma=0.9),
-    O("normalize-n1", 3, 1, normalize=True, causal=False),
-    O("normalize-n300-nodecay", 1, 300, dim=4, layers=1, rpe_dim=4, normalize=True, decay="none"),
+    # (not N = 1: there y = t_0 v / t_0 = v, every RPE gradient is 0 and only rounding is compared;
+    # and a decay at N = 300: a uniform shift of all coefficients barely moves the ratio, so without
+    # one the gradient of out.2.bias is a cancellation over 300 terms, out of reach of f32)
+    O("normalize-n2-bidir", 3, 2, normalize=True, causal=False),
+    O("normalize-causal-nodecay", 2, 17, normalize=True, decay="none", heads=2),
+    O("normalize-n300-decay", 1, 300, dim=4, layers=1, rpe_dim=4, normalize=True, gamma=0.9),
     # residual RPE layers
     O("residual-rpe3", 2, 17, residual=True, rpe_layers=3, rpe_act="gelu"),
     O("residual-rpe2-bidir-ln", 2, 17, residual=True, rpe_layers=2, causal=False, norm_type="layernorm"),
@@ -197,7 +203,7 @@ CONFIGS += [
       residual=True, rpe_layers=2, par_type=3, bias=False, glu_bias=False, scale_embedding=True,
       embed_norm_type="scalenorm", final_norm_type="layernorm", prenorm=False, decay="learned", gamma=0.9,
       lm_head_type="roberta", gtu_act="elu", glu_act="leak", rpe_act="sigmoid"),
-    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2,
+    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.9,
       use_norm=True, norm_type="scalenorm", residual=True, rpe_layers=2, scale_embedding=True,
       embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none"),
     # classifiers: ragged batches with normalize (its sum runs over each row's valid positions)
@@ -207,7 +213,7 @@ CONFIGS += [
       norm_type="gatedrmsnorm", par_type=3, bias=False, glu_bias=False, embed_norm_type="layernorm", **CL),
     # image classifiers: the options that do not concern a token embedding or the RPE's input
     O_IMG("img-scalenorm-usenorm-nobias", 2, 6, 4, 2, 2, num_classes=3, norm_type="scalenorm", use_norm=True,
-          bias=False, glu_bias=False, gtu_act="elu", rpe_act="leak", final_norm_type="none"),
+          bias=False, glu_bias=False, gtu_act="elu", rpe_act="1+elu", final_norm_type="none"),
     O_IMG("img-normalize-residual-gated", 2, 5, 4, 1, 1, num_classes=3, norm_type="gatedrmsnorm", normalize=True,
           residual=True, rpe_layers=2, prenorm=False, postnorm_residual=True, decay="learned", gamma=0.9),
 ]

@@ -138,6 +138,8 @@ def full_config(cfg):
     one_of("final_norm_type", NORMS + ("none",))
     one_of("embed_norm_type", NORMS + ("none",))
     one_of("decay", DECAYS)
+    if isinstance(out["par_type"], bool):
+        raise ValueError(f"config key 'par_type': expected one of 1, 2, 3, got {out['par_type']!r}")
     one_of("par_type", PAR_TYPES)
     one_of("lm_head_type", LM_HEAD_TYPES)
     one_of("token_mixer", TOKEN_MIXERS)
@@ -300,7 +302,7 @@ def random_params(cfg, rng, weight_scale=0.8):
             if cfg["normalize"] and name.endswith("toep.rpe.out.2.bias"):
                 # Keeps the coefficients mostly positive, so that the normalizer sum_j t_{i-j} stays
                 # away from 0 and the comparison measures the arithmetic, not a pole.
-                a = a + 3.0
+                a = a + 1.5
         elif kind == "scale":
             a = 1.0 + rng.normal(0.0, 0.2, shape)
         elif kind == "gate":
