@@ -370,7 +370,7 @@ def main(argv=None):
         else:
             tokens, targets = make_batch(rng, cfg["vocab_size"], c["B"], c["N"], c["targets"])
             batch = {"tokens": tokens, "targets": targets}
-        meta = {"tnn.config": config_json(cfg, minimal=(ci % 2 == 1))}
+        meta = {"tnn.config": config_json(c["cfg"], minimal=(ci % 2 == 1))}  # in the case's own spelling
         stem = os.path.join(work, c["name"])
         batch_path = stem + ".batch.safetensors"
         safetensors_io.save(batch_path, batch)
