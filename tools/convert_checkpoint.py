@@ -183,7 +183,8 @@ def check_names(state, expected, what):
 
 
 def check_tied(state, head_name, embed_name, what):
-    if head_name in state and not torch.equal(state[head_name].float(), state[embed_name].float()):
+    if head_name in state and embed_name in state and not torch.equal(state[head_name].float(),
+                                                                     state[embed_name].float()):
         raise Refusal(f"{what}: tied embeddings expected {head_name} equal to {embed_name}, and they differ")
 
 
@@ -458,7 +459,8 @@ def from_fairseq(ckpt):
     found = {int(re.match(re.escape(prefix) + r"layers\.(\d+)\.", k).group(1)) for k in S
              if re.match(re.escape(prefix) + r"layers\.\d+\.", k)}
     layers = positive_int(layers if layers is not None else len(found), f"fairseq {side}_layers")
-    g = dict(TP_GTU, embed_dim=D, num_heads=m.get(f"{side}_attention_heads"), bias=True,
+    heads = positive_int(m.get(f"{side}_attention_heads"), f"fairseq {side}_attention_heads")
+    g = dict(TP_GTU, embed_dim=D, num_heads=heads, bias=True,
              act_fun=m.get("act_fun", "silu"), causal=m.get("causal", not roberta),
              expand_ratio=m.get("expand_ratio", 3), resi_param=m.get("resi_param", False),
              use_norm=m.get("use_norm", False), norm_type=m["norm_type"], use_decay=m.get("use_decay", False),
