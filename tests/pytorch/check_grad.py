@@ -204,7 +204,7 @@ CONFIGS += [
       embed_norm_type="scalenorm", final_norm_type="layernorm", prenorm=False, decay="learned", gamma=0.9,
       lm_head_type="roberta", gtu_act="elu", glu_act="leak", rpe_act="sigmoid"),
     O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.9,
-      use_norm=True, norm_type="scalenorm", residual=True, rpe_layers=2, scale_embedding=True,
+      use_norm=True, norm_type="gatedrmsnorm", residual=True, rpe_layers=2, scale_embedding=True,
       embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none"),
     # classifiers: ragged batches with normalize (its sum runs over each row's valid positions)
     O("cls-mean-normalize-usenorm", 3, 17, targets="ragged", num_classes=3, normalize=True, use_norm=True,

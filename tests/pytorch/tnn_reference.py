@@ -291,18 +291,22 @@ def is_image(cfg):
 def random_params(cfg, rng, weight_scale=0.8):
     """Non-trivial random weights (numpy float64) for every stored tensor."""
     cfg = full_config(cfg)
+    # With normalize, every coefficient is made positive (the RPE's last Linear gets weights >= 0
+    # and a bias >= 0.5; the configs that normalize use an RPE activation >= 0), so that the
+    # normalizer sum_j t_{i-j} never comes near 0 and a comparison measures arithmetic, not a pole.
+    positive = cfg["normalize"] and cfg["rpe_act"] in ("relu", "sigmoid", "exp", "1+elu", "2+elu")
     out = {}
     for name, shape, kind, _ in param_specs(cfg):
         if kind == "embed":
             a = rng.normal(0.0, 1.0, shape)
         elif isinstance(kind, tuple):  # ("linear", fan_in)
             a = rng.normal(0.0, weight_scale / math.sqrt(kind[1]), shape)
+            if positive and name.endswith("toep.rpe.out.2.weight"):
+                a = np.abs(a)
         elif kind == "bias":
             a = rng.normal(0.0, 0.2, shape)
-            if cfg["normalize"] and name.endswith("toep.rpe.out.2.bias"):
-                # Keeps the coefficients mostly positive, so that the normalizer sum_j t_{i-j} stays
-                # away from 0 and the comparison measures the arithmetic, not a pole.
-                a = a + 1.5
+            if positive and name.endswith("toep.rpe.out.2.bias"):
+                a = 0.5 + np.abs(a)
         elif kind == "scale":
             a = 1.0 + rng.normal(0.0, 0.2, shape)
         elif kind == "gate":
@@ -718,7 +722,7 @@ def _selftest(verbose=True):
         dict(T, gtu_act="elu", glu_act="sigmoid", rpe_act="leak", norm_type="scalenorm", decay="learned"),
         dict(T, gtu_act="1+elu", glu_act="2+elu", rpe_act="exp", norm_type="gatedrmsnorm", causal=False,
              prenorm=False, use_norm=True),
-        dict(T, gtu_act="exp", glu_act="leak", rpe_act="elu", norm_type="layernorm", use_norm=True,
+        dict(T, gtu_act="exp", glu_act="leak", rpe_act="1+elu", norm_type="layernorm", use_norm=True,
              normalize=True, residual=True, rpe_layers=2, decay="none"),
         dict(T, causal=False, normalize=True, par_type=2, bias=False, glu_bias=False, norm_type="rmsnorm",
              rpe_act="sigmoid", glu_act="1+elu"),
