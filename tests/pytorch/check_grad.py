@@ -105,19 +105,140 @@ CONFIGS += [
     IMG("img-p2-34x30x2-fft-decay", 1, 34, 30, 2, 2, num_classes=4, dim=4, layers=1, heads=2, rpe_dim=4,
         gamma=0.9, prenorm=False),
 ]
+
+# The official options (docs/official.md). They run with --with-official (or when --only names
+# them), and by default once the program implements them (OFFICIAL_BY_DEFAULT).
+OFFICIAL_BY_DEFAULT = False
+
+
+def O(name, B, N, targets="mixed", **kw):
+    c = C("off-" + name, B, N, targets, **kw)
+    c["official"] = True
+    return c
+
+
+def O_IMG(name, B, H, W, Ch, patch, **kw):
+    c = IMG("off-" + name, B, H, W, Ch, patch, **kw)
+    c["official"] = True
+    return c
+
+
+# Each new activation once in each of the three roles (GTU, GLU, RPE).
+NEW_ACTS = [a for a in ref.ACTIVATIONS if a not in ("relu", "silu", "gelu", "none")]
+CONFIGS += [O(f"act-{NEW_ACTS[j]}-{NEW_ACTS[(j + 2) % 6]}-{NEW_ACTS[(j + 4) % 6]}", 2, 17, causal=j % 2 == 0,
+              heads=1 + j % 2, gtu_act=NEW_ACTS[j], glu_act=NEW_ACTS[(j + 2) % 6], rpe_act=NEW_ACTS[(j + 4) % 6],
+              norm_type=("simplermsnorm", "layernorm", "rmsnorm")[j % 3], rpe_layers=1 + j % 2)
+            for j in range(6)]
+CONFIGS += [
+    # norms (layers, RPE, final), pre and both post-norm forms
+    O("norm-scalenorm-pre", 2, 17, norm_type="scalenorm"),
+    O("norm-gatedrms-post-bidir", 2, 17, norm_type="gatedrmsnorm", prenorm=False, causal=False, rpe_layers=2),
+    # (no final norm after norm(x + f(x)) here: a final ScaleNorm would make the last ScaleNorm's
+    # scalar irrelevant up to eps, its gradient pure cancellation, meaningless in f32)
+    O("norm-scalenorm-postres-bidir", 2, 17, norm_type="scalenorm", prenorm=False, postnorm_residual=True,
+      causal=False, heads=2, final_norm_type="none"),
+    O("norm-gatedrms-pre-h2-learned", 3, 9, norm_type="gatedrmsnorm", heads=2, decay="learned", gamma=0.9),
+    # use_norm: the norm over E before the GTU's output projection
+    O("usenorm-simplerms", 2, 17, use_norm=True),
+    O("usenorm-ln-bidir", 2, 17, use_norm=True, norm_type="layernorm", causal=False),
+    O("usenorm-scalenorm-post", 2, 17, use_norm=True, norm_type="scalenorm", prenorm=False),
+    O("usenorm-gatedrms-h3", 2, 17, use_norm=True, norm_type="gatedrmsnorm", heads=3, dim=6, expand_ratio=2),
+    # normalize: TNO(v) / TNO(1)
+    O("normalize-causal", 2, 17, normalize=True),
+    O("normalize-bidir-h2-learned", 2, 17, normalize=True, causal=False, heads=2, decay="learned", gamma=0.9),
+    # (not N = 1: there y = t_0 v / t_0 = v, every RPE gradient is 0 and only rounding is compared;
+    # and a decay at N = 300: a uniform shift of all coefficients barely moves the ratio, so without
+    # one the gradient of out.2.bias is a cancellation over 300 terms, out of reach of f32)
+    O("normalize-n2-bidir", 3, 2, normalize=True, causal=False),
+    O("normalize-causal-nodecay", 2, 17, normalize=True, decay="none", heads=2),
+    O("normalize-n300-decay", 1, 300, dim=4, layers=1, rpe_dim=4, normalize=True, gamma=0.9),
+    # residual RPE layers
+    O("residual-rpe3", 2, 17, residual=True, rpe_layers=3, rpe_act="gelu"),
+    O("residual-rpe2-bidir-ln", 2, 17, residual=True, rpe_layers=2, causal=False, norm_type="layernorm"),
+    O("residual-rpe0", 2, 5, residual=True, rpe_layers=0),
+    # par_type: the RPE fed k, k / (N - 1), exp(k / (N - 1))
+    O("par2-causal", 2, 17, par_type=2),
+    O("par2-bidir", 2, 17, par_type=2, causal=False),
+    O("par3-causal", 2, 17, par_type=3),
+    O("par3-bidir", 2, 17, par_type=3, causal=False, heads=2),
+    O("par2-n1", 2, 1, par_type=2),
+    O("par3-n1-bidir", 2, 1, par_type=3, causal=False),
+    O("par2-n2-bidir", 2, 2, par_type=2, causal=False),
+    O("par3-n200-learned", 1, 200, dim=4, layers=1, rpe_dim=4, par_type=3, decay="learned", gamma=0.95),
+    # bias (GTU projections and every RPE Linear), glu_bias
+    O("nobias-par1", 2, 17, bias=False),  # RPE input 0 at k = 0: the norm sees a zero vector
+    O("nobias-gatedrms-bidir", 2, 17, bias=False, norm_type="gatedrmsnorm", causal=False, rpe_act="1+elu"),
+    O("noglubias", 2, 17, glu_bias=False),
+    O("nobias-noglubias-ln-par3", 2, 17, bias=False, glu_bias=False, norm_type="layernorm", par_type=3),
+    # the decay key's three values
+    O("decay-fixed-key", 2, 17, decay="fixed", gamma=0.9),
+    O("decay-learned-key", 2, 17, decay="learned", gamma=0.8, causal=False),
+    O("decay-none-key", 2, 17, decay="none"),
+    # embedding scale and norm, final norm type
+    O("scale-embedding", 2, 17, scale_embedding=True),
+    O("embed-norm-ln", 2, 17, embed_norm_type="layernorm"),
+    O("embed-norm-simplerms-scaled", 2, 17, embed_norm_type="simplermsnorm", scale_embedding=True),
+    O("embed-norm-gatedrms-bidir", 2, 17, embed_norm_type="gatedrmsnorm", causal=False),
+    O("final-none", 2, 17, final_norm_type="none"),
+    O("final-ln-layers-simple", 2, 17, final_norm_type="layernorm"),
+    O("final-scalenorm-layers-rms", 2, 17, final_norm_type="scalenorm", norm_type="rmsnorm"),
+    # post-norm as norm(x + f(x))
+    O("postres-ln", 2, 17, prenorm=False, postnorm_residual=True, norm_type="layernorm"),
+    O("postres-simple-h2-final-none", 2, 17, prenorm=False, postnorm_residual=True, heads=2,
+      final_norm_type="none"),
+    # RoBERTa's LM head
+    O("roberta-head-untied", 2, 17, lm_head_type="roberta"),
+    O("roberta-head-tied-bidir", 2, 17, lm_head_type="roberta", tie_embeddings=True, causal=False),
+    # dropout is for training: `tnn grad` computes the deterministic (evaluation) function
+    O("dropout-ignored", 2, 17, dropout=0.1),
+    # combinations: the paper's LM (tnn_v2_decay_99_pre) and RoBERTa shapes, small; everything at once
+    O("paper-lm-small", 2, 64, dim=16, layers=7, heads=1, expand_ratio=3, glu_dim=16, rpe_dim=8, rpe_layers=6,
+      decay="fixed", gamma=0.99, scale_embedding=True, final_norm_type="layernorm", dropout=0.1),
+    O("paper-lm-post-usenorm", 2, 33, dim=16, layers=3, expand_ratio=3, rpe_dim=8, rpe_layers=6, gamma=0.99,
+      scale_embedding=True, prenorm=False, postnorm_residual=True, use_norm=True, final_norm_type="none"),
+    O("roberta-small", 2, 33, dim=16, layers=3, causal=False, expand_ratio=3, rpe_dim=8, rpe_layers=6, gamma=0.99,
+      prenorm=False, postnorm_residual=True, embed_norm_type="layernorm", final_norm_type="none",
+      lm_head_type="roberta", tie_embeddings=True, dropout=0.1),
+    O("everything-bidir", 2, 17, causal=False, heads=2, norm_type="gatedrmsnorm", use_norm=True, normalize=True,
+      residual=True, rpe_layers=2, par_type=3, bias=False, glu_bias=False, scale_embedding=True,
+      embed_norm_type="scalenorm", final_norm_type="layernorm", prenorm=False, decay="learned", gamma=0.9,
+      lm_head_type="roberta", gtu_act="elu", glu_act="leak", rpe_act="sigmoid"),
+    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.9,
+      use_norm=True, norm_type="gatedrmsnorm", residual=True, rpe_layers=2, scale_embedding=True,
+      embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none"),
+    # classifiers: ragged batches with normalize (its sum runs over each row's valid positions)
+    O("cls-mean-normalize-usenorm", 3, 17, targets="ragged", num_classes=3, normalize=True, use_norm=True,
+      norm_type="layernorm", **CL),
+    O("cls-first-gatedrms-par3-nobias", 3, 17, targets="ragged", num_classes=4, pooling="first",
+      norm_type="gatedrmsnorm", par_type=3, bias=False, glu_bias=False, embed_norm_type="layernorm", **CL),
+    # image classifiers: the options that do not concern a token embedding or the RPE's input
+    O_IMG("img-scalenorm-usenorm-nobias", 2, 6, 4, 2, 2, num_classes=3, norm_type="scalenorm", use_norm=True,
+          bias=False, glu_bias=False, gtu_act="elu", rpe_act="1+elu", final_norm_type="none"),
+    O_IMG("img-normalize-residual-gated", 2, 5, 4, 1, 1, num_classes=3, norm_type="gatedrmsnorm", normalize=True,
+          residual=True, rpe_layers=2, prenorm=False, postnorm_residual=True, decay="learned", gamma=0.9),
+]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 
 
+def uses_official_options(cfg):
+    """True when the config sets a key beyond those every version of the program reads."""
+    old = set(ref.BASE_KEYS) | set(ref.REQUIRED) | set(ref.CLASSIFY_DEFAULTS) | set(ref.IMAGE_KEYS) | set(
+        ref.LEGACY_DECAY_KEYS)
+    return any(k not in old for k in cfg)
+
+
 def config_json(cfg, minimal):
-    """The tnn.config JSON: every key, or (minimal) only keys differing from the defaults."""
-    full = ref.full_config(cfg)
+    """The tnn.config JSON: every key, or (minimal) only keys differing from the defaults. A config
+    that uses none of the official options is written in the old spelling (use_decay,
+    use_multi_decay), which the program keeps reading."""
+    full = ref.config_for_file(cfg, legacy=not uses_official_options(cfg))
     if not minimal:
         return json.dumps(full)
+    defaults = dict(ref.DEFAULTS, glu_dim=full["dim"], final_norm_type=full["norm_type"], use_decay=True,
+                    use_multi_decay=False)
     out = {}
     for k, v in full.items():
-        d = ref.DEFAULTS.get(k, "required")
-        if k == "glu_dim":
-            d = full["dim"]
+        d = defaults.get(k, "required")
         if (d == "required" or v != d) and not (k == "vocab_size" and v == 0):
             out[k] = v
     return json.dumps(out)
@@ -199,7 +320,10 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help=f"only {', '.join(QUICK)}")
     ap.add_argument("--keep", metavar="DIR", help="write the files to DIR and keep them")
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--only", metavar="SUBSTR", help="only configs whose name contains SUBSTR")
+    ap.add_argument("--only", metavar="SUBSTR",
+                    help="only configs whose name contains SUBSTR (official ones included: 'off-' names them all)")
+    ap.add_argument("--with-official", action="store_true",
+                    help="also the configs of the official options (docs/official.md)")
     ap.add_argument("--dtypes", default="f64,f32", help="comma-separated subset of f64,f32")
     ap.add_argument("--self-test", action="store_true", help="check the reference itself and exit")
     args = ap.parse_args(argv)
@@ -217,8 +341,9 @@ def main(argv=None):
     for d in dtypes:
         if d not in TOL:
             ap.error(f"--dtypes: expected f64 and/or f32, got '{d}'")
+    with_official = args.with_official or OFFICIAL_BY_DEFAULT or bool(args.only)
     configs = [c for c in CONFIGS if (not args.quick or c["name"] in QUICK)
-               and (not args.only or args.only in c["name"])]
+               and (not args.only or args.only in c["name"]) and (with_official or not c.get("official"))]
     if args.keep:
         os.makedirs(args.keep, exist_ok=True)
         work = args.keep
@@ -227,7 +352,7 @@ def main(argv=None):
     rng = np.random.default_rng(args.seed)
 
     print(f"tnn: {tnn}\nfiles: {work}\n")
-    print(f"{'config':32} {'B':>2} {'N':>5} {'dtype':5} {'worst rel err':>13}  {'tensor':44} result")
+    print(f"{'config':40} {'B':>2} {'N':>5} {'dtype':5} {'worst rel err':>13}  {'tensor':44} result")
     failed = 0
     for ci, c in enumerate(configs):
         cfg = ref.full_config(c["cfg"])
@@ -245,7 +370,7 @@ def main(argv=None):
         else:
             tokens, targets = make_batch(rng, cfg["vocab_size"], c["B"], c["N"], c["targets"])
             batch = {"tokens": tokens, "targets": targets}
-        meta = {"tnn.config": config_json(cfg, minimal=(ci % 2 == 1))}
+        meta = {"tnn.config": config_json(c["cfg"], minimal=(ci % 2 == 1))}  # in the case's own spelling
         stem = os.path.join(work, c["name"])
         batch_path = stem + ".batch.safetensors"
         safetensors_io.save(batch_path, batch)
@@ -273,7 +398,7 @@ def main(argv=None):
                 worst, name, problems = compare(out_path, dtype, loss, logits, grads)
             ok = not problems and worst < TOL[dtype]
             failed += not ok
-            print(f"{c['name']:32} {c['B']:>2} {c['N']:>5} {dtype:5} {worst:13.3e}  {name:44} "
+            print(f"{c['name']:40} {c['B']:>2} {c['N']:>5} {dtype:5} {worst:13.3e}  {name:44} "
                   f"{'ok' if ok else 'FAIL'} ({dt:.1f}s)")
             for pr in problems:
                 print(f"    {pr}")

@@ -1,7 +1,8 @@
 """Independent PyTorch reference of the TNN language model, written from
-/work/shared/design/tnn-spec.md (sections 2-9), used to check `tnn grad` (section 10); and of
-the sequence classifier (docs/model.md §12) and the 2-D TNN image classifier (§13: patch
-embedding, 2-D RPE, decay lambda^(|di|+|dj|), the 2-D Toeplitz product done densely).
+/work/shared/design/tnn-spec.md (sections 2-9) and docs/official.md (the options of the official
+code), used to check `tnn grad` (section 10); and of the sequence classifier (docs/model.md §12)
+and the 2-D TNN image classifier (§13: patch embedding, 2-D RPE, decay lambda^(|di|+|dj|), the
+2-D Toeplitz product done densely).
 
 Parameters are a plain dict name -> torch tensor with the checkpoint names of spec
 section 9, so autograd gives the gradient of every stored tensor by name. The Toeplitz
@@ -25,7 +26,18 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import safetensors_io  # noqa: E402
 
-# model.md §8.
+# Names of the options, one table each: parsing, the error messages and the tests' "every value"
+# lists come from these. docs/official.md gives each one's formula.
+ACTIVATIONS = ("relu", "silu", "gelu", "none", "elu", "sigmoid", "exp", "leak", "1+elu", "2+elu")
+NORMS = ("simplermsnorm", "rmsnorm", "layernorm", "scalenorm", "gatedrmsnorm")
+DECAYS = ("none", "fixed", "learned")
+PAR_TYPES = (1, 2, 3)
+LM_HEAD_TYPES = ("linear", "roberta")
+TOKEN_MIXERS = ("tno", "attention")
+# The slope of the official "leak" activation (torch.nn.functional.leaky_relu's default).
+LEAK_SLOPE = 0.01
+
+# model.md §8, and the keys docs/official.md adds.
 DEFAULTS = {
     "heads": 1,
     "expand_ratio": 3,
@@ -39,24 +51,56 @@ DEFAULTS = {
     "norm_type": "simplermsnorm",
     "prenorm": True,
     "causal": True,
-    "use_decay": True,
-    "use_multi_decay": False,
+    "decay": "fixed",
     "tie_embeddings": False,
+    "use_norm": False,
+    "normalize": False,
+    "residual": False,
+    "par_type": 1,
+    "bias": True,
+    "glu_bias": True,
+    "dropout": 0.0,
+    "scale_embedding": False,
+    "final_norm_type": None,  # = norm_type
+    "embed_norm_type": "none",
+    "postnorm_residual": False,
+    "lm_head_type": "linear",
+    "token_mixer": "tno",
 }
+# The keys a config had before the official options: a config using only these is written in the
+# old spelling (use_decay / use_multi_decay), which every version of the program reads.
+BASE_KEYS = ("heads", "expand_ratio", "glu_dim", "rpe_dim", "rpe_layers", "gamma", "rpe_act", "gtu_act",
+             "glu_act", "norm_type", "prenorm", "causal", "tie_embeddings")
+LEGACY_DECAY_KEYS = ("use_decay", "use_multi_decay")
 REQUIRED = ("vocab_size", "dim", "layers")
-# Sequence classification (issue 14): present in a config only when task is "classify".
+# Sequence classification: present in a config only when task is "classify".
 CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
-# Image classification (issue 15, model.md §13): present only when task is "image" (no vocab_size).
+# Image classification (model.md §13): present only when task is "image" (no vocab_size).
 IMAGE_KEYS = ("image_height", "image_width", "image_channels", "patch_size")
 
 
+def _decay_from_legacy(cfg):
+    """decay from the old pair use_decay (default true) / use_multi_decay (default false)."""
+    use_decay = cfg.get("use_decay", True)
+    use_multi = cfg.get("use_multi_decay", False)
+    if use_decay and use_multi:
+        raise ValueError("config: use_decay and use_multi_decay are exclusive")
+    return "learned" if use_multi else "fixed" if use_decay else "none"
+
+
 def full_config(cfg):
-    """Config dict with every key, defaults filled in (glu_dim = dim when absent)."""
-    out = dict(DEFAULTS)
+    """Config dict with every key, defaults filled in (glu_dim = dim, final_norm_type = norm_type when
+    absent); the old use_decay / use_multi_decay become decay."""
     for k in cfg:
-        if k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS and k not in IMAGE_KEYS:
+        if (k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS and k not in IMAGE_KEYS
+                and k not in LEGACY_DECAY_KEYS):
             raise ValueError(f"config: unknown key '{k}'")
-    out.update(cfg)
+    out = dict(DEFAULTS)
+    out.update({k: v for k, v in cfg.items() if k not in LEGACY_DECAY_KEYS})
+    if any(k in cfg for k in LEGACY_DECAY_KEYS):
+        if "decay" in cfg:
+            raise ValueError("config: expected decay or the old use_decay/use_multi_decay, got both")
+        out["decay"] = _decay_from_legacy(cfg)
     image = out.get("task", "lm") == "image"
     if image:
         if out.get("vocab_size", 0) != 0:
@@ -81,8 +125,55 @@ def full_config(cfg):
             raise ValueError(f"config: required key '{k}' is missing")
     if out["glu_dim"] is None:
         out["glu_dim"] = out["dim"]
-    if out["use_decay"] and out["use_multi_decay"]:
-        raise ValueError("config: use_decay and use_multi_decay are exclusive")
+    if out["final_norm_type"] is None:
+        out["final_norm_type"] = out["norm_type"]
+
+    def one_of(key, allowed):
+        if out[key] not in allowed:
+            raise ValueError(f"config key '{key}': expected one of {', '.join(map(str, allowed))}, got {out[key]!r}")
+
+    for k in ("rpe_act", "gtu_act", "glu_act"):
+        one_of(k, ACTIVATIONS)
+    one_of("norm_type", NORMS)
+    one_of("final_norm_type", NORMS + ("none",))
+    one_of("embed_norm_type", NORMS + ("none",))
+    one_of("decay", DECAYS)
+    if isinstance(out["par_type"], bool):
+        raise ValueError(f"config key 'par_type': expected one of 1, 2, 3, got {out['par_type']!r}")
+    one_of("par_type", PAR_TYPES)
+    one_of("lm_head_type", LM_HEAD_TYPES)
+    one_of("token_mixer", TOKEN_MIXERS)
+    for k in ("prenorm", "causal", "tie_embeddings", "use_norm", "normalize", "residual", "bias", "glu_bias",
+              "scale_embedding", "postnorm_residual"):
+        if not isinstance(out[k], bool):
+            raise ValueError(f"config key '{k}': expected true or false, got {out[k]!r}")
+    if not (0.0 <= out["dropout"] < 1.0):
+        raise ValueError(f"config key 'dropout': expected a value in [0, 1), got {out['dropout']!r}")
+    task = out.get("task", "lm")
+    if task != "lm" and out["lm_head_type"] != "linear":
+        raise ValueError("config key 'lm_head_type': only a language model has a vocabulary head")
+    if image:
+        # A grid of patches has no token embedding to scale or normalize, and the 2-D RPE is fed
+        # the raw offset pair (di, dj).
+        for k in ("scale_embedding", "embed_norm_type", "par_type"):
+            if out[k] != DEFAULTS[k]:
+                raise ValueError(f"config key '{k}': expected the default {DEFAULTS[k]!r} for an image model")
+    return out
+
+
+def config_for_file(cfg, legacy):
+    """The config as a checkpoint stores it: every key of full_config, with the decay spelled as the
+    old use_decay / use_multi_decay pair and the official options left out when `legacy` (for
+    configs that use none of them)."""
+    full = full_config(cfg)
+    if not legacy:
+        return full
+    out = {k: v for k, v in full.items() if k not in DEFAULTS or k in BASE_KEYS}
+    for k in DEFAULTS:
+        if k not in BASE_KEYS and k != "decay" and full[k] != (full["norm_type"] if k == "final_norm_type" else DEFAULTS[k]):
+            raise ValueError(f"config key '{k}' = {full[k]!r} has no old spelling")
+    out["use_decay"] = full["decay"] == "fixed"
+    out["use_multi_decay"] = full["decay"] == "learned"
     return out
 
 
@@ -97,18 +188,60 @@ def dims(cfg):
 
 
 def _norm_specs(prefix, d, norm_type):
-    if norm_type == "simplermsnorm":
+    """Stored tensors of a norm over d channels: none for simplermsnorm and none (identity)."""
+    if norm_type in ("simplermsnorm", "none"):
         return []
     if norm_type == "rmsnorm":
         return [(prefix + "scale", (d,), "scale", True)]
+    if norm_type == "gatedrmsnorm":
+        return [(prefix + "scale", (d,), "scale", True), (prefix + "gate", (d,), "gate", True)]
+    if norm_type == "scalenorm":  # one scalar for all channels
+        return [(prefix + "scala", (1,), "scale", True)]
     if norm_type == "layernorm":
         return [(prefix + "weight", (d,), "scale", True), (prefix + "bias", (d,), "shift", True)]
-    raise ValueError(f"config: unknown norm_type '{norm_type}'")
+    raise ValueError(f"config: unknown norm type '{norm_type}'")
 
 
-def _linear_specs(prefix, n_out, n_in):
-    return [(prefix + "weight", (n_out, n_in), ("linear", n_in), True),
-            (prefix + "bias", (n_out,), "bias", True)]
+def _linear_specs(prefix, n_out, n_in, bias=True):
+    specs = [(prefix + "weight", (n_out, n_in), ("linear", n_in), True)]
+    if bias:
+        specs.append((prefix + "bias", (n_out,), "bias", True))
+    return specs
+
+
+def tno_specs(cfg, t, image):
+    """The GTU with a TNO token mixer under prefix t (model.md §4, docs/official.md)."""
+    _, D, H, E, Dh, _, R = dims(cfg)
+    nt, b = cfg["norm_type"], cfg["bias"]
+    specs = _linear_specs(t + "u_proj.", E, D, b)
+    specs += _linear_specs(t + "v_proj.", E, D, b)
+    specs += _linear_specs(t + "o.", D, E, b)
+    if cfg["use_norm"]:  # over the E channels of u * TNO(v), before o
+        specs += _norm_specs(t + "norm.", E, nt)
+    if cfg["decay"] == "fixed":
+        specs.append((t + "toep.gamma", (H, 1, Dh), "fixed_gamma", False))
+    elif cfg["decay"] == "learned":
+        specs.append((t + "toep.gamma", (H, 1, Dh), "theta", True))
+    r = t + "toep.rpe."
+    specs += _linear_specs(r + "pos_proj.", R, 2 if image else 1, b)  # fed (di, dj) on a grid
+    for l in range(cfg["rpe_layers"]):
+        specs += _norm_specs(r + f"layers.{l}.0.", R, nt)
+        specs += _linear_specs(r + f"layers.{l}.2.", R, R, b)
+    specs += _norm_specs(r + "out.0.", R, nt)
+    specs += _linear_specs(r + "out.2.", H * Dh, R, b)
+    return specs
+
+
+# token_mixer name -> (specs(cfg, prefix, image), forward(cfg, P, prefix, x, mix, valid)). The TNO's
+# entry is filled below; an attention mixer registers its own pair here.
+TOKEN_MIXER_IMPL = {}
+
+
+def _mixer(cfg):
+    impl = TOKEN_MIXER_IMPL.get(cfg["token_mixer"])
+    if impl is None:
+        raise NotImplementedError(f"token_mixer '{cfg['token_mixer']}': the reference has no implementation")
+    return impl
 
 
 def param_specs(cfg):
@@ -121,34 +254,29 @@ def param_specs(cfg):
         specs = _linear_specs("patch_embed.", D, cfg["patch_size"] ** 2 * cfg["image_channels"])
     else:
         specs = [("embed.weight", (V, D), "embed", True)]
+        specs += _norm_specs("embed_norm.", D, cfg["embed_norm_type"])
+    mixer_specs = _mixer(cfg)[0]
     for i in range(cfg["layers"]):
         p = f"layers.{i}."
         specs += _norm_specs(p + "token_norm.", D, nt)
-        t = p + "token_mixer."
-        specs += _linear_specs(t + "u_proj.", E, D)
-        specs += _linear_specs(t + "v_proj.", E, D)
-        specs += _linear_specs(t + "o.", D, E)
-        if cfg["use_decay"]:
-            specs.append((t + "toep.gamma", (H, 1, Dh), "fixed_gamma", False))
-        elif cfg["use_multi_decay"]:
-            specs.append((t + "toep.gamma", (H, 1, Dh), "theta", True))
-        r = t + "toep.rpe."
-        specs += _linear_specs(r + "pos_proj.", R, 2 if image else 1)  # fed (di, dj) on a grid
-        for l in range(cfg["rpe_layers"]):
-            specs += _norm_specs(r + f"layers.{l}.0.", R, nt)
-            specs += _linear_specs(r + f"layers.{l}.2.", R, R)
-        specs += _norm_specs(r + "out.0.", R, nt)
-        specs += _linear_specs(r + "out.2.", H * Dh, R)
+        specs += mixer_specs(cfg, p + "token_mixer.", image)
         specs += _norm_specs(p + "feature_norm.", D, nt)
         f = p + "feature_mixer."
-        specs += _linear_specs(f + "l1.", G, D)
-        specs += _linear_specs(f + "l2.", G, D)
-        specs += _linear_specs(f + "l3.", D, G)
-    specs += _norm_specs("final_norm.", D, nt)
+        gb = cfg["glu_bias"]
+        specs += _linear_specs(f + "l1.", G, D, gb)
+        specs += _linear_specs(f + "l2.", G, D, gb)
+        specs += _linear_specs(f + "l3.", D, G, gb)
+    specs += _norm_specs("final_norm.", D, cfg["final_norm_type"])
     if is_classifier(cfg) or image:  # head [K, D] + [K] instead of lm_head
         specs += _linear_specs("head.", cfg["num_classes"], D)
-    elif not cfg["tie_embeddings"]:
-        specs.append(("lm_head.weight", (V, D), ("linear", D), True))
+    else:
+        if cfg["lm_head_type"] == "roberta":  # dense D -> D, gelu, LayerNorm, then the vocabulary
+            specs += _linear_specs("lm_head.dense.", D, D)
+            specs += _norm_specs("lm_head.layer_norm.", D, "layernorm")
+        if not cfg["tie_embeddings"]:
+            specs.append(("lm_head.weight", (V, D), ("linear", D), True))
+        if cfg["lm_head_type"] == "roberta":
+            specs.append(("lm_head.bias", (V,), "bias", True))
     return specs
 
 
@@ -163,16 +291,26 @@ def is_image(cfg):
 def random_params(cfg, rng, weight_scale=0.8):
     """Non-trivial random weights (numpy float64) for every stored tensor."""
     cfg = full_config(cfg)
+    # With normalize, every coefficient is made positive (the RPE's last Linear gets weights >= 0
+    # and a bias >= 0.5; the configs that normalize use an RPE activation >= 0), so that the
+    # normalizer sum_j t_{i-j} never comes near 0 and a comparison measures arithmetic, not a pole.
+    positive = cfg["normalize"] and cfg["rpe_act"] in ("relu", "sigmoid", "exp", "1+elu", "2+elu")
     out = {}
     for name, shape, kind, _ in param_specs(cfg):
         if kind == "embed":
             a = rng.normal(0.0, 1.0, shape)
         elif isinstance(kind, tuple):  # ("linear", fan_in)
             a = rng.normal(0.0, weight_scale / math.sqrt(kind[1]), shape)
+            if positive and name.endswith("toep.rpe.out.2.weight"):
+                a = np.abs(a)
         elif kind == "bias":
             a = rng.normal(0.0, 0.2, shape)
+            if positive and name.endswith("toep.rpe.out.2.bias"):
+                a = 0.5 + np.abs(a)
         elif kind == "scale":
             a = 1.0 + rng.normal(0.0, 0.2, shape)
+        elif kind == "gate":
+            a = rng.normal(1.0, 0.5, shape)
         elif kind == "shift":
             a = rng.normal(0.0, 0.2, shape)
         elif kind == "fixed_gamma":
@@ -188,6 +326,7 @@ def random_params(cfg, rng, weight_scale=0.8):
 # ---------------------------------------------------------------- building blocks
 
 def activation(name, x):
+    """The pointwise activations (docs/official.md): the official code's names and formulas."""
     if name == "relu":
         return torch.relu(x)
     if name == "silu":
@@ -196,25 +335,52 @@ def activation(name, x):
         return 0.5 * x * (1.0 + torch.erf(x / math.sqrt(2.0)))
     if name == "none":
         return x
+    if name in ("elu", "1+elu", "2+elu"):
+        # expm1 of min(x, 0): the branch not taken stays finite, so its zero gradient stays zero.
+        e = torch.where(x > 0, x, torch.expm1(torch.clamp(x, max=0.0)))
+        return e + {"elu": 0.0, "1+elu": 1.0, "2+elu": 2.0}[name]
+    if name == "sigmoid":
+        return 1.0 / (1.0 + torch.exp(-x))
+    if name == "exp":
+        return torch.exp(x)
+    if name == "leak":
+        return torch.where(x > 0, x, LEAK_SLOPE * x)
     raise ValueError(f"unknown activation '{name}'")
 
 
-def norm(cfg, P, prefix, x):
-    nt = cfg["norm_type"]
+def norm_of(norm_type, P, prefix, x):
+    """The norm `norm_type` over the last dimension d of x, with its tensors under prefix."""
     d = x.shape[-1]
-    if nt in ("simplermsnorm", "rmsnorm"):
-        rms = torch.sqrt((x * x).sum(-1, keepdim=True)) / math.sqrt(d)
-        y = x / (rms + 1e-8)
-        return y * P[prefix + "scale"] if nt == "rmsnorm" else y
-    if nt == "layernorm":
+    if norm_type == "none":
+        return x
+    if norm_type in ("simplermsnorm", "rmsnorm", "gatedrmsnorm"):
+        # vector_norm's gradient at x = 0 is 0 (sqrt's would be NaN), so the derivative there is I / eps:
+        # an RPE without biases feeds this norm a zero vector at offset 0.
+        rms = torch.linalg.vector_norm(x, dim=-1, keepdim=True) / math.sqrt(d)
+        y = x / (rms + 1e-8)  # eps added to the root mean square, outside the root
+        if norm_type == "simplermsnorm":
+            return y
+        y = y * P[prefix + "scale"]
+        # the gate reads the norm's input x, not the normalized x
+        return y * torch.sigmoid(P[prefix + "gate"] * x) if norm_type == "gatedrmsnorm" else y
+    if norm_type == "scalenorm":  # eps inside the root, one learned scalar
+        return x / torch.sqrt((x * x).mean(-1, keepdim=True) + 1e-5) * P[prefix + "scala"]
+    if norm_type == "layernorm":
         mu = x.mean(-1, keepdim=True)
         var = ((x - mu) ** 2).mean(-1, keepdim=True)
         return (x - mu) / torch.sqrt(var + 1e-5) * P[prefix + "weight"] + P[prefix + "bias"]
-    raise ValueError(nt)
+    raise ValueError(norm_type)
+
+
+def norm(cfg, P, prefix, x):
+    """The model's norm (norm_type)."""
+    return norm_of(cfg["norm_type"], P, prefix, x)
 
 
 def linear(P, prefix, x):
-    return x @ P[prefix + "weight"].t() + P[prefix + "bias"]
+    y = x @ P[prefix + "weight"].t()
+    b = P.get(prefix + "bias")
+    return y if b is None else y + b
 
 
 def toeplitz_dense(t, x, causal):
@@ -250,25 +416,37 @@ def offsets(N, causal, dtype):
     return torch.arange(start, N, dtype=dtype)
 
 
-def rpe(cfg, P, prefix, k):
-    """k: [K] offsets (or [K, 2] offset pairs (di, dj) on a grid) -> [K, H*Dh] coefficients (model.md §2)."""
-    h = linear(P, prefix + "pos_proj.", k.unsqueeze(-1) if k.dim() == 1 else k)
+def rpe_input(k, N, par_type):
+    """The RPE's input for offsets k [K] at sequence length N (docs/official.md, par_type):
+    1: k;  2: k / (N - 1);  3: exp(k / (N - 1)), on both sides of 0. With N = 1 the only offset
+    is 0, whose input is 0 (par_type 1, 2) or 1 (par_type 3)."""
+    if par_type == 1:
+        return k
+    s = k / (N - 1) if N > 1 else k * 0.0
+    return s if par_type == 2 else torch.exp(s)
+
+
+def rpe(cfg, P, prefix, p):
+    """p: [K] RPE inputs (or [K, 2] offset pairs (di, dj) on a grid) -> [K, H*Dh] coefficients (model.md §2).
+    With `residual` every hidden layer adds its input to its output."""
+    h = linear(P, prefix + "pos_proj.", p.unsqueeze(-1) if p.dim() == 1 else p)
     for l in range(cfg["rpe_layers"]):
-        h = linear(P, prefix + f"layers.{l}.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + f"layers.{l}.0.", h)))
+        f = linear(P, prefix + f"layers.{l}.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + f"layers.{l}.0.", h)))
+        h = h + f if cfg["residual"] else f
     return linear(P, prefix + "out.2.", activation(cfg["rpe_act"], norm(cfg, P, prefix + "out.0.", h)))
 
 
 def tno_coefficients(cfg, P, prefix, N, dtype):
-    """t_k [K, E] = RPE(k) * lambda^|k| (model.md §3)."""
+    """t_k [K, E] = RPE(input(k)) * lambda^|k| (model.md §3)."""
     k = offsets(N, cfg["causal"], dtype)
-    return decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs())
+    return decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", rpe_input(k, N, cfg["par_type"])), k.abs())
 
 
 def decayed(cfg, P, prefix, t, distance):
     """t [K, E] * lambda^distance (distance [K]: |k|, or |di| + |dj| on a grid), model.md §3."""
-    if cfg["use_decay"] or cfg["use_multi_decay"]:
+    if cfg["decay"] != "none":
         g = P[prefix + "gamma"].reshape(-1)  # [H*Dh], index h*Dh + c
-        if cfg["use_multi_decay"]:
+        if cfg["decay"] == "learned":
             lam = cfg["gamma"] + (1.0 - cfg["gamma"]) * torch.sigmoid(g)
         else:
             lam = g
@@ -276,10 +454,21 @@ def decayed(cfg, P, prefix, t, distance):
     return t
 
 
+def _normalized(cfg, product, v, valid):
+    """TNO(v), divided by TNO(1) when `normalize`: y_i / sum_j t_{i-j} per channel, the sum over the
+    valid positions j (all of them without a ragged batch)."""
+    y = product(v)
+    if not cfg["normalize"]:
+        return y
+    ones = torch.ones_like(v) if valid is None else valid.unsqueeze(-1).to(v.dtype).expand_as(v)
+    return y / product(ones)
+
+
 def tno_1d(toeplitz):
     """The token mixer of a sequence: v [B, N, E] -> TNO(v) (model.md §3)."""
-    def mix(cfg, P, prefix, v):
-        return toeplitz(tno_coefficients(cfg, P, prefix, v.shape[1], v.dtype), v, cfg["causal"])
+    def mix(cfg, P, prefix, v, valid=None):
+        t = tno_coefficients(cfg, P, prefix, v.shape[1], v.dtype)
+        return _normalized(cfg, lambda x: toeplitz(t, x, cfg["causal"]), v, valid)
     return mix
 
 
@@ -298,23 +487,30 @@ def toeplitz2d_dense(t, x, gh, gw):
 def tno_2d(gh, gw):
     """The token mixer of a gh x gw grid: t[di, dj] = RPE(di, dj) * lambda^(|di| + |dj|), then the
     2-D product (model.md §13)."""
-    def mix(cfg, P, prefix, v):
+    def mix(cfg, P, prefix, v, valid=None):
         di, dj = torch.meshgrid(torch.arange(-(gh - 1), gh, dtype=v.dtype), torch.arange(-(gw - 1), gw, dtype=v.dtype),
                                 indexing="ij")
         k = torch.stack([di.reshape(-1), dj.reshape(-1)], -1)  # [(2gh-1)(2gw-1), 2], row p*(2gw-1) + q
         t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs().sum(-1))
-        return toeplitz2d_dense(t.reshape(2 * gh - 1, 2 * gw - 1, -1), v, gh, gw)
+        t = t.reshape(2 * gh - 1, 2 * gw - 1, -1)
+        return _normalized(cfg, lambda x: toeplitz2d_dense(t, x, gh, gw), v, valid)
     return mix
 
 
 def gtu(cfg, P, prefix, x, mix, valid=None):
+    """model.md §4; with `use_norm`, the norm over the E channels of u * TNO(v) before o."""
     a = cfg["gtu_act"]
     u = activation(a, linear(P, prefix + "u_proj.", x))  # [B, N, E]
     v = activation(a, linear(P, prefix + "v_proj.", x))  # [B, N, E]
     if valid is not None:  # ragged batch: positions >= length are zeroed at the TNO input
         v = v * valid.unsqueeze(-1)
-    y = mix(cfg, P, prefix + "toep.", v)
-    return linear(P, prefix + "o.", u * y)
+    y = u * mix(cfg, P, prefix + "toep.", v, valid)
+    if cfg["use_norm"]:
+        y = norm(cfg, P, prefix + "norm.", y)
+    return linear(P, prefix + "o.", y)
+
+
+TOKEN_MIXER_IMPL["tno"] = (tno_specs, gtu)
 
 
 def glu(cfg, P, prefix, x):
@@ -322,22 +518,44 @@ def glu(cfg, P, prefix, x):
     return linear(P, prefix + "l3.", h)
 
 
+def embed(cfg, P, tokens):
+    """The token embedding, times sqrt(D) with `scale_embedding`, then the embedding norm."""
+    x = P["embed.weight"][tokens]
+    if cfg["scale_embedding"]:
+        x = x * math.sqrt(cfg["dim"])
+    return norm_of(cfg["embed_norm_type"], P, "embed_norm.", x)
+
+
 def backbone(cfg, P, tokens, toeplitz, valid=None):
     """Embedding, the layers and the final norm: [B, N] -> [B, N, D]. valid: [B, N] 0/1 or None."""
-    return layers_and_final_norm(cfg, P, P["embed.weight"][tokens], tno_1d(toeplitz), valid)
+    return layers_and_final_norm(cfg, P, embed(cfg, P, tokens), tno_1d(toeplitz), valid)
 
 
 def layers_and_final_norm(cfg, P, x, mix, valid=None):
-    """The TNN layers (model.md §7) with token mixer `mix`, then the final norm: [B, N, D] -> [B, N, D]."""
+    """The TNN layers (model.md §7) with token mixer `mix`, then the final norm: [B, N, D] -> [B, N, D].
+    Pre-norm x + f(norm(x)); post-norm x + norm(f(x)), or norm(x + f(x)) with postnorm_residual."""
+    token_mixer = _mixer(cfg)[1]
     for i in range(cfg["layers"]):
         p = f"layers.{i}."
-        if cfg["prenorm"]:
-            x = x + gtu(cfg, P, p + "token_mixer.", norm(cfg, P, p + "token_norm.", x), mix, valid)
-            x = x + glu(cfg, P, p + "feature_mixer.", norm(cfg, P, p + "feature_norm.", x))
-        else:
-            x = x + norm(cfg, P, p + "token_norm.", gtu(cfg, P, p + "token_mixer.", x, mix, valid))
-            x = x + norm(cfg, P, p + "feature_norm.", glu(cfg, P, p + "feature_mixer.", x))
-    return norm(cfg, P, "final_norm.", x)
+        for nname, f in (("token_norm.", lambda h: token_mixer(cfg, P, p + "token_mixer.", h, mix, valid)),
+                         ("feature_norm.", lambda h: glu(cfg, P, p + "feature_mixer.", h))):
+            if cfg["prenorm"]:
+                x = x + f(norm(cfg, P, p + nname, x))
+            elif cfg["postnorm_residual"]:
+                x = norm(cfg, P, p + nname, x + f(x))
+            else:
+                x = x + norm(cfg, P, p + nname, f(x))
+    return norm_of(cfg["final_norm_type"], P, "final_norm.", x)
+
+
+def lm_head(cfg, P, x):
+    """[B, N, D] -> logits [B, N, V]: x Whead^T ("linear"), or RoBERTa's head ("roberta"):
+    LayerNorm(gelu(dense(x))) Whead^T + bias. Whead = embed.weight when tied."""
+    head = P["embed.weight"] if cfg["tie_embeddings"] else P["lm_head.weight"]
+    if cfg["lm_head_type"] == "roberta":
+        h = activation("gelu", linear(P, "lm_head.dense.", x))
+        return norm_of("layernorm", P, "lm_head.layer_norm.", h) @ head.t() + P["lm_head.bias"]
+    return x @ head.t()
 
 
 def classifier_forward(cfg, P, tokens, lengths, labels=None, toeplitz=toeplitz_dense):
@@ -405,9 +623,7 @@ def classifier_loss_and_grads(cfg, params_np, tokens_np, lengths_np, labels_np, 
 def forward(cfg, P, tokens, targets=None, toeplitz=toeplitz_dense):
     """tokens, targets: int64 [B, N]. Returns (loss or None, logits [B, N, V])."""
     cfg = full_config(cfg)
-    x = backbone(cfg, P, tokens, toeplitz)
-    head = P["embed.weight"] if cfg["tie_embeddings"] else P["lm_head.weight"]
-    logits = x @ head.t()  # [B, N, V]
+    logits = lm_head(cfg, P, backbone(cfg, P, tokens, toeplitz))  # [B, N, V]
     if targets is None:
         return None, logits
     mask = targets != -1
@@ -500,6 +716,23 @@ def _selftest(verbose=True):
         dict(vocab_size=4, dim=3, layers=1, heads=3, expand_ratio=2, rpe_dim=2, rpe_layers=0,
              use_decay=False, gtu_act="none", glu_act="gelu", rpe_act="none", causal=False),
     ]
+    # The official options (docs/official.md): every activation, norm and option in some config.
+    T = dict(vocab_size=5, dim=4, layers=1, heads=2, expand_ratio=1.5, rpe_dim=3, rpe_layers=1, gamma=0.9)
+    tiny += [
+        dict(T, gtu_act="elu", glu_act="sigmoid", rpe_act="leak", norm_type="scalenorm", decay="learned"),
+        dict(T, gtu_act="1+elu", glu_act="2+elu", rpe_act="exp", norm_type="gatedrmsnorm", causal=False,
+             prenorm=False, use_norm=True),
+        dict(T, gtu_act="exp", glu_act="leak", rpe_act="1+elu", norm_type="layernorm", use_norm=True,
+             normalize=True, residual=True, rpe_layers=2, decay="none"),
+        dict(T, causal=False, normalize=True, par_type=2, bias=False, glu_bias=False, norm_type="rmsnorm",
+             rpe_act="sigmoid", glu_act="1+elu"),
+        dict(T, par_type=3, residual=True, rpe_layers=2, scale_embedding=True, embed_norm_type="gatedrmsnorm",
+             final_norm_type="scalenorm", prenorm=False, postnorm_residual=True),
+        dict(T, causal=False, par_type=3, embed_norm_type="layernorm", final_norm_type="none", prenorm=False,
+             postnorm_residual=True, lm_head_type="roberta", tie_embeddings=True, dropout=0.1),
+        dict(T, lm_head_type="roberta", norm_type="scalenorm", final_norm_type="layernorm", use_norm=True,
+             gtu_act="2+elu", decay="fixed"),
+    ]
     for ci, cfg in enumerate(tiny):
         cfg = full_config(cfg)
         pnp = random_params(cfg, rng)
@@ -547,9 +780,9 @@ def _selftest(verbose=True):
     report("gradcheck tiny image config (1 = pass)", float(good), 0.5, above=True)
 
     # 3. causal: logits at i do not depend on tokens after i; bidirectional: they do.
-    for causal in (True, False):
+    for causal, extra in ((True, {}), (False, {}), (True, dict(par_type=2, normalize=True, use_norm=True))):
         cfg = full_config(dict(vocab_size=7, dim=4, layers=2, heads=2, expand_ratio=2, rpe_dim=4,
-                               causal=causal, gamma=0.9))
+                               causal=causal, gamma=0.9, **extra))
         pnp = random_params(cfg, rng)
         P = {n: torch.tensor(a) for n, a in pnp.items()}
         N = 9
@@ -564,7 +797,7 @@ def _selftest(verbose=True):
             worst_past = max(worst_past, float(d[:pos].max()) if pos > 0 else 0.0)
             worst_future = max(worst_future, float(d[pos:].max()))
         if causal:
-            report("causal: change at pos j leaves logits < j unchanged", worst_past, 1e-13)
+            report(f"causal {extra}: change at pos j leaves logits < j unchanged", worst_past, 1e-13)
         else:
             report("bidirectional: change at pos j moves logits < j", worst_past, 1e-6, above=True)
         report(f"causal={causal}: change at pos j moves logits >= j", worst_future, 1e-6, above=True)
@@ -579,11 +812,20 @@ def _selftest(verbose=True):
     l2, lg2, g2 = loss_and_grads(cfg, pnp, tokens, targets, toeplitz=toeplitz_fft)
     err = max([abs(l1 - l2)] + [float(np.abs(g1[n] - g2[n]).max() / max(np.abs(g1[n]).max(), 1e-300)) for n in g1])
     report("model dense vs fft toeplitz (rel)", err, 1e-10)
+    cfg = full_config(dict(vocab_size=9, dim=4, layers=1, heads=2, expand_ratio=1.5, rpe_dim=5, decay="learned",
+                           causal=False, normalize=True, par_type=3, residual=True, use_norm=True,
+                           norm_type="gatedrmsnorm"))
+    pnp = random_params(cfg, rng)
+    l1, lg1, g1 = loss_and_grads(cfg, pnp, tokens, targets, toeplitz=toeplitz_dense)
+    l2, lg2, g2 = loss_and_grads(cfg, pnp, tokens, targets, toeplitz=toeplitz_fft)
+    err = max([abs(l1 - l2)] + [float(np.abs(g1[n] - g2[n]).max() / max(np.abs(g1[n]).max(), 1e-300)) for n in g1])
+    report("model with official options, dense vs fft toeplitz (rel)", err, 1e-10)
 
     # 4b. classifier: each row of a ragged batch equals that row alone at its length.
     for pooling in ("mean", "first"):
         cfg = full_config(dict(vocab_size=7, dim=4, layers=2, heads=2, expand_ratio=1.5, rpe_dim=4, causal=False,
-                               task="classify", num_classes=3, pooling=pooling, norm_type="layernorm"))
+                               task="classify", num_classes=3, pooling=pooling, norm_type="layernorm",
+                               normalize=pooling == "mean", use_norm=True))
         P = {n: torch.tensor(a) for n, a in random_params(cfg, rng).items()}
         tok = torch.as_tensor(rng.integers(0, 7, (3, 11)))
         lens = torch.tensor([11, 4, 1])
@@ -593,13 +835,16 @@ def _selftest(verbose=True):
             n = int(lens[b])
             _, alone = classifier_forward(cfg, P, tok[b:b + 1, :n], lens[b:b + 1])
             worst = max(worst, float((alone[0] - lg[b]).abs().max()))
-        report(f"classifier ({pooling}): ragged rows equal each row alone", worst, 1e-12)
+        report(f"classifier ({pooling}, normalize {cfg['normalize']}): ragged rows equal each row alone", worst, 1e-12)
 
     # 5. building blocks against torch's own functions.
     import torch.nn.functional as F
     x = torch.randn(3, 5, 6, dtype=torch.float64)
-    for a, ref in (("relu", F.relu(x)), ("silu", F.silu(x)), ("gelu", F.gelu(x)), ("none", x)):
+    for a, ref in (("relu", F.relu(x)), ("silu", F.silu(x)), ("gelu", F.gelu(x)), ("none", x),
+                   ("elu", F.elu(x)), ("sigmoid", torch.sigmoid(x)), ("exp", torch.exp(x)),
+                   ("leak", F.leaky_relu(x)), ("1+elu", 1 + F.elu(x)), ("2+elu", 2 + F.elu(x))):
         report(f"activation {a} vs torch.nn.functional", float((activation(a, x) - ref).abs().max()), 1e-14)
+    assert set(ACTIVATIONS) == {"relu", "silu", "gelu", "none", "elu", "sigmoid", "exp", "leak", "1+elu", "2+elu"}
     w, b = torch.randn(6, dtype=torch.float64), torch.randn(6, dtype=torch.float64)
     lcfg = {"norm_type": "layernorm"}
     report("layernorm vs F.layer_norm", float((norm(lcfg, {"weight": w, "bias": b}, "", x)
@@ -607,6 +852,50 @@ def _selftest(verbose=True):
     rms = x / (x.pow(2).mean(-1, keepdim=True).sqrt() + 1e-8)
     report("rmsnorm vs x/(rms+eps)*scale", float((norm({"norm_type": "rmsnorm"}, {"scale": w}, "", x)
                                                   - rms * w).abs().max()), 1e-13)
+    g = torch.randn(6, dtype=torch.float64)
+    gated = x / (x.pow(2).mean(-1, keepdim=True).sqrt() + 1e-8) * w * torch.sigmoid(g * x)
+    report("gatedrmsnorm vs x/(rms+eps)*scale*sigmoid(gate*x)",
+           float((norm_of("gatedrmsnorm", {"scale": w, "gate": g}, "", x) - gated).abs().max()), 1e-13)
+    sc = torch.tensor([1.7], dtype=torch.float64)
+    report("scalenorm vs x*rsqrt(mean(x^2)+1e-5)*scala",
+           float((norm_of("scalenorm", {"scala": sc}, "", x) - x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-5)
+                  * sc).abs().max()), 1e-13)
+    report("norm none is the identity", float((norm_of("none", {}, "", x) - x).abs().max()), 1e-300)
+
+    # 5b. par_type: the RPE's input at length N = 5.
+    k = torch.arange(-4, 5, dtype=torch.float64)
+    want = {1: k, 2: k / 4, 3: torch.exp(k / 4)}
+    for pt in PAR_TYPES:
+        report(f"par_type {pt} input at N = 5", float((rpe_input(k, 5, pt) - want[pt]).abs().max()), 1e-15)
+    report("par_type 3 input at N = 1 is exp(0)", abs(float(rpe_input(torch.zeros(1, dtype=torch.float64), 1, 3)) - 1), 1e-300)
+
+    # 5c. normalize: a constant sequence comes out of TNO / TNO(1) unchanged, ragged or not.
+    for causal in (True, False):
+        ncfg = full_config(dict(vocab_size=5, dim=4, layers=1, heads=2, rpe_dim=3, causal=causal, normalize=True))
+        P = {n: torch.tensor(a) for n, a in random_params(ncfg, rng).items()}
+        v = torch.full((2, 7, 12), 1.5, dtype=torch.float64)
+        valid = torch.tensor([[1.0] * 7, [1.0] * 3 + [0.0] * 4], dtype=torch.float64)
+        y = tno_1d(toeplitz_dense)(ncfg, P, "layers.0.token_mixer.toep.", v * valid.unsqueeze(-1), valid)
+        err = float((y - 1.5).abs()[valid.bool()].max())
+        report(f"normalize causal={causal}: constant in, same constant out (valid positions)", err, 1e-13)
+
+    # 5d. the two spellings of the decay, and a config written in the old one reads back the same.
+    for legacy, new in (({"use_decay": True}, "fixed"), ({"use_decay": False}, "none"),
+                        ({"use_decay": False, "use_multi_decay": True}, "learned"), ({}, "fixed")):
+        c = full_config(dict(vocab_size=3, dim=2, layers=1, **legacy))
+        back = full_config(config_for_file(c, legacy=True))
+        report(f"decay {legacy} reads as '{new}' and round-trips (1 = pass)",
+               float(c["decay"] == new and back == c), 0.5, above=True)
+    for bad in (dict(decay="fixed", use_decay=True), dict(use_decay=True, use_multi_decay=True),
+                dict(gtu_act="swish"), dict(norm_type="none"), dict(par_type=4), dict(final_norm_type="batchnorm"),
+                dict(lm_head_type="mlp"), dict(bias=1)):
+        try:
+            full_config(dict(vocab_size=3, dim=2, layers=1, **bad))
+            refused = False
+        except ValueError:
+            refused = True
+        report(f"config {bad} refused (1 = pass)", float(refused), 0.5, above=True)
+
     tg = torch.as_tensor(rng.integers(-1, 7, (10,)))
     tg[0] = 3
     cfg1 = full_config(dict(vocab_size=7, dim=7, layers=0, tie_embeddings=True))
