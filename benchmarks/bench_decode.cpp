@@ -6,6 +6,9 @@
 //   BM_LM_GenerateDirect/<L>       the same by the direct O(t) history sum;
 //   BM_LM_GenerateBatch8/<L>, BM_LM_GenerateDirectBatch8/<L>: 8 sequences at once
 //                                  (ms_per_token per step of all 8; tokens/s counts all 8).
+//   BM_OnlineConv_Blocks/<n>/<fft>  the online convolution alone (C = 1536 channels) over n
+//                                  positions with every block product direct (fft 0) or by FFT
+//                                  (fft 1): the measurement behind OnlineConv::direct_below.
 // One iteration generates all L tokens (google-benchmark stops after one iteration longer
 // than --benchmark_min_time). benchmarks/plot_decode.py draws ms_per_token against L.
 // Threads: OMP_NUM_THREADS (the targets are for 1 thread).
@@ -22,6 +25,7 @@
 #endif
 
 #include "bench_model.hpp"
+#include "tnn/core/online_conv.hpp"
 #include "tnn/infer/decoder.hpp"
 #include "tnn/model/models.hpp"
 
@@ -118,3 +122,22 @@ BENCHMARK(BM_LM_Generate)->Arg(512)->Arg(4096)->Arg(16384)->Arg(65536)->Unit(ben
 BENCHMARK(BM_LM_GenerateDirect)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LM_GenerateBatch8)->Arg(512)->Arg(4096)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LM_GenerateDirectBatch8)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMillisecond);
+
+namespace {
+void BM_OnlineConv_Blocks(benchmark::State& state) {
+  const Index n = state.range(0), C = 1536;
+  const bool fft = state.range(1) != 0;
+  Tensor<float> k({n, C}), v({n, C}), y({1, C});
+  Rng rng(1);
+  for (auto& x : k) x = static_cast<float>(rng.normal());
+  for (auto& x : v) x = static_cast<float>(rng.normal());
+  for (auto _ : state) {
+    OnlineConv<float> conv;
+    conv.direct_below = fft ? 1 : n;
+    conv.prepare(k, 1);
+    for (Index t = 0; t < n - 1; ++t) conv.step(v.data() + t * C, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+}
+}  // namespace
+BENCHMARK(BM_OnlineConv_Blocks)->ArgsProduct({{32, 64, 128, 256, 512, 1024, 2048, 4096}, {0, 1}})->Unit(benchmark::kMillisecond);

@@ -3,7 +3,6 @@
 // after rewind and grow, for several sequences at once, by FFT and by direct blocks.
 #include <gtest/gtest.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 
@@ -148,26 +147,4 @@ TEST(OnlineConv, RefusesBadShapes) {
   EXPECT_THROW(conv.assign(Tensor<float>({2, 5, 2})), ShapeError);  // longer than the capacity
   EXPECT_THROW(conv.assign(Tensor<float>({3, 2, 2})), ShapeError);  // neither B nor 1 sequences
   EXPECT_THROW(conv.grow(Tensor<float>({3, 2})), ShapeError);       // shorter
-}
-
-// Not a check: prints the time of one block product by FFT and directly at each size,
-// the measurement behind direct_below (run: test_online_conv --gtest_filter=*Crossover*
-// --gtest_also_run_disabled_tests).
-TEST(OnlineConv, DISABLED_BlockCrossover) {
-  const Index C = 1536;
-  for (Index U = 4; U <= 512; U *= 2) {
-    double ms[2];
-    for (int fft = 0; fft < 2; ++fft) {
-      const Index n = 8 * U;
-      const Tensor<float> k = random_tensor<float>({n, C}, 1), v = random_tensor<float>({n, C}, 2);
-      OnlineConv<float> conv;
-      conv.direct_below = fft ? 1 : n;
-      conv.prepare(k, 1);
-      Tensor<float> y({1, C});
-      const auto t0 = std::chrono::steady_clock::now();
-      for (Index t = 0; t < n - 1; ++t) conv.step(v.data() + t * C, y.data());
-      ms[fft] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    }
-    std::printf("n = 8U = %5ld: direct blocks %8.2f ms, fft blocks %8.2f ms\n", long(8 * U), ms[0], ms[1]);
-  }
 }
