@@ -294,7 +294,7 @@ void add_rpe(std::vector<OpSpec>& v) {
                     Rpe<T> r;
                     typename Rpe<T>::Cache c;
                   };
-                  auto st = std::make_shared<St>(St{Rpe<T>(4, 6, hidden, norm, act), {}});
+                  auto st = std::make_shared<St>(St{Rpe<T>(RpeOptions{4, hidden, norm, act}, 6), {}});
                   Rng rng(100 + std::uint64_t(n));
                   for (auto& [name, p] : opcheck::params_of(st->r))  // norms included: none may be ignored
                     for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
@@ -313,7 +313,7 @@ void add_rpe(std::vector<OpSpec>& v) {
 // value (norm parameters and theta included) drawn at random.
 template <class T>
 Tno<T> make_tno_layer(Index heads, bool causal, TnoDecay decay, NormType norm, Activation act, Index rpe_layers) {
-  return Tno<T>(heads, heads == 1 ? 3 : 2, 4, rpe_layers, norm, act, causal, decay, 0.9);
+  return Tno<T>(TnoOptions{heads, causal, decay, 0.9, RpeOptions{4, rpe_layers, norm, act}}, heads == 1 ? 3 : 2);
 }
 
 OpSpec tno_spec(const std::string& name, Index heads, bool causal, TnoDecay decay, NormType norm, Activation act,
@@ -426,7 +426,7 @@ void add_gtu(std::vector<OpSpec>& v) {
 // width 4 (its input the offset pair), every trainable value drawn at random.
 template <class T>
 Tno2d<T> make_tno2d_layer(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers) {
-  return Tno2d<T>(2, 2, 4, rpe_layers, norm, act, H, W, decay, 0.9);
+  return Tno2d<T>(TnoOptions{2, false, decay, 0.9, RpeOptions{4, rpe_layers, norm, act}}, 2, H, W);
 }
 
 OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers,
@@ -445,7 +445,7 @@ OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation ac
       Tensor<T> x;
     };
     auto st = std::make_shared<St>();
-    st->g = make_gtu2d<T>(3, Activation::Silu, make_tno2d_layer<T>(H, W, decay, norm, act, rpe_layers));
+    st->g = Gtu2d<T>(3, Activation::Silu, make_tno2d_layer<T>(H, W, decay, norm, act, rpe_layers));
     st->g.toep.method = method;
     Rng rng(seed);
     for (auto& [nm, p] : opcheck::params_of(st->g))

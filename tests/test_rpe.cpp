@@ -60,13 +60,13 @@ TEST(Rpe, NamesAndShapesFollowTheCheckpointLayout) {
   EXPECT_EQ(shapes, (std::vector<Shape>{{5, 1}, {5}, {5}, {5}, {5, 5}, {5}, {5}, {5}, {5, 5}, {5}, {5}, {5}, {6, 5}, {6}}));
 
   // rmsnorm: one "scale" per norm; simplermsnorm and no hidden layers: linears only.
-  Rpe<double> rms(5, 6, 1, NormType::RMSNorm, Activation::Relu);
+  Rpe<double> rms(RpeOptions{5, 1, NormType::RMSNorm, Activation::Relu}, 6);
   names.clear();
   for (auto& [n, p] : params_of(rms)) names.push_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.layers.0.0.scale",
                                              "rpe.layers.0.2.weight", "rpe.layers.0.2.bias", "rpe.out.0.scale",
                                              "rpe.out.2.weight", "rpe.out.2.bias"}));
-  Rpe<double> simple(5, 6, 0, NormType::SimpleRMSNorm, Activation::Relu);
+  Rpe<double> simple(RpeOptions{5, 0, NormType::SimpleRMSNorm, Activation::Relu}, 6);
   names.clear();
   for (auto& [n, p] : params_of(simple)) names.push_back(n);
   EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.out.2.weight",
@@ -93,7 +93,7 @@ TEST(Rpe, ForwardMatchesHandWrittenMlpPerOffset) {
         for (bool causal : {true, false}) {
           SCOPED_TRACE(testing::Message() << to_string(norm) << " " << to_string(act) << " hidden=" << hidden
                                           << " causal=" << causal);
-          Rpe<double> r(4, 6, hidden, norm, act);
+          Rpe<double> r(RpeOptions{4, hidden, norm, act}, 6);
           randomize(r, 11 + std::uint64_t(hidden));
           const Index n = 9;
           Tensor<double> y;
@@ -109,7 +109,7 @@ TEST(Rpe, ForwardMatchesHandWrittenMlpPerOffset) {
 }
 
 TEST(Rpe, ArbitraryOffsetsGiveTheSameRowsAsTheSequenceForm) {
-  Rpe<double> r(4, 3, 1, NormType::SimpleRMSNorm, Activation::Silu);
+  Rpe<double> r(RpeOptions{4, 1, NormType::SimpleRMSNorm, Activation::Silu}, 3);
   randomize(r, 3);
   Tensor<double> all, some;
   Rpe<double>::Cache c;
@@ -126,7 +126,7 @@ TEST(Rpe, ArbitraryOffsetsGiveTheSameRowsAsTheSequenceForm) {
 }
 
 TEST(Rpe, ParameterCountDoesNotDependOnLength) {
-  Rpe<double> r(4, 6, 2, NormType::LayerNorm, Activation::Relu);
+  Rpe<double> r(RpeOptions{4, 2, NormType::LayerNorm, Activation::Relu}, 6);
   randomize(r, 9);
   auto count = [&] {
     Index s = 0;
@@ -143,12 +143,12 @@ TEST(Rpe, ParameterCountDoesNotDependOnLength) {
 }
 
 TEST(Rpe, Errors) {
-  Rpe<double> r(3, 2, 1, NormType::SimpleRMSNorm, Activation::Relu);
+  Rpe<double> r(RpeOptions{3, 1, NormType::SimpleRMSNorm, Activation::Relu}, 2);
   Rpe<double>::Cache c;
   EXPECT_THROW(r.backward(Tensor<double>({2, 2}), c), Error);  // no forward yet
   Tensor<double> y;
   r.forward(2, true, y, c);
   EXPECT_THROW(r.backward(Tensor<double>({3, 2}), c), ShapeError);
   EXPECT_THROW(r.backward(Tensor<double>({2, 3}), c), ShapeError);
-  EXPECT_THROW(Rpe<double>(3, 2, -1, NormType::SimpleRMSNorm, Activation::Relu), ConfigError);
+  EXPECT_THROW(Rpe<double>(RpeOptions{3, -1, NormType::SimpleRMSNorm, Activation::Relu}, 2), ConfigError);
 }

@@ -29,7 +29,7 @@ const char* name(TnoDecay d) { return d == TnoDecay::None ? "none" : d == TnoDec
 // heads H, Dh = 2 for H = 3 and 3 for H = 1; RPE width 4.
 Tno<double> make(Index heads, bool causal, TnoDecay decay, NormType norm = NormType::SimpleRMSNorm,
                  Activation act = Activation::Silu, Index rpe_layers = 1, double gamma = 0.9) {
-  return Tno<double>(heads, heads == 1 ? 3 : 2, 4, rpe_layers, norm, act, causal, decay, gamma);
+  return Tno<double>(TnoOptions{heads, causal, decay, gamma, RpeOptions{4, rpe_layers, norm, act}}, heads == 1 ? 3 : 2);
 }
 
 // Every trainable value drawn at random (norm parameters and theta included).

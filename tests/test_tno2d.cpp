@@ -35,7 +35,7 @@ const TnoDecay kDecays[] = {TnoDecay::None, TnoDecay::Fixed, TnoDecay::Learned};
 
 Tno2d<double> make(Index H, Index W, TnoDecay decay, NormType norm = NormType::SimpleRMSNorm,
                    Activation act = Activation::Silu) {
-  return Tno2d<double>(/*heads=*/2, /*head_dim=*/2, /*rpe_dim=*/4, /*rpe_layers=*/1, norm, act, H, W, decay, 0.8);
+  return Tno2d<double>(TnoOptions{/*heads=*/2, false, decay, 0.8, RpeOptions{/*rpe_dim=*/4, /*rpe_layers=*/1, norm, act}}, /*head_dim=*/2, H, W);
 }
 
 // y[b, i, j] = sum_{i', j'} t(i-i', j-j') v[b, i', j'] with t from the RPE of each
@@ -54,7 +54,7 @@ Tensor<double> naive_tno2d(const Tno2d<double>& tno, const Tensor<double>& v) {
         double lam = 1;
         if (tno.decay() == TnoDecay::Fixed) lam = tno.gamma.value[e];
         if (tno.decay() == TnoDecay::Learned) {
-          const double g = tno.gamma_bound();
+          const double g = tno.options().gamma;
           lam = g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
         }
         const double t = r[e] * std::pow(lam, double(std::abs(di) + std::abs(dj)));
@@ -83,9 +83,9 @@ TEST(Rpe2d, OffsetsFollowTheKernelLayout) {
 }
 
 TEST(Rpe2d, TakesOffsetPairsAndNamesItsParametersAsTheOneDimensionalRpe) {
-  auto rpe = make_rpe2d<double>(4, 6, 2, NormType::LayerNorm, Activation::Relu);
+  auto rpe = Rpe<double>(RpeOptions{4, 2, NormType::LayerNorm, Activation::Relu}, 6, 2);
   EXPECT_EQ(rpe.pos_proj.in_features(), 2);
-  Rpe<double> rpe1(4, 6, 2, NormType::LayerNorm, Activation::Relu);
+  Rpe<double> rpe1(RpeOptions{4, 2, NormType::LayerNorm, Activation::Relu}, 6);
   std::vector<std::string> a, b;
   rpe.visit("rpe.", [&](const std::string& n, Param<double>&) { a.push_back(n); });
   rpe1.visit("rpe.", [&](const std::string& n, Param<double>&) { b.push_back(n); });
@@ -123,7 +123,7 @@ TEST(Tno2d, OneRowGridEqualsTheOneDimensionalTno) {
   for (TnoDecay decay : kDecays) {
     const Index N = 7;
     auto tno2 = make(1, N, decay);
-    Tno<double> tno1(2, 2, 4, 1, NormType::SimpleRMSNorm, Activation::Silu, /*causal=*/false, decay, 0.8);
+    Tno<double> tno1(TnoOptions{2, /*causal=*/false, decay, 0.8, RpeOptions{4, 1, NormType::SimpleRMSNorm, Activation::Silu}}, 2);
     randomize(tno1, 5);
     randomize(tno2, 6);  // then everything but pos_proj's di column copied from tno1
     auto p1 = params_of(tno1, ""), p2 = params_of(tno2, "");
@@ -180,13 +180,13 @@ TEST(Tno2d, BackwardChecksItsInputs) {
   EXPECT_THROW(tno.forward(gradcheck::random_tensor({2, 5, 4}, 1), y, c), ShapeError);
   tno.forward(v, y, c);
   EXPECT_THROW(tno.backward(v, gradcheck::random_tensor({2, 6, 3}, 1), c, &dv), ShapeError);
-  EXPECT_THROW(Tno2d<double>(2, 2, 4, 1, NormType::RMSNorm, Activation::Relu, 0, 3, TnoDecay::None, 0.9), ConfigError);
+  EXPECT_THROW(Tno2d<double>(TnoOptions{2, false, TnoDecay::None, 0.9, RpeOptions{4, 1, NormType::RMSNorm, Activation::Relu}}, 2, 0, 3), ConfigError);
 }
 
 TEST(Gtu2d, GradientsMatchCentralDifferences) {
   for (auto method : {ToeplitzMethod::Direct, ToeplitzMethod::FFT}) {
     const Index H = 3, W = 3, D = 3;
-    auto g = make_gtu2d<double>(D, Activation::Silu, make(H, W, TnoDecay::Learned, NormType::LayerNorm));
+    auto g = Gtu2d<double>(D, Activation::Silu, make(H, W, TnoDecay::Learned, NormType::LayerNorm));
     randomize(g, 11);
     g.toep.method = method;
     EXPECT_EQ(g.inner_dim(), 4);
