@@ -232,7 +232,13 @@ struct F32x16 {
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static __m256 fold(V v) {  // lanes i and i + 8 added
-    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    // masked extracts: GCC 12 warns that the unmasked extract's and the 512 -> 256 cast's
+    // undefined pass-through is uninitialized, which fails a -Werror build at -march=native
+    const __m512d d = _mm512_castps_pd(v);
+    const __m256d z = _mm256_setzero_pd();
+    const __m256 lo = _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(z, 0xff, d, 0));
+    const __m256 hi = _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(z, 0xff, d, 1));
+    return _mm256_add_ps(lo, hi);
   }
   static __m128 sum4(V a0, V a1, V a2, V a3) { return F32x8::sum4(fold(a0), fold(a1), fold(a2), fold(a3)); }
 };

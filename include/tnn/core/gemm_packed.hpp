@@ -351,27 +351,33 @@ struct Avx2Kernel {
 
 // ---------------------------------------------------------------- AVX-512 packing
 
-// r[i] (16 rows of 16 lanes) becomes r[j] = lane j of every row: column j.
+// r[i] (16 rows of 16 lanes) becomes r[j] = lane j of every row: column j. The shuffles are
+// the masked forms with every lane selected (the same instructions): GCC 12 warns that the
+// unmasked ones' undefined pass-through "may be used uninitialized", which would fail a
+// consumer's -Werror build.
 TNN_TARGET_AVX512 inline void transpose16(__m512 (&r)[16]) {
+  constexpr __mmask16 all = 0xffff;
   __m512 t[16], u[16];
   for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i] = _mm512_mask_unpacklo_ps(r[2 * i], all, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_mask_unpackhi_ps(r[2 * i], all, r[2 * i], r[2 * i + 1]);
   }
   for (int g = 0; g < 4; ++g) {  // rows 4g..4g+3; u[4g + c] holds columns 4L + c of them in 128-bit lane L
-    u[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    u[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xee);
-    u[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    u[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xee);
+    u[4 * g] = _mm512_mask_shuffle_ps(t[4 * g], all, t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm512_mask_shuffle_ps(t[4 * g], all, t[4 * g], t[4 * g + 2], 0xee);
+    u[4 * g + 2] = _mm512_mask_shuffle_ps(t[4 * g], all, t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm512_mask_shuffle_ps(t[4 * g], all, t[4 * g + 1], t[4 * g + 3], 0xee);
   }
+  auto lanes = [&](__m512 a, __m512 b, int imm) TNN_TARGET_AVX512 {
+    return imm == 0x88 ? _mm512_mask_shuffle_f32x4(a, all, a, b, 0x88) : _mm512_mask_shuffle_f32x4(a, all, a, b, 0xdd);
+  };
   for (int c = 0; c < 4; ++c) {
-    const __m512 v0 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0x88), v1 = _mm512_shuffle_f32x4(u[c], u[4 + c], 0xdd);
-    const __m512 w0 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0x88);
-    const __m512 w1 = _mm512_shuffle_f32x4(u[8 + c], u[12 + c], 0xdd);
-    r[c] = _mm512_shuffle_f32x4(v0, w0, 0x88);
-    r[8 + c] = _mm512_shuffle_f32x4(v0, w0, 0xdd);
-    r[4 + c] = _mm512_shuffle_f32x4(v1, w1, 0x88);
-    r[12 + c] = _mm512_shuffle_f32x4(v1, w1, 0xdd);
+    const __m512 v0 = lanes(u[c], u[4 + c], 0x88), v1 = lanes(u[c], u[4 + c], 0xdd);
+    const __m512 w0 = lanes(u[8 + c], u[12 + c], 0x88), w1 = lanes(u[8 + c], u[12 + c], 0xdd);
+    r[c] = lanes(v0, w0, 0x88);
+    r[8 + c] = lanes(v0, w0, 0xdd);
+    r[4 + c] = lanes(v1, w1, 0x88);
+    r[12 + c] = lanes(v1, w1, 0xdd);
   }
 }
 
@@ -388,7 +394,7 @@ inline __mmask16 lanes16(Index n) { return n >= 16 ? __mmask16(0xffff) : n <= 0 
 // AVX512_BF16: the fp32 kernel then multiplies the rounded values.
 TNN_TARGET_AVX512 inline __m512 round_bf16_ps(__m512 v) {
   const __m512i u = _mm512_castps_si512(v);
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  const __m512i lsb = _mm512_and_si512(_mm512_mask_srli_epi32(u, 0xffff, u, 16), _mm512_set1_epi32(1));  // see transpose16
   __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
   r = _mm512_and_si512(r, _mm512_set1_epi32(int(0xffff0000u)));
   const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -397,13 +403,18 @@ TNN_TARGET_AVX512 inline __m512 round_bf16_ps(__m512 v) {
   return _mm512_castsi512_ps(r);
 }
 
+template <bool kRound>
+TNN_TARGET_AVX512 inline __m512 maybe_round(__m512 v) {
+  if constexpr (kRound) return round_bf16_ps(v);
+  return v;
+}
+
 // Panels of W (14 or 32) rows of floats, `rows` in all (the last panel zero-padded), panel q
 // at out + q W kcu; kRound: rounded to bf16 values (see the packing section above).
 template <Index W, bool kRound>
 TNN_TARGET_AVX512 void pack_f32_avx512(const float* x, Index ld, bool along_k, Index r0, Index rows, Index u0,
                                        Index kcu, float* out) {
   constexpr Index G = (W + 15) / 16;  // groups of 16 rows in a panel
-  auto rnd = [](__m512 v) TNN_TARGET_AVX512 { return kRound ? round_bf16_ps(v) : v; };
   const Index panels = (rows + W - 1) / W;
   if (!along_k) {  // a unit's rows are contiguous: copied, one stored row of X at a time
     for (Index u = 0; u < kcu; ++u) {
@@ -412,7 +423,7 @@ TNN_TARGET_AVX512 void pack_f32_avx512(const float* x, Index ld, bool along_k, I
       for (Index q = 0; q < panels; ++q)
         for (Index g = 0; g < G; ++g)
           _mm512_mask_storeu_ps(out + q * W * kcu + u * W + 16 * g, lanes16(W - 16 * g),
-                                rnd(_mm512_maskz_loadu_ps(lanes16(rows - q * W - 16 * g), src + q * W + 16 * g)));
+                                maybe_round<kRound>(_mm512_maskz_loadu_ps(lanes16(rows - q * W - 16 * g), src + q * W + 16 * g)));
     }
     return;
   }
@@ -435,7 +446,7 @@ TNN_TARGET_AVX512 void pack_f32_avx512(const float* x, Index ld, bool along_k, I
         }
         transpose16(t);
         const __mmask16 wm = lanes16(W - 16 * g);
-        for (Index j = 0; j < nu; ++j) _mm512_mask_storeu_ps(po + (ub + j) * W + 16 * g, wm, rnd(t[j]));
+        for (Index j = 0; j < nu; ++j) _mm512_mask_storeu_ps(po + (ub + j) * W + 16 * g, wm, maybe_round<kRound>(t[j]));
       }
     }
   }
@@ -522,10 +533,11 @@ struct Avx512Kernel {
     else
       pack_pairs_avx512<NR>(x, ld, along_k, r0, rows, u0, kcu, k, out);
   }
-  // B's panels come from L2 (see packed_gemm): fetched 8 units ahead.
+  // B's panels come from L2, or L3 for wide products (see packed_gemm): fetched 16 units
+  // (about 200 cycles) ahead.
   TNN_TARGET_AVX512 static void prefetch_b(const E* bp) {
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR), _MM_HINT_T0);
-    _mm_prefetch(reinterpret_cast<const char*>(bp + 8 * NR + 16), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 16 * NR), _MM_HINT_T0);
+    _mm_prefetch(reinterpret_cast<const char*>(bp + 16 * NR + 16), _MM_HINT_T0);
   }
   // C's old values, read at the end, fetched while the tile is summed.
   TNN_TARGET_AVX512 static void prefetch_c(const float* c, Index ldc) {
