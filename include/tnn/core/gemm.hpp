@@ -25,7 +25,7 @@
 // tnn::set_num_threads (below) is the explicit call that gives the first, fastest
 // setup; the `tnn` program, the benchmarks and the allocation test make it. Every
 // output element is computed by one call, so results are deterministic for a fixed
-// thread count (with tnn's kernels, for any thread count).
+// thread count.
 #pragma once
 
 #include <algorithm>
