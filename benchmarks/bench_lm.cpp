@@ -4,7 +4,10 @@
 // of the model's dominant shapes through the same GEMM path the model uses, the
 // practical limit the training step is held against. Names are compared with other
 // implementations: BM_LM_TrainStep/<N>, BM_LM_Forward/<N>,
-// BM_Gemm_Roofline (decoding: bench_decode.cpp). Threads: OMP_NUM_THREADS.
+// BM_Gemm_Roofline (decoding: bench_decode.cpp). Threads: OMP_NUM_THREADS. "peak%" is the
+// rate against the fp32 FMA peak measured in the same process (bench_peak.hpp) times the
+// threads; BM_Gemm_Roofline_Bf16, _Kernel and _Eigen run the same products in bf16, through
+// each of tnn's kernels on one thread, and through Eigen's product.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -17,6 +20,7 @@
 #endif
 
 #include "bench_model.hpp"
+#include "bench_peak.hpp"
 #include "tnn/core/gemm.hpp"
 #include "tnn/model/models.hpp"
 
@@ -51,6 +55,14 @@ void make_tokens(Index N, std::uint64_t seed, Index V, Tensor<std::int32_t>& tok
 // (tnn splits large products itself), before any benchmark runs.
 [[maybe_unused]] const int kThreadsSet = tnn::set_num_threads(0);
 
+int threads_used() {
+#ifdef _OPENMP
+  return omp_get_max_threads();
+#else
+  return 1;
+#endif
+}
+
 void set_counters(benchmark::State& state, double tokens, double flops) {
   state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
@@ -74,6 +86,8 @@ void BM_LM_TrainStep(benchmark::State& state) {
   model->zero_grad();
   model->forward(tokens, targets);
   model->backward();
+  tnn_bench::fma_peak();
+  const double t0 = tnn_bench::thread_seconds();
   for (auto _ : state) {
     model->zero_grad();
     const Scalar loss = model->forward(tokens, targets);
@@ -81,6 +95,7 @@ void BM_LM_TrainStep(benchmark::State& state) {
     benchmark::DoNotOptimize(loss);
   }
   set_counters(state, double(N), 3 * forward_flops(cfg, 1, N));
+  tnn_bench::set_peak_fraction(state, 3 * forward_flops(cfg, 1, N), t0, threads_used());
 }
 
 // Logits only (evaluation).
@@ -99,10 +114,13 @@ void BM_LM_Forward(benchmark::State& state) {
   set_counters(state, double(N), forward_flops(cfg, 1, N));
 }
 
-// The model's dominant GEMMs at N = 2048 through tnn::gemm, the path Linear uses:
-// the D -> E projection forward (y = x W^T), its weight gradient (dW += dy^T x)
-// and its input gradient (dx = dy W), [2048 x 512] x [512 x 1536] and transposes.
-void BM_Gemm_Roofline(benchmark::State& state) {
+// The model's dominant GEMMs at N = 2048: the D -> E projection forward (y = x W^T), its
+// weight gradient (dW += dy^T x) and its input gradient (dx = dy W), [2048 x 512] x
+// [512 x 1536] and transposes, through `product` (tnn::gemm, the path Linear uses, or one
+// kernel).
+using Product = void (*)(Op, Op, Index, Index, Index, float, const float*, Index, const float*, Index, float, float*,
+                         Index);
+void run_roofline(benchmark::State& state, Product product, int threads) {
   const Index N = 2048, D = 512, E = 1536;
   Rng rng(5);
   auto filled = [&](Shape s) {
@@ -113,19 +131,65 @@ void BM_Gemm_Roofline(benchmark::State& state) {
   Tensor<Scalar> x = filled({N, D}), w = filled({E, D}), dy = filled({N, E});
   Tensor<Scalar> y({N, E}), dw({E, D}), dx({N, D});
   auto run = [&] {
-    gemm_nt<Scalar>(N, E, D, x.data(), D, w.data(), D, Scalar(0), y.data(), E);     // y = x W^T
-    gemm_tn<Scalar>(E, D, N, dy.data(), E, x.data(), D, Scalar(1), dw.data(), D);   // dW += dy^T x
-    gemm_nn<Scalar>(N, D, E, dy.data(), E, w.data(), D, Scalar(0), dx.data(), D);   // dx = dy W
+    product(Op::N, Op::T, N, E, D, 1.0f, x.data(), D, w.data(), D, 0.0f, y.data(), E);     // y = x W^T
+    product(Op::T, Op::N, E, D, N, 1.0f, dy.data(), E, x.data(), D, 1.0f, dw.data(), D);   // dW += dy^T x
+    product(Op::N, Op::N, N, D, E, 1.0f, dy.data(), E, w.data(), D, 0.0f, dx.data(), D);   // dx = dy W
   };
   run();
+  tnn_bench::fma_peak();
+  const double t0 = tnn_bench::thread_seconds();
   for (auto _ : state) {
     run();
     benchmark::DoNotOptimize(y.data());
     benchmark::DoNotOptimize(dw.data());
     benchmark::DoNotOptimize(dx.data());
   }
-  set_counters(state, double(N), 3 * 2.0 * double(N) * double(D) * double(E));
+  const double flops = 3 * 2.0 * double(N) * double(D) * double(E);
+  set_counters(state, double(N), flops);
+  state.counters["threads"] = threads;
+  tnn_bench::set_peak_fraction(state, flops, t0, threads);
 }
+
+template <Precision P>
+void gemm_at(Op ta, Op tb, Index m, Index n, Index k, float alpha, const float* a, Index lda, const float* b,
+             Index ldb, float beta, float* c, Index ldc) {
+  gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, P);
+}
+
+void BM_Gemm_Roofline(benchmark::State& state) { run_roofline(state, &gemm_at<Precision::F32>, threads_used()); }
+
+// The same products in bf16 (inputs rounded to bf16, fp32 sums).
+void BM_Gemm_Roofline_Bf16(benchmark::State& state) {
+  run_roofline(state, &gemm_at<Precision::Bf16>, threads_used());
+  state.SetLabel(detail::cpu().avx512_bf16 ? "vdpbf16ps" : "rounded inputs, fp32 kernel (no AVX512_BF16)");
+}
+
+// One thread through each of tnn's kernels, fp32 then bf16: Arg(kernel index in
+// detail::kGemmKernels), Arg(0 fp32, 1 bf16). Kernels the CPU lacks are skipped.
+template <detail::GemmKernel K, Precision P>
+void own_at(Op ta, Op tb, Index m, Index n, Index k, float alpha, const float* a, Index lda, const float* b,
+            Index ldb, float beta, float* c, Index ldc) {
+  detail::own_gemm(K, P, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+void BM_Gemm_Roofline_Kernel(benchmark::State& state) {
+  using detail::GemmKernel;
+  const auto kernel = detail::kGemmKernels[state.range(0)];
+  const bool bf16 = state.range(1) != 0;
+  if (!detail::gemm_kernel_runs(kernel)) {
+    state.SkipWithError((std::string("this CPU does not run the ") + detail::gemm_kernel_name(kernel) + " kernel").c_str());
+    return;
+  }
+  static const Product table[4][2] = {
+      {&own_at<GemmKernel::Portable, Precision::F32>, &own_at<GemmKernel::Portable, Precision::Bf16>},
+      {&own_at<GemmKernel::Avx2, Precision::F32>, &own_at<GemmKernel::Avx2, Precision::Bf16>},
+      {&own_at<GemmKernel::Avx512, Precision::F32>, &own_at<GemmKernel::Avx512, Precision::Bf16>},
+      {&own_at<GemmKernel::Avx512Bf16, Precision::F32>, &own_at<GemmKernel::Avx512Bf16, Precision::Bf16>}};
+  run_roofline(state, table[state.range(0)][bf16 ? 1 : 0], 1);
+  state.SetLabel(std::string(detail::gemm_kernel_name(kernel)) + (bf16 ? " bf16" : " fp32"));
+}
+
+// Eigen's product on one thread.
+void BM_Gemm_Roofline_Eigen(benchmark::State& state) { run_roofline(state, &detail::eigen_gemm<float>, 1); }
 
 }  // namespace
 
@@ -137,3 +201,9 @@ void BM_Gemm_Roofline(benchmark::State& state) {
 BENCHMARK(BM_LM_TrainStep)->Arg(512)->Arg(2048)->Arg(8192)->Arg(65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LM_Forward)->Arg(512)->Arg(2048)->Arg(8192)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm_Roofline)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm_Roofline_Bf16)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm_Roofline_Kernel)
+    ->ArgsProduct({{0, 1, 2, 3}, {0, 1}})
+    ->ArgNames({"kernel", "bf16"})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gemm_Roofline_Eigen)->Unit(benchmark::kMillisecond);

@@ -1,17 +1,25 @@
 // Row-major GEMM, the one entry point of every dense product in the model:
-// C = alpha op(A) op(B) + beta C.
-//  - With TNN_USE_BLAS (the CMake option of that name): the BLAS's cblas_?gemm. On
-//    this project's machines (OpenBLAS, AVX-512 kernels) it runs ~25% faster than
-//    Eigen's product and keeps its packing buffers for the life of the process.
-//  - Otherwise Eigen's product, whose packing buffers are heap-allocated per call
-//    for large shapes.
+// C = alpha op(A) op(B) + beta C, in fp32 or, for float operands, bf16 (Precision::Bf16:
+// A and B rounded to bf16, products summed in fp32).
+// Backends, chosen when tnn is configured (CMake TNN_GEMM; a consumer compiling the headers
+// by hand gets the first):
+//  - own (default): tnn's packed kernels (core/gemm_packed.hpp), the widest the CPU runs
+//    picked from CPUID at run time, for float; Eigen's product for double. No library, and
+//    the same speed whatever a BLAS's table of CPU models or OPENBLAS_CORETYPE says (an
+//    OpenBLAS told Haswell runs its AVX2 kernels at half an AVX-512 core's speed; 0.3.21
+//    falls back to SSE3 kernels on CPUs newer than its table).
+//  - TNN_USE_BLAS (TNN_GEMM=blas): the BLAS's cblas_?gemm for float and double.
+//  - TNN_GEMM_EIGEN (TNN_GEMM=eigen): Eigen's product, whose packing buffers are
+//    heap-allocated per call for large shapes.
+// bf16 products always take tnn's kernels (vdpbf16ps where the CPU has AVX512_BF16).
 // Threads: tnn never changes the BLAS's (or OpenMP's) process-wide settings by itself.
-//  - When the BLAS runs one thread per call (a serial BLAS; OpenBLAS's OpenMP build,
-//    which runs one thread inside a parallel region; OpenBLAS's pthreads build set to
-//    one thread), a large product is split into row (or column) blocks over tnn's
-//    OpenMP threads, one BLAS call per block: one thread pool for the whole step, no
-//    oversubscription between BLAS threads and the FFT kernels' OpenMP threads, and no
-//    per-call allocation (a multithreaded OpenBLAS call allocates its job array).
+//  - tnn's kernels, and a BLAS that runs one thread per call (a serial BLAS; OpenBLAS's
+//    OpenMP build, which runs one thread inside a parallel region; OpenBLAS's pthreads
+//    build set to one thread): a large product is split into row (or column) blocks over
+//    tnn's OpenMP threads, one serial product per block: one thread pool for the whole
+//    step, no oversubscription between BLAS threads and the FFT kernels' OpenMP threads,
+//    and no per-call allocation (tnn's kernels keep one set of packing buffers per thread;
+//    a multithreaded OpenBLAS call allocates its job array).
 //  - A pthreads OpenBLAS left at several threads gets each product in one call and
 //    splits it over its own threads, as the caller configured it.
 // tnn::set_num_threads (below) is the explicit call that gives the first, fastest
@@ -34,12 +42,11 @@
 #endif
 
 #include "tnn/core/error.hpp"
+#include "tnn/core/gemm_packed.hpp"
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
-
-enum class Op { N, T };  // op(A) = A or A^T
 
 namespace detail {
 
@@ -225,7 +232,13 @@ struct F32x16 {
   static V load(const float* p) { return _mm512_loadu_ps(p); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static __m256 fold(V v) {  // lanes i and i + 8 added
-    return _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+    // masked extracts: GCC 12 warns that the unmasked extract's and the 512 -> 256 cast's
+    // undefined pass-through is uninitialized, which fails a -Werror build at -march=native
+    const __m512d d = _mm512_castps_pd(v);
+    const __m256d z = _mm256_setzero_pd();
+    const __m256 lo = _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(z, 0xff, d, 0));
+    const __m256 hi = _mm256_castpd_ps(_mm512_mask_extractf64x4_pd(z, 0xff, d, 1));
+    return _mm256_add_ps(lo, hi);
   }
   static __m128 sum4(V a0, V a1, V a2, V a3) { return F32x8::sum4(fold(a0), fold(a1), fold(a2), fold(a3)); }
 };
@@ -309,17 +322,37 @@ void skinny_nt(Index m, Index n, Index k, T alpha, const T* a, Index lda, const 
   skinny_nt_portable<T>(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+// Eigen's product of one thread (the EIGEN backend, and double with tnn's own kernels).
+template <class T>
+void eigen_gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
+                T beta, T* c, Index ldc) {
+  if (m == 0 || n == 0) return;
+  StridedMutMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
+  if (beta == T(0))
+    C.setZero();
+  else if (beta != T(1))
+    C *= beta;
+  const double work = double(m) * double(n) * double(k);
+  if (k > 0) eigen_gemm_acc(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc, work <= kBlasSmallNN);
+}
+
 // One thread's product.
 template <class T>
 void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb,
-                 T beta, T* c, Index ldc) {
+                 T beta, T* c, Index ldc, Precision prec) {
   if (m == 0 || n == 0) return;
-  const double work = double(m) * double(n) * double(k);
+  if constexpr (std::is_same_v<T, float>) {
+    if (prec == Precision::Bf16) {
+      own_gemm(best_gemm_kernel(), Precision::Bf16, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+      return;
+    }
+  }
   if (m <= kSkinnyMaxRows && ta == Op::N && tb == Op::T && k > 0) {
     skinny_nt(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
 #ifdef TNN_USE_BLAS
+  const double work = double(m) * double(n) * double(k);
   if (m == 1 && k > 0) {
     // One row that skinny_nt above did not take (A transposed, or B stored [k, n]): a
     // matrix-vector product, y = op(B)^T a. Row-major B stored [n, k] (tb = T) is multiplied
@@ -335,13 +368,13 @@ void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, I
     blas_gemm(ta, tb, int(m), int(n), int(k), alpha, a, int(lda), b, int(ldb), beta, c, int(ldc));
     return;
   }
+#elif !defined(TNN_GEMM_EIGEN)
+  if constexpr (std::is_same_v<T, float>) {
+    own_gemm(best_gemm_kernel(), Precision::F32, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
 #endif
-  StridedMutMap<T> C(c, m, n, Eigen::OuterStride<>(ldc));
-  if (beta == T(0))
-    C.setZero();
-  else if (beta != T(1))
-    C *= beta;
-  if (k > 0) eigen_gemm_acc(ta, tb, m, n, k, alpha, a, lda, b, ldb, c, ldc, work <= kBlasSmallNN);
+  eigen_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 }  // namespace detail
@@ -349,9 +382,12 @@ void gemm_serial(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, I
 // C [m, n] (leading dimension ldc) = alpha op(A) op(B) + beta C, all row-major;
 // op(A) is [m, k], op(B) is [k, n]; lda, ldb are the row strides of A and B as
 // stored. beta = 0 ignores C's old contents (NaN included), as BLAS does.
+// Precision::Bf16 takes float operands only (a double product in bf16 is a caller's error).
 template <class T>
 void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index lda, const T* b, Index ldb, T beta,
-          T* c, Index ldc) {
+          T* c, Index ldc, Precision prec = Precision::F32) {
+  if (!std::is_same_v<T, float> && prec != Precision::F32)
+    fail<ValueError>("gemm: expected float operands for a bf16 product, got ", sizeof(T) * 8, "-bit floats");
   if (m == 0 || n == 0) return;
   detail::blas_int(m, "m");
   detail::blas_int(n, "n");
@@ -360,7 +396,7 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
   detail::blas_int(ldb, "ldb");
   detail::blas_int(ldc, "ldc");
   // A multithreaded BLAS splits the product itself; tnn's split would multiply the threads.
-  const int threads = detail::blas_threads_per_call() > 1 ? 1 : parallel_threads();
+  const int threads = prec == Precision::F32 && detail::blas_threads_per_call() > 1 ? 1 : parallel_threads();
   const double work = double(m) * double(n) * double(k);
   // Blocks of whole 16-row (or 16-column) panels, one per thread, along the longer side.
   constexpr Index kPanel = 16;
@@ -370,7 +406,7 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
   const Index block = (per + kPanel - 1) / kPanel * kPanel;
   const Index nblocks = block > 0 ? (len + block - 1) / block : 0;
   if (threads < 2 || work < grain::kGemmMinWork || nblocks < 2) {
-    detail::gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    detail::gemm_serial(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, prec);
     return;
   }
   ::tnn::parallel_for(nblocks, true, [&](Index i) {
@@ -378,11 +414,11 @@ void gemm(Op ta, Op tb, Index m, Index n, Index k, T alpha, const T* a, Index ld
     if (split_rows) {
       // rows i0.. of op(A) and C
       const T* ai = ta == Op::N ? a + i0 * lda : a + i0;
-      detail::gemm_serial(ta, tb, cnt, n, k, alpha, ai, lda, b, ldb, beta, c + i0 * ldc, ldc);
+      detail::gemm_serial(ta, tb, cnt, n, k, alpha, ai, lda, b, ldb, beta, c + i0 * ldc, ldc, prec);
     } else {
       // columns i0.. of op(B) and C
       const T* bi = tb == Op::N ? b + i0 : b + i0 * ldb;
-      detail::gemm_serial(ta, tb, m, cnt, k, alpha, a, lda, bi, ldb, beta, c + i0, ldc);
+      detail::gemm_serial(ta, tb, m, cnt, k, alpha, a, lda, bi, ldb, beta, c + i0, ldc, prec);
     }
   });
 }
@@ -410,18 +446,21 @@ inline int set_num_threads(int threads) {
 // The three forms a layer needs (alpha = 1):
 // C [m, n] = A [m, k] B [k, n] + beta C
 template <class T>
-void gemm_nn(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc) {
-  gemm(Op::N, Op::N, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
+void gemm_nn(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc,
+             Precision prec = Precision::F32) {
+  gemm(Op::N, Op::N, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc, prec);
 }
 // C [m, n] = A [m, k] B^T (B stored [n, k]) + beta C: a Linear forward, x W^T
 template <class T>
-void gemm_nt(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc) {
-  gemm(Op::N, Op::T, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
+void gemm_nt(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc,
+             Precision prec = Precision::F32) {
+  gemm(Op::N, Op::T, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc, prec);
 }
 // C [m, n] = A^T (A stored [k, m]) B [k, n] + beta C: a weight gradient, dy^T x
 template <class T>
-void gemm_tn(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc) {
-  gemm(Op::T, Op::N, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc);
+void gemm_tn(Index m, Index n, Index k, const T* a, Index lda, const T* b, Index ldb, T beta, T* c, Index ldc,
+             Precision prec = Precision::F32) {
+  gemm(Op::T, Op::N, m, n, k, T(1), a, lda, b, ldb, beta, c, ldc, prec);
 }
 
 }  // namespace tnn
