@@ -140,6 +140,7 @@ class Attention {
     // backward workspaces, kept so a training step reuses them
     Tensor<T> dz;          // [B, N, D] dLoss/dz
     Tensor<T> dq, dk, dv;  // [B, N, D] dLoss/d(q, k, v)
+    Tensor<T> part_k, part_v;  // [B * H * chunks, N, Dh] Tiled, fewer (row, head) pairs than threads: partial dk, dv
     std::vector<detail::AttentionWork<T>> work;  // [threads]
   };
 
@@ -262,8 +263,10 @@ class Attention {
     kv.z.resize(x_t.shape());
     const Index nqb = (n + tile_q_ - 1) / tile_q_;
     prepare_work(kv.work, 0);
-    const double work = double(B) * double(n) * double(t0 + n) * double(D);
-    parallel_for(B * H * nqb, work >= double(grain::kDecodeMinWork), [&](Index task) {
+    // the decoder's threshold: between two tokens the other threads go to sleep
+    const bool parallel = double(B) * double(n) * double(t0 + n) * double(D) >= double(grain::kDecodeMinWork) &&
+                          detail::blas_threads_per_call() == 1;
+    parallel_for(B * H * nqb, parallel, [&](Index task) {
       const Index b = task / (H * nqb), h = (task / nqb) % H, i0 = (task % nqb) * tile_q_;
       const Index kv_off = b * cap * D + h * Dh, q_off = (b * n + i0) * D + h * Dh;
       tiled_rows(kv.q.data() + q_off, kv.k.data() + kv_off, kv.v.data() + kv_off, D, std::min(tile_q_, n - i0), t0 + i0,
@@ -324,18 +327,16 @@ class Attention {
     const Index B = c.q.dim(0), N = c.q.dim(1), D = dim(), H = heads_, Dh = head_dim();
     const T sc = scale();
     c.p.resize({B, H, N, N});
-    parallel_for(B * H, double(B) * double(N) * double(N) * double(D) >= grain::kGemmMinWork, [&](Index task) {
+    parallel_for(B * H, split_worthwhile(double(B) * double(N) * double(N) * double(D)), [&](Index task) {
       const Index b = task / H, h = task % H, len = keys_of(c, b, N), off = b * N * D + h * Dh;
       T* P = c.p.data() + task * N * N;  // [N, N]
       gemm(Op::N, Op::T, N, N, Dh, sc, c.q.data() + off, D, c.k.data() + off, D, T(0), P, N);
       for (Index i = 0; i < N; ++i) {
         T* row = P + i * N;
         const Index visible = causal_ ? std::min(i + 1, len) : len;
-        T mx = kNegInf;
-        for (Index j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-        T sum = 0;
-        for (Index j = 0; j < visible; ++j) sum += row[j] = std::exp(row[j] - mx);
-        for (Index j = 0; j < visible; ++j) row[j] /= sum;
+        auto e = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(row, visible);
+        e = (e - e.maxCoeff()).exp();
+        e /= e.sum();
         std::fill(row + visible, row + N, T(0));
       }
       gemm(Op::N, Op::N, N, Dh, N, T(1), P, N, c.v.data() + off, D, T(0), c.z.data() + off, D);
@@ -349,7 +350,7 @@ class Attention {
     const T sc = scale();
     prepare_work(c.work, 0);
     for (auto& w : c.work) detail::ensure_size(w.dp, N * N);
-    parallel_for(B * H, double(B) * double(N) * double(N) * double(D) >= grain::kGemmMinWork, [&](Index task) {
+    parallel_for(B * H, split_worthwhile(double(B) * double(N) * double(N) * double(D)), [&](Index task) {
       const Index b = task / H, h = task % H, off = b * N * D + h * Dh;
       const T* P = c.p.data() + task * N * N;  // [N, N]
       T* dS = c.work[slot()].dp.data();        // [N, N] dP, then dS
@@ -357,11 +358,9 @@ class Attention {
       gemm(Op::N, Op::T, N, N, Dh, T(1), dO, D, c.v.data() + off, D, T(0), dS, N);
       gemm(Op::T, Op::N, N, Dh, N, T(1), P, N, dO, D, T(0), c.dv.data() + off, D);
       for (Index i = 0; i < N; ++i) {
-        const T* p = P + i * N;
-        T* d = dS + i * N;
-        T dot = 0;
-        for (Index j = 0; j < N; ++j) dot += p[j] * d[j];
-        for (Index j = 0; j < N; ++j) d[j] = p[j] * (d[j] - dot);
+        const auto p = Eigen::Map<const Eigen::Array<T, Eigen::Dynamic, 1>>(P + i * N, N);
+        auto d = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(dS + i * N, N);
+        d = p * (d - (p * d).sum());
       }
       gemm(Op::N, Op::N, N, Dh, N, sc, dS, N, c.k.data() + off, D, T(0), c.dq.data() + off, D);
       gemm(Op::T, Op::N, N, Dh, N, sc, dS, N, c.q.data() + off, D, T(0), c.dk.data() + off, D);
@@ -394,10 +393,8 @@ class Attention {
         const Index visible = causal_ ? std::clamp<Index>(pos0 + r + 1 - j0, 0, nb) : nb;
         std::fill(row + visible, row + nb, T(0));
         if (visible == 0) continue;  // a later query block's row: nothing of this key block
-        T mx = kNegInf;
-        for (Index j = 0; j < visible; ++j) mx = std::max(mx, row[j]);
-        const T m_new = std::max(m[r], mx);
         auto e = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(row, visible);
+        const T m_new = std::max(m[r], e.maxCoeff());
         e = (e - m_new).exp();  // vectorized: the exps are as many as the multiply-adds / Dh
         const T alpha = std::exp(m[r] - m_new);  // 0 on the row's first block (m = -inf)
         l[r] = l[r] * alpha + e.sum();
@@ -420,9 +417,8 @@ class Attention {
     const Index nqb = (N + tile_q_ - 1) / tile_q_;
     c.lse.resize({B, H, N});
     prepare_work(c.work, 0);
-    const double work = double(B) * double(N) * double(N) * double(D);
     parallel_for(
-        B * H * nqb, work >= grain::kGemmMinWork,
+        B * H * nqb, split_worthwhile(double(B) * double(N) * double(N) * double(D)),
         [&](Index task) {
           const Index bh = task / nqb, b = bh / H, h = bh % H, i0 = (nqb - 1 - task % nqb) * tile_q_;
           const Index off = b * N * D + h * Dh, q_off = off + i0 * D;
@@ -432,24 +428,24 @@ class Attention {
         Schedule::Dynamic);
   }
 
-  // One query block's backward: its dQ rows in full, its share of dK, dV into the thread's
-  // [N, Dh] partials. Per key block, P is recomputed from the saved log-sum-exp, then
+  // One query block's backward: its dQ rows in full, its share of dK, dV into dk, dv ([N, Dh]
+  // partials of this row and head). Per key block, P is recomputed from the saved log-sum-exp:
   //   dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ += sc dS K, dK += sc dS^T Q
   // (rowsum(P * dP) = rowsum(dO * O), which needs no full row of P).
-  void backward_block(Cache& c, Index b, Index h, Index i0, detail::AttentionWork<T>& w) const {
+  void backward_block(Cache& c, Index b, Index h, Index i0, T* dk, T* dv, detail::AttentionWork<T>& w) const {
     const Index N = c.q.dim(1), D = dim(), H = heads_, Dh = head_dim();
     const Index nq = std::min(tile_q_, N - i0), nk = keys_of(c, b, N), off = b * N * D + h * Dh, q_off = off + i0 * D;
     const T sc = scale();
-    const T* q = c.q.data() + q_off;      // [nq, Dh] stride D
-    const T* dO = c.dz.data() + q_off;    // [nq, Dh] stride D
-    const T* O = c.z.data() + q_off;      // [nq, Dh] stride D
-    const T* k = c.k.data() + off;        // [N, Dh] stride D
-    const T* v = c.v.data() + off;        // [N, Dh] stride D
+    const T* q = c.q.data() + q_off;                     // [nq, Dh] stride D
+    const T* dO = c.dz.data() + q_off;                   // [nq, Dh] stride D
+    const T* O = c.z.data() + q_off;                     // [nq, Dh] stride D
+    const T* k = c.k.data() + off;                       // [N, Dh] stride D
+    const T* v = c.v.data() + off;                       // [N, Dh] stride D
     const T* lse = c.lse.data() + (b * H + h) * N + i0;  // [nq]
-    T* dq = c.dq.data() + q_off;          // [nq, Dh] stride D
-    T* P = w.s.data();                    // [nq, nb]
-    T* dS = w.dp.data();                  // [nq, nb]
-    T* dsum = w.dsum.data();              // [nq]
+    T* dq = c.dq.data() + q_off;                         // [nq, Dh] stride D
+    T* P = w.s.data();                                   // [nq, nb]
+    T* dS = w.dp.data();                                 // [nq, nb]
+    T* dsum = w.dsum.data();                             // [nq]
     for (Index r = 0; r < nq; ++r) {
       T s = 0;
       for (Index d = 0; d < Dh; ++d) s += dO[r * D + d] * O[r * D + d];
@@ -467,50 +463,76 @@ class Attention {
         e = (e - lse[r]).exp();
         std::fill(row + visible, row + nb, T(0));
       }
-      gemm(Op::T, Op::N, nb, Dh, nq, T(1), P, nb, dO, D, T(1), w.dv.data() + j0 * Dh, Dh);
+      gemm(Op::T, Op::N, nb, Dh, nq, T(1), P, nb, dO, D, T(1), dv + j0 * Dh, Dh);
       gemm(Op::N, Op::T, nq, nb, Dh, T(1), dO, D, v + j0 * D, D, T(0), dS, nb);
       for (Index r = 0; r < nq; ++r)
         for (Index j = 0; j < nb; ++j) dS[r * nb + j] = P[r * nb + j] * (dS[r * nb + j] - dsum[r]);
       gemm(Op::N, Op::N, nq, Dh, nb, sc, dS, nb, k + j0 * D, D, T(1), dq, D);
-      gemm(Op::T, Op::N, nb, Dh, nq, sc, dS, nb, q, D, T(1), w.dk.data() + j0 * Dh, Dh);
+      gemm(Op::T, Op::N, nb, Dh, nq, sc, dS, nb, q, D, T(1), dk + j0 * Dh, Dh);
     }
   }
 
-  // dQ rows belong to one query block, but dK and dV rows collect from every query block: per
-  // (row, head), the query blocks go over the threads, each thread sums into its own [N, Dh]
-  // partials, and the partials are added in thread order (deterministic for a thread count).
-  // Causal blocks are paired first with last, so every task costs about the same.
+  // dQ rows belong to one query block, but dK and dV rows collect from every query block. One
+  // parallel loop: tasks own a (row, head), or, when there are fewer of those than threads, a
+  // share of its query blocks ("chunks", summed afterwards in chunk order). Causal query blocks
+  // are taken in pairs, first with last, so the shares cost about the same. The sums run in an
+  // order fixed by B, H and the thread count: results are deterministic.
   void backward_tiled(Cache& c) {
-    const Index B = c.q.dim(0), N = c.q.dim(1), D = dim(), H = heads_, Dh = head_dim();
-    const Index nqb = (N + tile_q_ - 1) / tile_q_, tasks = (nqb + 1) / 2;
+    const Index B = c.q.dim(0), N = c.q.dim(1), D = dim(), H = heads_, Dh = head_dim(), BH = B * H;
+    const Index nqb = (N + tile_q_ - 1) / tile_q_, pairs = (nqb + 1) / 2;
+    const bool parallel = split_worthwhile(double(B) * double(N) * double(N) * double(D));
+    const Index threads = parallel ? parallel_threads() : 1;
+    const Index chunks = std::clamp<Index>((threads + BH - 1) / BH, 1, pairs);
     prepare_work(c.work, N);
-    const bool parallel = double(N) * double(N) * double(Dh) >= grain::kGemmMinWork;
-    for (Index b = 0; b < B; ++b)
-      for (Index h = 0; h < H; ++h) {
-        const Index nk = keys_of(c, b, N);
-        for (auto& w : c.work) {
-          std::fill(w.dk.data(), w.dk.data() + nk * Dh, T(0));
-          std::fill(w.dv.data(), w.dv.data() + nk * Dh, T(0));
-        }
-        parallel_for(tasks, parallel, [&](Index t) {
+    if (chunks > 1) {
+      c.part_k.resize({BH * chunks, N, Dh});
+      c.part_v.resize({BH * chunks, N, Dh});
+    }
+    parallel_for(
+        BH * chunks, parallel,
+        [&](Index task) {
+          const Index bh = task / chunks, chunk = task % chunks, b = bh / H, h = bh % H, nk = keys_of(c, b, N);
           detail::AttentionWork<T>& w = c.work[slot()];
-          backward_block(c, b, h, t * tile_q_, w);
-          if (nqb - 1 - t != t) backward_block(c, b, h, (nqb - 1 - t) * tile_q_, w);
-        });
-        const Index off = b * N * D + h * Dh;
-        for (Index j = 0; j < N; ++j) {
-          T* dk = c.dk.data() + off + j * D;
-          T* dv = c.dv.data() + off + j * D;
-          std::fill(dk, dk + Dh, T(0));
-          std::fill(dv, dv + Dh, T(0));
-          if (j >= nk) continue;  // masked keys: no gradient
-          for (const auto& w : c.work)
-            for (Index d = 0; d < Dh; ++d) {
-              dk[d] += w.dk[j * Dh + d];
-              dv[d] += w.dv[j * Dh + d];
-            }
+          T* dk = chunks > 1 ? c.part_k.data() + task * N * Dh : w.dk.data();  // [N, Dh]
+          T* dv = chunks > 1 ? c.part_v.data() + task * N * Dh : w.dv.data();  // [N, Dh]
+          std::fill(dk, dk + nk * Dh, T(0));
+          std::fill(dv, dv + nk * Dh, T(0));
+          for (Index t = chunk; t < pairs; t += chunks) {
+            backward_block(c, b, h, t * tile_q_, dk, dv, w);
+            if (nqb - 1 - t != t) backward_block(c, b, h, (nqb - 1 - t) * tile_q_, dk, dv, w);
+          }
+          if (chunks == 1) scatter_key_grads(c, b, h, dk, dv, 1, 0);
+        },
+        Schedule::Dynamic);
+    if (chunks > 1)
+      for (Index bh = 0; bh < BH; ++bh)
+        scatter_key_grads(c, bh / H, bh % H, c.part_k.data() + bh * chunks * N * Dh,
+                          c.part_v.data() + bh * chunks * N * Dh, chunks, N * Dh);
+  }
+
+  // dk, dv rows of (row b, head h) = the sum of `count` [N, Dh] partials `stride` apart; 0 at
+  // masked keys, which no partial touched.
+  void scatter_key_grads(Cache& c, Index b, Index h, const T* pk, const T* pv, Index count, Index stride) const {
+    const Index N = c.q.dim(1), D = dim(), Dh = head_dim(), nk = keys_of(c, b, N);
+    for (Index j = 0; j < N; ++j) {
+      T* dk = c.dk.data() + (b * N + j) * D + h * Dh;
+      T* dv = c.dv.data() + (b * N + j) * D + h * Dh;
+      std::fill(dk, dk + Dh, T(0));
+      std::fill(dv, dv + Dh, T(0));
+      if (j >= nk) continue;
+      for (Index i = 0; i < count; ++i)
+        for (Index d = 0; d < Dh; ++d) {
+          dk[d] += pk[i * stride + j * Dh + d];
+          dv[d] += pv[i * stride + j * Dh + d];
         }
-      }
+    }
+  }
+
+  // Our loops call the BLAS inside their threads: worth it above a GEMM's split size, and only
+  // when each BLAS call runs one thread (tnn::set_num_threads, as the `tnn` program sets it); a
+  // BLAS left multithreaded splits every block product itself instead (gemm.hpp's policy).
+  static bool split_worthwhile(double multiply_adds) {
+    return multiply_adds >= grain::kGemmMinWork && detail::blas_threads_per_call() == 1;
   }
 
   void check_input(const Tensor<T>& x, const char* what) const {
