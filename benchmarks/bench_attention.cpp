@@ -1,9 +1,9 @@
 // The attention token mixer (layers/attention.hpp) beside the GTU it replaces, each layer alone
 // at the bench model's width (D 512; attention with 8 heads of 64, fairseq transformer_lm's;
 // the GTU of bench_model.hpp: E 1536, RPE 64 x 6, decay 0.99), causal, batch 1, float32:
-//   BM_Attention_Forward/<N>, BM_Attention_FwdBwd/<N>   Auto (Tiled from kAutoTiledMinN on)
-//   BM_Attention_FwdBwd_Direct/<N>, ..._Tiled/<N>       each path forced (Auto's crossover)
-//   BM_Attention_FwdBwd_Tile/<rows>                     Tiled at N 4096, square tiles of <rows>
+//   BM_Attention_Forward/<N>, BM_Attention_FwdBwd/<N>   Auto (the Tiled path)
+//   BM_Attention_FwdBwd_Direct/<N>, ..._Tiled/<N>       each path forced (what Auto rests on)
+//   BM_Attention_FwdBwd_Tile/tile:<rows>/N:<N>          Tiled with square tiles of <rows>
 //   BM_Attention_DecodeStep/<N>                         one KV-cache step at position N - 1
 //   BM_Gtu_Forward/<N>, BM_Gtu_FwdBwd/<N>               the GTU, same N, same run
 // FLOP/s counts the model's dense products, 2 m n k each: attention's four projections and,
@@ -114,7 +114,7 @@ void BM_Attention_FwdBwd_Tiled(benchmark::State& state) {
 }
 void BM_Attention_FwdBwd_Tile(benchmark::State& state) {
   auto a = make_attention(AttentionMethod::Tiled, state.range(0));
-  run_fwd_bwd(state, *a, 4096);
+  run_fwd_bwd(state, *a, state.range(1));
 }
 
 // One token through a cache holding N - 1 positions (the newest one forgotten again after it).
@@ -179,7 +179,10 @@ BENCHMARK(BM_Attention_Forward)->RangeMultiplier(2)->Range(512, 16384)->Unit(ben
 BENCHMARK(BM_Attention_FwdBwd)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_FwdBwd_Direct)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_FwdBwd_Tiled)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd_Tile)->Arg(32)->Arg(64)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd_Tile)
+    ->ArgsProduct({{32, 64, 128, 256}, {512, 4096}})
+    ->ArgNames({"tile", "N"})
+    ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_DecodeStep)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Gtu_Forward)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gtu_FwdBwd)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);

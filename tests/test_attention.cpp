@@ -307,12 +307,10 @@ TEST(Attention, KeyBiasHasNoEffectAndNoGradient) {
     }
 }
 
-TEST(Attention, AutoPicksDirectForShortAndTiledForLong) {
+TEST(Attention, AutoTakesTheTiledPathAndAForcedPathIsKept) {
   Attention<float> a(8, 2, true);
   EXPECT_EQ(a.method(), AttentionMethod::Auto);
-  EXPECT_EQ(a.method_for(1), AttentionMethod::Direct);
-  EXPECT_EQ(a.method_for(Attention<float>::kAutoTiledMinN - 1), AttentionMethod::Direct);
-  EXPECT_EQ(a.method_for(Attention<float>::kAutoTiledMinN), AttentionMethod::Tiled);
+  for (Index n : {1, 64, 100000}) EXPECT_EQ(a.method_for(n), AttentionMethod::Tiled);
   a.set_method(AttentionMethod::Direct);
   EXPECT_EQ(a.method_for(100000), AttentionMethod::Direct);
   Attention<float>::Cache c;

@@ -26,7 +26,11 @@ namespace tnn {
 //   Tiled   query blocks against key blocks with a running max and sum per query (the
 //           FlashAttention scheme); the backward recomputes each block's probabilities from the
 //           saved log-sum-exp: O(N D) memory, the same O(N^2 D) work plus one more product;
-//   Auto    Direct below Attention::kAutoTiledMinN positions, Tiled from there on.
+//   Auto    Tiled at every length: measured (benchmarks/bench_attention.cpp, D 512, 8 heads,
+//           causal, 1 thread), Direct is nowhere faster beyond noise: the same time from N 128
+//           to 512, 2x slower at 64 (its small untransposed products take tnn::gemm's
+//           coefficient-wise Eigen path), slower from 1024 on; and it holds H N^2 values.
+//           Attention::method_for(N) is where a length-dependent choice would go.
 enum class AttentionMethod { Auto, Direct, Tiled };
 
 inline constexpr std::pair<AttentionMethod, const char*> kAttentionMethodNames[] = {
@@ -52,8 +56,8 @@ template <class T>
 struct AttentionWork {
   Tensor<T> s;   // Tiled: [Bq, Bk] one block's scores, then its probabilities
   Tensor<T> dp;  // Tiled: [Bq, Bk] dLoss/dP, then dLoss/dS in place. Direct: [N, N] the same for one head
-  Tensor<T> acc;         // [Bq, Dh] a query block's output rows before the division by their sums
-  Tensor<T> m, l, dsum;  // [Bq] running max, running sum of exp(s - max), rowsum(dO * O)
+  Tensor<T> acc;         // [Dh, Bq] a query block's output (or dQ) rows, transposed, before the division by their sums
+  Tensor<T> m, l, dsum;  // [Bq] running max, running sum of exp(s - max); the rescaling, or rowsum(dO * O)
   Tensor<T> dk, dv;      // [N, Dh] this thread's share of one (row, head)'s key and value grads
 };
 
@@ -66,9 +70,8 @@ void ensure_size(Tensor<T>& t, Index n) {  // a flat buffer of at least n elemen
 template <class T>
 class Attention {
  public:
-  // Below this length Auto takes the Direct path (measured: benchmarks/bench_attention.cpp).
-  static constexpr Index kAutoTiledMinN = 256;
-  // Rows of a query block and of a key block on the Tiled path (measured, the same file).
+  // Rows of a query block and of a key block on the Tiled path: 64 to 256 run within 5% of each
+  // other at N 512 and 4096, 32 is 30% slower at 4096 (BM_Attention_FwdBwd_Tile).
   static constexpr Index kDefaultTile = 128;
 
   Attention() = default;
@@ -101,9 +104,8 @@ class Attention {
   AttentionMethod method() const { return method_; }
   void set_method(AttentionMethod m) { method_ = m; }
   // The path forward takes at length N (Direct or Tiled).
-  AttentionMethod method_for(Index N) const {
-    if (method_ != AttentionMethod::Auto) return method_;
-    return N < kAutoTiledMinN ? AttentionMethod::Direct : AttentionMethod::Tiled;
+  AttentionMethod method_for(Index /*N*/) const {
+    return method_ == AttentionMethod::Auto ? AttentionMethod::Tiled : method_;
   }
   // Block rows of the Tiled path; any sizes >= 1 give the same results up to rounding.
   void set_tiles(Index query_rows, Index key_rows) {
@@ -373,40 +375,48 @@ class Attention {
   // time. q: the first query row; k, v: key/value row 0; all with row stride ld. The queries
   // sit at positions pos0 .. pos0+nq-1 (causal: query at p sees keys j <= p). out: nq rows of
   // Dh, stride ld; lse: nq values or null.
+  // The output is accumulated transposed, O^T += V^T P^T: tnn::gemm hands small products of
+  // two untransposed operands to a coefficient-wise Eigen product (gemm.hpp: it keeps a BLAS
+  // from allocating), 5-10x slower than the BLAS at these block sizes; this form never is one.
   void tiled_rows(const T* q, const T* k, const T* v, Index ld, Index nq, Index pos0, Index nk, T* out, T* lse,
                   detail::AttentionWork<T>& w) const {
     const Index Dh = head_dim();
     const T sc = scale();
-    T* S = w.s.data();      // [nq, nb]
-    T* acc = w.acc.data();  // [nq, Dh]
-    T* m = w.m.data();      // [nq]
-    T* l = w.l.data();      // [nq]
+    T* S = w.s.data();        // [nq, nb] scores, then exp(s - running max)
+    T* accT = w.acc.data();   // [Dh, nq] sum over the blocks so far of V^T P^T, rescaled
+    T* m = w.m.data();        // [nq] running max
+    T* l = w.l.data();        // [nq] running sum of exp(s - m)
+    T* alpha = w.dsum.data(); // [nq] this block's rescaling of the earlier ones, exp(m_old - m_new)
     std::fill(m, m + nq, kNegInf);
     std::fill(l, l + nq, T(0));
-    std::fill(acc, acc + nq * Dh, T(0));
+    std::fill(accT, accT + Dh * nq, T(0));
     const Index kend = causal_ ? std::min(nk, pos0 + nq) : nk;  // keys any of the rows sees
     for (Index j0 = 0; j0 < kend; j0 += tile_k_) {
       const Index nb = std::min(tile_k_, kend - j0);
       gemm(Op::N, Op::T, nq, nb, Dh, sc, q, ld, k + j0 * ld, ld, T(0), S, nb);
+      bool rescale = false;
       for (Index r = 0; r < nq; ++r) {
         T* row = S + r * nb;
         const Index visible = causal_ ? std::clamp<Index>(pos0 + r + 1 - j0, 0, nb) : nb;
         std::fill(row + visible, row + nb, T(0));
+        alpha[r] = T(1);
         if (visible == 0) continue;  // a later query block's row: nothing of this key block
         auto e = Eigen::Map<Eigen::Array<T, Eigen::Dynamic, 1>>(row, visible);
         const T m_new = std::max(m[r], e.maxCoeff());
         e = (e - m_new).exp();  // vectorized: the exps are as many as the multiply-adds / Dh
-        const T alpha = std::exp(m[r] - m_new);  // 0 on the row's first block (m = -inf)
-        l[r] = l[r] * alpha + e.sum();
+        alpha[r] = std::exp(m[r] - m_new);  // 0 on the row's first block (m = -inf)
+        l[r] = l[r] * alpha[r] + e.sum();
         m[r] = m_new;
-        if (alpha != T(1))
-          for (Index d = 0; d < Dh; ++d) acc[r * Dh + d] *= alpha;
+        rescale |= alpha[r] != T(1) && j0 > 0;
       }
-      gemm(Op::N, Op::N, nq, Dh, nb, T(1), S, nb, v + j0 * ld, ld, T(1), acc, Dh);
+      if (rescale)
+        for (Index d = 0; d < Dh; ++d)
+          for (Index r = 0; r < nq; ++r) accT[d * nq + r] *= alpha[r];
+      gemm(Op::T, Op::T, Dh, nq, nb, T(1), v + j0 * ld, ld, S, nb, T(1), accT, nq);
     }
     for (Index r = 0; r < nq; ++r) {
       const T inv = T(1) / l[r];
-      for (Index d = 0; d < Dh; ++d) out[r * ld + d] = acc[r * Dh + d] * inv;
+      for (Index d = 0; d < Dh; ++d) out[r * ld + d] = accT[d * nq + r] * inv;
       if (lse) lse[r] = m[r] + std::log(l[r]);
     }
   }
@@ -431,7 +441,8 @@ class Attention {
   // One query block's backward: its dQ rows in full, its share of dK, dV into dk, dv ([N, Dh]
   // partials of this row and head). Per key block, P is recomputed from the saved log-sum-exp:
   //   dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ += sc dS K, dK += sc dS^T Q
-  // (rowsum(P * dP) = rowsum(dO * O), which needs no full row of P).
+  // (rowsum(P * dP) = rowsum(dO * O), which needs no full row of P). dQ is accumulated
+  // transposed, dQ^T += sc K^T dS^T, for the reason tiled_rows gives.
   void backward_block(Cache& c, Index b, Index h, Index i0, T* dk, T* dv, detail::AttentionWork<T>& w) const {
     const Index N = c.q.dim(1), D = dim(), H = heads_, Dh = head_dim();
     const Index nq = std::min(tile_q_, N - i0), nk = keys_of(c, b, N), off = b * N * D + h * Dh, q_off = off + i0 * D;
@@ -445,13 +456,14 @@ class Attention {
     T* dq = c.dq.data() + q_off;                         // [nq, Dh] stride D
     T* P = w.s.data();                                   // [nq, nb]
     T* dS = w.dp.data();                                 // [nq, nb]
+    T* dqT = w.acc.data();                               // [Dh, nq]
     T* dsum = w.dsum.data();                             // [nq]
     for (Index r = 0; r < nq; ++r) {
       T s = 0;
       for (Index d = 0; d < Dh; ++d) s += dO[r * D + d] * O[r * D + d];
       dsum[r] = s;
-      std::fill(dq + r * D, dq + r * D + Dh, T(0));
     }
+    std::fill(dqT, dqT + Dh * nq, T(0));
     const Index kend = causal_ ? std::min(nk, i0 + nq) : nk;
     for (Index j0 = 0; j0 < kend; j0 += tile_k_) {
       const Index nb = std::min(tile_k_, kend - j0);
@@ -467,9 +479,11 @@ class Attention {
       gemm(Op::N, Op::T, nq, nb, Dh, T(1), dO, D, v + j0 * D, D, T(0), dS, nb);
       for (Index r = 0; r < nq; ++r)
         for (Index j = 0; j < nb; ++j) dS[r * nb + j] = P[r * nb + j] * (dS[r * nb + j] - dsum[r]);
-      gemm(Op::N, Op::N, nq, Dh, nb, sc, dS, nb, k + j0 * D, D, T(1), dq, D);
+      gemm(Op::T, Op::T, Dh, nq, nb, sc, k + j0 * D, D, dS, nb, T(1), dqT, nq);
       gemm(Op::T, Op::N, nb, Dh, nq, sc, dS, nb, q, D, T(1), dk + j0 * Dh, Dh);
     }
+    for (Index r = 0; r < nq; ++r)
+      for (Index d = 0; d < Dh; ++d) dq[r * D + d] = dqT[d * nq + r];
   }
 
   // dQ rows belong to one query block, but dK and dV rows collect from every query block. One
