@@ -169,14 +169,19 @@ void BM_Gtu_FwdBwd(benchmark::State& state) {
   set_counters(state, N, 3 * gtu_forward_flops(cfg, N));
 }
 
+// 512 .. 16384, doubling, and 3072 where attention and the GTU cross.
+void lengths(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {512, 1024, 2048, 3072, 4096, 8192, 16384}) b->Arg(n);
+}
+
 }  // namespace
 
 // Registered without MinTime/UseRealTime/Iterations (they would append suffixes to the names):
 // pass --benchmark_min_time on the command line. N stops at 16384: the Tiled path holds O(N D)
 // (tens of MB there), but one causal forward + backward is ~1e12 FLOP. The Direct path holds
 // H N^2 probabilities (8 x 4096^2 floats = 512 MB at 4096), so its family stops at 4096.
-BENCHMARK(BM_Attention_Forward)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_FwdBwd_Direct)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_FwdBwd_Tiled)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_FwdBwd_Tile)
@@ -184,5 +189,5 @@ BENCHMARK(BM_Attention_FwdBwd_Tile)
     ->ArgNames({"tile", "N"})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_DecodeStep)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_Gtu_Forward)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Gtu_FwdBwd)->RangeMultiplier(2)->Range(512, 16384)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gtu_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gtu_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
