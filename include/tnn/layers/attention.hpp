@@ -1,6 +1,9 @@
 // Multi-head softmax self-attention, the Transformer's token mixer: a drop-in alternative to
 // the GTU (layers/gtu.hpp) in the same backbone, x [B, N, D] -> y [B, N, D], H heads of Dh = D/H
-// channels, causal or bidirectional, ragged batches, incremental decoding over a KV cache.
+// channels, causal or bidirectional, ragged batches, incremental decoding over a KV cache:
+//   q, k, v = x Wq^T + bq, x Wk^T + bk, x Wv^T + bv        [B, N, D], head h = channels h*Dh ..
+//   z_h = softmax(q_h k_h^T / sqrt(Dh) + mask) v_h         mask: -inf at future (causal) and padded keys
+//   y = z Wo^T + bo
 // Two paths, equal up to rounding: Direct materializes every head's N x N probabilities (the
 // reference), Tiled never does (online softmax over key blocks, memory O(N D)).
 #pragma once
@@ -92,7 +95,8 @@ class Attention {
   // fairseq's MultiheadAttention names (the paper's Transformer baseline), so its weights map
   // one to one; PyTorch's nn.MultiheadAttention packs q, k, v into one in_proj instead.
   Linear<T> q_proj;    // D -> D, H heads side by side: head h is channels h*Dh .. (h+1)*Dh - 1
-  Linear<T> k_proj;    // D -> D
+  Linear<T> k_proj;    // D -> D; its bias adds q . bk to a whole row of scores, which the softmax
+                       // cancels: no effect on y, a gradient of 0 up to rounding (kept for fairseq)
   Linear<T> v_proj;    // D -> D
   Linear<T> out_proj;  // D -> D
 
@@ -271,8 +275,11 @@ class Attention {
     parallel_for(B * H * nqb, parallel, [&](Index task) {
       const Index b = task / (H * nqb), h = (task / nqb) % H, i0 = (task % nqb) * tile_q_;
       const Index kv_off = b * cap * D + h * Dh, q_off = (b * n + i0) * D + h * Dh;
-      tiled_rows(kv.q.data() + q_off, kv.k.data() + kv_off, kv.v.data() + kv_off, D, std::min(tile_q_, n - i0), t0 + i0,
-                 t0 + n, kv.z.data() + q_off, nullptr, kv.work[slot()]);
+      const Index nq = std::min(tile_q_, n - i0);
+      // Few queries (one token: 1): key blocks as long as the score buffer holds, so a step
+      // makes a few long products rather than many short ones.
+      tiled_rows(kv.q.data() + q_off, kv.k.data() + kv_off, kv.v.data() + kv_off, D, nq, t0 + i0, t0 + n,
+                 std::max(tile_k_, tile_q_ * tile_k_ / nq), kv.z.data() + q_off, nullptr, kv.work[slot()]);
     });
     out_proj.forward(kv.z, y_t);
     kv.length = t0 + n;
@@ -371,15 +378,15 @@ class Attention {
 
   // ---- Tiled ----
 
-  // The forward of nq query rows of one (row, head) against keys 0 .. nk-1, one key block at a
-  // time. q: the first query row; k, v: key/value row 0; all with row stride ld. The queries
-  // sit at positions pos0 .. pos0+nq-1 (causal: query at p sees keys j <= p). out: nq rows of
-  // Dh, stride ld; lse: nq values or null.
+  // The forward of nq query rows of one (row, head) against keys 0 .. nk-1, bk keys at a time
+  // (nq bk <= the score buffer's tile_q tile_k). q: the first query row; k, v: key/value row 0;
+  // all with row stride ld. The queries sit at positions pos0 .. pos0+nq-1 (causal: query at p
+  // sees keys j <= p). out: nq rows of Dh, stride ld; lse: nq values or null.
   // The output is accumulated transposed, O^T += V^T P^T: tnn::gemm hands small products of
   // two untransposed operands to a coefficient-wise Eigen product (gemm.hpp: it keeps a BLAS
   // from allocating), 5-10x slower than the BLAS at these block sizes; this form never is one.
-  void tiled_rows(const T* q, const T* k, const T* v, Index ld, Index nq, Index pos0, Index nk, T* out, T* lse,
-                  detail::AttentionWork<T>& w) const {
+  void tiled_rows(const T* q, const T* k, const T* v, Index ld, Index nq, Index pos0, Index nk, Index bk, T* out,
+                  T* lse, detail::AttentionWork<T>& w) const {
     const Index Dh = head_dim();
     const T sc = scale();
     T* S = w.s.data();        // [nq, nb] scores, then exp(s - running max)
@@ -391,8 +398,8 @@ class Attention {
     std::fill(l, l + nq, T(0));
     std::fill(accT, accT + Dh * nq, T(0));
     const Index kend = causal_ ? std::min(nk, pos0 + nq) : nk;  // keys any of the rows sees
-    for (Index j0 = 0; j0 < kend; j0 += tile_k_) {
-      const Index nb = std::min(tile_k_, kend - j0);
+    for (Index j0 = 0; j0 < kend; j0 += bk) {
+      const Index nb = std::min(bk, kend - j0);
       gemm(Op::N, Op::T, nq, nb, Dh, sc, q, ld, k + j0 * ld, ld, T(0), S, nb);
       bool rescale = false;
       for (Index r = 0; r < nq; ++r) {
@@ -412,7 +419,10 @@ class Attention {
       if (rescale)
         for (Index d = 0; d < Dh; ++d)
           for (Index r = 0; r < nq; ++r) accT[d * nq + r] *= alpha[r];
-      gemm(Op::T, Op::T, Dh, nq, nb, T(1), v + j0 * ld, ld, S, nb, T(1), accT, nq);
+      if (nq == 1)  // [Dh, 1] is [1, Dh]: P V, which tnn::gemm makes a BLAS gemv (a decoding step)
+        gemm(Op::N, Op::N, 1, Dh, nb, T(1), S, nb, v + j0 * ld, ld, T(1), accT, Dh);
+      else
+        gemm(Op::T, Op::T, Dh, nq, nb, T(1), v + j0 * ld, ld, S, nb, T(1), accT, nq);
     }
     for (Index r = 0; r < nq; ++r) {
       const T inv = T(1) / l[r];
@@ -433,7 +443,7 @@ class Attention {
           const Index bh = task / nqb, b = bh / H, h = bh % H, i0 = (nqb - 1 - task % nqb) * tile_q_;
           const Index off = b * N * D + h * Dh, q_off = off + i0 * D;
           tiled_rows(c.q.data() + q_off, c.k.data() + off, c.v.data() + off, D, std::min(tile_q_, N - i0), i0,
-                     keys_of(c, b, N), c.z.data() + q_off, c.lse.data() + bh * N + i0, c.work[slot()]);
+                     keys_of(c, b, N), tile_k_, c.z.data() + q_off, c.lse.data() + bh * N + i0, c.work[slot()]);
         },
         Schedule::Dynamic);
   }
