@@ -1,0 +1,193 @@
+// The attention token mixer (layers/attention.hpp) beside the GTU it replaces, each layer alone
+// at the bench model's width (D 512; attention with 8 heads of 64, fairseq transformer_lm's;
+// the GTU of bench_model.hpp: E 1536, RPE 64 x 6, decay 0.99), causal, batch 1, float32:
+//   BM_Attention_Forward/<N>, BM_Attention_FwdBwd/<N>   Auto (the Tiled path)
+//   BM_Attention_FwdBwd_Direct/<N>, ..._Tiled/<N>       each path forced (what Auto rests on)
+//   BM_Attention_FwdBwd_Tile/tile:<rows>/N:<N>          Tiled with square tiles of <rows>
+//   BM_Attention_DecodeStep/<N>                         one KV-cache step at position N - 1
+//   BM_Gtu_Forward/<N>, BM_Gtu_FwdBwd/<N>               the GTU, same N, same run
+// FLOP/s counts the model's dense products, 2 m n k each: attention's four projections and,
+// over the (causal) query-key pairs it computes, Q K^T and P V; the GTU's three projections and
+// its RPE (its FFTs uncounted, as in bench_lm.cpp). FwdBwd counts 3x the forward (the backward's
+// recomputation of the scores is not counted). Threads: OMP_NUM_THREADS.
+#include <benchmark/benchmark.h>
+
+#include <cstdint>
+#include <memory>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "bench_model.hpp"
+#include "tnn/core/gemm.hpp"
+#include "tnn/layers/attention.hpp"
+#include "tnn/model/config.hpp"
+
+using namespace tnn;
+
+namespace {
+
+using Scalar = float;
+constexpr Index kHeads = 8;
+
+[[maybe_unused]] const int kThreadsSet = tnn::set_num_threads(0);
+
+Tensor<Scalar> random_tensor(const Shape& s, std::uint64_t seed) {
+  Rng rng(seed);
+  Tensor<Scalar> t(s);
+  for (auto& v : t) v = static_cast<Scalar>(rng.normal());
+  return t;
+}
+
+double attention_forward_flops(Index D, Index N, bool causal) {
+  const double pairs = causal ? double(N) * double(N + 1) / 2 : double(N) * double(N);
+  return 4 * 2.0 * double(N) * double(D) * double(D) + 2 * 2.0 * pairs * double(D);
+}
+
+double gtu_forward_flops(const TnnConfig& c, Index N) {
+  const double D = double(c.dim), E = double(c.inner_dim()), R = double(c.rpe_dim);
+  const double K = double(toeplitz_num_coeffs(N, c.causal));
+  return 2 * double(N) * 3 * D * E + 2 * K * (R + double(c.rpe_layers) * R * R + R * E);
+}
+
+void set_counters(benchmark::State& state, Index N, double flops) {
+  state.counters["tokens/s"] = benchmark::Counter(double(N), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["FLOP/step"] = flops;
+#ifdef _OPENMP
+  state.counters["threads"] = omp_get_max_threads();
+#else
+  state.counters["threads"] = 1;
+#endif
+}
+
+std::unique_ptr<Attention<Scalar>> make_attention(AttentionMethod m, Index tile = Attention<Scalar>::kDefaultTile) {
+  auto a = std::make_unique<Attention<Scalar>>(tnn_bench::bench_config().dim, kHeads, true);
+  a->init_weights(1);
+  a->set_method(m);
+  a->set_tiles(tile, tile);
+  return a;
+}
+
+// One forward and one backward, after a warm-up pass that sizes every buffer.
+void run_fwd_bwd(benchmark::State& state, Attention<Scalar>& a, Index N) {
+  const Index D = a.dim();
+  const Tensor<Scalar> x = random_tensor({1, N, D}, 2), dy = random_tensor({1, N, D}, 3);
+  Tensor<Scalar> y, dx;
+  Attention<Scalar>::Cache c;
+  a.forward(x, y, c);
+  a.backward(x, dy, c, &dx);
+  for (auto _ : state) {
+    a.forward(x, y, c);
+    a.backward(x, dy, c, &dx);
+    benchmark::DoNotOptimize(dx.data());
+  }
+  set_counters(state, N, 3 * attention_forward_flops(D, N, true));
+}
+
+void BM_Attention_Forward(benchmark::State& state) {
+  const Index N = state.range(0);
+  auto a = make_attention(AttentionMethod::Auto);
+  const Tensor<Scalar> x = random_tensor({1, N, a->dim()}, 2);
+  Tensor<Scalar> y;
+  Attention<Scalar>::Cache c;
+  a->forward(x, y, c);
+  for (auto _ : state) {
+    a->forward(x, y, c);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, N, attention_forward_flops(a->dim(), N, true));
+}
+
+void BM_Attention_FwdBwd(benchmark::State& state) {
+  auto a = make_attention(AttentionMethod::Auto);
+  run_fwd_bwd(state, *a, state.range(0));
+}
+void BM_Attention_FwdBwd_Direct(benchmark::State& state) {
+  auto a = make_attention(AttentionMethod::Direct);
+  run_fwd_bwd(state, *a, state.range(0));
+}
+void BM_Attention_FwdBwd_Tiled(benchmark::State& state) {
+  auto a = make_attention(AttentionMethod::Tiled);
+  run_fwd_bwd(state, *a, state.range(0));
+}
+void BM_Attention_FwdBwd_Tile(benchmark::State& state) {
+  auto a = make_attention(AttentionMethod::Tiled, state.range(0));
+  run_fwd_bwd(state, *a, state.range(1));
+}
+
+// One token through a cache holding N - 1 positions (the newest one forgotten again after it).
+void BM_Attention_DecodeStep(benchmark::State& state) {
+  const Index N = state.range(0);
+  auto a = make_attention(AttentionMethod::Auto);
+  const Index D = a->dim();
+  Attention<Scalar>::KvCache kv;
+  a->reserve(kv, 1, N);
+  Tensor<Scalar> y, yt;
+  a->step(random_tensor({1, N - 1, D}, 4), y, kv);
+  const Tensor<Scalar> xt = random_tensor({1, 1, D}, 5);
+  for (auto _ : state) {
+    kv.rewind(N - 1);
+    a->step(xt, yt, kv);
+    benchmark::DoNotOptimize(yt.data());
+  }
+  set_counters(state, 1, 4 * 2.0 * double(D) * double(D) + 2 * 2.0 * double(N) * double(D));
+}
+
+void BM_Gtu_Forward(benchmark::State& state) {
+  const Index N = state.range(0);
+  const TnnConfig cfg = tnn_bench::bench_config();
+  Gtu<Scalar> g = make_gtu<Scalar>(cfg);
+  g.init_weights(1);
+  const Tensor<Scalar> x = random_tensor({1, N, cfg.dim}, 2);
+  Tensor<Scalar> y;
+  Gtu<Scalar>::Cache c;
+  g.forward(x, y, c);
+  for (auto _ : state) {
+    g.forward(x, y, c);
+    benchmark::DoNotOptimize(y.data());
+  }
+  set_counters(state, N, gtu_forward_flops(cfg, N));
+}
+
+void BM_Gtu_FwdBwd(benchmark::State& state) {
+  const Index N = state.range(0);
+  const TnnConfig cfg = tnn_bench::bench_config();
+  Gtu<Scalar> g = make_gtu<Scalar>(cfg);
+  g.init_weights(1);
+  const Tensor<Scalar> x = random_tensor({1, N, cfg.dim}, 2), dy = random_tensor({1, N, cfg.dim}, 3);
+  Tensor<Scalar> y, dx;
+  Gtu<Scalar>::Cache c;
+  g.forward(x, y, c);
+  g.backward(x, dy, c, &dx);
+  for (auto _ : state) {
+    g.forward(x, y, c);
+    g.backward(x, dy, c, &dx);
+    benchmark::DoNotOptimize(dx.data());
+  }
+  set_counters(state, N, 3 * gtu_forward_flops(cfg, N));
+}
+
+// 512 .. 16384, doubling, and 3072 where attention and the GTU cross.
+void lengths(benchmark::internal::Benchmark* b) {
+  for (int64_t n : {512, 1024, 2048, 3072, 4096, 8192, 16384}) b->Arg(n);
+}
+
+}  // namespace
+
+// Registered without MinTime/UseRealTime/Iterations (they would append suffixes to the names):
+// pass --benchmark_min_time on the command line. N stops at 16384: the Tiled path holds O(N D)
+// (tens of MB there), but one causal forward + backward is ~1e12 FLOP. The Direct path holds
+// H N^2 probabilities (8 x 4096^2 floats = 512 MB at 4096), so its family stops at 4096.
+BENCHMARK(BM_Attention_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd_Direct)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd_Tiled)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_FwdBwd_Tile)
+    ->ArgsProduct({{32, 64, 128, 256}, {512, 4096}})
+    ->ArgNames({"tile", "N"})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_DecodeStep)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_Gtu_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Gtu_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
