@@ -325,8 +325,8 @@ TEST(TnnClassifier, ErrorsSayWhatWasExpected) {
   m.init_weights(1);
   const Tensor<std::int32_t> tokens = random_tokens(2, 5, cfg.vocab_size, 1);
   const Tensor<std::int32_t> good_len = ints({5, 2}), labels = ints({0, 3});
-  EXPECT_THROW(m.forward(tokens, &good_len, ints({0})), ShapeError);
-  EXPECT_THROW(m.forward(tokens, &good_len, ints({0, 4})), ValueError);
+  EXPECT_THROW(m.forward(tokens, ints({0}), &good_len), ShapeError);
+  EXPECT_THROW(m.forward(tokens, ints({0, 4}), &good_len), ValueError);
   const Tensor<std::int32_t> zero_len = ints({5, 0}), long_len = ints({6, 1}), short_len = ints({5});
   EXPECT_THROW(m.forward(tokens, labels, &zero_len), ValueError);
   EXPECT_THROW(m.forward(tokens, labels, &long_len), ValueError);

@@ -9,6 +9,7 @@
 
 #include "gradcheck.hpp"
 #include "temp_files.hpp"
+#include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
 
 using namespace tnn;
