@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "tnn/core/gemm.hpp"  // Precision
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
@@ -36,6 +37,9 @@ struct Param {
   Tensor<T> value;
   Tensor<T> grad;
   bool trainable = true;  // false: stored in checkpoints, never updated (fixed decay)
+  // The precision of the matrix products this weight takes part in (Linear, the LM head): bf16
+  // rounds their operands to bf16 and sums in fp32; the value itself always stays in T.
+  Precision precision = Precision::F32;
 
   void init(const Shape& shape, bool is_trainable = true) {
     shape_ = shape;

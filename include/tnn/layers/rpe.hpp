@@ -52,6 +52,9 @@ class Rpe {
     layers.reserve(static_cast<std::size_t>(o.layers));
     for (Index l = 0; l < o.layers; ++l) layers.push_back(Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, o.dim)});
     out = Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, out_width)};
+    pos_proj.set_fp32_only(true);  // a bf16 step rounds the products of large layers, never these
+    for (auto& b : layers) b.linear.set_fp32_only(true);
+    out.linear.set_fp32_only(true);
   }
 
   Linear<T> pos_proj;         // offset_dims (1) -> R

@@ -79,7 +79,7 @@ class LmHead {
   const Tensor<T>& forward(const Tensor<T>& x, const Tensor<std::int32_t>*, Input& input) {
     const Param<T>& w = weight(input);
     logits_.resize({x.dim(0), x.dim(1), vocab_});
-    gemm_nt(x.rows(), vocab_, dim_, x.data(), dim_, w.value.data(), dim_, T(0), logits_.data(), vocab_);
+    gemm_nt(x.rows(), vocab_, dim_, x.data(), dim_, w.value.data(), dim_, T(0), logits_.data(), vocab_, w.precision);
     return logits_;
   }
   const Tensor<T>& output() const { return logits_; }
@@ -97,9 +97,9 @@ class LmHead {
   void backward(const Tensor<T>& x, Tensor<T>& dx, Input& input) {
     Param<T>& w = weight(input);
     const Index rows = x.rows();
-    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, x.data(), dim_, T(1), w.grad.data(), dim_);
+    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, x.data(), dim_, T(1), w.grad.data(), dim_, w.precision);
     dx.resize(x.shape());
-    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dx.data(), dim_);
+    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dx.data(), dim_, w.precision);
   }
 
   template <class F>

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "tnn/core/error.hpp"
@@ -49,6 +50,17 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   Head head;
 
   const TnnConfig& config() const { return cfg_; }
+
+  // bf16 mixed precision: the large matrix products (every Linear but the RPE's, the LM head)
+  // round their operands to bf16 and sum in fp32; weights, gradients, the optimizer, the FFTs,
+  // norms, softmax and loss stay in T. F32 (the default) is the plain product. Float models only.
+  void set_precision(Precision p) {
+    if (!std::is_same_v<T, float> && p != Precision::F32)
+      fail<ValueError>("set_precision: bf16 products are for float models, this one is double");
+    visit([&](const std::string&, Param<T>& w) { w.precision = p; });
+    precision_ = p;
+  }
+  Precision precision() const { return precision_; }
 
   // Seeded initialization, one tnn::Rng stream: the input, the layers (model/backbone.hpp),
   // the final norm reset, the head.
@@ -145,6 +157,7 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   }
 
   bool has_loss_ = false;
+  Precision precision_ = Precision::F32;
 };
 
 }  // namespace tnn
