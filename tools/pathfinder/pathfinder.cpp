@@ -32,7 +32,7 @@
 //    faint 1-pixel dashes), and paths and markers are drawn at full intensity.
 //  - Turn angles are continuous with rejection sampling (the original picks among the pixels
 //    on a circle); a dash that finds no room in 20 draws ends the attempt, and the image's
-//    targets are drawn again (at most 2,000 times, then an error names the setting).
+//    targets are drawn again (at most 1,000 times, then an error names the setting).
 //  - Separation is exact at the pixel level (see above) and extends to the markers: the four
 //    path ends keep clear of the other target path and of each other, and distractors keep
 //    clear of all four, so a disconnected image never shows touching strokes. (The original
@@ -50,6 +50,7 @@
 // is 1 (tests/cli/pathfinder.sh checks this).
 #include <algorithm>
 #include <atomic>
+#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -109,7 +110,7 @@ constexpr SizeRow kSizes[] = {
 constexpr int kPadding = 1;              // border pixels no path enters
 constexpr int kTurnDraws = 20;           // angle draws per dash before the path is stuck
 constexpr int kDistractorTries = 5;      // starts per distractor before it is left out
-constexpr int kMaxTargetAttempts = 2000; // target pairs per image before giving up
+constexpr int kMaxTargetAttempts = 1000; // target pairs per image before giving up (hard: 21 on average)
 constexpr int kSub = 4;                  // supersampling: kSub x kSub points per pixel
 
 // Streams of detail::stream_seed: the label order of a split, and each split's images.
@@ -119,7 +120,7 @@ constexpr std::uint64_t kImageStream = 102;
 struct Options {
   std::string out_dir;
   std::int64_t train = 160000, valid = 20000, test = 20000;
-  std::uint64_t seed = 1;
+  std::string seed = "1";  // parsed by parse_seed: CLI11 wraps "-1" around to 2^64 - 1
   std::string difficulty = "hard";
   int contour_length = 0;  // 0: the difficulty's
   int size = 32;
@@ -382,8 +383,10 @@ struct Drawn {
 // End of a path: the end of its last dash.
 Vec path_end(const Image& img, const Path& p) { return along(p.starts.back(), p.dir.back(), img.dash_length()); }
 
-// Draws image `index` of a split with label `label` into out [S * S] (0..255).
-Drawn draw_image(const Setting& st, std::uint64_t stream, int label, bool solid, std::uint8_t* out) {
+// Draws the image of stream `stream` with label `label` into out [S * S] (0..255). Returns
+// early (d.attempts = 0) once `stop` is set: another image has failed, and so has the run.
+Drawn draw_image(const Setting& st, std::uint64_t stream, int label, bool solid, std::uint8_t* out,
+                 const std::atomic<bool>& stop) {
   tnn::Rng rng(stream);
   const SizeRow& row = st.row;
   const int gap = row.gap + static_cast<int>(rng.below(static_cast<std::uint64_t>(row.gap_max - row.gap + 1)));
@@ -395,6 +398,7 @@ Drawn draw_image(const Setting& st, std::uint64_t stream, int label, bool solid,
   d.label = label;
   bool placed = false;
   for (int attempt = 1; attempt <= kMaxTargetAttempts && !placed; ++attempt) {
+    if (stop.load(std::memory_order_relaxed)) return Drawn{};
     d.attempts = attempt;
     img.clear();
     auto& paths = img.paths();
@@ -481,6 +485,18 @@ std::string names_of(const Table& table, Get get) {
   return s;
 }
 
+// The seed, a decimal integer 0 to 2^64 - 1; anything else (a sign, a fraction, a value
+// beyond 64 bits) is refused rather than wrapped.
+std::uint64_t parse_seed(const std::string& text) {
+  std::uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || ec != std::errc() || ptr != end)
+    tnn::fail<tnn::ValueError>("--seed: expected an integer 0 to 18446744073709551615, got '",
+                               tnn::detail::one_line(text, 60), "'");
+  return v;
+}
+
 Setting make_setting(const Options& o) {
   Setting st{};
   const SizeRow* row = nullptr;
@@ -517,6 +533,7 @@ void run(const Options& o) {
     if (n < 0 || n > kMaxImages) tnn::fail<tnn::ValueError>(flag, ": expected 0 to ", kMaxImages, " images, got ", n);
   if (o.threads < 0 || o.threads > 1024)
     tnn::fail<tnn::ValueError>("--threads: expected 1 to 1024 (or 0 for all cores), got ", o.threads);
+  const std::uint64_t seed = parse_seed(o.seed);
   const Setting st = make_setting(o);
   if (o.out_dir.empty()) tnn::fail<tnn::IoError>("--out-dir: expected a directory, got an empty string");
   std::error_code ec;
@@ -553,7 +570,7 @@ void run(const Options& o) {
     // Labels: floor(M / 2) ones, the rest zeros, in a seeded order (Fisher-Yates).
     tnn::Tensor<std::int32_t> labels({M});
     for (tnn::Index i = 0; i < M; ++i) labels[i] = i < M / 2 ? 1 : 0;
-    tnn::Rng lrng(tnn::detail::stream_seed(o.seed, kLabelStream, static_cast<std::uint64_t>(si)));
+    tnn::Rng lrng(tnn::detail::stream_seed(seed, kLabelStream, static_cast<std::uint64_t>(si)));
     for (tnn::Index i = M - 1; i > 0; --i) std::swap(labels[i], labels[static_cast<tnn::Index>(lrng.below(std::uint64_t(i + 1)))]);
 
     std::vector<std::uint8_t> bytes(static_cast<std::size_t>(M * pixels));
@@ -563,13 +580,13 @@ void run(const Options& o) {
     std::string error;
     std::mutex error_mutex;
     std::atomic<std::int64_t> distractors{0}, attempts{0};
-    const std::uint64_t split_seed = tnn::detail::stream_seed(o.seed, kImageStream, static_cast<std::uint64_t>(si));
+    const std::uint64_t split_seed = tnn::detail::stream_seed(seed, kImageStream, static_cast<std::uint64_t>(si));
 #pragma omp parallel for schedule(dynamic, 64)
     for (tnn::Index i = 0; i < M; ++i) {
       if (failed.load(std::memory_order_relaxed)) continue;
       try {
         const Drawn d = draw_image(st, tnn::detail::stream_seed(split_seed, kImageStream, static_cast<std::uint64_t>(i)),
-                                   labels[i], o.solid, bytes.data() + i * pixels);
+                                   labels[i], o.solid, bytes.data() + i * pixels, failed);
         distractors += d.distractors;
         attempts += d.attempts;
         if (o.solid)
@@ -595,7 +612,7 @@ void run(const Options& o) {
                                                     {"contour_length", st.contour_length},
                                                     {"distractor_length", st.distractor_length},
                                                     {"distractors", st.distractors},
-                                                    {"seed", o.seed},
+                                                    {"seed", seed},
                                                     {"split", s.name},
                                                     {"flat", o.flat},
                                                     {"solid", o.solid}}
