@@ -28,8 +28,9 @@
 // Where this differs from the published generator:
 //  - Dashes, gaps and turns are drawn in continuous coordinates and rendered by 4 x 4
 //    supersampling (coverage -> grey level), not by drawing at 2x or 4x and resizing; strokes
-//    are at least one pixel wide (LRA's 32 x 32 thickness 0.5 at 2x antialiasing rendered as
-//    faint 1-pixel dashes), and paths and markers are drawn at full intensity.
+//    are one pixel wide at 32 x 32 (LRA: paddle thickness 0.5 drawn at 2x, then resized) and
+//    1.5 at 128 x 128, and paths and markers are drawn at full intensity (LRA scales the paths
+//    by per-path and per-dash contrasts).
 //  - Turn angles are continuous with rejection sampling (the original picks among the pixels
 //    on a circle); a dash that finds no room in 20 draws ends the attempt, and the image's
 //    targets are drawn again (at most 1,000 times, then an error names the setting).
@@ -37,7 +38,7 @@
 //    path ends keep clear of the other target path and of each other, and distractors keep
 //    clear of all four, so a disconnected image never shows touching strokes. (The original
 //    separates strokes by dilated masks and places markers without a check.)
-//  - No single-dash distractors (LRA's 32 x 32 set has none either: use_single_paddles False).
+//  - No single-dash distractors (the published wrapper script turns them off too).
 //  - Splits: LRA's 200,000 images per difficulty, split 160,000 / 20,000 / 20,000 as S4 does.
 //
 // Reproducible: image i of a split is drawn from its own stream (seed, split, i), so the files
