@@ -15,10 +15,12 @@ training. A man section's text is its pages concatenated in the order of a hash 
 names, cut between pages, so its test part is whole pages no training snippet comes from.
 
 Snippets are --length bytes (ASCII: other characters dropped, whitespace runs made one space),
-taken every --length / 2 bytes (licenses: every --length / 8, as they are short) and, where a source gives more, thinned evenly to at most
---train-cap (train) or --eval-cap (valid, test) per class; the class frequencies that result
-are printed and written to DIR/<task>/classes.json. Deterministic: no randomness but a fixed
-shuffle of each file's lines.
+taken every --length / 2 bytes (licenses: every --length / 8, as they are short) and, where a
+source gives more, thinned evenly to at most --train-cap (train) or --eval-cap (valid, test)
+per class; the class frequencies that result (unbalanced where sources are short) are printed
+and written to DIR/<task>/classes.json. Deterministic: no randomness but a fixed shuffle of each
+file's lines; the man_section task depends on the manual pages installed, so
+it is the same only on machines with the same packages.
 
 Writes DIR/<task>/{train,valid,test}.tsv, one `label<TAB>text` per line.
   /usr/bin/python3 benchmarks/text_tasks.py DIR [--length 256] [--tasks kjv_book,license,man_section]
