@@ -137,7 +137,8 @@ Command add_train(CLI::App& app) {
                   ->capture_default_str(),
               {tnn::Task::Lm});
   flags->only(cmd->add_option("--valid-block", o->valid_block,
-                              "Hold out every round(1/fraction)-th block of this many bytes (0: the end of the file)")
+                              "Hold out every round(1/fraction)-th block of this many bytes (0: the end of the file; "
+                              "-1: blocks of 65536 bytes when the file holds round(1/fraction) of them, else its end)")
                   ->capture_default_str(),
               {tnn::Task::Lm});
   flags->only(cmd->add_option("--eval-tokens", o->eval_tokens, "Validation bytes used each time (0: all)")
@@ -316,9 +317,11 @@ Command add_grad(CLI::App& app) {
 
 // --- plot -----------------------------------------------------------------------------------
 
-// A training log (CKPT.csv): training loss and validation loss against the step. Columns by
-// name: step, kind (train/valid), loss; a log written before rows had a kind (val_loss column)
-// is read too. Non-finite losses (skipped steps) are left out.
+// A training log (CKPT.csv): training loss and validation loss against the step. Rows are
+// "step,kind,loss,..." (kind train or valid); a log begun before rows had a kind (header
+// step,loss,...,val_loss,val_bpb, a validation row holding only val_loss) is read too, also when
+// a resumed run appended rows of the newer kind to it. Non-finite losses (skipped steps) are
+// left out.
 void plot_log(const PlotOptions& o) {
   check_svg_path(o.out, "--out");
   PlotSeries train{"training loss", {}, {}, false}, valid{"validation loss", {}, {}, true};
@@ -343,7 +346,7 @@ void plot_log(const PlotOptions& o) {
       return -1;
     };
     const int c_step = col("step"), c_kind = col("kind"), c_loss = col("loss"), c_val = col("val_loss");
-    if (c_step < 0 || c_loss < 0 || (c_kind < 0 && c_val < 0))
+    if (c_step != 0 || c_loss < 0 || (c_kind != 1 && c_val < 0))
       tnn::fail<tnn::FormatError>("log ", tnn::quote_path(path),
                                   ": expected a tnn training log (columns step, kind, loss), got the header ",
                                   tnn::quote(line, 80));
@@ -363,13 +366,14 @@ void plot_log(const PlotOptions& o) {
                                       tnn::quote(cols[std::size_t(c)], 40));
         }
       };
-      const double step = num(c_step);
+      double step, loss;
       bool is_valid;
-      double loss;
-      if (c_kind >= 0) {
-        is_valid = c_kind < int(cols.size()) && cols[std::size_t(c_kind)] == "valid";
-        loss = num(c_loss);
+      if (cols.size() >= 3 && (cols[1] == "train" || cols[1] == "valid")) {  // step,kind,loss,...
+        step = num(0);
+        is_valid = cols[1] == "valid";
+        loss = num(2);
       } else {  // the older layout: a validation row has only val_loss
+        step = num(c_step);
         is_valid = std::isfinite(num(c_val));
         loss = is_valid ? num(c_val) : num(c_loss);
       }

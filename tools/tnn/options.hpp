@@ -20,7 +20,7 @@ struct TrainOptions {
   std::string data, valid, out, config_file, log;
   std::string objective = "clm", schedule = "cosine";
   double valid_fraction = 0.05;
-  tnn::Index valid_block = 0;
+  tnn::Index valid_block = -1;  // -1: 65536 when the file holds round(1 / fraction) such blocks, else 0
   // The default run (tnn train --data F --out M) is the default model (the config's defaults)
   // for 500 steps of 8 x 512 bytes: about two minutes on two cores, and it learns visibly (the
   // README's program section has the measurement).

@@ -7,6 +7,7 @@
 #include <csignal>
 #include <cstdio>
 #include <limits>
+#include <optional>
 #include <sstream>
 #include <thread>
 #include <type_traits>
@@ -41,6 +42,7 @@ void check_options(const TrainOptions& o) {
   at_least(o.max_bad_steps, 0, "--max-bad-steps");
   at_least(o.stop_after, 0, "--stop-after");
   at_least(o.pause_at_step, 0, "--pause-at-step");
+  at_least(o.valid_block, -1, "--valid-block");
   if (!(o.valid_fraction >= 0 && o.valid_fraction < 1))
     tnn::fail<tnn::ValueError>("--valid-fraction: expected a value in [0, 1), got ", o.valid_fraction);
   if (!(o.clip > 0)) tnn::fail<tnn::ValueError>("--clip: expected > 0, got ", o.clip);
@@ -57,14 +59,23 @@ std::set<tnn::Index> parse_inject_steps(const std::string& s, const char* flag) 
 
 }  // namespace
 
-void adopt_saved_settings(TrainOptions& o) {
-  const std::string state = tnn::optimizer_state_path(o.out);
-  if (::access(state.c_str(), F_OK) != 0) return;  // the trainer's resume names the missing file
+namespace {
+// The JSON of the training state beside --out (its header only), if there is one.
+std::optional<tnn::TrainingStateJson> saved_state(const std::string& out) {
+  const std::string state = tnn::optimizer_state_path(out);
+  if (::access(state.c_str(), F_OK) != 0) return std::nullopt;  // the trainer's resume names the missing file
   const tnn::SafetensorsHeader h = tnn::read_safetensors_header(state);
   auto it = h.metadata.find(tnn::kExtraMetadataKey);
-  if (it == h.metadata.end()) return;
-  const tnn::TrainingStateJson saved = tnn::parse_training_state(
+  if (it == h.metadata.end()) return std::nullopt;
+  return tnn::parse_training_state(
       it->second, "training state " + tnn::quote_path(state) + ": metadata '" + tnn::kExtraMetadataKey + "'");
+}
+}  // namespace
+
+void adopt_saved_settings(TrainOptions& o) {
+  const std::optional<tnn::TrainingStateJson> state = saved_state(o.out);
+  if (!state) return;
+  const tnn::TrainingStateJson& saved = *state;
   const nlohmann::json& id = saved.identity;
   // A value of the wrong type is left alone: the identity check then names the difference.
   auto adopt = [&](const char* key, const char* flag, auto& member) {
@@ -118,7 +129,7 @@ void TrainSession::check_resumed_task(tnn::Task task) const {
                                tnn::to_string(saved), "')");
 }
 
-tnn::TnnConfig TrainSession::model_config(const nlohmann::json& data_keys) const {
+tnn::TnnConfig TrainSession::model_config(const nlohmann::json& data_keys) {
   nlohmann::json j = nlohmann::json::object();
   std::string source;
   if (o_.resume) {
@@ -145,11 +156,21 @@ tnn::TnnConfig TrainSession::model_config(const nlohmann::json& data_keys) const
   if (o_.resume && cfg.to_json() != saved)
     tnn::fail<tnn::ValueError>("--resume: the model flags differ from the saved model (",
                                tnn::json_differences(saved, cfg.to_json()), ")");
+  // A run saved by an older program spelled some keys of its identity's config otherwise
+  // (use_decay for decay): the same model, so its spelling is kept and the run resumes.
+  if (o_.resume)
+    if (const auto state = saved_state(o_.out); state && state->identity.contains("config")) {
+      try {
+        if (tnn::TnnConfig::from_json(state->identity["config"]).to_json() == cfg.to_json())
+          identity_config_ = state->identity["config"];
+      } catch (const tnn::Error&) {  // not a config: the identity check names the difference
+      }
+    }
   return cfg;
 }
 
 nlohmann::json TrainSession::identity(const tnn::TnnConfig& cfg, const nlohmann::json& extra) const {
-  nlohmann::json j = {{"config", cfg.to_json()}};
+  nlohmann::json j = {{"config", identity_config_.is_null() ? cfg.to_json() : identity_config_}};
   TrainOptions::visit_settings(o_, [&](const char* key, const char*, const auto& member) { j[key] = member; });
   j.update(extra);
   return j;

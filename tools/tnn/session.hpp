@@ -51,7 +51,7 @@ class TrainSession {
   // every model flag given (one notice line for each key it overrides in --config); then
   // `data_keys`, the keys the data decides, where the config leaves them out. The task checks
   // that a --config file's own data keys agree with the data.
-  tnn::TnnConfig model_config(const nlohmann::json& data_keys) const;
+  tnn::TnnConfig model_config(const nlohmann::json& data_keys);
 
   // The settings a resumed run must share (TrainOptions::visit_settings, the config, `extra`).
   nlohmann::json identity(const tnn::TnnConfig& cfg, const nlohmann::json& extra = nlohmann::json::object()) const;
@@ -83,6 +83,7 @@ class TrainSession {
   Progress resume_printer_;
   tnn::ScopedStopSignals* signals_ = nullptr;
   tnn::Index last_step_ = 0;  // the last finished step (1-based), for --pause-at-step
+  nlohmann::json identity_config_;  // a resumed run's config as its identity spells it
 };
 
 // "1234 parameters (dim 64, layers 2, heads 1, E 128, rpe 32x1, fixed decay": the model part of

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <cmath>
 #include <iostream>
 #include <iterator>
 #include <optional>
@@ -82,6 +83,15 @@ int train_lm(TrainOptions& o) {
 
   // The data: --valid, or the held-out part of --data; the first --eval-tokens of it validate.
   const tnn::ByteCorpus all = tnn::ByteCorpus::from_file(o.data);
+  // --valid-block -1 (the default): blocks of 64 KiB from all over the file when it holds at least
+  // round(1 / fraction) of them (validation text from every part of it, not only its end, whose
+  // style may differ), else the end of the file. The identity and the checkpoint keep the result.
+  if (o.valid_block < 0) {
+    constexpr tnn::Index kBlock = 65536;
+    const bool blocks = o.valid.empty() && o.valid_fraction > 0 && o.valid_fraction <= 0.5 &&
+                        double(all.size()) >= double(std::llround(1 / o.valid_fraction)) * double(kBlock);
+    o.valid_block = blocks ? kBlock : 0;
+  }
   const std::string held_out = !o.valid.empty() || o.valid_fraction == 0 ? "none" : o.valid_block > 0 ? "blocks" : "tail";
   const tnn::DataSplit split = !o.valid.empty() ? tnn::DataSplit{all, tnn::ByteCorpus::from_file(o.valid)}
                                                 : held_out_split(all, o.valid_fraction, o.valid_block);
