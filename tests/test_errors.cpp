@@ -65,8 +65,14 @@ TnnConfig tiny() {
 
 TEST(ConfigErrors, UnknownKeysAndMissingRequiredKeys) {
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("colour", "\"blue\"")); }, {"unknown key \"colour\""}));
-  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(R"({"vocab_size": 10, "dim": 4})"); },
-                                  {"required key 'layers'", "missing"}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(R"({"dim": 4, "layers": 1})"); },
+                                  {"required key 'vocab_size'", "missing"}));
+  // Every other key has a default: the model a user gets without saying more.
+  const TnnConfig c = TnnConfig::parse(R"({"vocab_size": 10})");
+  EXPECT_EQ(c.dim, TnnConfig{}.dim);
+  EXPECT_EQ(c.layers, TnnConfig{}.layers);
+  EXPECT_GT(c.dim, 0);
+  EXPECT_GT(c.layers, 0);
 }
 
 TEST(ConfigErrors, WrongTypesNameTheKeyTheTypeAndTheValue) {

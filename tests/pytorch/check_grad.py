@@ -278,7 +278,7 @@ def rel_err(got, want):
 
 def run_tnn(tnn, model, batch, out, dtype):
     cmd = [sys.executable, tnn] if tnn.endswith(".py") else [tnn]
-    cmd += ["grad", "--checkpoint", model, "--batch", batch, "--out", out, "--dtype", dtype]
+    cmd += ["grad", "--checkpoint", model, "--inputs", batch, "--out", out, "--dtype", dtype]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         return f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-400:]}"

@@ -11,7 +11,7 @@ path independently; an FFT twin exists for the self-test and the `grad` command.
 
 As a script:
   python3 tnn_reference.py selftest
-  python3 tnn_reference.py grad --checkpoint M --batch B --out O [--dtype f32|f64] [--toeplitz fft|dense]
+  python3 tnn_reference.py grad --checkpoint M --inputs B --out O [--dtype f32|f64] [--toeplitz fft|dense]
 (the latter mimics `tnn grad`, used to test check_grad.py without the C++ program).
 """
 import argparse
@@ -40,9 +40,9 @@ LEAK_SLOPE = 0.01
 # model.md §8, and the keys docs/official.md adds.
 DEFAULTS = {
     "heads": 1,
-    "expand_ratio": 3,
+    "expand_ratio": 2,
     "glu_dim": None,  # = dim
-    "rpe_dim": 64,
+    "rpe_dim": 32,
     "rpe_layers": 1,
     "gamma": 0.99,
     "rpe_act": "relu",
@@ -934,7 +934,7 @@ def _grad_command(args):
     if set(params) != expected:
         raise SystemExit(f"checkpoint names differ: missing {sorted(expected - set(params))}, "
                          f"extra {sorted(set(params) - expected)}")
-    batch, _ = safetensors_io.load(args.batch)
+    batch, _ = safetensors_io.load(args.inputs)
     tb = {"fft": toeplitz_fft, "dense": toeplitz_dense}[args.toeplitz]
     if is_image(cfg):
         loss, logits, grads = image_loss_and_grads(cfg, params, batch["images"], batch["labels"], dtype)
@@ -955,7 +955,7 @@ def main(argv=None):
     sub.add_parser("selftest", help="check the reference against itself")
     g = sub.add_parser("grad", help="same interface as `tnn grad`")
     g.add_argument("--checkpoint", required=True)
-    g.add_argument("--batch", required=True)
+    g.add_argument("--inputs", required=True)
     g.add_argument("--out", required=True)
     g.add_argument("--dtype", default="f32", choices=["f32", "f64"])
     g.add_argument("--toeplitz", default="fft", choices=["fft", "dense"])

@@ -56,13 +56,17 @@ struct ConfigKey {
   bool (*written)(const Config&) = nullptr;  // null: always
 };
 
+// The defaults are the model a user gets by default (a config file that leaves every key out,
+// `tnn train` without model flags): a byte-level language model of 1.1 M parameters that learns
+// English spelling and some grammar from a few megabytes of text in a few minutes on two cores
+// (README, "The tnn program").
 struct BackboneConfig {
-  Index dim = 0;     // D, required
-  Index layers = 0;  // required
+  Index dim = 192;   // D
+  Index layers = 3;
   Index heads = 1;   // H
-  double expand_ratio = 3;
+  double expand_ratio = 2;
   Index glu_dim = -1;  // G; -1 means "= dim"
-  Index rpe_dim = 64;  // R
+  Index rpe_dim = 32;  // R
   Index rpe_layers = 1;
   double gamma = 0.99;
   Activation rpe_act = Activation::Relu;
@@ -111,7 +115,7 @@ struct TnnConfig : BackboneConfig {
   Pooling pooling = Pooling::Mean;
   // Image classification (task image): images [Hi, Wi, Ch] cut into patch_size x patch_size
   // patches, a grid of (Hi / P) x (Wi / P) tokens.
-  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 0;
+  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 1;
   // Regression (task regress): F float features in and Fo values out per position.
   Index input_features = 0, output_features = 0;
 
@@ -227,8 +231,6 @@ struct TnnConfig : BackboneConfig {
       });
       if (!known) fail<ConfigError>("config: unknown key ", quote(k, 60), suggest_key(k));
     }
-    if (!j.contains("dim")) fail<ConfigError>("config: required key 'dim' is missing");
-    if (!j.contains("layers")) fail<ConfigError>("config: required key 'layers' is missing");
     if (c.has_vocab() && !j.contains("vocab_size")) fail<ConfigError>("config: required key 'vocab_size' is missing");
     c.validate();
     return c;
