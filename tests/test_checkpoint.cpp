@@ -431,6 +431,47 @@ TEST(Checkpoint, ModelTensorsMatchTheModelsVisit) {
   }
 }
 
+// The tensors of the official options (docs/official.md §3), by name and shape, and the
+// description read_config checks a file against says the same.
+TEST(Checkpoint, OfficialOptionTensorNames) {
+  TnnConfig c;
+  c.vocab_size = 7;
+  c.dim = 4;
+  c.layers = 1;
+  c.expand_ratio = 1;
+  c.rpe_dim = 3;
+  c.rpe_layers = 1;
+  c.decay = tnn::TnoDecay::None;
+  c.norm_type = tnn::NormType::LayerNorm;
+  c.use_norm = true;
+  c.bias = false;
+  c.glu_bias = false;
+  c.embed_norm_type = tnn::NormType::GatedRMSNorm;
+  c.final_norm_type = tnn::NormType::None;
+  c.lm_head_type = tnn::LmHeadType::Roberta;
+  const std::string t = "layers.0.token_mixer.", r = t + "toep.rpe.";
+  std::map<std::string, tnn::Shape> want = {
+      {"embed.weight", {7, 4}}, {"embed_norm.scale", {4}}, {"embed_norm.gate", {4}},
+      {"layers.0.token_norm.weight", {4}}, {"layers.0.token_norm.bias", {4}},
+      {t + "u_proj.weight", {4, 4}}, {t + "v_proj.weight", {4, 4}}, {t + "o.weight", {4, 4}},
+      {t + "norm.weight", {4}}, {t + "norm.bias", {4}},
+      {r + "pos_proj.weight", {3, 1}}, {r + "layers.0.0.weight", {3}}, {r + "layers.0.0.bias", {3}},
+      {r + "layers.0.2.weight", {3, 3}}, {r + "out.0.weight", {3}}, {r + "out.0.bias", {3}},
+      {r + "out.2.weight", {4, 3}},
+      {"layers.0.feature_norm.weight", {4}}, {"layers.0.feature_norm.bias", {4}},
+      {"layers.0.feature_mixer.l1.weight", {4, 4}}, {"layers.0.feature_mixer.l2.weight", {4, 4}},
+      {"layers.0.feature_mixer.l3.weight", {4, 4}},
+      {"lm_head.dense.weight", {4, 4}}, {"lm_head.dense.bias", {4}}, {"lm_head.layer_norm.weight", {4}},
+      {"lm_head.layer_norm.bias", {4}}, {"lm_head.weight", {7, 4}}, {"lm_head.bias", {7}}};
+  EXPECT_EQ(shapes_of_model(c), want);
+  std::map<std::string, tnn::Shape> implied;
+  for (const auto& [name, s] : implied_shapes(c)) implied.emplace(name, s);
+  EXPECT_EQ(implied, want);
+  c.tie_embeddings = true;  // the tied RoBERTa head keeps its bias, not its weight
+  want.erase("lm_head.weight");
+  EXPECT_EQ(shapes_of_model(c), want);
+}
+
 TEST(Checkpoint, ReadConfigAcceptsARealModelAndChecksItsTensors) {
   TempDir dir("tnn_ck_");
   TnnConfig c = small_config();

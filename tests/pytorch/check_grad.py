@@ -211,11 +211,18 @@ CONFIGS += [
       norm_type="layernorm", **CL),
     O("cls-first-gatedrms-par3-nobias", 3, 17, targets="ragged", num_classes=4, pooling="first",
       norm_type="gatedrmsnorm", par_type=3, bias=False, glu_bias=False, embed_norm_type="layernorm", **CL),
+    # act_type: an activation of every Toeplitz coefficient, after the decay
+    O("acttype-sigmoid-normalize-bidir-h2", 2, 17, act_type="sigmoid", normalize=True, causal=False, heads=2),
+    O("acttype-relu-learned", 2, 17, act_type="relu", decay="learned", gamma=0.9),
+    O("acttype-exp-normalize-n300", 1, 300, dim=4, layers=1, rpe_dim=4, act_type="exp", normalize=True, gamma=0.9),
+    O("acttype-2+elu-par2-bidir", 2, 17, act_type="2+elu", par_type=2, causal=False, decay="none"),
     # image classifiers: the options that do not concern a token embedding or the RPE's input
     O_IMG("img-scalenorm-usenorm-nobias", 2, 6, 4, 2, 2, num_classes=3, norm_type="scalenorm", use_norm=True,
           bias=False, glu_bias=False, gtu_act="elu", rpe_act="1+elu", final_norm_type="none"),
     O_IMG("img-normalize-residual-gated", 2, 5, 4, 1, 1, num_classes=3, norm_type="gatedrmsnorm", normalize=True,
           residual=True, rpe_layers=2, prenorm=False, postnorm_residual=True, decay="learned", gamma=0.9),
+    O_IMG("img-acttype-1+elu-normalize", 2, 6, 4, 1, 2, num_classes=3, act_type="1+elu", normalize=True,
+          use_norm=True, norm_type="layernorm"),
 ]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 

@@ -1,7 +1,9 @@
 // The backbone every TNN model shares (model.md §7): TNN layers over a residual stream
-// [B, N, D], then the final norm. An input module writes the stream's first state (input()),
-// a head reads the features forward() returns and writes their gradient (features_grad());
-// backward() runs the layers in reverse and leaves dLoss/d(input) for the input module.
+// [B, N, D], then the final norm (of final_norm_type; none: the identity). In training, dropout
+// on the stream's first state and on every branch (docs/official.md §2.11). An input module
+// writes the stream's first state (input()), a head reads the features forward() returns and
+// writes their gradient (features_grad()); backward() runs the layers in reverse and leaves
+// dLoss/d(input) for the input module.
 // Owns every activation and workspace, llm.c style, so a step at a fixed [B, N] reuses the same
 // buffers every time. Checkpoint names: layers.i.*, final_norm.*.
 #pragma once
@@ -13,6 +15,7 @@
 
 #include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
+#include "tnn/layers/dropout.hpp"
 #include "tnn/layers/norm.hpp"
 #include "tnn/model/block.hpp"
 #include "tnn/model/config.hpp"
@@ -30,7 +33,7 @@ class Backbone {
     layers.reserve(static_cast<std::size_t>(cfg.layers));
     for (Index i = 0; i < cfg.layers; ++i)
       layers.emplace_back(block_options(cfg), make_token_mixer<T, Backend>(cfg, grid_h, grid_w));
-    final_norm = Norm<T>(cfg.norm_type, cfg.dim);
+    final_norm = Norm<T>(cfg.final_norm(), cfg.dim);
     caches_.resize(static_cast<std::size_t>(cfg.layers));
     xs_.resize(static_cast<std::size_t>(cfg.layers + 1));
   }
@@ -52,9 +55,18 @@ class Backbone {
   const Tensor<T>& input() const { return xs_[0]; }
 
   // Runs the layers and the final norm on input(); returns the features [B, N, D] (valid until
-  // the next forward). `lengths` (I32 [B]) makes the batch ragged (TnnBlock::forward).
-  const Tensor<T>& forward(const Tensor<std::int32_t>* lengths = nullptr) {
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(xs_[i], xs_[i + 1], caches_[i], lengths);
+  // the next forward). `lengths` (I32 [B]) makes the batch ragged (TnnBlock::forward). `drop`
+  // (training only): dropout on input() (site 0) and on both branches of layer i (sites 2i + 1,
+  // 2i + 2).
+  const Tensor<T>& forward(const Tensor<std::int32_t>* lengths = nullptr, const DropoutContext* drop = nullptr) {
+    if (drop) {
+      dropout_mask(*drop, 0, xs_[0].shape(), input_mask_);
+      apply_mask(input_mask_, xs_[0]);
+    } else {
+      input_mask_.resize({0});
+    }
+    for (std::size_t i = 0; i < layers.size(); ++i)
+      layers[i].forward(xs_[i], xs_[i + 1], caches_[i], lengths, drop, 2 * static_cast<std::uint64_t>(i) + 1);
     final_norm.forward(xs_[layers.size()], xf_, final_cache_);
     return xf_;
   }
@@ -76,6 +88,7 @@ class Backbone {
       cur = 1 - cur;
       if (hook && *hook) (*hook)(static_cast<Index>(i));
     }
+    if (input_mask_.size() > 0) apply_mask(input_mask_, dres_[cur]);  // through the input's dropout
     return dres_[cur];
   }
 
@@ -104,6 +117,7 @@ class Backbone {
   typename Norm<T>::Cache final_cache_;
   Tensor<T> dxf_;                                   // [B, N, D] dLoss/dxf, written by the head
   Tensor<T> dres_[2];                               // [B, N, D] residual-stream gradient, ping-pong over layers
+  Tensor<T> input_mask_;                            // [B, N, D] dropout on input() (training only; else empty)
 };
 
 }  // namespace tnn
