@@ -128,3 +128,26 @@ TEST(Dropout, ATrainingStepUsesItsSeedAndStepAndEndsInEvaluation) {
   model.set_training(21, 5);
   EXPECT_EQ(model.forward(b.tokens, b.targets), s5.loss);
 }
+
+// Recomputation (Backbone::set_recompute) runs each layer's forward again in backward: with
+// dropout it draws the same masks, so the gradients stay bit-identical.
+TEST(Dropout, RecomputationDrawsTheSameMasks) {
+  const TnnConfig c = dropout_config(0.3);
+  Tensor<std::int32_t> tokens, targets;
+  testing_helpers::lm_batch(c, 2, 7, 5, tokens, targets);
+  std::vector<std::vector<float>> grads[2];
+  float loss[2];
+  for (int recompute = 0; recompute < 2; ++recompute) {
+    TnnLM<float> m(c);
+    m.init_weights(3);
+    m.backbone.set_recompute(recompute == 1);
+    m.set_training(2, 8);
+    m.zero_grad();
+    loss[recompute] = m.forward(tokens, targets);
+    m.backward();
+    for (auto& [name, p] : m.named_parameters()) grads[recompute].emplace_back(p->grad.begin(), p->grad.end());
+  }
+  EXPECT_EQ(loss[0], loss[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+}

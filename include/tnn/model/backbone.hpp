@@ -54,19 +54,34 @@ class Backbone {
   Tensor<T>& input() { return xs_[0]; }
   const Tensor<T>& input() const { return xs_[0]; }
 
+  // Recomputation: when on, forward keeps only each layer's input (the residual stream) and one
+  // layer's cache, and backward runs each layer's forward again just before its backward. The
+  // same arithmetic in the same order, so gradients are bit-identical; activation memory drops
+  // from all layers' caches to one. Off by default.
+  void set_recompute(bool on) {
+    recompute_ = on;
+    if (on) {  // free the per-layer caches: only caches_[0] is used from now on
+      for (std::size_t i = 1; i < caches_.size(); ++i) caches_[i] = typename Block::Cache();
+    }
+  }
+  bool recompute() const { return recompute_; }
+
   // Runs the layers and the final norm on input(); returns the features [B, N, D] (valid until
   // the next forward). `lengths` (I32 [B]) makes the batch ragged (TnnBlock::forward). `drop`
   // (training only): dropout on input() (site 0) and on both branches of layer i (sites 2i + 1,
   // 2i + 2).
   const Tensor<T>& forward(const Tensor<std::int32_t>* lengths = nullptr, const DropoutContext* drop = nullptr) {
+    lengths_ = lengths ? *lengths : Tensor<std::int32_t>();
+    has_drop_ = drop != nullptr;
     if (drop) {
+      drop_ = *drop;
       dropout_mask(*drop, 0, xs_[0].shape(), input_mask_);
       apply_mask(input_mask_, xs_[0]);
     } else {
       input_mask_.resize({0});
     }
     for (std::size_t i = 0; i < layers.size(); ++i)
-      layers[i].forward(xs_[i], xs_[i + 1], caches_[i], lengths, drop, 2 * static_cast<std::uint64_t>(i) + 1);
+      layers[i].forward(xs_[i], xs_[i + 1], cache_for(i), lengths, drop, site_of(i));
     final_norm.forward(xs_[layers.size()], xf_, final_cache_);
     return xf_;
   }
@@ -84,7 +99,11 @@ class Backbone {
     if (hook && *hook) (*hook)(static_cast<Index>(L));
     int cur = 0;
     for (std::size_t i = L; i-- > 0;) {
-      layers[i].backward(xs_[i], dres_[cur], caches_[i], dres_[1 - cur]);
+      if (recompute_ && i + 1 < L)  // the layer's cache again, from its kept input (scratch output: dres_[1 - cur]);
+                                    // the last layer's is still there from forward
+        layers[i].forward(xs_[i], dres_[1 - cur], caches_[0], lengths_.size() > 0 ? &lengths_ : nullptr,
+                          has_drop_ ? &drop_ : nullptr, site_of(i));  // the same masks: (seed, step, site)
+      layers[i].backward(xs_[i], dres_[cur], cache_for(i), dres_[1 - cur]);
       cur = 1 - cur;
       if (hook && *hook) (*hook)(static_cast<Index>(i));
     }
@@ -92,8 +111,13 @@ class Backbone {
     return dres_[cur];
   }
 
-  // Layer i's cache of the last forward (the decoder reads its TNO input, the tests its parts).
-  const typename Block::Cache& cache(Index i) const { return caches_.at(static_cast<std::size_t>(i)); }
+  // Layer i's cache of the last forward (the decoder reads its TNO input, the tests its parts);
+  // with recomputation only the last layer's is kept.
+  const typename Block::Cache& cache(Index i) const {
+    if (recompute_ && i + 1 != static_cast<Index>(layers.size()))
+      fail<Error>("Backbone::cache: with recomputation only the last layer's cache is kept, asked for layer ", i);
+    return recompute_ ? caches_.at(0) : caches_.at(static_cast<std::size_t>(i));
+  }
 
   template <class F>
   void visit(F&& f) {
@@ -111,6 +135,14 @@ class Backbone {
     m.final_norm.visit("final_norm.", f);
   }
 
+  typename Block::Cache& cache_for(std::size_t i) { return caches_[recompute_ ? 0 : i]; }
+  // The first dropout site of layer i (its two branches: this and the next; 0 is the input).
+  static std::uint64_t site_of(std::size_t i) { return 2 * static_cast<std::uint64_t>(i) + 1; }
+
+  bool recompute_ = false;
+  Tensor<std::int32_t> lengths_;                    // [B] of the last forward, or empty
+  bool has_drop_ = false;                           // the last forward was a training step's with dropout
+  DropoutContext drop_;                             // its dropout (recomputation draws the same masks)
   std::vector<Tensor<T>> xs_;                       // [layers + 1] x [B, N, D] residual stream: input, after each layer
   std::vector<typename Block::Cache> caches_;       // [layers]
   Tensor<T> xf_;                                    // [B, N, D] final_norm(xs_.back())
