@@ -184,6 +184,9 @@ TEST(ConfigErrors, OfficialOptionsOutOfRangeOrContradictory) {
                                   {"'embed_norm_type'", enum_choices<NormType>()}));
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("lm_head_type", "\"mlp\"")); },
                                   {"'lm_head_type'", enum_choices<LmHeadType>()}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("token_mixer", "\"attention\"")); },
+                                  {"'token_mixer'", enum_choices<TokenMixerKind>(), "\"attention\""}));
+  EXPECT_NO_THROW(TnnConfig::parse(with("token_mixer", "\"tno\"")));
   // none is a final or embedding norm, not a layer norm
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("norm_type", "\"none\"")); },
                                   {"'norm_type'", "simplermsnorm", "got 'none'"}));
@@ -228,8 +231,8 @@ TEST(ConfigErrors, FinalNormTypeFollowsNormTypeUnlessSet) {
   // every key of the table in a config's JSON, the token keys only for token models
   const nlohmann::json j = tiny().to_json();
   for (const char* key : {"use_norm", "normalize", "residual", "par_type", "bias", "glu_bias", "act_type", "dropout",
-                          "final_norm_type", "postnorm_residual", "scale_embedding", "embed_norm_type",
-                          "lm_head_type"})
+                          "final_norm_type", "postnorm_residual", "token_mixer", "scale_embedding",
+                          "embed_norm_type", "lm_head_type"})
     EXPECT_TRUE(j.contains(key)) << key;
 }
 

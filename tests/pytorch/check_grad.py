@@ -108,7 +108,7 @@ CONFIGS += [
 
 # The official options (docs/official.md). They run with --with-official (or when --only names
 # them), and by default once the program implements them (OFFICIAL_BY_DEFAULT).
-OFFICIAL_BY_DEFAULT = False
+OFFICIAL_BY_DEFAULT = True
 
 
 def O(name, B, N, targets="mixed", **kw):
@@ -203,9 +203,14 @@ CONFIGS += [
       residual=True, rpe_layers=2, par_type=3, bias=False, glu_bias=False, scale_embedding=True,
       embed_norm_type="scalenorm", final_norm_type="layernorm", prenorm=False, decay="learned", gamma=0.9,
       lm_head_type="roberta", gtu_act="elu", glu_act="leak", rpe_act="sigmoid"),
-    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.9,
+    # (rpe_act 1+elu and gamma 0.99, not relu and 0.9: normalize cancels any part of the coefficients
+    # that is bias * lambda^k, so the RPE's gradients measure how much the coefficients vary over the
+    # decay's window. Fed k / 999, a 0.9 window (~50 offsets) sees inputs in [0, 0.05], nearly one
+    # coefficient, and some draws turn every relu of the last block off: gradients of pure rounding.)
+    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.99,
       use_norm=True, norm_type="gatedrmsnorm", residual=True, rpe_layers=2, scale_embedding=True,
-      embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none"),
+      embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none",
+      rpe_act="1+elu"),
     # classifiers: ragged batches with normalize (its sum runs over each row's valid positions)
     O("cls-mean-normalize-usenorm", 3, 17, targets="ragged", num_classes=3, normalize=True, use_norm=True,
       norm_type="layernorm", **CL),

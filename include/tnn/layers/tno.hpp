@@ -111,14 +111,33 @@ void activate_coefficients(Activation act, Tensor<T>& t, Tensor<T>& pre) {
 }
 
 // normalize: the products of v and of ones share one Toeplitz call (one spectrum of t) by
-// stacking: vm [B + Bm, P, E] = [v; m], Bm = 1 row of ones, or with `lengths` (ragged rows) Bm =
-// B rows, row b one at positions < lengths[b] and zero after, so a row's normalizer sums over its
-// valid positions only. P = positions (N, or H*W on a grid).
+// stacking: vm [B + Bm, P, E] = [v - mu; m], Bm = 1 row of ones, or with `lengths` (ragged rows)
+// Bm = B rows, row b one at positions < lengths[b] and zero after, so a row's normalizer sums
+// over its valid positions only. P = positions (N, or H*W on a grid). mu [B, E] is the mean of
+// each row and channel over its valid positions: T(v - mu) / T1 + mu = Tv / T1 exactly (and the
+// output does not depend on mu, so dv = T^T (dy / T1) still), but the gradient of the
+// coefficients, sum_i dy_i (v_{i-k} - y_i) / (T1)_i, is then taken between smaller numbers: less
+// cancellation in float when v has a mean (silu's outputs do).
 template <class T>
-void stack_with_ones(const Tensor<T>& v, Index P, Index E, const std::vector<Index>* lengths, Tensor<T>& vm) {
+void stack_with_ones(const Tensor<T>& v, Index P, Index E, const std::vector<Index>* lengths, Tensor<T>& vm,
+                     Tensor<T>& mu) {
   const Index B = v.size() / (P * E), Bm = lengths ? B : 1, S = P * E;
   vm.resize({B + Bm, P, E});
-  std::copy(v.begin(), v.end(), vm.begin());
+  mu.resize({B, E});
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths ? (*lengths)[static_cast<std::size_t>(b)] : P;
+    const T* vb = v.data() + b * S;
+    T* mb = mu.data() + b * E;
+    std::fill(mb, mb + E, T(0));
+    for (Index i = 0; i < len; ++i)
+      for (Index e = 0; e < E; ++e) mb[e] += vb[i * E + e];
+    for (Index e = 0; e < E; ++e) mb[e] /= static_cast<T>(len);
+    T* ob = vm.data() + b * S;
+    for (Index i = 0; i < len; ++i)
+      for (Index e = 0; e < E; ++e) ob[i * E + e] = vb[i * E + e] - mb[e];
+    std::copy(vb + len * E, vb + S, ob + len * E);  // padding as it is (the GTU has zeroed it): mu only
+                                                     // where the mask is 1, so T(v - mu m) = Tv - mu T m
+  }
   T* m = vm.data() + B * S;
   if (!lengths) {
     std::fill(m, m + S, T(1));
@@ -130,20 +149,22 @@ void stack_with_ones(const Tensor<T>& v, Index P, Index E, const std::vector<Ind
     std::fill(m + b * S + len * E, m + (b + 1) * S, T(0));
   }
 }
-// y [B, ...] = p / d from ym = [p; d] (stack_with_ones' layout); y resized to `shape`.
+// y [B, ...] = p / d + mu from ym = [p; d] (stack_with_ones' layout); y resized to `shape`.
 template <class T>
-void divide_by_ones_rows(const Tensor<T>& ym, Index B, bool per_row, const Shape& shape, Tensor<T>& y) {
+void divide_by_ones_rows(const Tensor<T>& ym, const Tensor<T>& mu, Index B, bool per_row, const Shape& shape,
+                         Tensor<T>& y) {
   y.resize(shape);
-  const Index S = y.size() / B;
+  const Index S = y.size() / B, E = mu.size() / B;
   for (Index b = 0; b < B; ++b) {
     const T* p = ym.data() + b * S;
     const T* d = ym.data() + (B + (per_row ? b : 0)) * S;
+    const T* mb = mu.data() + b * E;
     T* o = y.data() + b * S;
-    for (Index i = 0; i < S; ++i) o[i] = p[i] / d[i];
+    for (Index i = 0; i < S; ++i) o[i] = p[i] / d[i] + mb[i % E];
   }
 }
-// The gradient of y = p / d for the stacked product: g [B + Bm, ...] with g_p = dy / d and
-// g_d = -sum over the rows sharing d of dy * p / d^2.
+// The gradient of y = p / d (+ mu, a constant to the coefficients) for the stacked product:
+// g [B + Bm, ...] with g_p = dy / d and g_d = -sum over the rows sharing d of dy * p / d^2.
 template <class T>
 void ones_rows_grad(const Tensor<T>& ym, const Tensor<T>& dy, Index B, bool per_row, Tensor<T>& g) {
   g.resize(ym.shape());
@@ -204,9 +225,10 @@ class Tno {
     Tensor<T> dlam;  // [E]    d lambda / d theta (Learned only)
     ToeplitzOp<T, Backend> op;  // holds the spectrum of t and what its backward needs
     Index n = 0;                // sequence length of the last forward
-    // normalize: the stacked input [v; ones] and its product [T v; T 1] (detail::stack_with_ones)
+    // normalize: the stacked input [v - mu; ones] and its product [T (v - mu); T 1] (detail::stack_with_ones)
     Tensor<T> vm;       // [B + Bm, N, E]
     Tensor<T> ym;       // [B + Bm, N, E]
+    Tensor<T> mu;       // [B, E] each row's mean of v over its valid positions
     bool per_row = false;  // Bm = B (a ragged batch) rather than 1
     // backward workspaces, kept so a training step reuses them
     Tensor<T> dt;   // [K, E] dLoss/dt, then dLoss/dRPE(k) in place
@@ -245,9 +267,9 @@ class Tno {
     c.op.prepare(c.t, n, opts_.causal, method);
     if (opts_.normalize) {
       c.per_row = lengths != nullptr && !lengths->empty();
-      detail::stack_with_ones(v, n, E, c.per_row ? lengths : nullptr, c.vm);
+      detail::stack_with_ones(v, n, E, c.per_row ? lengths : nullptr, c.vm, c.mu);
       c.op.forward(c.vm, c.ym, true);
-      detail::divide_by_ones_rows(c.ym, v.dim(0), c.per_row, v.shape(), y);
+      detail::divide_by_ones_rows(c.ym, c.mu, v.dim(0), c.per_row, v.shape(), y);
     } else {
       c.op.forward(v, y, true);
     }

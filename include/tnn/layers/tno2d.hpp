@@ -69,7 +69,8 @@ class Tno2d {
     Index batch = -1;             // batch of the last forward
     // workspaces, kept so a training step reuses them
     Tensor<T> v4, y4;  // [B, H, W, E] the input and output as grids ([B + 1, ...] with normalize: + ones)
-    Tensor<T> g4;      // [B + 1, H, W, E] normalize: dLoss/d[T v; T 1]
+    Tensor<T> g4;      // [B + 1, H, W, E] normalize: dLoss/d[T (v - mu); T 1]
+    Tensor<T> mu;      // [B, E] normalize: each image's mean of v (detail::stack_with_ones)
     Tensor<T> dt;      // [2H-1, 2W-1, E] dLoss/dt, then dLoss/dRPE as [K, E]
     Tensor<T> acc;     // [E] dLoss/dlambda
   };
@@ -114,10 +115,10 @@ class Tno2d {
     coefficients(c.t, c);
     c.op.prepare(c.t, grid_h_, grid_w_, method);
     if (opts_.normalize) {
-      detail::stack_with_ones(v, P, E, nullptr, c.v4);  // [B + 1, H*W, E]
-      c.v4.resize({B + 1, grid_h_, grid_w_, E});        // same numbers, the kernel's layout
+      detail::stack_with_ones(v, P, E, nullptr, c.v4, c.mu);  // [B + 1, H*W, E]
+      c.v4.resize({B + 1, grid_h_, grid_w_, E});              // same numbers, the kernel's layout
       c.op.forward(c.v4, c.y4, true);
-      detail::divide_by_ones_rows(c.y4, B, false, Shape{B, P, E}, y);
+      detail::divide_by_ones_rows(c.y4, c.mu, B, false, Shape{B, P, E}, y);
     } else {
       c.v4.resize({B, grid_h_, grid_w_, E});
       std::copy(v.begin(), v.end(), c.v4.begin());

@@ -92,6 +92,7 @@ struct BackboneConfig {
   double dropout = 0;          // training only
   std::optional<NormType> final_norm_type;  // unset: = norm_type (final_norm())
   bool postnorm_residual = false;           // with prenorm false: norm(x + f(x))
+  TokenMixerKind token_mixer = TokenMixerKind::Tno;
 
   // E = floor(expand_ratio * D) / H * H (integer division), model.md "Notation".
   Index inner_dim() const {
@@ -131,6 +132,7 @@ struct BackboneConfig {
     f(K{"dropout", "dropout probability in training (the embedding and every branch output)"}, c.dropout);
     f(K{"final_norm_type", "the final norm (none: no final norm); default: norm_type"}, c.final_norm_type);
     f(K{"postnorm_residual", "with prenorm false: norm(x + f(x)) instead of x + norm(f(x))"}, c.postnorm_residual);
+    f(K{"token_mixer", "the layers' token mixer"}, c.token_mixer);
   }
 };
 
