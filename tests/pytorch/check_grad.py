@@ -106,8 +106,8 @@ CONFIGS += [
         gamma=0.9, prenorm=False),
 ]
 
-# The official options (docs/official.md). They run with --with-official (or when --only names
-# them), and by default once the program implements them (OFFICIAL_BY_DEFAULT).
+# The official options (docs/official.md): run by default now that the program implements them
+# (False would leave them to --with-official, or to --only naming them).
 OFFICIAL_BY_DEFAULT = True
 
 
