@@ -41,12 +41,23 @@
 #include <cblas.h>
 #endif
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/error.hpp"
 #include "tnn/core/gemm_packed.hpp"
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
+
+template <>
+struct EnumTable<Precision> {
+  static constexpr EnumRow<Precision> rows[] = {{Precision::F32, "fp32"}, {Precision::Bf16, "bf16"}};
+};
+
+// True when the CPU multiplies bf16 in hardware (AVX512_BF16); elsewhere a bf16 product rounds
+// its operands the same way and runs tnn's fp32 kernels, as fast as an fp32 product.
+inline bool cpu_has_bf16() { return detail::cpu().avx512_bf16; }
+
 
 namespace detail {
 

@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/tensor.hpp"
@@ -43,7 +44,7 @@ bool same_leading_dims(const Tensor<T>& a, const Tensor<U>& b, Index last) {
 }  // namespace detail
 
 template <class T>
-class Linear {
+class Linear : public Visits<Linear<T>> {
  public:
   Linear() = default;
   Linear(Index in, Index out, bool with_bias = true) : in_(in), out_(out), has_bias_(with_bias) {
@@ -59,6 +60,15 @@ class Linear {
   Index in_features() const { return in_; }
   Index out_features() const { return out_; }
   bool has_bias() const { return has_bias_; }
+
+  // Products in fp32 whatever weight.precision says (the RPE: its inputs are positions, which
+  // bf16's 8-bit mantissa would merge beyond 256).
+  void set_fp32_only(bool on) { fp32_only_ = on; }
+  // The precision of this layer's products: weight.precision, for float layers not kept in fp32.
+  Precision precision() const {
+    if constexpr (std::is_same_v<T, float>) return fp32_only_ ? Precision::F32 : weight.precision;
+    return Precision::F32;
+  }
 
   // PyTorch's default (kaiming_uniform with a = sqrt(5)): weight and bias
   // uniform in [-1/sqrt(in), 1/sqrt(in)), weight first, row-major, then bias.
@@ -78,9 +88,9 @@ class Linear {
       // Bias first, then the product accumulates onto it: one pass over y, not two.
       auto Y = y.matrix();
       Y.rowwise() = bias.value.matrix().row(0);
-      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(1), y.data(), out_);
+      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(1), y.data(), out_, precision());
     } else {
-      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_);
+      gemm_nt(rows, out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_, precision());
     }
   }
 
@@ -88,7 +98,7 @@ class Linear {
   void product(const Tensor<T>& x, Tensor<T>& y) const {
     check_input(x, "Linear x");
     detail::resize_last_dim(y, x, out_);
-    gemm_nt(x.rows(), out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_);
+    gemm_nt(x.rows(), out_, in_, x.data(), in_, weight.value.data(), in_, T(0), y.data(), out_, precision());
   }
 
   // weight.grad += dy^T x, bias.grad += sum over rows of dy (accumulated);
@@ -110,7 +120,7 @@ class Linear {
   // an input gradient another branch already wrote).
   void accumulate_grads(const Tensor<T>& x, const Tensor<T>& dy) {
     const Index rows = x.rows();
-    gemm_tn(out_, in_, rows, dy.data(), out_, x.data(), in_, T(1), weight.grad.data(), in_);
+    gemm_tn(out_, in_, rows, dy.data(), out_, x.data(), in_, T(1), weight.grad.data(), in_, precision());
     if (has_bias_) {
       // Row after row, so the inner loop runs along contiguous memory.
       T* bg = bias.grad.data();
@@ -123,21 +133,17 @@ class Linear {
     if (dx.rows() != dy.rows() || dx.cols() != in_ || dy.cols() != out_)
       fail<ShapeError>("Linear dx: expected ", dy.rows(), " rows of ", in_, " for dy ", shape_str(dy.shape()),
                        ", got ", shape_str(dx.shape()));
-    gemm_nn(dy.rows(), in_, out_, dy.data(), out_, weight.value.data(), in_, beta, dx.data(), in_);
-  }
-
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    f(prefix + "weight", weight);
-    if (has_bias_) f(prefix + "bias", bias);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    f(prefix + "weight", weight);
-    if (has_bias_) f(prefix + "bias", bias);
+    gemm_nn(dy.rows(), in_, out_, dy.data(), out_, weight.value.data(), in_, beta, dx.data(), in_, precision());
   }
 
  private:
+  friend Visits<Linear<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    f(prefix + "weight", m.weight);
+    if (m.has_bias_) f(prefix + "bias", m.bias);
+  }
+
   void check_input(const Tensor<T>& x, const char* what) const {
     if (x.rank() == 0 || x.dim(-1) != in_)
       fail<ShapeError>(what, ": expected last dim ", in_, " (in_features), got shape ", shape_str(x.shape()));
@@ -146,6 +152,7 @@ class Linear {
   Index in_ = 0;
   Index out_ = 0;
   bool has_bias_ = true;
+  bool fp32_only_ = false;
 };
 
 }  // namespace tnn

@@ -8,6 +8,7 @@
 #include <utility>
 #include <vector>
 
+#include "tnn/core/gemm.hpp"  // Precision
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
@@ -36,6 +37,9 @@ struct Param {
   Tensor<T> value;
   Tensor<T> grad;
   bool trainable = true;  // false: stored in checkpoints, never updated (fixed decay)
+  // The precision of the matrix products this weight takes part in (Linear, the LM head): bf16
+  // rounds their operands to bf16 and sums in fp32; the value itself always stays in T.
+  Precision precision = Precision::F32;
 
   void init(const Shape& shape, bool is_trainable = true) {
     shape_ = shape;
@@ -51,6 +55,23 @@ struct Param {
 
  private:
   Shape shape_;
+};
+
+// The two visit overloads of a module, from the one place it names its tensors: a static
+//   template <class Self, class F> static void visit_all(Self& m, const std::string& prefix, F& f)
+// (Self: the module or its const) calling f(prefix + name, Param&) for each stored tensor. A
+// module is `class M : public Visits<M>` with `friend Visits<M>;`.
+template <class Module>
+class Visits {
+ public:
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    Module::visit_all(static_cast<Module&>(*this), prefix, f);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    Module::visit_all(static_cast<const Module&>(*this), prefix, f);
+  }
 };
 
 // What a model derives from its visit(f) (f(name, Param&) for every stored tensor, in

@@ -51,7 +51,7 @@ struct RpeOptions {
 };
 
 template <class T>
-class Rpe {
+class Rpe : public Visits<Rpe<T>> {
  public:
   // One `Linear(act(norm(h)))` step; in PyTorch a Sequential(norm, act, linear),
   // hence the checkpoint names `.0.` (norm) and `.2.` (linear).
@@ -71,6 +71,9 @@ class Rpe {
     for (Index l = 0; l < o.layers; ++l)
       layers.push_back(Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, o.dim, o.bias)});
     out = Block{Norm<T>(o.norm, o.dim), Linear<T>(o.dim, out_width, o.bias)};
+    pos_proj.set_fp32_only(true);  // a bf16 step rounds the products of large layers, never these
+    for (auto& b : layers) b.linear.set_fp32_only(true);
+    out.linear.set_fp32_only(true);
   }
 
   Linear<T> pos_proj;         // offset_dims (1) -> R
@@ -145,16 +148,8 @@ class Rpe {
     pos_proj.backward(c.pos, c.dh, nullptr);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Rpe<T>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.pos_proj.visit(prefix + "pos_proj.", f);

@@ -188,7 +188,7 @@ void ones_rows_grad(const Tensor<T>& ym, const Tensor<T>& dy, Index B, bool per_
 }  // namespace detail
 
 template <class T, class Backend = DefaultFftBackend>
-class Tno {
+class Tno : public Visits<Tno<T, Backend>> {
  public:
   Tno() = default;
   // head_dim Dh channels per head; E = H * Dh.
@@ -306,16 +306,8 @@ class Tno {
     rpe.backward(c.dt, c.rpe);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Tno<T, Backend>>;
   // t [K, E] = RPE(k) * lambda^|k| in place (nothing without a decay).
   void apply_decay(Index n, Tensor<T>& t, Cache& ws) const {
     const bool causal = opts_.causal;

@@ -50,7 +50,7 @@ inline void check_labels(const Tensor<std::int32_t>& labels, Index B, Index K, c
 // absent). Checkpoint names lm_head.weight; roberta adds lm_head.dense.{weight [D, D], bias [D]},
 // lm_head.layer_norm.{weight, bias} [D] (a LayerNorm whatever norm_type) and lm_head.bias [V].
 template <class T>
-class LmHead {
+class LmHead : public Visits<LmHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B, N] ids in [0, V), -1 = ignored
 
@@ -120,9 +120,9 @@ class LmHead {
     detail::resize_last_dim(logits, x, vocab_);
     if (type_ == LmHeadType::Roberta) {
       logits.matrix().rowwise() = bias.value.matrix().row(0);
-      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(1), logits.data(), vocab_);
+      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(1), logits.data(), vocab_, w.precision);
     } else {
-      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(0), logits.data(), vocab_);
+      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(0), logits.data(), vocab_, w.precision);
     }
   }
 
@@ -150,10 +150,10 @@ class LmHead {
     const Index rows = x.rows();
     const bool roberta = type_ == LmHeadType::Roberta;
     const Tensor<T>& z = roberta ? cache_.hn : x;
-    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, z.data(), dim_, T(1), w.grad.data(), dim_);
+    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, z.data(), dim_, T(1), w.grad.data(), dim_, w.precision);
     Tensor<T>& dz = roberta ? dz_ : dx;
     dz.resize(x.shape());
-    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dz.data(), dim_);
+    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dz.data(), dim_, w.precision);
     if (!roberta) return;
     T* bg = bias.grad.data();
     const T* g = dlogits_.data();
@@ -162,15 +162,6 @@ class LmHead {
     layer_norm.backward(cache_.h, dz_, cache_.norm, dz_);
     activation_backward(Activation::Gelu, cache_.hpre, dz_, dz_);
     dense.backward(x, dz_, &dx);
-  }
-
-  template <class F>
-  void visit(F&& f) {
-    visit_all(*this, f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    visit_all(*this, f);
   }
 
   // The vocabulary head's weight: lm_head's, or the input's when tied.
@@ -194,14 +185,15 @@ class LmHead {
   }
 
  private:
+  friend Visits<LmHead<T>>;
   template <class Self, class F>
-  static void visit_all(Self& m, F& f) {  // Self: this class or its const
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     if (m.type_ == LmHeadType::Roberta) {
-      m.dense.visit("lm_head.dense.", f);
-      m.layer_norm.visit("lm_head.layer_norm.", f);
+      m.dense.visit(prefix + "lm_head.dense.", f);
+      m.layer_norm.visit(prefix + "lm_head.layer_norm.", f);
     }
-    if (!m.tied_) m.lm_head.visit("lm_head.", f);
-    if (m.type_ == LmHeadType::Roberta) f(std::string("lm_head.bias"), m.bias);
+    if (!m.tied_) m.lm_head.visit(prefix + "lm_head.", f);
+    if (m.type_ == LmHeadType::Roberta) f(prefix + "lm_head.bias", m.bias);
   }
 
   template <class Input>
@@ -226,7 +218,7 @@ class LmHead {
 // [B, K]; the loss is the mean over the batch of -log softmax(logits)[label]. Checkpoint names
 // head.weight [K, D], head.bias [K].
 template <class T>
-class ClassifierHead {
+class ClassifierHead : public Visits<ClassifierHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B] labels in [0, K)
 
@@ -316,16 +308,13 @@ class ClassifierHead {
     }
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<ClassifierHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Pooling pooling_ = Pooling::Mean;
   std::vector<Index> lengths_;  // [B] of the last forward
   Shape x_shape_;               // [B, N, D] of the last forward
@@ -339,7 +328,7 @@ class ClassifierHead {
 // (all of them, or those below lengths[b]) and the Fo values of (y - target)^2. Checkpoint names
 // head.weight [Fo, D], head.bias [Fo].
 template <class T>
-class RegressionHead {
+class RegressionHead : public Visits<RegressionHead<T>> {
  public:
   using Target = Tensor<T>;  // [B, N, Fo], finite
 
@@ -417,16 +406,13 @@ class RegressionHead {
     head.backward(x, dy_, &dx);
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<RegressionHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Index count_valid() const {
     Index n = 0;
     for (Index l : lengths_) n += l;

@@ -26,7 +26,7 @@ namespace tnn {
 // scale_embedding (fairseq's LM), else 1; embed_norm of embed_norm_type (none: no norm).
 // Checkpoint names embed.weight [V, D], embed_norm.* (docs/official.md §3).
 template <class T>
-class TokenInput {
+class TokenInput : public Visits<TokenInput<T>> {
  public:
   using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
 
@@ -97,18 +97,14 @@ class TokenInput {
     embed.backward(tokens_, *de);
   }
 
-  template <class F>
-  void visit(F&& f) {
-    embed.visit("embed.", f);
-    embed_norm.visit("embed_norm.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    embed.visit("embed.", f);
-    embed_norm.visit("embed_norm.", f);
+ private:
+  friend Visits<TokenInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.embed.visit(prefix + "embed.", f);
+    m.embed_norm.visit(prefix + "embed_norm.", f);
   }
 
- private:
   bool scale_ = false;
   Data tokens_;  // [B, N] of the last forward
   Cache cache_;
@@ -139,7 +135,7 @@ void image_to_patches(const Tensor<T>& images, Index P, Tensor<T>& patches) {
 // Images [B, Hi, Wi, Ch] (pixel values as the caller scales them, e.g. u8 / 255) -> x [B, N, D]
 // over the (Hi/P) x (Wi/P) grid of patches. Checkpoint names patch_embed.{weight [D, P*P*Ch], bias [D]}.
 template <class T>
-class PatchInput {
+class PatchInput : public Visits<PatchInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -177,16 +173,13 @@ class PatchInput {
   }
   void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    patch_embed.visit("patch_embed.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    patch_embed.visit("patch_embed.", f);
+ private:
+  friend Visits<PatchInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.patch_embed.visit(prefix + "patch_embed.", f);
   }
 
- private:
   Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
   Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
 };
@@ -194,7 +187,7 @@ class PatchInput {
 // Float features [B, N, F] -> x [B, N, D] by a linear map. Checkpoint names
 // input_proj.{weight [D, F], bias [D]}. Values must be finite (ValueError naming the first that is not).
 template <class T>
-class FeatureInput {
+class FeatureInput : public Visits<FeatureInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -229,16 +222,13 @@ class FeatureInput {
   }
   void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    input_proj.visit("input_proj.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    input_proj.visit("input_proj.", f);
+ private:
+  friend Visits<FeatureInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.input_proj.visit(prefix + "input_proj.", f);
   }
 
- private:
   Data in_;  // [B, N, F] of the last forward
 };
 

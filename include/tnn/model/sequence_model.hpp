@@ -2,17 +2,19 @@
 // of model/models.hpp are instances; your own is another:
 //   using MyModel = tnn::SequenceModel<float, tnn::FeatureInput<float>, MyHead<float>>;
 // An Input has: `using Data`; a constructor from `const TnnConfig&`; static accepts(Task) (the
-// tasks it serves); static grid_h/grid_w(cfg)
-// (0: a sequence); init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx);
-// batch(data), length(data); visit(f) naming its tensors. A Head has: `using Target`; a
-// constructor from `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data); forward(features, lengths*, input) -> output;
-// output(); loss(target); static count(target, lengths*); scale_loss_grad(s); backward(features, dfeatures, input);
-// visit(f). model/inputs.hpp and model/heads.hpp hold the built-in ones.
+// tasks it serves); static grid_h/grid_w(cfg) (0: a sequence); batch(data), length(data);
+// init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx); and visit(prefix, f)
+// naming its tensors (layers/param.hpp: Visits). A Head has: `using Target`; a constructor from
+// `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data);
+// forward(features, lengths*, input) -> output; output(); loss(target); static count(target,
+// lengths*); scale_loss_grad(s); backward(features, dfeatures, input); visit(prefix, f).
+// model/inputs.hpp and model/heads.hpp hold the built-in ones.
 #pragma once
 
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 #include "tnn/core/error.hpp"
@@ -50,6 +52,17 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
 
   const TnnConfig& config() const { return cfg_; }
 
+  // bf16 mixed precision: the large matrix products (every Linear but the RPE's, the LM head)
+  // round their operands to bf16 and sum in fp32; weights, gradients, the optimizer, the FFTs,
+  // norms, softmax and loss stay in T. F32 (the default) is the plain product. Float models only.
+  void set_precision(Precision p) {
+    if (!std::is_same_v<T, float> && p != Precision::F32)
+      fail<ValueError>("set_precision: bf16 products are for float models, this one is double");
+    visit([&](const std::string&, Param<T>& w) { w.precision = p; });
+    precision_ = p;
+  }
+  Precision precision() const { return precision_; }
+
   // Seeded initialization, one tnn::Rng stream: the input, the layers (model/backbone.hpp),
   // the final norm reset, the head.
   void init_weights(std::uint64_t seed) {
@@ -63,15 +76,11 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   // backbone's, the head's. named_parameters(), zero_grad() and num_parameters() come from it.
   template <class F>
   void visit(F&& f) {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
 
   // The loss of `data` against `target` (the head's: mean cross-entropy, mean squared error),
@@ -139,6 +148,13 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: this class or its const
+    m.input.visit("", f);
+    m.backbone.visit("", f);
+    m.head.visit("", f);
+  }
+
   static void check_task(const TnnConfig& cfg) {
     if (Input::accepts(cfg.task) && Head::accepts(cfg.task)) return;
     std::string tasks;
@@ -158,6 +174,7 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   bool has_loss_ = false;
   bool training_ = false;
   DropoutContext drop_;  // of the current training step (training_ only)
+  Precision precision_ = Precision::F32;
 };
 
 }  // namespace tnn

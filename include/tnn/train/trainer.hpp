@@ -75,6 +75,11 @@ class TrainTask {
   }
   // Writes the model file of a checkpoint (atomically) after `step` steps.
   virtual void save_model(const std::string& path, std::int64_t step) = 0;
+  // The precision of the model's large products (TrainerConfig::precision); a task whose model
+  // has only fp32 products refuses bf16.
+  virtual void set_precision(Precision p) {
+    if (p != Precision::F32) fail<ValueError>("precision: this task trains in fp32 only, got ", to_string(p));
+  }
 };
 
 struct TrainerConfig {
@@ -87,6 +92,10 @@ struct TrainerConfig {
   std::int64_t save_every = -1;  // checkpoint every this many steps (-1: eval_every; 0: only at the end)
   std::int64_t max_bad_steps = 20;  // more non-finite steps than this: TrainingDiverged
   std::int64_t stop_after = 0;   // > 0: save and return Stopped after this step
+  // bf16: the model's large products round their operands to bf16 (fp32 sums, fp32 master
+  // weights, gradients and AdamW state; checkpoints stay fp32). Part of the run's identity, so a
+  // resume continues in the precision it started in.
+  Precision precision = Precision::F32;
   std::string out;               // model checkpoint path ("" : no files at all)
   std::string log_path;          // CSV log ("" : none)
   // The settings a resumed run must share with the run it continues for the result to be
@@ -177,6 +186,8 @@ class Trainer {
       : task_(task), cfg_(std::move(cfg)), hooks_(std::move(hooks)), params_(task.parameters()),
         opt_(params_, cfg_.adamw) {
     cfg_.validate();
+    task_.set_precision(cfg_.precision);
+    if (cfg_.precision != Precision::F32) cfg_.identity["precision"] = to_string(cfg_.precision);
     if (hooks_.validation_parts < 1 || hooks_.validation_part < 0 || hooks_.validation_part >= hooks_.validation_parts)
       fail<ValueError>("trainer validation part: expected 0 <= part < parts, got part ", hooks_.validation_part,
                        " of ", hooks_.validation_parts);
@@ -401,6 +412,8 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
     st.tokens = b.tokens;
     return st;
   }
+
+  void set_precision(Precision p) override { model_.set_precision(p); }
 
   void save_model(const std::string& path, std::int64_t step) override {
     std::map<std::string, std::string> meta = metadata();
