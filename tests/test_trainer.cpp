@@ -25,13 +25,14 @@ tnn::ByteCorpus corpus(Index size, std::uint64_t seed, const std::string& name) 
   return tnn::ByteCorpus(std::move(b), name);
 }
 
-tnn::TnnConfig small_config() {
+tnn::TnnConfig small_config(double dropout = 0) {
   tnn::TnnConfig c;
   c.vocab_size = tnn::kByteVocab;
   c.dim = 8;
   c.layers = 1;
   c.expand_ratio = 2;
   c.rpe_dim = 4;
+  c.dropout = dropout;
   c.validate();
   return c;
 }
@@ -39,11 +40,11 @@ tnn::TnnConfig small_config() {
 // A model, its data and a task, built the same way every time (a "process" of the run).
 template <class T>
 struct LmRun {
-  tnn::TnnLM<T> model{small_config()};
+  explicit LmRun(double dropout = 0) : model(small_config(dropout)) { model.init_weights(3); }
+  tnn::TnnLM<T> model;
   tnn::ByteCorpus train = corpus(3000, 1, "train");
   tnn::ByteCorpus valid = corpus(400, 2, "valid");
   tnn::LmTask<T> task{model, train, valid, /*batch=*/2, /*seq_len=*/16, tnn::LmObjective::Clm, /*seed=*/5};
-  LmRun() { model.init_weights(3); }
 };
 
 tnn::TrainerConfig config(const std::string& out, std::int64_t steps) {
@@ -232,6 +233,30 @@ TEST(Trainer, ResumeRefusesFewerStepsThanDoneAndReadsOlderStates) {
   EXPECT_EQ(tl.run().step, 8);
 }
 
+// Dropout masks are a function of (seed, step): a resumed run draws the ones the uninterrupted
+// run drew, and both differ from a run without dropout.
+TEST(Trainer, ResumeWithDropoutIsBitIdentical) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string full = dir.file("full.safetensors"), part = dir.file("part.safetensors");
+  LmRun<float> a(0.2);
+  tnn::Trainer<float>(a.task, config(full, 8)).run();
+  {
+    LmRun<float> b(0.2);
+    tnn::TrainerConfig c = config(part, 8);
+    c.stop_after = 3;
+    tnn::Trainer<float>(b.task, c).run();
+  }
+  LmRun<float> c(0.2);
+  tnn::Trainer<float> tc(c.task, config(part, 8));
+  tc.resume();
+  tc.run();
+  EXPECT_EQ(flat_params(a.model), flat_params(c.model));
+  EXPECT_EQ(tnn_test::read_bytes(full), tnn_test::read_bytes(part));
+  LmRun<float> plain;
+  tnn::Trainer<float>(plain.task, config("", 8)).run();
+  EXPECT_NE(flat_params(a.model), flat_params(plain.model));
+}
+
 TEST(Trainer, ResumeRefusesDifferentSettings) {
   tnn_test::TempDir dir("tnn_trainer_");
   const std::string out = dir.file("m.safetensors");
@@ -385,27 +410,31 @@ TEST(Trainer, ValidationPartsReducedEqualTheWholeValidation) {
 
 // Two shards of one global batch: each one's loss and gradient are its share of the global
 // batch's mean (normalized by the global target count), so their sums are the gradient of the
-// whole batch (what a data-parallel reduction adds up).
+// whole batch (what a data-parallel reduction adds up). With dropout too: a shard draws the
+// masks of its rows of the global batch.
 TEST(Trainer, ShardLossesAndGradientsSumToTheGlobalOnes) {
   auto grads = [](LmRun<double>& r) {
     std::vector<double> g;
     r.model.visit([&](const std::string&, tnn::Param<double>& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
     return g;
   };
-  LmRun<double> whole, s0, s1;
-  const tnn::StepStats w = whole.task.forward_backward(7);
-  s0.task.set_shard(0, 2);
-  s1.task.set_shard(1, 2);
-  const tnn::StepStats a = s0.task.forward_backward(7), b = s1.task.forward_backward(7);
-  EXPECT_EQ(a.targets + b.targets, w.targets);
-  EXPECT_EQ(a.tokens, 16);
-  EXPECT_NEAR(a.loss + b.loss, w.loss, 1e-12);
-  const std::vector<double> gw = grads(whole), ga = grads(s0), gb = grads(s1);
-  double worst = 0;
-  for (std::size_t i = 0; i < gw.size(); ++i)
-    worst = std::max(worst, std::abs(ga[i] + gb[i] - gw[i]));
-  EXPECT_LT(worst, 1e-12);
-  EXPECT_THROW(whole.task.set_shard(0, 3), tnn::ValueError);  // batch 2 does not split 3 ways
+  for (double dropout : {0.0, 0.3}) {
+    SCOPED_TRACE(dropout);
+    LmRun<double> whole(dropout), s0(dropout), s1(dropout);
+    const tnn::StepStats w = whole.task.forward_backward(7);
+    s0.task.set_shard(0, 2);
+    s1.task.set_shard(1, 2);
+    const tnn::StepStats a = s0.task.forward_backward(7), b = s1.task.forward_backward(7);
+    EXPECT_EQ(a.targets + b.targets, w.targets);
+    EXPECT_EQ(a.tokens, 16);
+    EXPECT_NEAR(a.loss + b.loss, w.loss, 1e-12);
+    const std::vector<double> gw = grads(whole), ga = grads(s0), gb = grads(s1);
+    double worst = 0;
+    for (std::size_t i = 0; i < gw.size(); ++i)
+      worst = std::max(worst, std::abs(ga[i] + gb[i] - gw[i]));
+    EXPECT_LT(worst, 1e-12);
+    EXPECT_THROW(whole.task.set_shard(0, 3), tnn::ValueError);  // batch 2 does not split 3 ways
+  }
 }
 
 TEST(Trainer, InvalidSettingsAreRefused) {

@@ -66,6 +66,7 @@ DEFAULTS = {
     "postnorm_residual": False,
     "lm_head_type": "linear",
     "token_mixer": "tno",
+    "act_type": "none",
 }
 # The keys a config had before the official options: a config using only these is written in the
 # old spelling (use_decay / use_multi_decay), which every version of the program reads.
@@ -132,7 +133,7 @@ def full_config(cfg):
         if out[key] not in allowed:
             raise ValueError(f"config key '{key}': expected one of {', '.join(map(str, allowed))}, got {out[key]!r}")
 
-    for k in ("rpe_act", "gtu_act", "glu_act"):
+    for k in ("rpe_act", "gtu_act", "glu_act", "act_type"):
         one_of(k, ACTIVATIONS)
     one_of("norm_type", NORMS)
     one_of("final_norm_type", NORMS + ("none",))
@@ -437,9 +438,11 @@ def rpe(cfg, P, prefix, p):
 
 
 def tno_coefficients(cfg, P, prefix, N, dtype):
-    """t_k [K, E] = RPE(input(k)) * lambda^|k| (model.md §3)."""
+    """t_k [K, E] = act_type(RPE(input(k)) * lambda^|k|) (model.md §3; act_type: the official Tno's
+    activation of the coefficients, after the decay, docs/official.md §2.12)."""
     k = offsets(N, cfg["causal"], dtype)
-    return decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", rpe_input(k, N, cfg["par_type"])), k.abs())
+    t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", rpe_input(k, N, cfg["par_type"])), k.abs())
+    return activation(cfg["act_type"], t)
 
 
 def decayed(cfg, P, prefix, t, distance):
@@ -492,7 +495,7 @@ def tno_2d(gh, gw):
                                 indexing="ij")
         k = torch.stack([di.reshape(-1), dj.reshape(-1)], -1)  # [(2gh-1)(2gw-1), 2], row p*(2gw-1) + q
         t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs().sum(-1))
-        t = t.reshape(2 * gh - 1, 2 * gw - 1, -1)
+        t = activation(cfg["act_type"], t).reshape(2 * gh - 1, 2 * gw - 1, -1)
         return _normalized(cfg, lambda x: toeplitz2d_dense(t, x, gh, gw), v, valid)
     return mix
 
@@ -723,11 +726,11 @@ def _selftest(verbose=True):
         dict(T, gtu_act="1+elu", glu_act="2+elu", rpe_act="exp", norm_type="gatedrmsnorm", causal=False,
              prenorm=False, use_norm=True),
         dict(T, gtu_act="exp", glu_act="leak", rpe_act="1+elu", norm_type="layernorm", use_norm=True,
-             normalize=True, residual=True, rpe_layers=2, decay="none"),
+             normalize=True, residual=True, rpe_layers=2, decay="none", act_type="sigmoid"),
         dict(T, causal=False, normalize=True, par_type=2, bias=False, glu_bias=False, norm_type="rmsnorm",
              rpe_act="sigmoid", glu_act="1+elu"),
         dict(T, par_type=3, residual=True, rpe_layers=2, scale_embedding=True, embed_norm_type="gatedrmsnorm",
-             final_norm_type="scalenorm", prenorm=False, postnorm_residual=True),
+             final_norm_type="scalenorm", prenorm=False, postnorm_residual=True, act_type="elu"),
         dict(T, causal=False, par_type=3, embed_norm_type="layernorm", final_norm_type="none", prenorm=False,
              postnorm_residual=True, lm_head_type="roberta", tie_embeddings=True, dropout=0.1),
         dict(T, lm_head_type="roberta", norm_type="scalenorm", final_norm_type="layernorm", use_norm=True,
@@ -888,7 +891,7 @@ def _selftest(verbose=True):
                float(c["decay"] == new and back == c), 0.5, above=True)
     for bad in (dict(decay="fixed", use_decay=True), dict(use_decay=True, use_multi_decay=True),
                 dict(gtu_act="swish"), dict(norm_type="none"), dict(par_type=4), dict(final_norm_type="batchnorm"),
-                dict(lm_head_type="mlp"), dict(bias=1)):
+                dict(lm_head_type="mlp"), dict(bias=1), dict(act_type="swish")):
         try:
             full_config(dict(vocab_size=3, dim=2, layers=1, **bad))
             refused = False

@@ -392,9 +392,10 @@ class Trainer {
 };
 
 // The step of any model of model/sequence_model.hpp on batches a subclass samples: zero the
-// gradients, forward with the batch's targets, backward. A subclass gives sample(step, batch) (a
-// pure function of the step, so a resumed run sees the same batches), and may give validate()
-// and checkpoint metadata. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R)
+// gradients, forward with the batch's targets in training mode (dropout masks a pure function of
+// (seed, step, global row)), backward. A subclass gives sample(step, batch) (a pure function of
+// the step, so a resumed run sees the same batches), and may give validate() and checkpoint
+// metadata. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R)
 // of the same global batch, its loss normalized by the global batch's count (a data-parallel
 // driver then sums gradients over processes in its hook).
 template <class Model>
@@ -409,7 +410,8 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
     const Tensor<std::int32_t>* lengths_or_null() const { return lengths.size() > 0 ? &lengths : nullptr; }
   };
 
-  explicit SupervisedTask(Model& model) : model_(model) {}
+  // `seed`: the run's seed, from which the dropout masks of every step are drawn.
+  explicit SupervisedTask(Model& model, std::uint64_t seed = 0) : model_(model), seed_(seed) {}
 
   Model& model() { return model_; }
 
@@ -426,6 +428,14 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
     sample(step, global_);
     const Batch& b = ranks_ == 1 ? global_ : shard();
     model_.zero_grad();
+    // Training mode for this step only: evaluation (validation, saving) again afterwards, also
+    // when the step throws.
+    struct TrainingMode {
+      Model& m;
+      ~TrainingMode() { m.set_evaluation(); }
+    } mode{model_};
+    const Index first_row = ranks_ == 1 ? 0 : rank_ * (Model::InputType::batch(global_.data) / ranks_);
+    model_.set_training(seed_, step, first_row);
     StepStats st;
     // Sharded, the loss and its gradient are this process's share of the global batch's mean
     // (normalized by the global count): summed over processes (dist/trainer_hooks.hpp, from inside
@@ -484,6 +494,7 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
   }
 
   Model& model_;
+  std::uint64_t seed_;
   Index rank_ = 0, ranks_ = 1;
   Batch global_, local_;
   std::map<std::string, std::string> extra_metadata_;
@@ -497,7 +508,7 @@ class LmTask : public SupervisedTask<TnnLM<T>> {
  public:
   LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
          LmObjective objective, std::uint64_t seed)
-      : SupervisedTask<TnnLM<T>>(model), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
+      : SupervisedTask<TnnLM<T>>(model, seed), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
         batch_(batch), seq_len_(seq_len), objective_(objective) {}
   LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
   LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
