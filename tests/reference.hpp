@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "tnn/layers/attention.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/glu.hpp"
 #include "tnn/layers/gtu.hpp"
@@ -193,6 +194,56 @@ Tensor<double> gtu(const Gtu<double, Backend, Mixer>& g, const Tensor<double>& x
   return linear(g.o, z);
 }
 
+// Multi-head softmax attention one scalar at a time: q, k, v projections, per head the scaled
+// scores of the visible keys (j <= i when causal, j < lengths[b] in a ragged row), their softmax
+// and the weighted values, then out_proj.
+inline Tensor<double> attention(const Attention<double>& a, const Tensor<double>& x,
+                                const Tensor<std::int32_t>* lengths = nullptr) {
+  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2), H = a.heads(), Dh = D / H;
+  const Tensor<double> q = linear(a.q_proj, x), k = linear(a.k_proj, x), v = linear(a.v_proj, x);
+  Tensor<double> z(x.shape());
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths ? Index((*lengths)[b]) : N;
+    for (Index h = 0; h < H; ++h)
+      for (Index i = 0; i < N; ++i) {
+        const Index visible = a.causal() ? std::min(i + 1, len) : len;
+        std::vector<double> s(static_cast<std::size_t>(visible));
+        double mx = -INFINITY;
+        for (Index j = 0; j < visible; ++j) {
+          double d = 0;
+          for (Index c = 0; c < Dh; ++c) d += q[(b * N + i) * D + h * Dh + c] * k[(b * N + j) * D + h * Dh + c];
+          s[static_cast<std::size_t>(j)] = d / std::sqrt(double(Dh));
+          mx = std::max(mx, s[static_cast<std::size_t>(j)]);
+        }
+        double sum = 0;
+        for (double& e : s) sum += e = std::exp(e - mx);
+        for (Index c = 0; c < Dh; ++c) {
+          double o = 0;
+          for (Index j = 0; j < visible; ++j) o += s[static_cast<std::size_t>(j)] * v[(b * N + j) * D + h * Dh + c];
+          z[(b * N + i) * D + h * Dh + c] = o / sum;
+        }
+      }
+  }
+  return linear(a.out_proj, z);
+}
+
+// x [B, N, D] += the sinusoidal encoding of position n in row n: sin(n w_i) at channel i and
+// cos(n w_i) at channel half + i, w_i = 10000^(-i / (half - 1)) (w_0 = 1 when half = 1), half = D / 2;
+// an odd D's last channel gets 0.
+inline void add_sinusoidal(Tensor<double>& x) {
+  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2), half = D / 2;
+  for (Index b = 0; b < B; ++b)
+    for (Index n = 0; n < N; ++n)
+      for (Index i = 0; i < half; ++i) {
+        const double w = half > 1 ? std::pow(10000.0, -double(i) / double(half - 1)) : 1.0;
+        x[(b * N + n) * D + i] += std::sin(double(n) * w);
+        x[(b * N + n) * D + half + i] += std::cos(double(n) * w);
+      }
+}
+inline void add_positions(PositionScheme scheme, Tensor<double>& x) {
+  if (scheme == PositionScheme::Sinusoidal) add_sinusoidal(x);
+}
+
 // l3(act(l1 x) * l2 x).
 inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
   Tensor<double> a = linear(g.l1, x), b = linear(g.l2, x);
@@ -206,6 +257,7 @@ inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
 template <class Backend>
 Tensor<double> mixer(const TokenMixer<double, Backend>& m, const Tensor<double>& x, const Tensor<std::int32_t>* lengths) {
   if (m.gtu()) return gtu(*m.gtu(), x, lengths);
+  if (m.attention()) return attention(*m.attention(), x, lengths);
   return gtu(*m.gtu2d(), x, lengths);
 }
 
@@ -252,6 +304,7 @@ inline double cross_entropy(const Tensor<double>& z, const Tensor<std::int32_t>&
 // The LM's logits [B, N, V]: embed -> blocks -> final norm -> head (tied: embed.weight).
 inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_t>& tokens) {
   Tensor<double> x = embedding(m.input.embed, tokens);
+  add_positions(m.config().positions, x);
   for (const auto& l : m.backbone.layers) x = block(l, x);
   x = norm(m.backbone.final_norm, x);
   if (!m.config().tie_embeddings) return linear(m.head.lm_head, x);
@@ -286,6 +339,7 @@ inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Ten
 inline Tensor<double> classifier_logits(const TnnClassifier<double>& m, const Tensor<std::int32_t>& tokens,
                                         const Tensor<std::int32_t>* lengths) {
   Tensor<double> x = embedding(m.input.embed, tokens);
+  add_positions(m.config().positions, x);
   for (const auto& l : m.backbone.layers) x = block(l, x, lengths);
   return classifier_head(m.head, norm(m.backbone.final_norm, x), lengths);
 }
@@ -305,6 +359,7 @@ inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Te
           for (Index pj = 0; pj < P; ++pj)
             for (Index ch = 0; ch < Ch; ++ch) patches[f++] = images[((b * Hi + gi * P + pi) * Wi + gj * P + pj) * Ch + ch];
   Tensor<double> x = linear(m.input.patch_embed, patches);
+  add_positions(c.positions, x);
   for (const auto& l : m.backbone.layers) x = block(l, x);
   return classifier_head(m.head, norm(m.backbone.final_norm, x), nullptr);
 }

@@ -159,6 +159,22 @@ TEST(ConfigErrors, UnknownActivationOrNorm) {
                                   {"'norm_type'", enum_choices<NormType>(), "\"batchnorm\""}));
 }
 
+TEST(ConfigErrors, TokenMixerPositionsAndAttentionHeads) {
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("token_mixer", "\"mamba\"")); },
+                                  {"'token_mixer'", enum_choices<TokenMixerKind>(), "\"mamba\""}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("positions", "\"rotary\"")); },
+                                  {"'positions'", enum_choices<PositionScheme>(), "\"rotary\""}));
+  // attention splits D into H heads of D / H channels
+  EXPECT_TRUE(throws<ConfigError>(
+      [] { TnnConfig::parse(R"({"vocab_size": 10, "dim": 6, "layers": 1, "token_mixer": "attention", "heads": 4})"); },
+      {"'heads'", "divisor of dim (6)", "token_mixer attention", "got 4"}));
+  // the GTU's keys are unused with attention: its width E need not hold the heads
+  const TnnConfig c = TnnConfig::parse(
+      R"({"vocab_size": 10, "dim": 4, "layers": 1, "token_mixer": "attention", "heads": 4, "expand_ratio": 0.5})");
+  EXPECT_EQ(c.token_mixer, TokenMixerKind::Attention);
+  EXPECT_NO_THROW(TnnLM<float>{c});
+}
+
 TEST(ConfigErrors, ModelsValidateTheConfigTheyAreGiven) {
   TnnConfig c = tiny();
   c.layers = 0;

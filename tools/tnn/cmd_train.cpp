@@ -57,6 +57,7 @@ struct TrainOptions {
   tnn::Index dim = 256, layers = 4, heads = 1, glu_dim = -1, rpe_dim = 32, rpe_layers = 1;
   double expand_ratio = 2, gamma = 0.99;
   std::string decay = "fixed", norm = "simplermsnorm";
+  std::string token_mixer = "tno", positions = "none";
   bool tie = false, postnorm = false;
   std::string task = "lm", pooling = "mean";  // --task classify / image: run_train_classify, run_train_image
   tnn::Index patch_size = 1;                   // --task image, when the --config does not say
@@ -76,6 +77,8 @@ tnn::TnnConfig flags_config(const TrainOptions& o, tnn::Index vocab, bool causal
   c.vocab_size = vocab;
   c.dim = o.dim;
   c.layers = o.layers;
+  c.token_mixer = tnn::parse_enum<tnn::TokenMixerKind>(o.token_mixer, "--token-mixer");
+  c.positions = tnn::parse_enum<tnn::PositionScheme>(o.positions, "--positions");
   c.heads = o.heads;
   c.expand_ratio = o.expand_ratio;
   c.glu_dim = o.glu_dim;
@@ -658,6 +661,12 @@ void add_train_command(CLI::App& app) {
   auto* g = cmd->add_option_group("model", "Model shape, when no --config is given");
   g->add_option("--dim", o->dim, "Model width D")->capture_default_str();
   g->add_option("--layers", o->layers, "TNN layers")->capture_default_str();
+  g->add_option("--token-mixer", o->token_mixer, "tno: the GTU (the TNN); attention: softmax attention, --heads heads")
+      ->check(CLI::IsMember(tnn::enum_names<tnn::TokenMixerKind>()))
+      ->capture_default_str();
+  g->add_option("--positions", o->positions, "Absolute positions added to the embedding: none or sinusoidal")
+      ->check(CLI::IsMember(tnn::enum_names<tnn::PositionScheme>()))
+      ->capture_default_str();
   g->add_option("--heads", o->heads, "Heads")->capture_default_str();
   g->add_option("--expand-ratio", o->expand_ratio, "GTU expansion (E = expand_ratio * D)")->capture_default_str();
   g->add_option("--glu-dim", o->glu_dim, "GLU width (default: dim)");

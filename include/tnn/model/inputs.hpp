@@ -3,8 +3,10 @@
 //   PatchInput    images [B, Hi, Wi, Ch] -> P x P patches -> linear (the 2-D image classifier)
 //   FeatureInput  float features [B, N, F] -> linear               (time series, audio frames, sensors)
 // Each is constructed from a TnnConfig (or from its sizes), initializes itself from the model's
-// Rng stream, saves what its backward needs, and names its own tensors. A new input is a class
-// with the same members (see model/sequence_model.hpp for the list).
+// Rng stream, saves what its backward needs, and names its own tensors. Each adds the config's
+// absolute positions (key `positions`, layers/positions.hpp) to the vectors it writes: no
+// parameters, and the backward is the identity, so only the forward sees them. A new input is a
+// class with the same members (see model/sequence_model.hpp for the list).
 #pragma once
 
 #include <algorithm>
@@ -17,6 +19,7 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/linear.hpp"
+#include "tnn/layers/positions.hpp"
 #include "tnn/model/config.hpp"
 
 namespace tnn {
@@ -28,8 +31,9 @@ class TokenInput {
   using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
 
   TokenInput() = default;
-  TokenInput(Index vocab, Index dim) : embed(vocab, dim) {}
-  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim) {}
+  TokenInput(Index vocab, Index dim, PositionScheme positions = PositionScheme::None)
+      : embed(vocab, dim), positions_(positions, dim) {}
+  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim, c.positions) {}
 
   Embedding<T> embed;  // [V, D]
 
@@ -55,7 +59,13 @@ class TokenInput {
   void forward(const Data& tokens, Tensor<T>& x) {
     check(tokens);
     tokens_ = tokens;
-    embed.forward(tokens_, x);
+    forward_at(tokens_, 0, x);
+  }
+  // x [B, N, D] of tokens [B, N] standing at positions offset .. offset + N - 1, keeping nothing
+  // for backward: an incremental decoder's next tokens (infer/decoder.hpp).
+  void forward_at(const Data& tokens, Index offset, Tensor<T>& x) {
+    embed.forward(tokens, x);
+    positions_.add(x, offset);
   }
   void backward(const Tensor<T>& dx) { embed.backward(tokens_, dx); }
 
@@ -69,6 +79,7 @@ class TokenInput {
   }
 
  private:
+  InputPositions<T> positions_;
   Data tokens_;  // [B, N] of the last forward
 };
 
@@ -106,7 +117,8 @@ class PatchInput {
         height_(c.image_height),
         width_(c.image_width),
         channels_(c.image_channels),
-        patch_(c.patch_size) {}
+        patch_(c.patch_size),
+        positions_(c.positions, c.dim) {}
 
   Linear<T> patch_embed;  // P*P*Ch -> D
 
@@ -131,6 +143,7 @@ class PatchInput {
     check(images);
     image_to_patches(images, patch_, patches_);
     patch_embed.forward(patches_, x);
+    positions_.add(x);  // grid position gi * (Wi / P) + gj
   }
   void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
 
@@ -145,6 +158,7 @@ class PatchInput {
 
  private:
   Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
+  InputPositions<T> positions_;
   Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
 };
 
@@ -156,8 +170,9 @@ class FeatureInput {
   using Data = Tensor<T>;
 
   FeatureInput() = default;
-  FeatureInput(Index features, Index dim) : input_proj(features, dim) {}
-  explicit FeatureInput(const TnnConfig& c) : FeatureInput(c.input_features, c.dim) {}
+  FeatureInput(Index features, Index dim, PositionScheme positions = PositionScheme::None)
+      : input_proj(features, dim), positions_(positions, dim) {}
+  explicit FeatureInput(const TnnConfig& c) : FeatureInput(c.input_features, c.dim, c.positions) {}
 
   Linear<T> input_proj;  // F -> D
 
@@ -183,6 +198,7 @@ class FeatureInput {
     check(x_in);
     in_ = x_in;
     input_proj.forward(in_, x);
+    positions_.add(x);
   }
   void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
 
@@ -196,6 +212,7 @@ class FeatureInput {
   }
 
  private:
+  InputPositions<T> positions_;
   Data in_;  // [B, N, F] of the last forward
 };
 
