@@ -248,9 +248,10 @@ TEST(TnnLM, AttentionLayersStoreFairseqProjectionsAndNoGtu) {
   std::vector<std::string> mixer;
   for (auto& [n, p] : m.named_parameters()) {
     if (n.rfind("layers.1.token_mixer.", 0) == 0) mixer.push_back(n);
-    if (n.find("token_mixer.") != std::string::npos)
+    if (n.find("token_mixer.") != std::string::npos) {
       EXPECT_EQ(p->shape(), n.size() > 6 && n.compare(n.size() - 6, 6, "weight") == 0 ? Shape({8, 8}) : Shape({8}))
           << n;
+    }
   }
   const std::string p = "layers.1.token_mixer.";
   EXPECT_EQ(mixer, (std::vector<std::string>{p + "q_proj.weight", p + "q_proj.bias", p + "k_proj.weight",
@@ -312,8 +313,13 @@ TEST(TnnConfig, TokenMixerAndPositionsKeysRoundTripAndStayOutOfTnnConfigs) {
       c.positions = positions;
       const nlohmann::json j = c.to_json();
       EXPECT_EQ(j.contains("token_mixer"), mixer != TokenMixerKind::Tno);
-      if (j.contains("token_mixer")) EXPECT_EQ(j.at("token_mixer"), to_string(mixer));
-      if (j.contains("positions")) EXPECT_EQ(j.at("positions"), to_string(positions));
+      if (j.contains("token_mixer")) {
+        EXPECT_EQ(j.at("token_mixer"), to_string(mixer));
+      }
+      EXPECT_EQ(j.contains("positions"), positions != PositionScheme::None);
+      if (j.contains("positions")) {
+        EXPECT_EQ(j.at("positions"), to_string(positions));
+      }
       const TnnConfig back = TnnConfig::from_json(j);
       EXPECT_EQ(back.token_mixer, mixer);
       EXPECT_EQ(back.positions, positions);

@@ -364,13 +364,17 @@ class TrainSession {
   tnn::ScopedStopSignals* signals_ = nullptr;
 };
 
-// "dim 64, layers 2, heads 1, E 128, rpe 32x1, fixed decay": the model part of the line each
-// task prints before its run.
+// "dim 64, layers 2, heads 1, E 128, rpe 32x1, fixed decay" (attention: "dim 64, layers 2,
+// heads 4, attention, sinusoidal positions"): the model part of the line each task prints before its run.
 std::string model_summary(const tnn::TnnConfig& cfg, tnn::Index parameters) {
   std::ostringstream s;
-  s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads << ", E "
-    << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", "
-    << tnn::to_string(cfg.decay) << " decay";
+  s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads;
+  if (cfg.token_mixer == tnn::TokenMixerKind::Attention)
+    s << ", attention";
+  else
+    s << ", E " << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", "
+      << tnn::to_string(cfg.decay) << " decay";
+  if (cfg.positions != tnn::PositionScheme::None) s << ", " << tnn::to_string(cfg.positions) << " positions";
   return s.str();
 }
 
