@@ -94,6 +94,7 @@ class IncrementalDecoder {
   // Makes room for `capacity` positions without growing later.
   void reserve(Index capacity) {
     if (capacity <= cap_) return;
+    model_->input.reserve_positions(capacity);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       if (const Attention<T>* a = layers_[l].attention) {
         a->reserve(layers_[l].kv, B_, capacity);

@@ -116,6 +116,11 @@ class InputPositions {
 
   PositionScheme scheme() const { return scheme_; }
 
+  // Room for positions 0 .. positions-1 without growing later (an incremental decoder's capacity).
+  void reserve(Index positions) {
+    if (scheme_ == PositionScheme::Sinusoidal) table_.reserve(positions);
+  }
+
   // x [B, N, D]: x[b, n] += PE(offset + n), or unchanged for none. The backward is the identity.
   void add(Tensor<T>& x, Index offset = 0) {
     if (scheme_ == PositionScheme::Sinusoidal) table_.add(x, offset);

@@ -67,6 +67,9 @@ class TokenInput {
     embed.forward(tokens, x);
     positions_.add(x, offset);
   }
+  // Room for the encodings of `positions` positions (a decoder's capacity), so no later
+  // forward_at allocates.
+  void reserve_positions(Index positions) { positions_.reserve(positions); }
   void backward(const Tensor<T>& dx) { embed.backward(tokens_, dx); }
 
   template <class F>
