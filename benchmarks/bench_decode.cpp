@@ -11,7 +11,7 @@
 //                                  (fft 1): the measurement behind OnlineConv::direct_below.
 // One iteration generates all L tokens (google-benchmark stops after one iteration longer
 // than --benchmark_min_time). benchmarks/plot_decode.py draws ms_per_token against L.
-// Threads: OMP_NUM_THREADS (the targets are for 1 thread).
+// Threads: OMP_NUM_THREADS (the decoding figures in docs are for 1 thread).
 #include <benchmark/benchmark.h>
 
 #include <time.h>

@@ -1,4 +1,4 @@
-// Whole-model benchmarks of the bench model (vocab 256, D 512, 1 layer,
+// Whole-model benchmarks of the bench model (vocab 256, D 512, 1 layer,
 // 1 head, expand 3, GLU 512, RPE 64 x 6 layers, causal, fixed decay 0.99, batch 1,
 // float32): a training step, a forward, and the GEMM
 // of the model's dominant shapes through the same GEMM path the model uses, the

@@ -1,4 +1,4 @@
-// The bench model of issue 5, shared by tnn_bench (bench_lm.cpp) and tnn_peak_memory:
+// The bench model, shared by tnn_bench (bench_lm.cpp) and tnn_peak_memory:
 // vocab 256, dim 512, 1 layer, 1 head, expand_ratio 3, GLU 512, RPE 64 wide with 6
 // layers, causal, exponential decay 0.99. benchmarks/pytorch_tnn_bench.py builds the same.
 // bench_attention_config() switches its token mixer to attention.

@@ -119,7 +119,7 @@ std::vector<int64_t> lengths(int64_t max_n) {
   return out;
 }
 
-// 512 channels is the width the issue measures at, up to N = 65536 (FFT) and
+// 512 channels is the bench model's width, up to N = 65536 (FFT) and
 // 4096 (direct: about 4e9 multiply-adds per call there). 8 and 64 channels locate
 // the crossover for narrow layers.
 void add(const char* op, void (*fn)(benchmark::State&, Index), Index C, int64_t max_n) {

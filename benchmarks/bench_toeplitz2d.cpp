@@ -93,7 +93,7 @@ void BM_FFT2d_RoundTrip(benchmark::State& state, Index C) {
 }
 
 // 14x14 (a 224-pixel image in 16-pixel patches), 32x32 and 64x64 at 192 channels,
-// the widths the issue measures at; the small grids locate the direct/FFT crossover
+// the widths measured in the docs; the small grids locate the direct/FFT crossover
 // (kToeplitz2dDirectMaxPositions).
 const bool registered_2d = [] {
   const std::vector<int64_t> main_sides = {14, 32, 64}, small_sides = {2, 4, 6, 8, 10, 12, 16};

@@ -50,7 +50,8 @@ inline Tensor<double> linear(const Linear<double>& l, const Tensor<double>& x) {
 }
 
 // The norms of one row: layernorm (x - mean) / sqrt(var + 1e-5) * w + b; the rms
-// norms x / (rms + 1e-8), times the scale for RMSNorm.
+// norms x / (rms + 1e-8), times the scale for RMSNorm (and the gate's sigmoid for
+// gatedrmsnorm); scalenorm x / sqrt(mean(x^2) + 1e-5) times its one scalar; none: x.
 inline std::vector<double> norm_row(const Norm<double>& n, std::vector<double> x) {
   const double d = static_cast<double>(x.size());
   if (n.type() == NormType::LayerNorm) {
@@ -61,12 +62,20 @@ inline std::vector<double> norm_row(const Norm<double>& n, std::vector<double> x
       x[i] = (x[i] - mean) / std::sqrt(var + 1e-5) * n.param("weight").value[Index(i)] + n.param("bias").value[Index(i)];
     return x;
   }
+  if (n.type() == NormType::None) return x;
   double ss = 0;
   for (double v : x) ss += v * v;
+  if (n.type() == NormType::ScaleNorm) {  // scala * x / sqrt(mean(x^2) + 1e-5)
+    for (double& v : x) v *= n.param("scala").value[0] / std::sqrt(ss / d + 1e-5);
+    return x;
+  }
   const double rms = std::sqrt(ss) / std::sqrt(d);
   for (std::size_t i = 0; i < x.size(); ++i) {
+    const double xi = x[i];
     x[i] /= rms + 1e-8;
     if (n.type() == NormType::RMSNorm) x[i] *= n.param("scale").value[Index(i)];
+    if (n.type() == NormType::GatedRMSNorm)  // scale * xn * sigmoid(gate * x)
+      x[i] *= n.param("scale").value[Index(i)] / (1 + std::exp(-n.param("gate").value[Index(i)] * xi));
   }
   return x;
 }

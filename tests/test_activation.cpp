@@ -11,7 +11,7 @@
 using namespace tnn;
 
 namespace {
-const Activation kAll[] = {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None};
+const std::vector<Activation> kAll = enum_values<Activation>();
 }
 
 TEST(Activation, ValuesMatchDefinitions) {

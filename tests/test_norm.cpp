@@ -47,9 +47,9 @@ TEST(Norm, ValuesMatchDefinitions) {
       for (Index j = 0; j < d; ++j) {
         const double xs = x[r * d + j] / (std::sqrt(ss) / std::sqrt(double(d)) + 1e-8);
         double expect = xs;
-        if (t == NormType::RMSNorm) expect = n.scale.value[j] * xs;
+        if (t == NormType::RMSNorm) expect = n.param("scale").value[j] * xs;
         if (t == NormType::LayerNorm)
-          expect = (x[r * d + j] - mean) / std::sqrt(var + 1e-5) * n.weight.value[j] + n.bias.value[j];
+          expect = (x[r * d + j] - mean) / std::sqrt(var + 1e-5) * n.param("weight").value[j] + n.param("bias").value[j];
         EXPECT_NEAR(y[r * d + j], expect, 1e-13) << to_string(t);
       }
     }
@@ -85,10 +85,10 @@ TEST(Norm, SingleFeatureClosedForm) {
     for (Index i = 0; i < 4; ++i) {
       const double s = std::abs(x[i]) + 1e-8;
       if (t == NormType::LayerNorm) {
-        EXPECT_EQ(y[i], n.bias.value[0]);
+        EXPECT_EQ(y[i], n.param("bias").value[0]);
         EXPECT_NEAR(dx[i], 0.0, 1e-12);
       } else {
-        const double sc = t == NormType::RMSNorm ? n.scale.value[0] : 1.0;
+        const double sc = t == NormType::RMSNorm ? n.param("scale").value[0] : 1.0;
         EXPECT_NEAR(y[i], sc * x[i] / s, 1e-15);
         // dx = g/s - x(g.x)/(s^2 rms) cancels to ~eps/s^2: relative rounding ~1e-16 s/eps
         EXPECT_NEAR(dx[i], g[i] * sc * 1e-8 / (s * s), 1e-6 * std::abs(g[i] * sc * 1e-8 / (s * s)));
@@ -129,8 +129,8 @@ TEST(Norm, ZeroRowHasExactOutputAndGradient) {
     SCOPED_TRACE(to_string(t));
     Norm<double> n(t, 3);
     for (Index j = 0; j < 3; ++j) {
-      if (t == NormType::RMSNorm) n.scale.value[j] = p[j];
-      if (t == NormType::LayerNorm) n.weight.value[j] = p[j], n.bias.value[j] = b[j];
+      if (t == NormType::RMSNorm) n.param("scale").value[j] = p[j];
+      if (t == NormType::LayerNorm) n.param("weight").value[j] = p[j], n.param("bias").value[j] = b[j];
     }
     Tensor<double> x({1, 3}), y, dx, g({1, 3});  // x all zero
     for (Index j = 0; j < 3; ++j) g[j] = g0[j];
@@ -142,14 +142,14 @@ TEST(Norm, ZeroRowHasExactOutputAndGradient) {
       if (t == NormType::LayerNorm) {
         EXPECT_DOUBLE_EQ(y[j], b[j]);
         EXPECT_NEAR(dx[j], (g0[j] * p[j] - mean_gw) / std::sqrt(1e-5), 1e-12 * 1e3);
-        EXPECT_EQ(n.weight.grad[j], 0.0);
-        EXPECT_EQ(n.bias.grad[j], g0[j]);
+        EXPECT_EQ(n.param("weight").grad[j], 0.0);
+        EXPECT_EQ(n.param("bias").grad[j], g0[j]);
       } else {
         const double sc = t == NormType::RMSNorm ? p[j] : 1.0;
         EXPECT_EQ(y[j], 0.0);
         EXPECT_NEAR(dx[j], g0[j] * sc / 1e-8, 1e-15 * 1e9);
         if (t == NormType::RMSNorm) {
-          EXPECT_EQ(n.scale.grad[j], 0.0);
+          EXPECT_EQ(n.param("scale").grad[j], 0.0);
         }
       }
     }
@@ -164,9 +164,9 @@ TEST(Norm, ParamsNamesAndInit) {
   r.visit("b.", rec);
   l.visit("c.", rec);
   EXPECT_EQ(names, (std::vector<std::string>{"b.scale", "c.weight", "c.bias"}));
-  for (float v : r.scale.value) EXPECT_EQ(v, 1.0f);
-  for (float v : l.weight.value) EXPECT_EQ(v, 1.0f);
-  for (float v : l.bias.value) EXPECT_EQ(v, 0.0f);
+  for (float v : r.param("scale").value) EXPECT_EQ(v, 1.0f);
+  for (float v : l.param("weight").value) EXPECT_EQ(v, 1.0f);
+  for (float v : l.param("bias").value) EXPECT_EQ(v, 0.0f);
 }
 
 TEST(Norm, ShapeErrors) {

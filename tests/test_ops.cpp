@@ -42,8 +42,16 @@ std::string cat(const A&... a) {
   return os.str();
 }
 
-const NormType kNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
-const Activation kActs[] = {Activation::Relu, Activation::Silu, Activation::Gelu, Activation::None};
+const std::vector<NormType> kNorms = enum_values<NormType>();
+const Index kNumNorms = static_cast<Index>(kNorms.size());
+// The norms the nested model loops go over (each of kNorms is checked alone in add_norms and in
+// the layer combinations, which cycle through all of them).
+const NormType kModelNorms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
+// Every value of the option tables: a new activation or norm is checked here without editing this file.
+const std::vector<Activation> kActs = enum_values<Activation>();
+const Index kNumActs = static_cast<Index>(kActs.size());
+// An activation whose derivative jumps at 0 (central differences there need gradcheck's kink policy).
+bool kinked(Activation a) { return a == Activation::Relu || a == Activation::Leak; }
 const TnoDecay kDecays[] = {TnoDecay::None, TnoDecay::Fixed, TnoDecay::Learned};
 const char* decay_name(TnoDecay d) { return d == TnoDecay::None ? "none" : d == TnoDecay::Fixed ? "fixed" : "learned"; }
 const char* method_name(ToeplitzMethod m) {
@@ -163,7 +171,7 @@ void add_kernels(std::vector<OpSpec>& v) {
 void add_activations(std::vector<OpSpec>& v) {
   for (Activation a : kActs) {
     Options o;
-    o.kinked = a == Activation::Relu;
+    o.kinked = kinked(a);
     v.push_back(opcheck::op(cat("Activation_", to_string(a)), o, [=](auto s) {
       using T = typename decltype(s)::type;
       auto x = std::make_shared<Tensor<T>>(random<T>({3, 4, 5}, 7));
@@ -253,7 +261,7 @@ void add_norms(std::vector<OpSpec>& v) {
 void add_glu(std::vector<OpSpec>& v) {
   for (Activation a : kActs) {
     Options o;
-    o.kinked = a == Activation::Relu;
+    o.kinked = kinked(a);
     v.push_back(opcheck::op(cat("Glu_", to_string(a)), o, [=](auto s) {
       using T = typename decltype(s)::type;
       struct St {
@@ -278,13 +286,13 @@ void add_glu(std::vector<OpSpec>& v) {
 // RPE: every norm, activation, depth, direction and length (the ~600 offsets of
 // N = 300 on a sample of entries).
 void add_rpe(std::vector<OpSpec>& v) {
-  for (NormType norm : kNorms)
+  for (NormType norm : kModelNorms)
     for (Activation act : kActs)
       for (Index hidden : {0, 2})
         for (bool causal : {true, false})
           for (Index n : {1, 2, 17, 300}) {
             Options o;
-            o.kinked = act == Activation::Relu;
+            o.kinked = kinked(act);
             if (n == 300) o.max_entries = 12;
             v.push_back(opcheck::op(
                 cat("Rpe_", to_string(norm), "_", to_string(act), "_h", hidden, causal ? "_causal" : "_bidir", "_N", n),
@@ -318,7 +326,7 @@ Tno<T> make_tno_layer(Index heads, bool causal, TnoDecay decay, NormType norm, A
 
 OpSpec tno_spec(const std::string& name, Index heads, bool causal, TnoDecay decay, NormType norm, Activation act,
                 Index rpe_layers, Index n, ToeplitzMethod method, Options o, std::uint64_t seed) {
-  o.kinked = act == Activation::Relu;
+  o.kinked = kinked(act);
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
@@ -349,9 +357,9 @@ void add_tno(std::vector<OpSpec>& v) {
   for (bool causal : {true, false})
     for (Index heads : {1, 3})
       for (TnoDecay decay : kDecays)
-        for (NormType norm : kNorms)
+        for (NormType norm : kModelNorms)
           for (Index n : {1, 2, 17, 300}) {
-            const Activation act = kActs[combo % 4];
+            const Activation act = kActs[std::size_t(combo % kNumActs)];
             const Index rpe_layers = (combo / 4) % 2 == 0 ? 0 : 2;
             ++combo;
             Options o;
@@ -380,14 +388,14 @@ void add_gtu(std::vector<OpSpec>& v) {
         for (Index n : {1, 2, 17, 300}) {
           TnnConfig cfg = testing_helpers::tiny_gtu_config(heads, causal);
           cfg.decay = (decay == 2) ? TnoDecay::Learned : (decay == 1) ? TnoDecay::Fixed : TnoDecay::None;
-          cfg.norm_type = kNorms[combo % 3];
-          cfg.rpe_act = kActs[combo % 4];
-          cfg.gtu_act = kActs[(combo / 3) % 4];
+          cfg.norm_type = kNorms[std::size_t(combo % kNumNorms)];
+          cfg.rpe_act = kActs[std::size_t(combo % kNumActs)];
+          cfg.gtu_act = kActs[std::size_t((combo / 3) % kNumActs)];
           cfg.rpe_layers = (combo / 2) % 2 == 0 ? 0 : 2;
           ++combo;
           Options o;
           if (n >= 17) o.max_entries = n == 300 ? 12 : 30;
-          o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu;
+          o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act);
           const std::uint64_t seed = 20 + std::uint64_t(combo);
           v.push_back(opcheck::op(
               cat("Gtu", causal ? "_causal" : "_bidir", "_H", heads, "_decay", decay, "_", to_string(cfg.norm_type),
@@ -432,7 +440,7 @@ Tno2d<T> make_tno2d_layer(Index H, Index W, TnoDecay decay, NormType norm, Activ
 OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers,
                   ToeplitzMethod method, bool gtu, std::uint64_t seed) {
   Options o;
-  o.kinked = act == Activation::Relu;
+  o.kinked = kinked(act);
   o.max_entries = 30;
   const std::string name = cat(gtu ? "Gtu2d_" : "Tno2d_", H, "x", W, "_", decay_name(decay), "_", to_string(norm), "_",
                                to_string(act), "_rpe", rpe_layers, "_", method_name(method));
@@ -475,8 +483,8 @@ void add_2d_layers(std::vector<OpSpec>& v) {
   int combo = 0;
   for (auto [H, W] : {std::pair<Index, Index>{1, 4}, {3, 1}, {2, 3}, {4, 3}})
     for (TnoDecay decay : kDecays)
-      for (NormType norm : kNorms) {
-        const Activation act = kActs[combo % 4];
+      for (NormType norm : kModelNorms) {
+        const Activation act = kActs[std::size_t(combo % kNumActs)];
         const Index rpe_layers = combo % 3 == 0 ? 0 : 1;
         const ToeplitzMethod m = combo % 2 == 0 ? ToeplitzMethod::Direct : ToeplitzMethod::FFT;
         ++combo;
@@ -492,7 +500,7 @@ void add_2d_layers(std::vector<OpSpec>& v) {
 void add_block(std::vector<OpSpec>& v) {
   int combo = 0;
   for (TokenMixerKind mixer : enum_values<TokenMixerKind>())
-    for (NormType norm : kNorms)
+    for (NormType norm : kModelNorms)
       for (bool prenorm : {true, false})
         for (bool causal : {true, false}) {
           TnnConfig cfg = testing_helpers::tiny_block_config(norm, prenorm, causal);
@@ -536,7 +544,7 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
   o.unit_cotangent = true;
   o.max_entries = max_entries;
   o.float_tol = 1e-5;  // the loss, a mean
-  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
@@ -572,7 +580,7 @@ void add_lm(std::vector<OpSpec>& v) {
       c.heads = heads;  // E = 12: Dh 12, 4 or 3
       v.push_back(lm_spec(cat("LM", causal ? "_causal" : "_bidir", "_H", heads), c, 2, 4));
     }
-  for (NormType n : kNorms)
+  for (NormType n : kModelNorms)
     for (bool prenorm : {true, false}) {
       TnnConfig c = testing_helpers::tiny_lm_config();
       c.norm_type = n;
@@ -595,7 +603,7 @@ void add_lm(std::vector<OpSpec>& v) {
     TnnConfig c = testing_helpers::tiny_lm_config();
     c.gtu_act = a;
     c.glu_act = a;
-    c.rpe_act = a == Activation::Relu ? Activation::Gelu : a;  // relu in the RPE: LM_relu_rpe
+    c.rpe_act = kinked(a) ? Activation::Gelu : a;  // relu in the RPE: LM_relu_rpe
     v.push_back(lm_spec(cat("LM_act_", to_string(a)), c, 2, 4));
   }
   {
@@ -691,7 +699,7 @@ OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t see
   Options o;
   o.unit_cotangent = true;
   o.float_tol = 1e-5;
-  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
@@ -736,7 +744,7 @@ OpSpec image_spec(const std::string& name, TnnConfig cfg, Index hi, Index wi, In
   o.unit_cotangent = true;
   o.float_tol = 1e-5;
   o.max_entries = 40;
-  o.kinked = cfg.rpe_act == Activation::Relu || cfg.gtu_act == Activation::Relu || cfg.glu_act == Activation::Relu;
+  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
@@ -766,7 +774,7 @@ OpSpec image_spec(const std::string& name, TnnConfig cfg, Index hi, Index wi, In
 
 void add_classifiers(std::vector<OpSpec>& v) {
   int combo = 0;
-  for (NormType n : kNorms)
+  for (NormType n : kModelNorms)
     for (const char* pooling : {"mean", "first"})
       for (bool prenorm : {true, false}) {
         TnnConfig c = testing_helpers::tiny_lm_config();
@@ -781,7 +789,7 @@ void add_classifiers(std::vector<OpSpec>& v) {
                                         "_H", c.heads),
                                     c, 30 + std::uint64_t(combo)));
       }
-  for (NormType n : kNorms)  // attention: ragged rows mask their padded keys
+  for (NormType n : kModelNorms)  // attention: ragged rows mask their padded keys
     for (const char* pooling : {"mean", "first"}) {
       TnnConfig c = testing_helpers::tiny_lm_config();
       c.token_mixer = TokenMixerKind::Attention;
@@ -801,7 +809,7 @@ void add_classifiers(std::vector<OpSpec>& v) {
     c.positions = positions;
     v.push_back(image_spec(cat("Image_attention_4x6_P2_", to_string(positions)), c, 4, 6, 2, 80));
   }
-  for (NormType n : kNorms)
+  for (NormType n : kModelNorms)
     for (auto [hi, wi, p] : {std::tuple<Index, Index, Index>{4, 6, 2}, {3, 3, 1}, {6, 4, 2}}) {
       TnnConfig c = testing_helpers::tiny_config(2);
       c.norm_type = n;

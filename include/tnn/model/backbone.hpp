@@ -51,10 +51,23 @@ class Backbone {
   Tensor<T>& input() { return xs_[0]; }
   const Tensor<T>& input() const { return xs_[0]; }
 
+  // Recomputation: when on, forward keeps only each layer's input (the residual stream) and one
+  // layer's cache, and backward runs each layer's forward again just before its backward. The
+  // same arithmetic in the same order, so gradients are bit-identical; activation memory drops
+  // from all layers' caches to one. Off by default.
+  void set_recompute(bool on) {
+    recompute_ = on;
+    if (on) {  // free the per-layer caches: only caches_[0] is used from now on
+      for (std::size_t i = 1; i < caches_.size(); ++i) caches_[i] = typename Block::Cache();
+    }
+  }
+  bool recompute() const { return recompute_; }
+
   // Runs the layers and the final norm on input(); returns the features [B, N, D] (valid until
   // the next forward). `lengths` (I32 [B]) makes the batch ragged (TnnBlock::forward).
   const Tensor<T>& forward(const Tensor<std::int32_t>* lengths = nullptr) {
-    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(xs_[i], xs_[i + 1], caches_[i], lengths);
+    lengths_ = lengths ? *lengths : Tensor<std::int32_t>();
+    for (std::size_t i = 0; i < layers.size(); ++i) layers[i].forward(xs_[i], xs_[i + 1], cache_for(i), lengths);
     final_norm.forward(xs_[layers.size()], xf_, final_cache_);
     return xf_;
   }
@@ -72,15 +85,23 @@ class Backbone {
     if (hook && *hook) (*hook)(static_cast<Index>(L));
     int cur = 0;
     for (std::size_t i = L; i-- > 0;) {
-      layers[i].backward(xs_[i], dres_[cur], caches_[i], dres_[1 - cur]);
+      if (recompute_ && i + 1 < L)  // the layer's cache again, from its kept input (scratch output: dres_[1 - cur]);
+                                    // the last layer's is still there from forward
+        layers[i].forward(xs_[i], dres_[1 - cur], caches_[0], lengths_.size() > 0 ? &lengths_ : nullptr);
+      layers[i].backward(xs_[i], dres_[cur], cache_for(i), dres_[1 - cur]);
       cur = 1 - cur;
       if (hook && *hook) (*hook)(static_cast<Index>(i));
     }
     return dres_[cur];
   }
 
-  // Layer i's cache of the last forward (the decoder reads its TNO input, the tests its parts).
-  const typename Block::Cache& cache(Index i) const { return caches_.at(static_cast<std::size_t>(i)); }
+  // Layer i's cache of the last forward (the decoder reads its TNO input, the tests its parts);
+  // with recomputation only the last layer's is kept.
+  const typename Block::Cache& cache(Index i) const {
+    if (recompute_ && i + 1 != static_cast<Index>(layers.size()))
+      fail<Error>("Backbone::cache: with recomputation only the last layer's cache is kept, asked for layer ", i);
+    return recompute_ ? caches_.at(0) : caches_.at(static_cast<std::size_t>(i));
+  }
 
   template <class F>
   void visit(F&& f) {
@@ -98,6 +119,10 @@ class Backbone {
     m.final_norm.visit("final_norm.", f);
   }
 
+  typename Block::Cache& cache_for(std::size_t i) { return caches_[recompute_ ? 0 : i]; }
+
+  bool recompute_ = false;
+  Tensor<std::int32_t> lengths_;                    // [B] of the last forward, or empty
   std::vector<Tensor<T>> xs_;                       // [layers + 1] x [B, N, D] residual stream: input, after each layer
   std::vector<typename Block::Cache> caches_;       // [layers]
   Tensor<T> xf_;                                    // [B, N, D] final_norm(xs_.back())

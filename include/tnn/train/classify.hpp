@@ -1,4 +1,4 @@
-// Sequence classification data and the trainer's step for it (issue 14): labelled texts read
+// Sequence classification data and the trainer's step for it : labelled texts read
 // from `label<TAB>text` lines (the text as bytes, truncated to a maximum length; labels are
 // names, numbered in the order first seen), ragged batches padded to a multiple of 64 within the
 // batch (lengths [B] keep the padding out of every valid position), and ClassifyTask, the
