@@ -1,5 +1,5 @@
-// One TNN layer (model.md §7): token mixing by a GTU and channel mixing by a
-// GLU, each on a residual branch with its norm before (pre-norm, the default) or
+// One TNN layer (model.md §7): token mixing by a GTU (or attention, the Transformer
+// baseline: model.md §14) and channel mixing by a GLU, each on a residual branch with its norm before (pre-norm, the default) or
 // after (post-norm) the mixer. Names token_norm, token_mixer, feature_norm,
 // feature_mixer are tnn-pytorch's TnnLayer state_dict names (model.md §9).
 #pragma once
@@ -72,7 +72,7 @@ class TnnBlock {
 
   // x [B, N, D] -> y [B, N, D]; y must not alias x. `lengths` (I32 [B]) makes the batch
   // ragged: the GTU zeroes row b's positions >= lengths[b] at its TNO input (Gtu::forward),
-  // and backward reads them from the cache.
+  // attention masks those keys, and backward reads them from the cache.
   void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c, const Tensor<std::int32_t>* lengths = nullptr) {
     if (x.rank() != 3 || x.dim(2) != dim_)
       fail<ShapeError>("TnnBlock x: expected shape [B, N, ", dim_, "], got ", shape_str(x.shape()));
