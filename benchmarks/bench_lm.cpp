@@ -92,13 +92,14 @@ void set_counters(benchmark::State& state, double tokens, double flops) {
 #endif
 }
 
-// Attention's work grows as N^2: lengths whose iteration would take more than a minute or so
-// on one core are skipped with a message rather than run. The bound is on the multiply-adds of
-// its N x N products (forward: N^2 D causal; a training step 3.5 N^2 D, the backward recomputing
-// the probabilities and making four products): 2^40, about 45 s at the 25 G multiply-adds per
-// second one Zen 5 core sustains on them (BM_Attention_Forward/8192). The tiled layer holds O(N D),
-// so memory (a few GB at N 65536) is never the limit below that.
-constexpr double kMaxAttentionMacs = 1099511627776.0;  // 2^40
+// Attention's work grows as N^2: lengths whose iteration would take minutes on one core are
+// skipped with a message rather than run. The bound is on the multiply-adds of its N x N
+// products (forward: N^2 D causal; a training step 3.5 N^2 D, the backward recomputing the
+// probabilities and making four products): 2^42, a bit over a minute at the ~60 G per second one
+// Zen 5 core sustains on them (BM_Attention_Forward/8192: 0.85 s for 2^35 of them plus the
+// projections). It leaves out only the training step at 65,536 (7 * 2^40). The tiled layer
+// holds O(N D), so memory (a few GB at 65,536) is never the limit.
+constexpr double kMaxAttentionMacs = 4398046511104.0;  // 2^42
 bool skip_long_attention(benchmark::State& state, const TnnConfig& cfg, Index N, double passes) {
   if (cfg.token_mixer != TokenMixerKind::Attention) return false;
   const double macs = passes * attention_pair_macs(cfg, 1, N) * double(cfg.layers);

@@ -9,7 +9,9 @@ Markdown table (docs/paper.md, "Speed by length").
     python3 benchmarks/plot_speed.py speed.json [more.json ...] -o docs/speed.svg --table
 
 Every run of a (family, N) found in the inputs counts (repetitions and several files alike); the
-median of their real times is reported. Runs skipped with a message (attention beyond its length
+median of their times is reported: CPU time by default (`--time cpu`), which for a 1-thread run is
+the time spent computing and leaves out the time the process waited for the core on a shared
+machine; `--time real` for wall time. Runs skipped with a message (attention beyond its length
 bound) are listed as such. Standard library only.
 """
 import argparse
@@ -28,7 +30,7 @@ FAMILIES = [  # name, label, colour, dash
 UNIT_MS = {"ns": 1e-6, "us": 1e-3, "ms": 1.0, "s": 1e3}
 
 
-def load(paths):
+def load(paths, which="cpu"):
     """{family: {N: [ms, ...]}}, {family: {N: message}} for skipped runs, and the first context."""
     times, skipped, context = {}, {}, None
     for path in paths:
@@ -45,7 +47,8 @@ def load(paths):
                 continue
             if b.get("run_type", "iteration") != "iteration":
                 continue  # aggregates: the median is taken here over every run
-            times.setdefault(fam, {}).setdefault(n, []).append(float(b["real_time"]) * UNIT_MS[b.get("time_unit", "ns")])
+            t = float(b["cpu_time" if which == "cpu" else "real_time"]) * UNIT_MS[b.get("time_unit", "ns")]
+            times.setdefault(fam, {}).setdefault(n, []).append(t)
     return times, skipped, context
 
 
@@ -99,7 +102,7 @@ def nice_ticks(lo, hi):
     return ticks
 
 
-def svg(med, skipped, title):
+def svg(med, skipped, title, which):
     W, H, left, right, top, bottom = 760, 460, 70, 220, 40, 50
     xs = [n for s in med.values() for n in s]
     ys = [v for s in med.values() for v in s.values() if v > 0]
@@ -126,7 +129,8 @@ def svg(med, skipped, title):
         out.append(f'<line x1="{left}" y1="{py(y):.1f}" x2="{left + pw}" y2="{py(y):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:g}</text>')
     out.append(f'<text x="{left + pw / 2}" y="{H - 10}" text-anchor="middle">sequence length N (tokens, batch 1)</text>')
-    out.append(f'<text transform="translate(16,{top + ph / 2}) rotate(-90)" text-anchor="middle">ms (median, log)</text>')
+    out.append(f'<text transform="translate(16,{top + ph / 2}) rotate(-90)" text-anchor="middle">'
+               f'{"CPU" if which == "cpu" else "wall"} ms (median, log)</text>')
     ly = top + 10
     for name, label, color, dash in FAMILIES:
         s = med.get(name)
@@ -152,13 +156,14 @@ def main():
     ap.add_argument("json", nargs="+", help="google-benchmark JSON output(s)")
     ap.add_argument("-o", "--output", help="SVG file to write")
     ap.add_argument("--table", action="store_true", help="print the Markdown table, the ratios and the crossovers")
+    ap.add_argument("--time", choices=("cpu", "real"), default="cpu", help="CPU time (default) or wall time")
     ap.add_argument("--title", default="TNN vs attention in the same backbone (D 512, 1 layer, 1 thread)")
     a = ap.parse_args()
-    times, skipped, _ = load(a.json)
+    times, skipped, _ = load(a.json, a.time)
     med = medians(times)
     if a.output:
         with open(a.output, "w") as f:
-            f.write(svg(med, skipped, a.title))
+            f.write(svg(med, skipped, a.title, a.time))
     if a.table or not a.output:
         print(table(med, times, skipped))
 
