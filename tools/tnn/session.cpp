@@ -193,6 +193,7 @@ tnn::TrainerConfig TrainSession::trainer_config(const tnn::TnnConfig& cfg, const
   t.stop_after = o_.stop_after;
   t.out = o_.out;
   t.log_path = log_path_;
+  t.precision = tnn::parse_enum<tnn::Precision>(o_.precision, "--precision");
   t.identity = identity(cfg, extra_identity);
   return t;
 }
