@@ -92,6 +92,7 @@ void adopt_saved_settings(TrainOptions& o) {
   };
   TrainOptions::visit_settings(o, adopt);
   adopt("task", "--task", o.task);
+  adopt("precision", "--precision", o.precision);  // in the identity only when not fp32
   // The length: the saved run's, unless --steps extends or shortens it.
   const std::int64_t steps = saved.steps > 0 ? saved.steps
                              : id.contains("steps") && id["steps"].is_number_integer() ? id["steps"].get<std::int64_t>()
