@@ -413,7 +413,7 @@ void run_train_classify(const TrainOptions& o) {
                                names.size());
 
   // A --config without task, num_classes or pooling gets them from the data and --pooling.
-  const tnn::Pooling pooling = tnn::parse_pooling(o.pooling, "--pooling");
+  const tnn::Pooling pooling = tnn::parse_enum<tnn::Pooling>(o.pooling, "--pooling");
   tnn::TnnConfig cfg = model_config(o, tnn::kByteVocab, /*causal=*/false,
                                     {{"task", "classify"}, {"num_classes", names.size()}, {"pooling", tnn::to_string(pooling)}});
   if (o.config_file.empty()) {

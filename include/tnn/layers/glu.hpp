@@ -13,7 +13,7 @@
 namespace tnn {
 
 template <class T>
-class Glu {
+class Glu : public Visits<Glu<T>> {
  public:
   Glu() = default;
   Glu(Index dim, Index hidden, Activation act) : l1(dim, hidden), l2(dim, hidden), l3(hidden, dim), act_(act) {}
@@ -97,16 +97,8 @@ class Glu {
     if (dx) l2.input_grad(c.dh2, *dx, T(1));
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Glu<T>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.l1.visit(prefix + "l1.", f);

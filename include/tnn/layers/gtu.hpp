@@ -31,7 +31,7 @@ class GtuSequenceMixer {
 // Mixer: the token mixer on v [B, N, E], Tno by default; Tno2d (layers/tno2d.hpp)
 // over the flattened grid makes the 2-D GTU (layers/gtu2d.hpp).
 template <class T, class Backend = DefaultFftBackend, class Mixer = Tno<T, Backend>>
-class Gtu {
+class Gtu : public Visits<Gtu<T, Backend, Mixer>> {
  public:
   Gtu() = default;
   // dim D -> inner E, the gate/value activation `act`; the TNO (E = its channels) is moved in.
@@ -177,16 +177,8 @@ class Gtu {
     if (dx) v_proj.input_grad(c.dv, *dx, T(1));
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Gtu<T, Backend, Mixer>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.u_proj.visit(prefix + "u_proj.", f);

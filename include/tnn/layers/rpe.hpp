@@ -35,7 +35,7 @@ struct RpeOptions {
 };
 
 template <class T>
-class Rpe {
+class Rpe : public Visits<Rpe<T>> {
  public:
   // One `Linear(act(norm(h)))` step; in PyTorch a Sequential(norm, act, linear),
   // hence the checkpoint names `.0.` (norm) and `.2.` (linear).
@@ -120,16 +120,8 @@ class Rpe {
     pos_proj.backward(c.pos, c.dh, nullptr);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Rpe<T>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.pos_proj.visit(prefix + "pos_proj.", f);

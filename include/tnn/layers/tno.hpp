@@ -98,7 +98,7 @@ void learned_decay_grad(Param<T>& gamma, const Tensor<T>& dt, const Tensor<T>& t
 }  // namespace detail
 
 template <class T, class Backend = DefaultFftBackend>
-class Tno {
+class Tno : public Visits<Tno<T, Backend>> {
  public:
   Tno() = default;
   // head_dim Dh channels per head; E = H * Dh.
@@ -213,16 +213,8 @@ class Tno {
     rpe.backward(c.dt, c.rpe);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Tno<T, Backend>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     if (m.opts_.decay != TnoDecay::None) f(prefix + "gamma", m.gamma);

@@ -20,7 +20,7 @@
 namespace tnn {
 
 template <class T, class Backend = DefaultFftBackend>
-class Tno2d {
+class Tno2d : public Visits<Tno2d<T, Backend>> {
  public:
   Tno2d() = default;
   // head_dim Dh channels per head over a grid_h x grid_w grid. A grid has no "past": the
@@ -137,16 +137,8 @@ class Tno2d {
     rpe.backward(c.dt, c.rpe);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Tno2d<T, Backend>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     if (m.opts_.decay != TnoDecay::None) f(prefix + "gamma", m.gamma);

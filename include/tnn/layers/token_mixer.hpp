@@ -15,11 +15,12 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/gtu.hpp"
 #include "tnn/layers/gtu2d.hpp"
+#include "tnn/layers/param.hpp"
 
 namespace tnn {
 
 template <class T, class Backend = DefaultFftBackend>
-class TokenMixer {
+class TokenMixer : public Visits<TokenMixer<T, Backend>> {
  public:
   using Gtu1d = Gtu<T, Backend>;
   using Gtu2 = Gtu2d<T, Backend>;
@@ -51,16 +52,13 @@ class TokenMixer {
     std::visit([&](auto& m) { m.backward(x, dy, cache_of(m, c), dx); }, m_);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    std::visit([&](auto& m) { m.visit(prefix, f); }, m_);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    std::visit([&](const auto& m) { m.visit(prefix, f); }, m_);
+ private:
+  friend Visits<TokenMixer<T, Backend>>;
+  template <class Self, class F>
+  static void visit_all(Self& self, const std::string& prefix, F& f) {
+    std::visit([&](auto& m) { m.visit(prefix, f); }, self.m_);
   }
 
- private:
   static typename Gtu1d::Cache& cache_of(const Gtu1d&, Cache& c) { return c.gtu; }
   static typename Gtu2::Cache& cache_of(const Gtu2&, Cache& c) { return c.gtu2d; }
 

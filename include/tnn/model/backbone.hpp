@@ -20,7 +20,7 @@
 namespace tnn {
 
 template <class T, class Backend = DefaultFftBackend>
-class Backbone {
+class Backbone : public Visits<Backbone<T, Backend>> {
  public:
   using Block = TnnBlock<T, Backend>;
 
@@ -103,20 +103,12 @@ class Backbone {
     return recompute_ ? caches_.at(0) : caches_.at(static_cast<std::size_t>(i));
   }
 
-  template <class F>
-  void visit(F&& f) {
-    visit_all(*this, f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    visit_all(*this, f);
-  }
-
  private:
+  friend Visits<Backbone<T, Backend>>;
   template <class Self, class F>
-  static void visit_all(Self& m, F& f) {  // Self: this class or its const
-    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit("layers." + std::to_string(i) + ".", f);
-    m.final_norm.visit("final_norm.", f);
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    for (std::size_t i = 0; i < m.layers.size(); ++i) m.layers[i].visit(prefix + "layers." + std::to_string(i) + ".", f);
+    m.final_norm.visit(prefix + "final_norm.", f);
   }
 
   typename Block::Cache& cache_for(std::size_t i) { return caches_[recompute_ ? 0 : i]; }

@@ -26,7 +26,7 @@ struct BlockOptions {
 };
 
 template <class T, class Backend = DefaultFftBackend>
-class TnnBlock {
+class TnnBlock : public Visits<TnnBlock<T, Backend>> {
  public:
   using Mixer = TokenMixer<T, Backend>;
 
@@ -122,16 +122,8 @@ class TnnBlock {
     }
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<TnnBlock<T, Backend>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.token_norm.visit(prefix + "token_norm.", f);

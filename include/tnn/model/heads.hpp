@@ -44,7 +44,7 @@ inline void check_labels(const Tensor<std::int32_t>& labels, Index B, Index K, c
 // Next-token (causal) or masked-token logits over a vocabulary of V. Checkpoint name
 // lm_head.weight [V, D], absent when tied (the input's embed.weight is the head then).
 template <class T>
-class LmHead {
+class LmHead : public Visits<LmHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B, N] ids in [0, V), -1 = ignored
 
@@ -102,15 +102,6 @@ class LmHead {
     gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dx.data(), dim_, w.precision);
   }
 
-  template <class F>
-  void visit(F&& f) {
-    if (!tied_) lm_head.visit("lm_head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    if (!tied_) lm_head.visit("lm_head.", f);
-  }
-
   // The vocabulary head's weight: lm_head's, or the input's when tied.
   template <class Input>
   Param<T>& weight(Input& input) {
@@ -123,6 +114,12 @@ class LmHead {
   }
 
  private:
+  friend Visits<LmHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    if (!m.tied_) m.lm_head.visit(prefix + "lm_head.", f);
+  }
+
   template <class Input>
   static constexpr auto has_tied_weight(int) -> decltype(std::declval<Input&>().tied_weight(), bool()) {
     return true;
@@ -142,7 +139,7 @@ class LmHead {
 // [B, K]; the loss is the mean over the batch of -log softmax(logits)[label]. Checkpoint names
 // head.weight [K, D], head.bias [K].
 template <class T>
-class ClassifierHead {
+class ClassifierHead : public Visits<ClassifierHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B] labels in [0, K)
 
@@ -232,16 +229,13 @@ class ClassifierHead {
     }
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<ClassifierHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Pooling pooling_ = Pooling::Mean;
   std::vector<Index> lengths_;  // [B] of the last forward
   Shape x_shape_;               // [B, N, D] of the last forward
@@ -255,7 +249,7 @@ class ClassifierHead {
 // (all of them, or those below lengths[b]) and the Fo values of (y - target)^2. Checkpoint names
 // head.weight [Fo, D], head.bias [Fo].
 template <class T>
-class RegressionHead {
+class RegressionHead : public Visits<RegressionHead<T>> {
  public:
   using Target = Tensor<T>;  // [B, N, Fo], finite
 
@@ -333,16 +327,13 @@ class RegressionHead {
     head.backward(x, dy_, &dx);
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<RegressionHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Index count_valid() const {
     Index n = 0;
     for (Index l : lengths_) n += l;

@@ -23,7 +23,7 @@ namespace tnn {
 
 // Token ids [B, N] -> x [B, N, D]. Checkpoint name embed.weight [V, D].
 template <class T>
-class TokenInput {
+class TokenInput : public Visits<TokenInput<T>> {
  public:
   using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
 
@@ -59,16 +59,13 @@ class TokenInput {
   }
   void backward(const Tensor<T>& dx) { embed.backward(tokens_, dx); }
 
-  template <class F>
-  void visit(F&& f) {
-    embed.visit("embed.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    embed.visit("embed.", f);
+ private:
+  friend Visits<TokenInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.embed.visit(prefix + "embed.", f);
   }
 
- private:
   Data tokens_;  // [B, N] of the last forward
 };
 
@@ -96,7 +93,7 @@ void image_to_patches(const Tensor<T>& images, Index P, Tensor<T>& patches) {
 // Images [B, Hi, Wi, Ch] (pixel values as the caller scales them, e.g. u8 / 255) -> x [B, N, D]
 // over the (Hi/P) x (Wi/P) grid of patches. Checkpoint names patch_embed.{weight [D, P*P*Ch], bias [D]}.
 template <class T>
-class PatchInput {
+class PatchInput : public Visits<PatchInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -134,16 +131,13 @@ class PatchInput {
   }
   void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    patch_embed.visit("patch_embed.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    patch_embed.visit("patch_embed.", f);
+ private:
+  friend Visits<PatchInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.patch_embed.visit(prefix + "patch_embed.", f);
   }
 
- private:
   Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
   Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
 };
@@ -151,7 +145,7 @@ class PatchInput {
 // Float features [B, N, F] -> x [B, N, D] by a linear map. Checkpoint names
 // input_proj.{weight [D, F], bias [D]}. Values must be finite (ValueError naming the first that is not).
 template <class T>
-class FeatureInput {
+class FeatureInput : public Visits<FeatureInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -186,16 +180,13 @@ class FeatureInput {
   }
   void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    input_proj.visit("input_proj.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    input_proj.visit("input_proj.", f);
+ private:
+  friend Visits<FeatureInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.input_proj.visit(prefix + "input_proj.", f);
   }
 
- private:
   Data in_;  // [B, N, F] of the last forward
 };
 

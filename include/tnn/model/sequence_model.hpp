@@ -2,12 +2,13 @@
 // of model/models.hpp are instances; your own is another:
 //   using MyModel = tnn::SequenceModel<float, tnn::FeatureInput<float>, MyHead<float>>;
 // An Input has: `using Data`; a constructor from `const TnnConfig&`; static accepts(Task) (the
-// tasks it serves); static grid_h/grid_w(cfg)
-// (0: a sequence); init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx);
-// batch(data), length(data); visit(f) naming its tensors. A Head has: `using Target`; a
-// constructor from `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data); forward(features, lengths*, input) -> output;
-// output(); loss(target); static count(target, lengths*); scale_loss_grad(s); backward(features, dfeatures, input);
-// visit(f). model/inputs.hpp and model/heads.hpp hold the built-in ones.
+// tasks it serves); static grid_h/grid_w(cfg) (0: a sequence); batch(data), length(data);
+// init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx); and visit(prefix, f)
+// naming its tensors (layers/param.hpp: Visits). A Head has: `using Target`; a constructor from
+// `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data);
+// forward(features, lengths*, input) -> output; output(); loss(target); static count(target,
+// lengths*); scale_loss_grad(s); backward(features, dfeatures, input); visit(prefix, f).
+// model/inputs.hpp and model/heads.hpp hold the built-in ones.
 #pragma once
 
 #include <cstdint>
@@ -75,15 +76,11 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   // backbone's, the head's. named_parameters(), zero_grad() and num_parameters() come from it.
   template <class F>
   void visit(F&& f) {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
 
   // The loss of `data` against `target` (the head's: mean cross-entropy, mean squared error),
@@ -140,6 +137,13 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: this class or its const
+    m.input.visit("", f);
+    m.backbone.visit("", f);
+    m.head.visit("", f);
+  }
+
   static void check_task(const TnnConfig& cfg) {
     if (Input::accepts(cfg.task) && Head::accepts(cfg.task)) return;
     std::string tasks;
