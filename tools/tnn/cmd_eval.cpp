@@ -1,8 +1,10 @@
-// `tnn eval`: loss, perplexity and bits per byte of one or several checkpoints on a text file,
-// at one sequence length or at several (--lengths: the length-extrapolation table, with an SVG
+// `tnn eval`: loss, perplexity and bits per byte of one or several checkpoints on a text file
+// (encoded by each checkpoint's own tokenizer: bits per byte compare byte and subword models on
+// the same text) or on token files, at one sequence length or at several (--lengths: the length-extrapolation table, with an SVG
 // plot of log-perplexity against length, one line per checkpoint). The loop is the library's
 // (tnn::evaluate_lengths over tnn::EvalWindows); this file parses flags and prints.
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -11,6 +13,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -34,6 +37,8 @@ namespace {
 struct EvalOptions {
   std::vector<std::string> checkpoints, labels;
   std::string data, lengths, plot, title;
+  std::vector<std::string> tokens;  // --tokens: token files instead of --data
+  std::string token_dtype;
   tnn::Index seq_len = 512, batch = 1, max_bytes = 0;
   double valid_fraction = 0;
   tnn::Index valid_block = 0;
@@ -68,10 +73,14 @@ void run_eval(const EvalOptions& o) {
     tnn::fail<tnn::ValueError>("--label: expected one per --checkpoint (", o.checkpoints.size(), "), got ",
                                o.labels.size());
   set_threads(o.threads);
+  if (o.data.empty() == o.tokens.empty())
+    tnn::fail<tnn::ValueError>("eval: expected either --data FILE or --tokens FILE[,FILE...], ",
+                               o.data.empty() ? "got neither" : "got both");
   // A classifier (config task "classify" or "image"): accuracy and loss on a label<TAB>text file
   // or an image file.
   const tnn::Task first_task = checkpoint_task(o.checkpoints[0]);
   if (o.checkpoints.size() == 1 && first_task != tnn::Task::Lm) {
+    if (o.data.empty()) tnn::fail<tnn::ValueError>("eval of a classifier: expected --data FILE, not --tokens");
     const bool image = first_task == tnn::Task::Image;
     if (o.lengths_given || !o.plot.empty() || o.valid_fraction > 0 || o.max_bytes > 0 || (image && o.seq_len_given))
       tnn::fail<tnn::ValueError>("eval of ", image ? "an image classifier" : "a classifier",
@@ -88,12 +97,38 @@ void run_eval(const EvalOptions& o) {
       o.lengths_given ? parse_lengths(o.lengths) : std::vector<tnn::Index>{o.seq_len};
   if (!o.plot.empty()) tnn::check_output_path(o.plot, "--plot");  // before the work, not after it
 
-  for (const std::string& path : o.checkpoints) (void)tnn::read_config(path);  // a bad file fails before the data is read
-  // Without a held-out split only the first --max-bytes are read, not the whole file.
-  tnn::ByteCorpus corpus = tnn::ByteCorpus::from_file(
-      o.data, o.valid_fraction > 0 ? 0 : static_cast<std::uint64_t>(std::max<tnn::Index>(o.max_bytes, 0)));
-  if (o.valid_fraction > 0) corpus = held_out_split(corpus, o.valid_fraction, o.valid_block).valid;
-  corpus = corpus_prefix(corpus, o.max_bytes);
+  std::vector<tnn::Tokenizer> tokenizers;
+  for (const std::string& path : o.checkpoints) {
+    (void)tnn::read_config(path);  // a bad file fails before the data is read
+    tokenizers.push_back(tnn::read_tokenizer(path));
+  }
+  // The text, as bytes: the same held-out bytes whatever the model; each checkpoint's tokenizer
+  // encodes them below. Without a held-out split only the first --max-bytes are read.
+  tnn::ByteCorpus text;
+  if (!o.data.empty()) {
+    text = tnn::ByteCorpus::from_file(
+        o.data, o.valid_fraction > 0 ? 0 : static_cast<std::uint64_t>(std::max<tnn::Index>(o.max_bytes, 0)));
+    if (o.valid_fraction > 0) text = held_out_split(text, o.valid_fraction, o.valid_block).valid;
+    text = corpus_prefix(text, o.max_bytes);
+  } else if (o.max_bytes > 0) {
+    tnn::fail<tnn::ValueError>("--max-bytes: applies to --data text, not to --tokens files");
+  }
+  // The corpus a tokenizer sees, made once per distinct tokenizer.
+  std::vector<std::pair<tnn::Tokenizer, tnn::TokenCorpus>> corpora;
+  corpora.reserve(o.checkpoints.size());  // references to its entries stay valid
+  auto corpus_for = [&](const tnn::Tokenizer& t) -> const tnn::TokenCorpus& {
+    for (const auto& [tok, c] : corpora)
+      if (tok == t) return c;
+    tnn::TokenCorpus c;
+    if (o.data.empty()) {
+      c = token_files(o.tokens, o.token_dtype, t);
+      if (o.valid_fraction > 0) c = held_out_split(c, o.valid_fraction, o.valid_block).valid;
+    } else {
+      c = tnn::tokenize_corpus(text, t);
+    }
+    corpora.emplace_back(t, std::move(c));
+    return corpora.back().second;
+  };
 
   const bool several = o.checkpoints.size() > 1;
   std::vector<PlotSeries> series;
@@ -102,8 +137,14 @@ void run_eval(const EvalOptions& o) {
     tnn::TnnLM<float> model = tnn::load_lm<float>(path);
     const bool mlm = !model.config().causal;
     const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
+    const tnn::Tokenizer& tokenizer = tokenizers[k];
+    const tnn::TokenCorpus& corpus = corpus_for(tokenizer);
     if (!o.json) {
       if (several) std::printf("%s== %s\n", k ? "\n" : "", path.c_str());
+      if (!tokenizer.is_bytes())  // loss and ppl are per token, bpb per byte of the text
+        std::printf("tokenizer %s: %lld tokens%s\n", tokenizer.describe().c_str(), (long long)corpus.size(),
+                    o.data.empty() ? " (bits per byte unknown: token files)"
+                                   : (" for " + std::to_string(text.size()) + " bytes").c_str());
       std::printf("%10s %12s %12s %10s %10s%s\n", "length", "loss(nats)", "ppl", "bpb", "tokens",
                   mlm ? "   accuracy" : "");
     }
@@ -114,8 +155,12 @@ void run_eval(const EvalOptions& o) {
         [&](const tnn::LengthResult& row) {
           if (o.json) return;
           const tnn::EvalResult& r = row.result;
-          std::printf("%10lld %12.4f %12.4f %10.4f %10lld", (long long)row.length, r.loss, r.ppl(), r.bpb(),
-                      (long long)r.tokens);
+          std::printf("%10lld %12.4f %12.4f ", (long long)row.length, r.loss, r.ppl());
+          if (std::isnan(r.bpb()))
+            std::printf("%10s", "n/a");
+          else
+            std::printf("%10.4f", r.bpb());
+          std::printf(" %10lld", (long long)r.tokens);
           if (mlm) std::printf("   %.4f", r.accuracy);
           std::printf("\n");
           std::fflush(stdout);
@@ -124,10 +169,11 @@ void run_eval(const EvalOptions& o) {
       nlohmann::json j;
       if (several) j["checkpoint"] = path;
       j["lengths"] = lengths;
+      if (!tokenizer.is_bytes()) j["tokenizer"] = tokenizer.describe();
       for (const auto& row : rows) {
         j["loss"].push_back(row.result.loss);
         j["ppl"].push_back(row.result.ppl());
-        j["bpb"].push_back(row.result.bpb());
+        j["bpb"].push_back(row.result.bpb());  // NaN (token files) becomes null
         j["tokens"].push_back(row.result.tokens);
         if (mlm) j["accuracy"].push_back(row.result.accuracy);
       }
@@ -156,7 +202,12 @@ void add_eval_command(CLI::App& app) {
                   "Model checkpoint (.safetensors); give it several times to compare models (one table each, "
                   "one line each in --plot)")
       ->required();
-  cmd->add_option("--data", o->data, "Text file to evaluate on (a classifier: label<TAB>text lines, an image classifier: an image file; prints accuracy and loss)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", o->data, "Text file to evaluate on, encoded by each checkpoint's tokenizer (a classifier: label<TAB>text lines, an image classifier: an image file; prints accuracy and loss)")->check(CLI::ExistingFile);
+  cmd->add_option("--tokens", o->tokens,
+                  "Token files to evaluate on instead of --data (ids of the checkpoint's tokenizer; no bits per byte)")
+      ->delimiter(',');
+  cmd->add_option("--token-dtype", o->token_dtype, "The ids' type in --tokens files")
+      ->check(CLI::IsMember(tnn::enum_names<tnn::TokenDtype>()));
   auto* len = cmd->add_option("--seq-len", o->seq_len, "Sequence length")->capture_default_str();
   cmd->add_option("--lengths", o->lengths, "Comma-separated lengths, e.g. 512,1024,2048,4096,8192,14336")
       ->excludes(len);

@@ -1,6 +1,7 @@
 // `tnn generate`: samples text from a causal checkpoint with exact incremental
-// decoding (the prompt by one full forward, then each new byte costs O(context),
-// never a re-run of the prefix).
+// decoding (the prompt by one full forward, then each new token costs O(context),
+// never a re-run of the prefix). The checkpoint's tokenizer encodes the prompt and
+// decodes the tokens (bytes for a byte model).
 // Only the generated text goes to stdout.
 #include <unistd.h>
 
@@ -16,6 +17,7 @@
 
 #include <tnn/infer/decoder.hpp>
 #include <tnn/infer/sampling.hpp>
+#include <tnn/io/tokenizer.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/core/rng.hpp>
 
@@ -56,13 +58,19 @@ void run_generate(const GenerateOptions& o) {
   sc.top_p = o.top_p;
   sc.validate();
 
+  const tnn::Tokenizer tokenizer = tnn::read_tokenizer(o.checkpoint);
+  if (!tokenizer.has_text())
+    tnn::fail<tnn::ConfigError>("generate: '", o.checkpoint, "' was trained on token files without a tokenizer (",
+                                tokenizer.describe(), "): it has no text to show; train with --tokenizer");
+  const std::vector<std::int32_t> prompt_ids = tokenizer.encode(o.prompt);
+  if (prompt_ids.empty()) tnn::fail<tnn::ValueError>("--prompt: its tokenizer encodes it as no tokens at all");
   tnn::TnnLM<float> model = tnn::load_lm<float>(o.checkpoint);
   if (o.samples < 1) tnn::fail<tnn::ValueError>("--samples: expected >= 1, got ", o.samples);
   const tnn::DecoderMethod method = tnn::parse_enum<tnn::DecoderMethod>(o.decoder, "--decoder");
   const tnn::Index K = o.samples;
   // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
   // memory follows the text generated so far, never what --tokens asks for up front.
-  const tnn::Index capacity = static_cast<tnn::Index>(o.prompt.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
+  const tnn::Index capacity = static_cast<tnn::Index>(prompt_ids.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
   // K samples decode as one batch; sample k draws from its own Rng(seed + k), so
   // `--samples 1 --seed S+k` regenerates sample k alone.
   tnn::IncrementalDecoder<float> dec(model, capacity, K, method);
@@ -71,31 +79,40 @@ void run_generate(const GenerateOptions& o) {
   for (tnn::Index k = 0; k < K; ++k) rngs.emplace_back(o.seed + static_cast<std::uint64_t>(k));
 
   // The prompt goes in by one full forward (O(n log n)), shared by every sample; then one
-  // exact step per byte.
-  tnn::Tensor<std::int32_t> prompt({static_cast<tnn::Index>(o.prompt.size())});
-  std::transform(o.prompt.begin(), o.prompt.end(), prompt.begin(),
-                 [](char ch) { return static_cast<std::int32_t>(static_cast<unsigned char>(ch)); });
+  // exact step per token.
+  tnn::Tensor<std::int32_t> prompt({static_cast<tnn::Index>(prompt_ids.size())});
+  std::copy(prompt_ids.begin(), prompt_ids.end(), prompt.begin());
   const tnn::Tensor<float>* logits = &dec.prefill(prompt);  // [V] or [K, V]
-  const bool stream = K == 1 && !o.json && ::isatty(STDOUT_FILENO) == 1;  // on a terminal, show each byte
+  const bool stream = K == 1 && !o.json && ::isatty(STDOUT_FILENO) == 1;  // on a terminal, show each token
   if (o.echo && K == 1 && !o.json) std::fwrite(o.prompt.data(), 1, o.prompt.size(), stdout);
   std::vector<std::string> text(static_cast<std::size_t>(K));
+  std::vector<tnn::TextStream> decoded(static_cast<std::size_t>(K), tnn::TextStream(tokenizer, prompt_ids));
+  // A byte model samples over all of its V logits (ids past 255 become a space, as they always
+  // have); a subword model only over its tokenizer's ids.
+  const tnn::Index V = tokenizer.is_bytes() ? cfg.vocab_size : tokenizer.vocab_size();
   tnn::Tensor<std::int32_t> next({K});
   for (tnn::Index i = 0; i < o.tokens; ++i) {
     for (tnn::Index k = 0; k < K; ++k) {
       const auto ks = static_cast<std::size_t>(k);
-      std::int32_t t = samplers[ks].sample(logits->data() + k * cfg.vocab_size, cfg.vocab_size, rngs[ks]);
-      if (t > 255) t = ' ';  // never emit a non-byte symbol
+      std::int32_t t = samplers[ks].sample(logits->data() + k * cfg.vocab_size, V, rngs[ks]);
+      if (tokenizer.is_bytes() && t > 255) t = ' ';  // never emit a non-byte symbol
       next[k] = t;
-      text[ks].push_back(static_cast<char>(t));
-    }
-    if (stream) {
-      std::fputc(next[0], stdout);
-      std::fflush(stdout);
+      const std::string piece = decoded[ks].push(t);
+      text[ks] += piece;
+      if (stream && k == 0) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
     }
     // A full disk or a closed pipe: stop at once with one error line, not generate into the void.
     if (std::ferror(stdout))
       tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
     if (i + 1 < o.tokens) logits = &dec.step(next);
+  }
+  for (tnn::Index k = 0; k < K; ++k) {
+    const std::string rest = decoded[static_cast<std::size_t>(k)].finish();
+    text[static_cast<std::size_t>(k)] += rest;
+    if (stream && k == 0) std::fwrite(rest.data(), 1, rest.size(), stdout);
   }
   const std::string head = o.echo ? o.prompt : std::string();
   if (o.json) {
@@ -127,9 +144,9 @@ void add_generate_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand("generate", "Sample text from a causal checkpoint");
   cmd->add_option("--checkpoint", o->checkpoint, "Model checkpoint (.safetensors)")->required();
   cmd->add_option("--prompt", o->prompt, "Text the generation continues")->capture_default_str();
-  cmd->add_option("--tokens", o->tokens, "Bytes to generate")->capture_default_str();
+  cmd->add_option("--tokens", o->tokens, "Tokens to generate (bytes for a byte model)")->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "Sampling temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-k", o->top_k, "Sample among the k most likely bytes (0: all)")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "Sample among the k most likely tokens (0: all)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling: the smallest set with this probability")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Sampling seed")->capture_default_str();

@@ -1,4 +1,5 @@
-// `tnn train`: trains a TNN language model on a byte-level text file. This file parses the
+// `tnn train`: trains a TNN language model on a text file (as bytes, or as subword ids with
+// --tokenizer) or on token files (--tokens), or a classifier (--task). This file parses the
 // flags, builds the model and the data, and prints; the loop itself (validation, CSV log,
 // atomic checkpoints, exact resume, non-finite steps, stop on a signal) is the library's
 // tnn::Trainer (include/tnn/train/trainer.hpp), which documents the files it writes:
@@ -43,6 +44,10 @@ namespace {
 
 struct TrainOptions {
   std::string data, valid, out, config_file, objective = "clm", schedule = "cosine", log;
+  std::string tokenizer;                         // --tokenizer: a SentencePiece .model file
+  std::vector<std::string> tokens, valid_tokens;  // --tokens, --valid-tokens: token files
+  std::string token_dtype;                       // their ids' type (uint16, uint32)
+  tnn::Index vocab = 0;                          // their vocabulary size, without --tokenizer
   double valid_fraction = 0.05;
   tnn::Index valid_block = 0;
   tnn::Index seq_len = 512, batch = 8, steps = 1000, warmup = 100;
@@ -119,11 +124,18 @@ tnn::TnnConfig model_config(const TrainOptions& o, tnn::Index vocab, bool causal
 
 // The settings a resumed run must share with the run it continues for the
 // result to be bit-identical to an uninterrupted one.
-nlohmann::json run_identity(const TrainOptions& o, const tnn::TnnConfig& cfg) {
-  return {{"config", cfg.to_json()}, {"seed", o.seed},   {"batch", o.batch},       {"seq_len", o.seq_len},
+// A tokenizer other than bytes is part of it (a byte run's identity is what it always was).
+nlohmann::json run_identity(const TrainOptions& o, const tnn::TnnConfig& cfg,
+                            const tnn::Tokenizer& tokenizer = tnn::Tokenizer::bytes()) {
+  nlohmann::json j = {{"config", cfg.to_json()}, {"seed", o.seed},   {"batch", o.batch},       {"seq_len", o.seq_len},
           {"objective", o.objective}, {"steps", o.steps}, {"lr", o.lr},             {"min_lr", o.min_lr},
           {"warmup", o.warmup},       {"schedule", o.schedule}, {"weight_decay", o.weight_decay},
           {"clip", o.clip}, {"valid_fraction", o.valid_fraction}, {"valid_block", o.valid_block}};
+  if (!tokenizer.is_bytes())
+    j["tokenizer"] = {{"kind", tnn::to_string(tokenizer.kind())}, {"vocab_size", tokenizer.vocab_size()},
+                      {"model_hash", tnn::dist::Communicator::hash_bytes(tokenizer.model_bytes().data(),
+                                                                        tokenizer.model_bytes().size())}};
+  return j;
 }
 
 // --inject-nan-steps and --inject-nan-grad-steps, testing hooks (tests/cli/train_faults.sh):
@@ -174,16 +186,64 @@ void check_options(const TrainOptions& o) {
   if (!(o.weight_decay >= 0)) tnn::fail<tnn::ValueError>("--weight-decay: expected >= 0, got ", o.weight_decay);
 }
 
-// The data the run trains and validates on: --valid, or the held-out part of --data.
+// The data the run trains and validates on: --data as bytes or, with --tokenizer, as the
+// tokenizer's ids (each side of the split tokenized on its own, so the held-out text is the byte
+// model's), or token files (--tokens); validation from --valid (--valid-tokens) or held out.
 struct TrainData {
-  tnn::DataSplit split;
-  tnn::ByteCorpus valid;  // the first --eval-tokens of split.valid (empty: no validation)
+  tnn::Tokenizer tokenizer;  // bytes, SentencePiece, or ids of token files without --tokenizer
+  tnn::TokenSplit split;
+  tnn::TokenCorpus valid;  // the first --eval-tokens of split.valid (empty: no validation)
 };
+
+// The tokenizer of --tokens without --tokenizer: V ids given by --vocab.
+tnn::Tokenizer token_files_tokenizer(const TrainOptions& o) {
+  if (!o.tokenizer.empty()) {
+    tnn::Tokenizer t = tokenizer_flag(o.tokenizer);
+    if (o.vocab > 0 && o.vocab != t.vocab_size())
+      tnn::fail<tnn::ValueError>("--vocab ", o.vocab, " is not the size of --tokenizer ", tnn::quote_path(o.tokenizer),
+                                 ": ", t.describe());
+    return t;
+  }
+  if (o.vocab < 1)
+    tnn::fail<tnn::ValueError>("--tokens: expected --vocab V (ids are 0..V-1) or --tokenizer M.model, got neither");
+  return tnn::Tokenizer::ids(o.vocab);
+}
+
+// A warning when the tokenizer does not give back the text it encodes (sampled on the first
+// chunk): generated text will differ from the training text in those places, while bits per
+// byte still count the original bytes.
+void warn_if_lossy(const tnn::Tokenizer& t, const tnn::ByteCorpus& text) {
+  if (t.is_bytes() || text.empty()) return;
+  const std::size_t n = tnn::detail::encode_chunk_end(
+      std::string_view(reinterpret_cast<const char*>(text.data()), text.bytes().size()), 0);
+  const std::string sample(text.data(), text.data() + n);
+  if (t.decode(t.encode(sample)) != sample)
+    std::fprintf(stderr, "note: --tokenizer does not decode its ids back to the text (normalization, whitespace or "
+                         "pieces it lacks); spm_train --normalization_rule_name=identity --remove_extra_whitespaces=false "
+                         "--add_dummy_prefix=false --byte_fallback=true makes one that does\n");
+}
 
 TrainData load_data(const TrainOptions& o, tnn::LmObjective objective) {
   TrainData d;
-  d.split = o.valid.empty() ? held_out_split(tnn::ByteCorpus::from_file(o.data), o.valid_fraction, o.valid_block)
-                            : tnn::load_split(o.data, o.valid);
+  if (!o.tokens.empty()) {
+    if (!o.valid.empty()) tnn::fail<tnn::ValueError>("--valid: with --tokens, give --valid-tokens FILE[,FILE...]");
+    d.tokenizer = token_files_tokenizer(o);
+    tnn::TokenCorpus all = token_files(o.tokens, o.token_dtype, d.tokenizer);
+    d.split = o.valid_tokens.empty() ? held_out_split(all, o.valid_fraction, o.valid_block)
+                                     : tnn::TokenSplit{all, token_files(o.valid_tokens, o.token_dtype, d.tokenizer)};
+  } else {
+    if (!o.valid_tokens.empty()) tnn::fail<tnn::ValueError>("--valid-tokens: expected --tokens too");
+    if (o.vocab > 0 || !o.token_dtype.empty())
+      tnn::fail<tnn::ValueError>("--vocab and --token-dtype describe --tokens files; a text --data has ",
+                                 o.tokenizer.empty() ? "bytes" : "the --tokenizer's ids");
+    d.tokenizer = tokenizer_flag(o.tokenizer);
+    const tnn::DataSplit text = o.valid.empty()
+                                    ? held_out_split(tnn::ByteCorpus::from_file(o.data), o.valid_fraction, o.valid_block)
+                                    : tnn::load_split(o.data, o.valid);
+    warn_if_lossy(d.tokenizer, text.train);
+    d.split = tnn::TokenSplit{tnn::tokenize_corpus(text.train, d.tokenizer),
+                              tnn::tokenize_corpus(text.valid, d.tokenizer)};
+  }
   d.valid = corpus_prefix(d.split.valid, o.eval_tokens);
   // Checked now rather than at the first validation, which may come after hours of training.
   if (!d.valid.empty()) {  // --valid-fraction 0: no validation at all
@@ -198,7 +258,8 @@ TrainData load_data(const TrainOptions& o, tnn::LmObjective objective) {
   return d;
 }
 
-tnn::TrainerConfig trainer_config(const TrainOptions& o, const tnn::TnnConfig& cfg, const std::string& log_path) {
+tnn::TrainerConfig trainer_config(const TrainOptions& o, const tnn::TnnConfig& cfg, const std::string& log_path,
+                                  const tnn::Tokenizer& tokenizer = tnn::Tokenizer::bytes()) {
   tnn::TrainerConfig t;
   t.steps = o.steps;
   t.schedule.kind = tnn::parse_schedule_kind(o.schedule);
@@ -215,7 +276,7 @@ tnn::TrainerConfig trainer_config(const TrainOptions& o, const tnn::TnnConfig& c
   t.stop_after = o.stop_after;
   t.out = o.out;
   t.log_path = log_path;
-  t.identity = run_identity(o, cfg);
+  t.identity = run_identity(o, cfg, tokenizer);
   return t;
 }
 
@@ -240,8 +301,12 @@ void report(const tnn::TrainEvent& e, Progress& progress, const TrainOptions& o,
       const tnn::EvalResult& r = e.eval;
       std::ostringstream s;
       s.precision(4);
-      s << std::fixed << "step " << e.step << ": validation loss " << r.loss << " nats, " << r.bpb()
-        << " bits/byte, ppl " << r.ppl();
+      s << std::fixed << "step " << e.step << ": validation loss " << r.loss << " nats, ";
+      if (std::isnan(r.bpb()))
+        s << "bits/byte unknown (token files)";
+      else
+        s << r.bpb() << " bits/byte";
+      s << ", ppl " << r.ppl();
       if (mlm) s << ", masked-token accuracy " << r.accuracy;
       s << " (" << r.tokens << " tokens)";
       progress.line(s.str());
@@ -535,6 +600,12 @@ void run_train_image(const TrainOptions& o) {
 }
 
 void run_train(const TrainOptions& o) {
+  if (o.task != "lm") {
+    if (o.data.empty()) tnn::fail<tnn::ValueError>("--task ", o.task, ": expected --data FILE");
+    if (!o.tokenizer.empty() || !o.tokens.empty() || !o.valid_tokens.empty() || o.vocab > 0 || !o.token_dtype.empty())
+      tnn::fail<tnn::ValueError>("--tokenizer, --tokens, --valid-tokens, --vocab, --token-dtype: expected --task lm, got --task ",
+                                 o.task);
+  }
   if (o.task == "classify") return run_train_classify(o);
   if (o.task == "image") return run_train_image(o);
   TrainSession session(o);
@@ -543,12 +614,23 @@ void run_train(const TrainOptions& o) {
   if (comm.size() > 1) tnn::dist::check_global_batch(o.batch, comm.size());
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
-  const tnn::Index vocab = mlm ? tnn::kMlmVocab : tnn::kByteVocab;
+  if (o.data.empty() == o.tokens.empty())
+    tnn::fail<tnn::ValueError>("train: expected either --data FILE (a text) or --tokens FILE[,FILE...] (token files), ",
+                               o.data.empty() ? "got neither" : "got both");
 
   session.check_outputs();
-  tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
-  if (o.resume) cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
   const TrainData data = load_data(o, objective);
+  // V: the tokenizer's ids, and the mask id after them for MLM (bytes: 256 and 257).
+  const tnn::Index vocab = data.tokenizer.vocab_size() + (mlm ? 1 : 0);
+  tnn::TnnConfig cfg = model_config(o, vocab, !mlm);
+  if (o.resume) {
+    cfg = tnn::read_config(o.out);  // the run's own model, whatever the flags say
+    const tnn::Tokenizer saved = tnn::read_tokenizer(o.out);
+    if (saved != data.tokenizer)
+      tnn::fail<tnn::ValueError>("--resume: ", tnn::quote_path(o.out), " was trained with the tokenizer ",
+                                 saved.describe(), ", got ", data.tokenizer.describe(),
+                                 " (the same --tokenizer, or --tokens with the same --vocab)");
+  }
   // The logits [batch, seq_len, vocab] are the largest buffer: their element count must fit.
   if (o.batch > INT64_MAX / o.seq_len / cfg.vocab_size)
     tnn::fail<tnn::ValueError>("--batch, --seq-len: expected batch * seq_len * vocab_size below 2^63, got ", o.batch,
@@ -556,17 +638,21 @@ void run_train(const TrainOptions& o) {
 
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
-  tnn::LmTask<float> task(model, data.split.train, data.valid, o.batch, o.seq_len, objective, o.seed);
+  tnn::LmTask<float> task(model, data.split.train, data.valid, o.batch, o.seq_len, objective, o.seed, data.tokenizer);
   if (comm.size() > 1) {
     task.set_shard(comm.rank(), comm.size());
     // Every rank must run the same job on the same data: one line and no training otherwise.
-    const nlohmann::json flags = {{"identity", run_identity(o, cfg)}, {"out", o.out}, {"resume", o.resume},
+    std::uint64_t train_hash = 0xcbf29ce484222325ull;  // over the stored ids (for bytes: the bytes)
+    data.split.train.for_each_run([&](const std::uint8_t* p, tnn::Index n, int width) {
+      train_hash = tnn::dist::Communicator::hash_bytes(p, static_cast<std::size_t>(n) * static_cast<std::size_t>(width),
+                                                       train_hash);
+    });
+    const nlohmann::json flags = {{"identity", run_identity(o, cfg, data.tokenizer)}, {"out", o.out}, {"resume", o.resume},
                                   {"eval_every", o.eval_every}, {"eval_tokens", o.eval_tokens},
                                   {"save_every", o.save_every}, {"log_every", o.log_every},
                                   {"stop_after", o.stop_after}, {"max_bad_steps", o.max_bad_steps},
                                   {"train_bytes", data.split.train.size()}, {"valid_bytes", data.valid.size()},
-                                  {"train_hash", tnn::dist::Communicator::hash_bytes(data.split.train.data(),
-                                                                                     data.split.train.bytes().size())}};
+                                  {"train_hash", train_hash}};
     comm.require_agreement(flags.dump(), "run settings (config, flags, data)");
   }
 
@@ -576,13 +662,14 @@ void run_train(const TrainOptions& o) {
   tnn::dist::DataParallelHooks<float> parallel(comm, model, /*check_every=*/100,
                                                /*overlap=*/std::getenv("TNN_DIST_NO_OVERLAP") == nullptr);
   parallel.install(hooks);
-  tnn::Trainer<float> trainer(task, trainer_config(o, cfg, session.log_path()), hooks);
+  tnn::Trainer<float> trainer(task, trainer_config(o, cfg, session.log_path(), data.tokenizer), hooks);
   session.resume(trainer);
   if (comm.size() > 1) tnn::dist::check_parameters_agree<float>(comm, model.named_parameters(), trainer.step());
   trainer.begin();
-  std::fprintf(stderr, "model: %s, %s); data: %lld train / %lld valid bytes; %d threads\n",
+  std::fprintf(stderr, "model: %s, %s); data: %lld train / %lld valid %s%s; %d threads\n",
                model_summary(cfg, model.num_parameters()).c_str(), mlm ? "masked LM" : "causal LM",
-               (long long)data.split.train.size(), (long long)data.split.valid.size(), current_threads());
+               (long long)data.split.train.size(), (long long)data.split.valid.size(), data.split.train.unit(),
+               tokenizer_note(data.tokenizer, data.split.train).c_str(), current_threads());
   if (comm.size() > 1)
     std::fprintf(stderr, "data-parallel: %d processes x %d threads, %lld of the %lld rows of every batch each\n",
                  comm.size(), current_threads(), (long long)(o.batch / comm.size()), (long long)o.batch);
@@ -599,15 +686,28 @@ void add_train_command(CLI::App& app) {
   auto o = std::make_shared<TrainOptions>();
   CLI::App* cmd = app.add_subcommand("train", "Train a TNN language model on a text file (byte-level tokens), a text classifier or an image classifier (--task)");
   cmd->add_option("--data", o->data,
-                  "Training file: any file as bytes (--task lm), label<TAB>text lines (classify), a safetensors "
-                  "image file (image)")
-      ->required()
+                  "Training file: any file as bytes, or as --tokenizer ids (--task lm), label<TAB>text lines "
+                  "(classify), a safetensors image file (image)")
       ->check(CLI::ExistingFile);
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "--task lm: a SentencePiece model (spm_train's .model): train on its subword ids instead of bytes; "
+                  "the checkpoint carries it")
+      ->check(CLI::ExistingFile);
+  cmd->add_option("--tokens", o->tokens,
+                  "--task lm: train on token files instead of --data: raw little-endian ids (--token-dtype), "
+                  "memory-mapped, read one after the other")
+      ->delimiter(',');
+  cmd->add_option("--valid-tokens", o->valid_tokens,
+                  "Validation token files (default: the held-out --valid-fraction of --tokens)")
+      ->delimiter(',');
+  cmd->add_option("--token-dtype", o->token_dtype, "The ids' type in --tokens files")
+      ->check(CLI::IsMember(tnn::enum_names<tnn::TokenDtype>()));
+  cmd->add_option("--vocab", o->vocab, "Vocabulary size of --tokens files when no --tokenizer is given (ids 0..V-1)");
   cmd->add_option("--valid", o->valid, "Validation file of the same kind (default: the last --valid-fraction of --data)");
   cmd->add_option("--valid-fraction", o->valid_fraction, "Fraction of --data held out for validation")
       ->capture_default_str();
   cmd->add_option("--valid-block", o->valid_block,
-                  "Hold out every round(1/fraction)-th block of this many bytes (0: the end of the file)")
+                  "Hold out every round(1/fraction)-th block of this many bytes (--tokens: tokens) (0: the end of the file)")
       ->capture_default_str();
   cmd->add_option("--out", o->out, "Checkpoint to write (.safetensors)")->required();
   cmd->add_option("--config", o->config_file, "Model config JSON file (docs/model.md §8; overrides the model flags)");
@@ -636,14 +736,15 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--pooling", o->pooling, "--task classify, image: mean over the (valid) positions, or the first position")
       ->check(CLI::IsMember({"mean", "first"}))
       ->capture_default_str();
-  cmd->add_option("--objective", o->objective, "clm: causal LM (next byte); mlm: bidirectional masked LM")
+  cmd->add_option("--objective", o->objective, "clm: causal LM (next token); mlm: bidirectional masked LM")
       ->check(CLI::IsMember({"clm", "mlm"}))
       ->capture_default_str();
   cmd->add_flag("--resume", o->resume, "Continue the run saved in --out (bit-identical to an uninterrupted run)");
   cmd->add_flag("--force", o->force, "Replace an existing --out (its model, training state and log) instead of refusing");
   cmd->add_option("--eval-every", o->eval_every, "Validate every this many steps (0: only at the end)")
       ->capture_default_str();
-  cmd->add_option("--eval-tokens", o->eval_tokens, "Validation bytes used each time (0: all)")->capture_default_str();
+  cmd->add_option("--eval-tokens", o->eval_tokens, "Validation tokens (bytes for a byte model) used each time (0: all)")
+      ->capture_default_str();
   cmd->add_option("--save-every", o->save_every, "Checkpoint every this many steps (default: --eval-every)");
   cmd->add_option("--log", o->log, "CSV log file (default: OUT.csv)");
   cmd->add_option("--log-every", o->log_every, "Log a line every this many steps")->capture_default_str();
