@@ -76,7 +76,7 @@
 #include <tnn/core/tensor.hpp>
 #include <tnn/io/file.hpp>
 #include <tnn/io/safetensors_writer.hpp>
-#include <tnn/model/classifier.hpp>  // kLabelsMetadataKey
+#include <tnn/model/checkpoint.hpp>  // kLabelsMetadataKey
 #include <tnn/train/data.hpp>        // detail::stream_seed
 
 namespace {

@@ -10,6 +10,7 @@
 #include <utility>
 #include <variant>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/error.hpp"
 #include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
@@ -18,6 +19,16 @@
 #include "tnn/layers/param.hpp"
 
 namespace tnn {
+
+// The kind of token mixer a model's layers use (config key token_mixer): the GTU over a TNO, on a
+// sequence or a grid. The official code's other mixer, softmax attention, has a layer
+// (layers/attention.hpp) but no row here until the models can build it, so a config asking for it
+// is refused by name.
+enum class TokenMixerKind { Tno };
+template <>
+struct EnumTable<TokenMixerKind> {
+  static constexpr EnumRow<TokenMixerKind> rows[] = {{TokenMixerKind::Tno, "tno"}};
+};
 
 template <class T, class Backend = DefaultFftBackend>
 class TokenMixer : public Visits<TokenMixer<T, Backend>> {

@@ -116,6 +116,17 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
     return head.output();
   }
 
+  // Training mode for one step: the following forwards apply the config's dropout with masks
+  // drawn from (seed, step) (layers/dropout.hpp), `first_row` being the global index of the
+  // batch's row 0 (a data-parallel shard), until set_evaluation(). Nothing changes without
+  // dropout. A model starts in evaluation mode, the mode of `tnn grad`, eval and generation.
+  void set_training(std::uint64_t seed, std::int64_t step, Index first_row = 0) {
+    drop_ = DropoutContext{cfg_.dropout, seed, step, first_row};
+    training_ = cfg_.dropout > 0;
+  }
+  void set_evaluation() { training_ = false; }
+  bool training() const { return training_; }
+
   // The output of the last forward: logits [B, N, V] (LM), [B, K] (classifiers), values [B, N, Fo].
   const Tensor<T>& output() const { return head.output(); }
   const Tensor<T>& logits() const { return head.output(); }
@@ -157,10 +168,12 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
     has_loss_ = false;
     if (lengths) check_lengths(*lengths, input.batch(data), input.length(data));
     input.forward(data, backbone.input());
-    head.forward(backbone.forward(lengths), lengths, input);
+    head.forward(backbone.forward(lengths, training_ ? &drop_ : nullptr), lengths, input);
   }
 
   bool has_loss_ = false;
+  bool training_ = false;
+  DropoutContext drop_;  // of the current training step (training_ only)
   Precision precision_ = Precision::F32;
 };
 
