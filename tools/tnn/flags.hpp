@@ -150,7 +150,9 @@ class ModelFlags {
           probe.task = t;
           if (key.written(probe)) tasks.push_back(t);
         }
-        per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
+        // A key written for no task at its defaults is written by its value (token_mixer: only
+        // when not tno), not by the task: a key of every task.
+        if (!tasks.empty()) per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
       }
       flags_.push_back({k, name, opt, std::move(value)});
     });
