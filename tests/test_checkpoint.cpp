@@ -10,6 +10,7 @@
 
 #include "temp_files.hpp"
 #include "test_helpers.hpp"
+#include "tiny_sentencepiece.hpp"
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
 #include "tnn/io/file.hpp"
@@ -149,6 +150,33 @@ TEST(Checkpoint, ConfigIsStoredAndReadBack) {
   EXPECT_EQ(c.to_json(), a.cfg.to_json());
   EXPECT_EQ(tnn::read_safetensors(dir.file("m.safetensors")).metadata_at("tnn.step"), "5");
   EXPECT_THROW(tnn::save_model(dir.file("x.safetensors"), a, Dtype::F32, {{"tnn.config", "{}"}}), tnn::ValueError);
+}
+
+// The tokenizer travels in the model file: absent for bytes (the file is what it always was),
+// stored and read back otherwise, and refused when the model has fewer ids than it.
+TEST(Checkpoint, TokenizerIsStoredAndReadBack) {
+  TempDir dir("tnn_ck_");
+  FakeModel<float> a;  // vocab_size 5
+  tnn::save_model(dir.file("bytes.safetensors"), a, Dtype::F32, tnn::tokenizer_metadata(tnn::Tokenizer()));
+  EXPECT_FALSE(tnn::read_safetensors(dir.file("bytes.safetensors")).has_metadata(tnn::kTokenizerMetadataKey));
+  EXPECT_EQ(tnn::read_tokenizer(dir.file("bytes.safetensors")), tnn::Tokenizer::bytes());
+  tnn::save_model(dir.file("ids.safetensors"), a, Dtype::F32, tnn::tokenizer_metadata(tnn::Tokenizer::ids(5)));
+  EXPECT_EQ(tnn::read_tokenizer(dir.file("ids.safetensors")), tnn::Tokenizer::ids(5));
+  tnn::save_model(dir.file("six.safetensors"), a, Dtype::F32, tnn::tokenizer_metadata(tnn::Tokenizer::ids(6)));
+  const std::string msg = error_of<tnn::FormatError>([&] { tnn::read_tokenizer(dir.file("six.safetensors")); });
+  EXPECT_CONTAINS(msg, "six.safetensors");
+  EXPECT_CONTAINS(msg, "vocab_size 5");
+  tnn::save_model(dir.file("bad.safetensors"), a, Dtype::F32, {{tnn::kTokenizerMetadataKey, "{\"kind\":1}"}});
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_tokenizer(dir.file("bad.safetensors")); }), "tnn.tokenizer");
+#if defined(TNN_USE_SENTENCEPIECE)
+  const tnn::Tokenizer sp = tnn::Tokenizer::sentencepiece(tnn_test::train_tiny_sentencepiece(tnn_test::tiny_text()), "tiny");
+  a.cfg.vocab_size = sp.vocab_size();
+  a.embed.init({a.cfg.vocab_size, a.cfg.dim});
+  tnn::save_model(dir.file("sp.safetensors"), a, Dtype::F32, tnn::tokenizer_metadata(sp));
+  const tnn::Tokenizer back = tnn::read_tokenizer(dir.file("sp.safetensors"));
+  EXPECT_EQ(back, sp);
+  EXPECT_EQ(back.decode(back.encode("the light\n")), "the light\n");
+#endif
 }
 
 TEST(Checkpoint, ReadConfigNeedsAValidConfig) {

@@ -84,6 +84,32 @@ TEST(Evaluate, MatchesWindowByWindowCrossEntropyAtEveryBatchSize) {
   EXPECT_NEAR(want.ppl(), std::exp(want.loss), 1e-12);
 }
 
+// Bits per byte are the total nats over the text's bytes: for bytes exactly loss / ln 2 (as
+// before tokenizers), for a tokenized text the same sum spread over bytes_per_token x the tokens.
+TEST(Evaluate, BitsPerByteCountTheTextsBytesNotItsTokens) {
+  const tnn::ByteCorpus data = text(300);
+  auto m = model<double>();
+  const tnn::EvalResult bytes = tnn::evaluate(m, tnn::EvalWindows(data, 3, 32, tnn::LmObjective::Clm));
+  EXPECT_EQ(bytes.bytes, 299.0);
+  EXPECT_EQ(bytes.bpb(), bytes.loss / std::log(2.0));  // bit for bit
+  // The same ids as a corpus of "subword" tokens standing for 3.5 bytes each.
+  std::vector<std::uint32_t> ids(data.bytes().begin(), data.bytes().end());
+  const tnn::TokenCorpus tokens(ids, 256, "tokens", 3.5);
+  const tnn::EvalSums s = tnn::eval_sums(m, tnn::EvalWindows(tokens, 3, 32, tnn::LmObjective::Clm));
+  const tnn::EvalResult r = tnn::EvalResult::from(s);
+  EXPECT_DOUBLE_EQ(r.loss, bytes.loss);  // per token: unchanged
+  EXPECT_DOUBLE_EQ(s.bytes, 299 * 3.5);
+  EXPECT_NEAR(r.bpb(), s.loss_sum / (299 * 3.5) / std::log(2.0), 1e-12);
+  EXPECT_NEAR(r.bpb(), bytes.bpb() / 3.5, 1e-12);
+  // Unknown bytes (token files): no bits per byte rather than a wrong one.
+  const tnn::TokenCorpus unknown(ids, 256, "token file");
+  EXPECT_TRUE(std::isnan(tnn::evaluate(m, tnn::EvalWindows(unknown, 3, 32, tnn::LmObjective::Clm)).bpb()));
+  // Sums without bytes (classifiers) count a token as a byte.
+  tnn::EvalSums no_text = s;
+  no_text.bytes = 0;
+  EXPECT_EQ(tnn::EvalResult::from(no_text).bpb(), r.loss / std::log(2.0));
+}
+
 TEST(Evaluate, MaskedModelScoresOnlyMaskedPositions) {
   const tnn::ByteCorpus data = text(200);
   auto m = model<double>(/*causal=*/false);

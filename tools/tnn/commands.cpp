@@ -15,6 +15,7 @@
 #include <tnn/infer/decoder.hpp>  // DecoderMethod's names
 #include <tnn/io/file.hpp>
 #include <tnn/model/checkpoint.hpp>
+#include <tnn/train/corpus.hpp>  // TokenDtype
 #include <tnn/train/schedule.hpp>
 
 #include "common.hpp"
@@ -67,6 +68,7 @@ int run_train(TrainOptions& o, const TaskFlags& flags, const CLI::App& cmd) {
   if (o.resume) adopt_saved_settings(o);
   const tnn::Task task = tnn::parse_enum<tnn::Task, tnn::ValueError>(o.task, "--task");
   flags.check(task, "--task " + o.task);
+  if (task != tnn::Task::Lm && o.data.empty()) tnn::fail<tnn::ValueError>("--task ", o.task, ": expected --data FILE");
   // The default warm-up is lowered for a run too short for it (a cosine schedule needs --steps >
   // --warmup) rather than refused; an explicit --warmup that does not fit is an error naming
   // both flags. A resumed run keeps its own.
@@ -84,7 +86,8 @@ Command add_train(CLI::App& app) {
   auto flags = std::make_shared<TaskFlags>();
   o->model = std::make_shared<ModelFlags>();
   CLI::App* cmd = app.add_subcommand(
-      "train", "Train a model: a language model on any file of bytes (the default), a text or image classifier");
+      "train", "Train a model: a language model on any file of bytes (the default; or subword ids, --tokenizer; or "
+              "token files, --tokens), a text or image classifier");
   cmd->add_option("--task", o->task,
                   "lm: a language model on any file as bytes; classify: a classifier on label<TAB>text lines (text "
                   "truncated to --seq-len); image: a 2-D TNN image classifier on a safetensors image file (images U8 "
@@ -92,7 +95,8 @@ Command add_train(CLI::App& app) {
                   "targets [M, N, Fo], F32)")
       ->check(enum_validator<tnn::Task>())
       ->capture_default_str();
-  cmd->add_option("--data", o->data, "Training file (see --task)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("--data", o->data, "Training file (see --task; lm: as bytes, or as --tokenizer ids)")
+      ->check(CLI::ExistingFile);
   cmd->add_option("--valid", o->valid, "Validation file of the same kind (default: part of --data, --valid-fraction)");
   cmd->add_option("--valid-fraction", o->valid_fraction,
                   "Fraction of --data held out for validation: its end (lm), or its last lines or images; recorded in "
@@ -141,7 +145,7 @@ Command add_train(CLI::App& app) {
                               "Training sequence length (lm); the length texts are truncated to (classify)")
                   ->capture_default_str(),
               text);
-  flags->only(cmd->add_option("--objective", o->objective, "clm: causal LM (next byte); mlm: bidirectional masked LM")
+  flags->only(cmd->add_option("--objective", o->objective, "clm: causal LM (next token); mlm: bidirectional masked LM")
                   ->check(CLI::IsMember({"clm", "mlm"}))
                   ->capture_default_str(),
               {tnn::Task::Lm});
@@ -150,8 +154,29 @@ Command add_train(CLI::App& app) {
                               "-1: blocks of 65536 bytes when the file holds round(1/fraction) of them, else its end)")
                   ->capture_default_str(),
               {tnn::Task::Lm});
-  flags->only(cmd->add_option("--eval-tokens", o->eval_tokens, "Validation bytes used each time (0: all)")
+  flags->only(cmd->add_option("--eval-tokens", o->eval_tokens,
+                              "Validation tokens (bytes for a byte model) used each time (0: all)")
                   ->capture_default_str(),
+              {tnn::Task::Lm});
+  flags->only(cmd->add_option("--tokenizer", o->tokenizer,
+                              "A SentencePiece model (spm_train's .model): train on its subword ids instead of bytes; "
+                              "the checkpoint carries it (--resume: the saved run's)")
+                  ->check(CLI::ExistingFile),
+              {tnn::Task::Lm});
+  flags->only(cmd->add_option("--tokens", o->tokens,
+                              "Train on token files instead of --data: raw little-endian ids (--token-dtype), "
+                              "memory-mapped, read one after the other")
+                  ->delimiter(','),
+              {tnn::Task::Lm});
+  flags->only(cmd->add_option("--valid-tokens", o->valid_tokens,
+                              "Validation token files (default: the held-out --valid-fraction of --tokens)")
+                  ->delimiter(','),
+              {tnn::Task::Lm});
+  flags->only(cmd->add_option("--token-dtype", o->token_dtype, "The ids' type in --tokens files")
+                  ->check(enum_validator<tnn::TokenDtype>()),
+              {tnn::Task::Lm});
+  flags->only(cmd->add_option("--vocab", o->vocab,
+                              "Vocabulary size of --tokens files without --tokenizer (ids 0..V-1)"),
               {tnn::Task::Lm});
   cmd->add_option("--inject-nan-steps", o->inject_nan_steps,
                   "Testing hook: poison the loss and gradient of these steps (e.g. 3,4) with NaN")
@@ -182,9 +207,8 @@ Command add_eval(CLI::App& app) {
                   "table each, one line each in --plot)")
       ->required();
   cmd->add_option("--data", o->data,
-                  "File to score: bytes (a language model), label<TAB>text lines (a text classifier), an image file "
-                  "(an image classifier)")
-      ->required()
+                  "File to score: text (a language model, encoded by each checkpoint's own tokenizer), "
+                  "label<TAB>text lines (a text classifier), an image file (an image classifier)")
       ->check(CLI::ExistingFile);
   cmd->add_flag("--all",
                 o->all, "On the checkpoint's training file, score all of it, not only the part training held out");
@@ -205,6 +229,14 @@ Command add_eval(CLI::App& app) {
   flags->only(cmd->add_option("--label", o->labels, "Legend label of each --checkpoint, in order (default: the file name)"),
               lm);
   flags->only(cmd->add_option("--title", o->title, "Title of the --plot figure"), lm);
+  flags->only(cmd->add_option("--tokens", o->tokens,
+                              "Token files to score instead of --data (ids of the checkpoint's tokenizer; bits per "
+                              "byte unknown)")
+                  ->delimiter(','),
+              lm);
+  flags->only(cmd->add_option("--token-dtype", o->token_dtype, "The ids' type in --tokens files")
+                  ->check(enum_validator<tnn::TokenDtype>()),
+              lm);
   flags->only(cmd->add_option("--max-bytes", o->max_bytes, "Score only the first this many bytes (0: all)")
                   ->capture_default_str(),
               lm);
@@ -224,6 +256,9 @@ Command add_eval(CLI::App& app) {
                 tnn::fail<tnn::ValueError>("--checkpoint ", tnn::quote_path(path), ": ", task_cli(checkpoint_task(path)).what,
                                            " is evaluated alone; expected one --checkpoint");
             flags->check(task, checkpoint_what(o->checkpoints.front(), task));
+            if (o->data.empty() == o->tokens.empty())
+              tnn::fail<tnn::ValueError>("eval: expected either --data FILE or --tokens FILE[,FILE...] (a language "
+                                         "model), ", o->data.empty() ? "got neither" : "got both");
             task_cli(task).eval(*o);
             return 0;
           }};
@@ -239,9 +274,9 @@ Command add_generate(CLI::App& app) {
                                  "Text the generation continues (default: none, a text from the start of a line)");
   cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from this file ('-': standard input)")
       ->excludes(prompt);
-  cmd->add_option("-n,--tokens", o->tokens, "Bytes to generate")->capture_default_str();
+  cmd->add_option("-n,--tokens", o->tokens, "Tokens to generate (bytes for a byte model)")->capture_default_str();
   cmd->add_option("--temperature", o->temperature, "Sampling temperature (0: greedy)")->capture_default_str();
-  cmd->add_option("--top-k", o->top_k, "Sample among the k most likely bytes (0: all)")->capture_default_str();
+  cmd->add_option("--top-k", o->top_k, "Sample among the k most likely tokens (0: all)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling: the smallest set with this probability")
       ->capture_default_str();
   cmd->add_option("-s,--seed", o->seed, "Sampling seed")->capture_default_str();

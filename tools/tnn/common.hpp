@@ -14,6 +14,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <iomanip>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -78,6 +80,35 @@ inline tnn::DataSplit held_out_split(const tnn::ByteCorpus& all, double fraction
   if (block < 0) tnn::fail<tnn::ValueError>("--valid-block: expected >= 0 bytes, got ", block);
   return block > 0 ? tnn::split_blocks(all, fraction, block) : tnn::split_tail(all, fraction);
 }
+// The same over token files (--tokens): blocks of `block` tokens.
+inline tnn::TokenSplit held_out_split(const tnn::TokenCorpus& all, double fraction, tnn::Index block) {
+  if (block < 0) tnn::fail<tnn::ValueError>("--valid-block: expected >= 0 tokens, got ", block);
+  return block > 0 ? tnn::split_blocks(all, fraction, block) : tnn::split_tail(all, fraction);
+}
+
+// The tokenizer --tokenizer names (a SentencePiece .model file), or bytes when none is given.
+inline tnn::Tokenizer tokenizer_flag(const std::string& path) {
+  return path.empty() ? tnn::Tokenizer::bytes() : tnn::Tokenizer::sentencepiece_file(path);
+}
+
+// Token files (--tokens FILE[,FILE...] --token-dtype D) of a tokenizer's vocabulary.
+inline tnn::TokenCorpus token_files(const std::vector<std::string>& paths, const std::string& dtype,
+                                    const tnn::Tokenizer& tokenizer) {
+  if (dtype.empty())
+    tnn::fail<tnn::ValueError>("--tokens: expected --token-dtype (", tnn::enum_choices<tnn::TokenDtype>(" or "),
+                               ": the integer type of the files' ids)");
+  return tnn::TokenCorpus::map_files(paths, tnn::parse_enum<tnn::TokenDtype, tnn::ValueError>(dtype, "--token-dtype"),
+                                     tokenizer.vocab_size());
+}
+
+// "; sentencepiece (4000 pieces), 3.98 bytes per token" for a subword corpus, "" for bytes.
+inline std::string tokenizer_note(const tnn::Tokenizer& t, const tnn::TokenCorpus& c) {
+  if (t.is_bytes()) return "";
+  std::ostringstream s;
+  s << "; tokenizer " << t.describe();
+  if (std::isfinite(c.bytes_per_token())) s << ", " << std::fixed << std::setprecision(2) << c.bytes_per_token() << " bytes per token";
+  return s.str();
+}
 
 // "512,1024,4096" -> {512, 1024, 4096}: a comma-separated list of positive integers given
 // to `flag` (an empty string gives an empty list).
@@ -105,6 +136,10 @@ inline std::vector<tnn::Index> parse_positive_list(const std::string& s, const c
 inline tnn::ByteCorpus corpus_prefix(const tnn::ByteCorpus& c, tnn::Index max_bytes) {
   const tnn::Index n = max_bytes > 0 ? std::min(max_bytes, c.size()) : c.size();
   return tnn::ByteCorpus(std::vector<std::uint8_t>(c.data(), c.data() + n), c.source());
+}
+// The first `max_tokens` of a token corpus (all of it when max_tokens <= 0 or larger), a view.
+inline tnn::TokenCorpus corpus_prefix(const tnn::TokenCorpus& c, tnn::Index max_tokens) {
+  return c.slice(0, max_tokens > 0 ? std::min(max_tokens, c.size()) : c.size(), c.source());
 }
 
 inline std::string format_duration(double seconds) {

@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -89,6 +90,11 @@ class TaskFlags {
 };
 
 class ModelFlags {
+  template <class V>
+  struct is_optional_enum : std::false_type {};
+  template <class E>
+  struct is_optional_enum<std::optional<E>> : std::is_enum<E> {};
+
  public:
   // Config keys the program sets from the data or from other flags, never from a flag of their
   // own: the vocabulary (bytes, the mask symbol of --objective mlm), the task (--task),
@@ -124,6 +130,14 @@ class ModelFlags {
         std::string& text = texts_.back();
         opt = cmd.add_option(name, text, help)->check(enum_validator<V>())->capture_default_str();
         value = [&text] { return nlohmann::json(text); };
+      } else if constexpr (is_optional_enum<V>::value) {
+        // An optional enum key (unset: derived from another key, as the config's help says): the
+        // flag sets it to one of the enum's names; not given, the key stays unset.
+        using E = typename V::value_type;
+        texts_.emplace_back(member ? tnn::to_string(*member) : std::string());
+        std::string& text = texts_.back();
+        opt = cmd.add_option(name, text, help)->check(enum_validator<E>());
+        value = [&text] { return nlohmann::json(text); };
       } else {
         opt = cmd.add_option(name, member, help)->capture_default_str();
         value = [&member] { return nlohmann::json(member); };
@@ -136,7 +150,9 @@ class ModelFlags {
           probe.task = t;
           if (key.written(probe)) tasks.push_back(t);
         }
-        per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
+        // A key written for no task at its defaults is written by its value (token_mixer: only
+        // when not tno), not by the task: a key of every task.
+        if (!tasks.empty()) per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
       }
       flags_.push_back({k, name, opt, std::move(value)});
     });

@@ -19,6 +19,11 @@ struct TrainOptions {
   std::string task = "lm";
   std::string data, valid, out, config_file, log;
   std::string objective = "clm", schedule = "cosine";
+  // Task lm: --tokenizer (a SentencePiece .model: train on its ids, not bytes), or token files
+  // (--tokens, --valid-tokens) of --token-dtype ids below --vocab (or the --tokenizer's).
+  std::string tokenizer, token_dtype;
+  std::vector<std::string> tokens, valid_tokens;
+  tnn::Index vocab = 0;
   double valid_fraction = 0.05;
   tnn::Index valid_block = -1;  // -1: 65536 when the file holds round(1 / fraction) such blocks, else 0
   // The default run (tnn train --data F --out M) is the default model (the config's defaults)
@@ -67,6 +72,8 @@ struct TrainOptions {
 struct EvalOptions {
   std::vector<std::string> checkpoints, labels;
   std::string data, lengths, plot, title;
+  std::vector<std::string> tokens;  // --tokens: token files instead of --data (language models)
+  std::string token_dtype;
   tnn::Index seq_len = 0;  // 0: the model's training length (else 512)
   tnn::Index batch = 1, max_bytes = 0;
   double valid_fraction = 0;

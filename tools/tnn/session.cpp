@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <limits>
@@ -277,8 +278,12 @@ void TrainSession::report(const tnn::TrainEvent& e, Validation kind) {
         s << "step " << e.step << ": validation accuracy " << r.accuracy << ", loss " << r.loss << " nats ("
           << count_of(r.tokens, "example") << ")";
       } else {
-        s << "step " << e.step << ": validation loss " << r.loss << " nats, " << r.bpb() << " bits/byte, ppl "
-          << r.ppl();
+        s << "step " << e.step << ": validation loss " << r.loss << " nats, ";
+        if (std::isnan(r.bpb()))
+          s << "bits/byte unknown (token files)";
+        else
+          s << r.bpb() << " bits/byte";
+        s << ", ppl " << r.ppl();
         if (kind == Validation::Mlm) s << ", masked-token accuracy " << r.accuracy;
         s << " (" << count_of(r.tokens, "token") << ")";
       }

@@ -1,6 +1,9 @@
-// The language model (task lm, tnn::TnnLM) in every command: train on a file of bytes (also
-// data-parallel under mpirun), eval (loss, perplexity, bits per byte, at one length or several,
-// with a plot), generate (exact incremental decoding), grad (the external gradient check).
+// The language model (task lm, tnn::TnnLM) in every command: train on a file of bytes, on a text
+// as the subword ids of a SentencePiece model (--tokenizer, carried in the checkpoint) or on token
+// files (--tokens) (also data-parallel under mpirun), eval (loss, perplexity, bits per byte of the
+// text, at one length or several, with a plot), generate (exact incremental decoding, the
+// checkpoint's tokenizer encoding the prompt and decoding the tokens), grad (the external
+// gradient check).
 #include <unistd.h>
 
 #include <algorithm>
@@ -24,6 +27,7 @@
 #include <tnn/infer/evaluate.hpp>
 #include <tnn/infer/sampling.hpp>
 #include <tnn/io/file.hpp>
+#include <tnn/io/tokenizer.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>  // kSeqLenMetadataKey, read_train_seq_len
@@ -59,6 +63,69 @@ std::vector<tnn::Index> parse_lengths(const std::string& s) {
 
 }  // namespace
 
+namespace {
+
+// The tokenizer of the run: --tokenizer (a SentencePiece model), else with --tokens the ids of
+// --vocab, else bytes. A resumed run given none keeps the saved run's (its checkpoint carries
+// it); one given another is refused by its identity.
+tnn::Tokenizer run_tokenizer(const TrainOptions& o) {
+  if (!o.tokenizer.empty()) {
+    tnn::Tokenizer t = tnn::Tokenizer::sentencepiece_file(o.tokenizer);
+    if (o.vocab > 0 && o.vocab != t.vocab_size())
+      tnn::fail<tnn::ValueError>("--vocab ", o.vocab, " is not the size of --tokenizer ", tnn::quote_path(o.tokenizer),
+                                 ": ", t.describe());
+    if (o.resume)  // said here in the tokenizer's words rather than as an identity difference
+      if (const tnn::Tokenizer saved = tnn::read_tokenizer(o.out); saved != t)
+        tnn::fail<tnn::ValueError>("--resume: ", tnn::quote_path(o.out), " was trained with the tokenizer ",
+                                   saved.describe(), ", got --tokenizer ", tnn::quote_path(o.tokenizer), ": ",
+                                   t.describe());
+    return t;
+  }
+  if (o.resume && o.vocab == 0) {
+    tnn::Tokenizer saved = tnn::read_tokenizer(o.out);
+    if (!o.tokens.empty() || saved.has_text()) return saved;
+    tnn::fail<tnn::ValueError>("--resume: ", tnn::quote_path(o.out), " was trained on token files (",
+                               saved.describe(), "): expected --tokens FILE[,FILE...]");
+  }
+  if (o.tokens.empty()) {
+    if (o.vocab > 0 || !o.token_dtype.empty())
+      tnn::fail<tnn::ValueError>("--vocab and --token-dtype describe --tokens files; a text --data has ",
+                                 "bytes (or the --tokenizer's ids)");
+    return tnn::Tokenizer::bytes();
+  }
+  if (o.vocab < 1)
+    tnn::fail<tnn::ValueError>("--tokens: expected --vocab V (ids are 0..V-1) or --tokenizer M.model, got neither");
+  return tnn::Tokenizer::ids(o.vocab);
+}
+
+// A note when the tokenizer does not give back the text it encodes (tried on the first chunk):
+// generated text then differs from the training text in those places, while bits per byte still
+// count the original bytes.
+void warn_if_lossy(const tnn::Tokenizer& t, const tnn::ByteCorpus& text) {
+  if (t.is_bytes() || text.empty()) return;
+  const std::size_t n = tnn::detail::encode_chunk_end(
+      std::string_view(reinterpret_cast<const char*>(text.data()), text.bytes().size()), 0);
+  const std::string sample(text.data(), text.data() + n);
+  if (t.decode(t.encode(sample)) != sample)
+    std::fprintf(stderr, "note: --tokenizer does not decode its ids back to the text (normalization, whitespace or "
+                         "pieces it lacks); spm_train --normalization_rule_name=identity --remove_extra_whitespaces=false "
+                         "--add_dummy_prefix=false --byte_fallback=true makes one that does\n");
+}
+
+// The default --valid-block (-1): blocks of 64 Ki units (bytes, or tokens of token files) from
+// all over the data when it holds at least round(1 / fraction) of them (validation from every
+// part of it, not only its end, whose style may differ), else the end. The identity and the
+// checkpoint keep the result.
+void choose_valid_block(TrainOptions& o, tnn::Index units, bool separate_valid) {
+  if (o.valid_block >= 0) return;
+  constexpr tnn::Index kBlock = 65536;
+  const bool blocks = !separate_valid && o.valid_fraction > 0 && o.valid_fraction <= 0.5 &&
+                      double(units) >= double(std::llround(1 / o.valid_fraction)) * double(kBlock);
+  o.valid_block = blocks ? kBlock : 0;
+}
+
+}  // namespace
+
 int train_lm(TrainOptions& o) {
   TrainSession session(o);
   // Under mpirun: data-parallel over the processes (tnn/dist/trainer_hooks.hpp); --batch is global.
@@ -66,11 +133,19 @@ int train_lm(TrainOptions& o) {
   if (comm.size() > 1) tnn::dist::check_global_batch(o.batch, comm.size());
   if (o.objective != "clm" && o.objective != "mlm")
     tnn::fail<tnn::ValueError>("--objective: expected clm or mlm, got ", tnn::quote(o.objective));
+  if (o.data.empty() == o.tokens.empty())
+    tnn::fail<tnn::ValueError>("train: expected either --data FILE (a text) or --tokens FILE[,FILE...] (token files), ",
+                               o.data.empty() ? "got neither" : "got both");
+  if (!o.tokens.empty() && !o.valid.empty())
+    tnn::fail<tnn::ValueError>("--valid: with --tokens, give --valid-tokens FILE[,FILE...]");
+  if (o.tokens.empty() && !o.valid_tokens.empty()) tnn::fail<tnn::ValueError>("--valid-tokens: expected --tokens too");
   const bool mlm = o.objective == "mlm";
   const tnn::LmObjective objective = mlm ? tnn::LmObjective::Mlm : tnn::LmObjective::Clm;
-  const tnn::Index vocab = mlm ? tnn::kMlmVocab : tnn::kByteVocab;
   session.check_outputs();
   session.check_resumed_task(tnn::Task::Lm);
+  const tnn::Tokenizer tokenizer = run_tokenizer(o);
+  // V: the tokenizer's ids, and the mask id after them for MLM (bytes: 256 and 257).
+  const tnn::Index vocab = tokenizer.vocab_size() + (mlm ? 1 : 0);
 
   const tnn::TnnConfig cfg = session.model_config({{"task", "lm"}, {"vocab_size", vocab}, {"causal", !mlm}});
   const char* source = o.resume ? "--resume (the saved model)" : "--config";
@@ -78,24 +153,37 @@ int train_lm(TrainOptions& o) {
     tnn::fail<tnn::ConfigError>(source, ": 'causal' is ", cfg.causal ? "true" : "false", " but --objective ",
                                 o.objective, " needs ", mlm ? "false" : "true");
   if (cfg.vocab_size < vocab)
-    tnn::fail<tnn::ConfigError>(source, ": vocab_size: expected >= ", vocab, " for --objective ", o.objective, ", got ",
+    tnn::fail<tnn::ConfigError>(source, ": vocab_size: expected >= ", vocab, " for --objective ", o.objective,
+                                tokenizer.is_bytes() ? "" : " and the tokenizer " + tokenizer.describe(), ", got ",
                                 cfg.vocab_size);
 
-  // The data: --valid, or the held-out part of --data; the first --eval-tokens of it validate.
-  const tnn::ByteCorpus all = tnn::ByteCorpus::from_file(o.data);
-  // --valid-block -1 (the default): blocks of 64 KiB from all over the file when it holds at least
-  // round(1 / fraction) of them (validation text from every part of it, not only its end, whose
-  // style may differ), else the end of the file. The identity and the checkpoint keep the result.
-  if (o.valid_block < 0) {
-    constexpr tnn::Index kBlock = 65536;
-    const bool blocks = o.valid.empty() && o.valid_fraction > 0 && o.valid_fraction <= 0.5 &&
-                        double(all.size()) >= double(std::llround(1 / o.valid_fraction)) * double(kBlock);
-    o.valid_block = blocks ? kBlock : 0;
+  // The data: a text (--data: its bytes, or the tokenizer's ids, each side of the split encoded
+  // on its own so the held-out text is the byte model's), or token files (--tokens); validation
+  // from --valid (--valid-tokens) or held out; the first --eval-tokens of it validate.
+  tnn::TokenSplit split;
+  std::optional<tnn::DataSplit> text;  // --data's bytes, split
+  std::string held_out = !o.valid.empty() || !o.valid_tokens.empty() || o.valid_fraction == 0 ? "none" : "tail";
+  std::optional<DataRecord> record;
+  if (!o.tokens.empty()) {
+    tnn::TokenCorpus all = token_files(o.tokens, o.token_dtype, tokenizer);
+    choose_valid_block(o, all.size(), !o.valid_tokens.empty());
+    split = o.valid_tokens.empty() ? held_out_split(all, o.valid_fraction, o.valid_block)
+                                   : tnn::TokenSplit{all, token_files(o.valid_tokens, o.token_dtype, tokenizer)};
+  } else {
+    const tnn::ByteCorpus all = tnn::ByteCorpus::from_file(o.data);
+    choose_valid_block(o, all.size(), !o.valid.empty());
+    text = !o.valid.empty() ? tnn::DataSplit{all, tnn::ByteCorpus::from_file(o.valid)}
+                            : held_out_split(all, o.valid_fraction, o.valid_block);
+    if (held_out == "tail" && o.valid_block > 0) held_out = "blocks";
+    record = session.data_record(all.bytes(), held_out);
+    if (tokenizer.is_bytes()) {
+      split = tnn::TokenSplit{text->train, text->valid};  // the bytes themselves, as before
+    } else {
+      warn_if_lossy(tokenizer, text->train);
+      split = tnn::TokenSplit{tnn::tokenize_corpus(text->train, tokenizer), tnn::tokenize_corpus(text->valid, tokenizer)};
+    }
   }
-  const std::string held_out = !o.valid.empty() || o.valid_fraction == 0 ? "none" : o.valid_block > 0 ? "blocks" : "tail";
-  const tnn::DataSplit split = !o.valid.empty() ? tnn::DataSplit{all, tnn::ByteCorpus::from_file(o.valid)}
-                                                : held_out_split(all, o.valid_fraction, o.valid_block);
-  const tnn::ByteCorpus valid = corpus_prefix(split.valid, o.eval_tokens);
+  const tnn::TokenCorpus valid = corpus_prefix(split.valid, o.eval_tokens);
   if (!valid.empty()) {  // checked now rather than at the first validation, maybe hours later
     try {
       const tnn::EvalWindows windows(valid, o.batch, o.seq_len, objective);
@@ -110,22 +198,34 @@ int train_lm(TrainOptions& o) {
     tnn::fail<tnn::ValueError>("--batch, --seq-len: expected batch * seq_len * vocab_size below 2^63, got ", o.batch,
                                " * ", o.seq_len, " * ", cfg.vocab_size);
 
+  // A tokenizer other than bytes is part of the run's identity (a byte run's is what it was).
+  nlohmann::json extra_identity = nlohmann::json::object();
+  if (!tokenizer.is_bytes())
+    extra_identity["tokenizer"] = {
+        {"kind", tnn::to_string(tokenizer.kind())},
+        {"vocab_size", tokenizer.vocab_size()},
+        {"model_hash", tnn::dist::Communicator::hash_bytes(tokenizer.model_bytes().data(), tokenizer.model_bytes().size())}};
+
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
   session.prepare(model);
-  tnn::LmTask<float> task(model, split.train, valid, o.batch, o.seq_len, objective, o.seed);
-  task.set_metadata(kDataMetadataKey, session.data_record(all.bytes(), held_out).to_json());
+  tnn::LmTask<float> task(model, split.train, valid, o.batch, o.seq_len, objective, o.seed, tokenizer);
+  if (record) task.set_metadata(kDataMetadataKey, record->to_json());
   task.set_metadata(tnn::kSeqLenMetadataKey, std::to_string(o.seq_len));
   if (comm.size() > 1) {
     task.set_shard(comm.rank(), comm.size());
     // Every rank must run the same job on the same data: one line and no training otherwise.
-    const nlohmann::json flags = {{"identity", session.identity(cfg)}, {"steps", o.steps}, {"out", o.out},
+    std::uint64_t train_hash = 0xcbf29ce484222325ull;  // over the stored ids (for bytes: the bytes)
+    split.train.for_each_run([&](const std::uint8_t* p, tnn::Index n, int width) {
+      train_hash = tnn::dist::Communicator::hash_bytes(p, static_cast<std::size_t>(n) * static_cast<std::size_t>(width),
+                                                       train_hash);
+    });
+    const nlohmann::json flags = {{"identity", session.identity(cfg, extra_identity)}, {"steps", o.steps}, {"out", o.out},
                                   {"resume", o.resume}, {"eval_every", o.eval_every}, {"eval_tokens", o.eval_tokens},
                                   {"save_every", o.save_every}, {"log_every", o.log_every},
                                   {"stop_after", o.stop_after}, {"max_bad_steps", o.max_bad_steps},
-                                  {"train_bytes", split.train.size()}, {"valid_bytes", valid.size()},
-                                  {"train_hash", tnn::dist::Communicator::hash_bytes(split.train.data(),
-                                                                                     split.train.bytes().size())}};
+                                  {"train_tokens", split.train.size()}, {"valid_tokens", valid.size()},
+                                  {"train_hash", train_hash}};
     comm.require_agreement(flags.dump(), "run settings (config, flags, data)");
   }
 
@@ -135,13 +235,14 @@ int train_lm(TrainOptions& o) {
   tnn::dist::DataParallelHooks<float> parallel(comm, model, /*check_every=*/100,
                                                /*overlap=*/std::getenv("TNN_DIST_NO_OVERLAP") == nullptr);
   parallel.install(hooks);
-  tnn::Trainer<float> trainer(task, session.trainer_config(cfg), hooks);
+  tnn::Trainer<float> trainer(task, session.trainer_config(cfg, extra_identity), hooks);
   session.resume(trainer);
   if (comm.size() > 1) tnn::dist::check_parameters_agree<float>(comm, model.named_parameters(), trainer.step());
   trainer.begin();
-  std::fprintf(stderr, "model: %s, %s); data: %lld train / %lld valid bytes; %s\n",
+  std::fprintf(stderr, "model: %s, %s); data: %lld train / %lld valid %s%s; %s\n",
                model_summary(cfg, model.num_parameters()).c_str(), mlm ? "masked LM" : "causal LM",
-               (long long)split.train.size(), (long long)split.valid.size(), count_of(current_threads(), "thread").c_str());
+               (long long)split.train.size(), (long long)split.valid.size(), split.train.unit(),
+               tokenizer_note(tokenizer, split.train).c_str(), count_of(current_threads(), "thread").c_str());
   if (comm.size() > 1)
     std::fprintf(stderr, "data-parallel: %d processes x %s, %lld of the %lld rows of every batch each\n", comm.size(),
                  count_of(current_threads(), "thread").c_str(), (long long)(o.batch / comm.size()), (long long)o.batch);
@@ -171,18 +272,27 @@ void eval_lm(const EvalOptions& o) {
 
   // Every checkpoint is checked before the data is read; the records say whether --data is a
   // training file, which needs the whole file (to hash it) rather than --max-bytes of it.
+  // Each checkpoint's tokenizer encodes the text (bits per byte then compare byte and subword
+  // models on the same bytes); --tokens files hold ids of it already.
+  const bool token_files_given = !o.tokens.empty();
+  if (token_files_given && o.max_bytes > 0)
+    tnn::fail<tnn::ValueError>("--max-bytes: applies to --data text, not to --tokens files");
   std::vector<std::optional<DataRecord>> records;
+  std::vector<tnn::Tokenizer> tokenizers;
   bool need_all = explicit_split;
   for (const std::string& path : o.checkpoints) {
     (void)tnn::read_config(path);
-    records.push_back(explicit_split ? std::nullopt : DataRecord::of_checkpoint(path));
+    tokenizers.push_back(tnn::read_tokenizer(path));
+    records.push_back(explicit_split || token_files_given ? std::nullopt : DataRecord::of_checkpoint(path));
     if (records.back()) {
       const std::uint64_t size = regular_file_size(o.data);
       need_all = need_all || size == 0 || size == records.back()->bytes;
     }
   }
-  const tnn::ByteCorpus file = tnn::ByteCorpus::from_file(
-      o.data, need_all ? 0 : static_cast<std::uint64_t>(std::max<tnn::Index>(o.max_bytes, 0)));
+  const tnn::ByteCorpus file =
+      token_files_given ? tnn::ByteCorpus()
+                        : tnn::ByteCorpus::from_file(
+                              o.data, need_all ? 0 : static_cast<std::uint64_t>(std::max<tnn::Index>(o.max_bytes, 0)));
   std::optional<std::uint64_t> file_hash;
 
   const bool several = o.checkpoints.size() > 1;
@@ -216,6 +326,14 @@ void eval_lm(const EvalOptions& o) {
       }
     }
     corpus = corpus_prefix(corpus, o.max_bytes);
+    const tnn::Tokenizer& tokenizer = tokenizers[k];
+    tnn::TokenCorpus ids;
+    if (token_files_given) {
+      ids = token_files(o.tokens, o.token_dtype, tokenizer);
+      if (explicit_split) ids = held_out_split(ids, o.valid_fraction, o.valid_block).valid;
+    } else {
+      ids = tnn::tokenize_corpus(corpus, tokenizer);  // a byte model: the bytes themselves
+    }
 
     tnn::TnnLM<float> model = tnn::load_lm<float>(path);
     const bool mlm = !model.config().causal;
@@ -228,18 +346,26 @@ void eval_lm(const EvalOptions& o) {
     if (!o.json) {
       if (several) std::printf("%s== %s\n", k ? "\n" : "", path.c_str());
       if (!scope.empty()) std::printf("scoring %s\n", scope.c_str());
+      if (!tokenizer.is_bytes())  // loss and ppl are per token, bpb per byte of the text
+        std::printf("tokenizer %s: %lld tokens%s\n", tokenizer.describe().c_str(), (long long)ids.size(),
+                    token_files_given ? " (bits per byte unknown: token files)"
+                                      : (" for " + std::to_string(corpus.size()) + " bytes").c_str());
       std::printf("%10s %12s %12s %10s %10s%s\n", "length", "loss(nats)", "ppl", "bpb", "tokens",
                   mlm ? "   accuracy" : "");
     }
     // Under mpirun the windows are split over the processes (tnn/dist/evaluate.hpp); rank 0 prints.
     const std::vector<tnn::LengthResult> rows = tnn::dist::evaluate_lengths(
         communicator(), model, ns,
-        [&](tnn::Index n) { return tnn::EvalWindows(corpus, o.batch, n, objective, tnn::kEvalMaskSeed); },
+        [&](tnn::Index n) { return tnn::EvalWindows(ids, o.batch, n, objective, tnn::kEvalMaskSeed); },
         [&](const tnn::LengthResult& row) {
           if (o.json) return;
           const tnn::EvalResult& r = row.result;
-          std::printf("%10lld %12.4f %12.4f %10.4f %10lld", (long long)row.length, r.loss, r.ppl(), r.bpb(),
-                      (long long)r.tokens);
+          std::printf("%10lld %12.4f %12.4f ", (long long)row.length, r.loss, r.ppl());
+          if (std::isnan(r.bpb()))
+            std::printf("%10s", "n/a");
+          else
+            std::printf("%10.4f", r.bpb());
+          std::printf(" %10lld", (long long)r.tokens);
           if (mlm) std::printf("   %.4f", r.accuracy);
           std::printf("\n");
           std::fflush(stdout);
@@ -248,11 +374,12 @@ void eval_lm(const EvalOptions& o) {
       nlohmann::json j;
       if (several) j["checkpoint"] = path;
       j["scored"] = scored;
+      if (!tokenizer.is_bytes()) j["tokenizer"] = tokenizer.describe();
       j["lengths"] = ns;
       for (const auto& row : rows) {
         j["loss"].push_back(row.result.loss);
         j["ppl"].push_back(row.result.ppl());
-        j["bpb"].push_back(row.result.bpb());
+        j["bpb"].push_back(row.result.bpb());  // NaN (token files) becomes null
         j["tokens"].push_back(row.result.tokens);
         if (mlm) j["accuracy"].push_back(row.result.accuracy);
       }
@@ -333,13 +460,22 @@ void generate(const GenerateOptions& o) {
   // An empty prompt starts the text at the beginning of a line: the model reads one newline
   // (never printed), as every line of its training text began after one.
   const std::string context = prompt.empty() ? std::string("\n") : prompt;
+  // The checkpoint's tokenizer encodes the context and decodes the tokens (bytes for a byte model).
+  const tnn::Tokenizer tokenizer = tnn::read_tokenizer(o.checkpoint);
+  if (!tokenizer.has_text())
+    tnn::fail<tnn::ConfigError>("generate: ", tnn::quote_path(o.checkpoint), " was trained on token files without a "
+                                "tokenizer (", tokenizer.describe(), "): it has no text to show; train with --tokenizer");
+  const std::vector<std::int32_t> context_ids = tokenizer.encode(context);
+  if (context_ids.empty())
+    tnn::fail<tnn::ValueError>(prompt.empty() ? "generate: the tokenizer encodes a newline as no tokens; give --prompt"
+                                              : "--prompt: its tokenizer encodes it as no tokens at all");
 
   tnn::TnnLM<float> model = tnn::load_lm<float>(o.checkpoint);
   const tnn::DecoderMethod method = tnn::parse_enum<tnn::DecoderMethod>(o.decoder, "--decoder");
   const tnn::Index K = o.samples;
   // Room for the whole text when it is short; a longer run grows the buffers as it goes, so
   // memory follows the text generated so far, never what --tokens asks for up front.
-  const tnn::Index capacity = static_cast<tnn::Index>(context.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
+  const tnn::Index capacity = static_cast<tnn::Index>(context_ids.size()) + std::min<tnn::Index>(o.tokens, 1 << 16);
   // K samples decode as one batch; sample k draws from its own Rng(seed + k), so
   // `--samples 1 --seed S+k` regenerates sample k alone.
   tnn::IncrementalDecoder<float> dec(model, capacity, K, method);
@@ -348,32 +484,42 @@ void generate(const GenerateOptions& o) {
   for (tnn::Index k = 0; k < K; ++k) rngs.emplace_back(o.seed + static_cast<std::uint64_t>(k));
 
   // The prompt goes in by one full forward (O(n log n)), shared by every sample; then one
-  // exact step per byte.
-  tnn::Tensor<std::int32_t> tokens({static_cast<tnn::Index>(context.size())});
-  std::transform(context.begin(), context.end(), tokens.begin(),
-                 [](char ch) { return static_cast<std::int32_t>(static_cast<unsigned char>(ch)); });
+  // exact step per token.
+  tnn::Tensor<std::int32_t> tokens({static_cast<tnn::Index>(context_ids.size())});
+  std::copy(context_ids.begin(), context_ids.end(), tokens.begin());
   const tnn::Tensor<float>* logits = &dec.prefill(tokens);  // [V] or [K, V]
   const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-  const bool stream = K == 1 && !o.json && terminal;  // on a terminal, show each byte as it comes
+  const bool stream = K == 1 && !o.json && terminal;  // on a terminal, show each token as it comes
   if (stream && o.echo) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
   std::vector<std::string> text(static_cast<std::size_t>(K));
+  // Each sample's ids become text as soon as they decode to whole characters (TextStream).
+  std::vector<tnn::TextStream> decoded(static_cast<std::size_t>(K), tnn::TextStream(tokenizer, context_ids));
+  // A byte model samples over all of its V logits (ids past 255 become a space, as they always
+  // have); a subword model only over its tokenizer's ids.
+  const tnn::Index V = tokenizer.is_bytes() ? cfg.vocab_size : tokenizer.vocab_size();
   tnn::Tensor<std::int32_t> next({K});
   for (tnn::Index i = 0; i < o.tokens; ++i) {
     for (tnn::Index k = 0; k < K; ++k) {
       const auto ks = static_cast<std::size_t>(k);
-      std::int32_t t = samplers[ks].sample(logits->data() + k * cfg.vocab_size, cfg.vocab_size, rngs[ks]);
-      if (t > 255) t = ' ';  // never emit a non-byte symbol
+      std::int32_t t = samplers[ks].sample(logits->data() + k * cfg.vocab_size, V, rngs[ks]);
+      if (tokenizer.is_bytes() && t > 255) t = ' ';  // never emit a non-byte symbol
       next[k] = t;
-      text[ks].push_back(static_cast<char>(t));
-    }
-    if (stream) {
-      std::fputc(next[0], stdout);
-      std::fflush(stdout);
+      const std::string piece = decoded[ks].push(t);
+      text[ks] += piece;
+      if (stream && k == 0) {
+        std::fwrite(piece.data(), 1, piece.size(), stdout);
+        std::fflush(stdout);
+      }
     }
     // A full disk or a closed pipe: stop at once with one error line, not generate into the void.
     if (std::ferror(stdout))
       tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
     if (i + 1 < o.tokens) logits = &dec.step(next);
+  }
+  for (tnn::Index k = 0; k < K; ++k) {
+    const std::string rest = decoded[static_cast<std::size_t>(k)].finish();
+    text[static_cast<std::size_t>(k)] += rest;
+    if (stream && k == 0) std::fwrite(rest.data(), 1, rest.size(), stdout);
   }
   const std::string head = o.echo ? prompt : std::string();
   if (o.json) {

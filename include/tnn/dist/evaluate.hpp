@@ -13,11 +13,12 @@
 namespace tnn::dist {
 
 inline void allreduce_sums(Communicator& comm, EvalSums& s) {
-  double v[3] = {s.loss_sum, double(s.tokens), double(s.correct)};  // counts stay exact below 2^53
-  comm.allreduce_sum(v, 3);
+  double v[4] = {s.loss_sum, double(s.tokens), double(s.correct), s.bytes};  // counts stay exact below 2^53
+  comm.allreduce_sum(v, 4);
   s.loss_sum = v[0];
   s.tokens = static_cast<Index>(v[1]);
   s.correct = static_cast<Index>(v[2]);
+  s.bytes = v[3];
 }
 
 template <class Model, class Windows>

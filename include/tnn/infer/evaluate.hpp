@@ -6,13 +6,16 @@
 //   using batch_type = ...;                 // has .tokens and .targets [b, N] (target -1: not scored)
 //   Index num_batches() const;
 //   void batch(Index i, batch_type& out) const;
-// tnn::EvalWindows (train/data.hpp) cuts a byte corpus into such windows; a model M has
+//   double bytes_per_token() const;         // optional: text bytes per token (default 1), for bits per byte
+// tnn::EvalWindows (train/data.hpp) cuts a token corpus into such windows; a model M has
 //   loss = M.forward(tokens, targets) (mean over scored targets), M.logits() [b, N, V] and
 //   M.config().vocab_size, as TnnLM does.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "tnn/core/error.hpp"
@@ -28,11 +31,15 @@ struct EvalSums {
   double loss_sum = 0;  // sum over scored positions of the cross-entropy (nats)
   Index tokens = 0;     // scored positions
   Index correct = 0;    // scored positions whose argmax is the target
+  // The text bytes the scored positions stand for (scored positions x the corpus's bytes per
+  // token; NaN when unknown). 0 when the source has no text (classifiers): tokens count as bytes.
+  double bytes = 0;
 
   EvalSums& operator+=(const EvalSums& o) {
     loss_sum += o.loss_sum;
     tokens += o.tokens;
     correct += o.correct;
+    bytes += o.bytes;
     return *this;
   }
 };
@@ -41,17 +48,40 @@ struct EvalResult {
   double loss = 0;        // nats per scored token
   double accuracy = 0;    // fraction of scored tokens whose argmax is the target
   Index tokens = 0;       // scored tokens
-  double bpb() const { return loss / std::log(2.0); }
+  double bytes = 0;       // text bytes they stand for (EvalSums::bytes)
+  // Bits per byte of text: the nats of the scored tokens over the bytes they stand for, in bits.
+  // For a byte model, loss / ln 2; for a subword model, comparable with it (the same text costs
+  // the same bits whatever the vocabulary). NaN when the bytes are unknown (token files).
+  double bpb() const {
+    if (std::isnan(bytes)) return bytes;
+    const double per_token = bytes > 0 && tokens > 0 ? static_cast<double>(tokens) / bytes : 1.0;
+    return loss * per_token / std::log(2.0);
+  }
+  // Perplexity per token (per byte for a byte model).
   double ppl() const { return std::exp(loss); }
 
   static EvalResult from(const EvalSums& s) {
     EvalResult r;
     r.tokens = s.tokens;
+    r.bytes = s.bytes;
     r.loss = s.tokens ? s.loss_sum / static_cast<double>(s.tokens) : 0.0;
     r.accuracy = s.tokens ? static_cast<double>(s.correct) / static_cast<double>(s.tokens) : 0.0;
     return r;
   }
 };
+
+namespace detail {
+template <class W, class = void>
+struct has_bytes_per_token : std::false_type {};
+template <class W>
+struct has_bytes_per_token<W, std::void_t<decltype(std::declval<const W&>().bytes_per_token())>> : std::true_type {};
+// Text bytes per token of a window source: its bytes_per_token(), or 1 (a byte source).
+template <class W>
+double bytes_per_token_of(const W& w) {
+  if constexpr (has_bytes_per_token<W>::value) return w.bytes_per_token();
+  else return 1.0;
+}
+}  // namespace detail
 
 // Adds to `s` every row of logits [rows, K] whose label is >= 0 (-1: not scored): correct when
 // its argmax (the first maximum) is the label. predictions[r] (when given) gets row r's argmax.
@@ -75,12 +105,14 @@ EvalSums eval_sums(Model& model, const Windows& windows, Index first = 0, Index 
   typename Windows::batch_type b;
   EvalSums s;
   const Index V = model.config().vocab_size;
+  const double bytes_per_token = detail::bytes_per_token_of(windows);
   for (Index i = first; i < windows.num_batches(); i += stride) {
     windows.batch(i, b);
     const Index n = count_targets(b.targets);
     const auto loss = model.forward(b.tokens, b.targets);
     s.loss_sum += static_cast<double>(loss) * static_cast<double>(n);
     s.tokens += n;
+    s.bytes += static_cast<double>(n) * bytes_per_token;
     add_argmax_hits(s, model.logits().data(), b.targets.data(), b.targets.size(), V);
   }
   return s;

@@ -1,5 +1,6 @@
 // Checkpoints (model.md §9): a model's tensors under their spec names in one safetensors
-// file, its config in __metadata__["tnn.config"]; the optimizer state (step, moments, RNG and
+// file, its config in __metadata__["tnn.config"], its tokenizer (when not bytes) in
+// __metadata__["tnn.tokenizer"]; the optimizer state (step, moments, RNG and
 // other JSON) in a companion file, by default CKPT.optim.safetensors beside CKPT.safetensors.
 // Generic over any Model with `const TnnConfig& config()` and `visit(f)` calling
 // f(name, Param<T>&), so the same code serves every model of model/models.hpp, your own
@@ -35,6 +36,7 @@
 #include "tnn/model/models.hpp"
 #include "tnn/io/json.hpp"
 #include "tnn/io/safetensors.hpp"
+#include "tnn/io/tokenizer.hpp"
 
 namespace tnn {
 
@@ -44,6 +46,15 @@ inline constexpr const char* kExtraMetadataKey = "tnn.optim.extra"; // optimizer
 // A classifier's class names: a JSON array of strings, class k's name at index k (written by
 // `tnn train --task classify/image`, read by `tnn classify`).
 inline constexpr const char* kLabelsMetadataKey = "tnn.labels";
+// A model's tokenizer (io/tokenizer.hpp's tokenizer_to_json), absent for byte models.
+inline constexpr const char* kTokenizerMetadataKey = "tnn.tokenizer";
+
+// The metadata that stores `t` in a model file (save_model's extra_metadata): nothing for bytes,
+// so a byte model's checkpoint is what it always was.
+inline std::map<std::string, std::string> tokenizer_metadata(const Tokenizer& t) {
+  if (t.is_bytes()) return {};
+  return {{kTokenizerMetadataKey, tokenizer_to_json(t)}};
+}
 
 namespace detail {
 
@@ -276,6 +287,23 @@ Model load_model(const std::string& path) {
   Model model(cfg);
   load_weights(path, model);
   return model;
+}
+
+// The tokenizer stored in a checkpoint (reads the header only): bytes when there is none. A
+// stored tokenizer is checked against the stored config: its ids must be ids of the model
+// (FormatError naming the file otherwise); ConfigError when it is SentencePiece and this build
+// has no SentencePiece.
+inline Tokenizer read_tokenizer(const std::string& path) {
+  const SafetensorsHeader h = read_safetensors_header(path);
+  const std::string where = "checkpoint " + quote_path(path);
+  auto it = h.metadata.find(kTokenizerMetadataKey);
+  if (it == h.metadata.end()) return Tokenizer::bytes();
+  Tokenizer t = tokenizer_from_json(it->second, where + ": metadata '" + kTokenizerMetadataKey + "'");
+  const TnnConfig cfg = detail::ck_read_config(h, path, where);
+  if (!cfg.has_vocab() || t.vocab_size() > cfg.vocab_size)
+    fail<FormatError>(where, ": its tokenizer, ", t.describe(), ", has more ids than the model's vocab_size ",
+                      cfg.vocab_size);
+  return t;
 }
 
 // A language model from a checkpoint in one call.

@@ -5,7 +5,7 @@
 // library never prints: progress goes to TrainHooks::on_event.
 //
 // Two pieces are pluggable:
-//   TrainTask<T>  the model/batch/loss step (LmTask below: TnnLM on byte batches); another task
+//   TrainTask<T>  the model/batch/loss step (LmTask below: TnnLM on token batches); another task
 //                 (a classifier) implements the same four functions.
 //   TrainHooks<T> extension points for a data-parallel driver (gradient reduction between
 //                 backward and clipping, validation sums reduced over processes, files written by
@@ -505,20 +505,33 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
   std::map<std::string, std::string> extra_metadata_;
 };
 
-// The language model's step: TnnLM on byte batches (BatchSampler: a pure function of seed and
+// The language model's step: TnnLM on token batches (BatchSampler: a pure function of seed and
 // step), validation over EvalWindows of the validation corpus. The model and corpora must
-// outlive the task.
+// outlive the task. The corpora's ids must be ids of the model (and, for MLM, so must the mask
+// id after them); the tokenizer that made them is stored in every saved model file.
 template <class T>
 class LmTask : public SupervisedTask<TnnLM<T>> {
  public:
-  LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
-         LmObjective objective, std::uint64_t seed)
+  LmTask(TnnLM<T>& model, const TokenCorpus& train, const TokenCorpus& valid, Index batch, Index seq_len,
+         LmObjective objective, std::uint64_t seed, Tokenizer tokenizer = Tokenizer::bytes())
       : SupervisedTask<TnnLM<T>>(model, seed), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
-        batch_(batch), seq_len_(seq_len), objective_(objective) {}
-  LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
-  LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
+        batch_(batch), seq_len_(seq_len), objective_(objective), tokenizer_(std::move(tokenizer)) {
+    const Index need = std::max(train.vocab_size(), tokenizer_.vocab_size()) + (objective == LmObjective::Mlm ? 1 : 0);
+    if (model.config().vocab_size < need)
+      fail<ConfigError>("language model: vocab_size ", model.config().vocab_size, " is too small for the data: its ",
+                        train.vocab_size(), " ids", objective == LmObjective::Mlm ? " and the mask id" : "",
+                        " need at least ", need);
+    if (!valid.empty() && valid.vocab_size() != train.vocab_size())
+      fail<ValueError>("language model: expected validation data of the training data's vocabulary (",
+                       train.vocab_size(), " ids), got ", valid.vocab_size());
+  }
+  LmTask(TnnLM<T>&, TokenCorpus&&, const TokenCorpus&, Index, Index, LmObjective, std::uint64_t,
+         Tokenizer = Tokenizer::bytes()) = delete;
+  LmTask(TnnLM<T>&, const TokenCorpus&, TokenCorpus&&, Index, Index, LmObjective, std::uint64_t,
+         Tokenizer = Tokenizer::bytes()) = delete;
 
   Index batch_size() const override { return batch_; }
+  const Tokenizer& tokenizer() const { return tokenizer_; }
   bool has_validation() const override { return !valid_->empty(); }
   EvalSums validate(Index part, Index parts) override {
     if (valid_->empty()) return {};
@@ -533,12 +546,14 @@ class LmTask : public SupervisedTask<TnnLM<T>> {
     out.target = lm_batch_.targets;
     out.tokens = lm_batch_.tokens.size();
   }
+  std::map<std::string, std::string> metadata() const override { return tokenizer_metadata(tokenizer_); }
 
  private:
   BatchSampler sampler_;
-  const ByteCorpus* valid_;
+  const TokenCorpus* valid_;
   Index batch_, seq_len_;
   LmObjective objective_;
+  Tokenizer tokenizer_;
   tnn::Batch lm_batch_;  // [B, N] tokens and targets
 };
 

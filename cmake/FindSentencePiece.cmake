@@ -1,0 +1,26 @@
+# FindSentencePiece: Debian's libsentencepiece-dev ships a pkg-config file but no CMake config.
+# Defines SentencePiece_FOUND and the imported targets
+#   SentencePiece::sentencepiece        the tokenizer (encode, decode): what tnn::tnn links
+#   SentencePiece::sentencepiece_train  the trainer (SentencePieceTrainer), when installed
+find_path(SentencePiece_INCLUDE_DIR sentencepiece_processor.h)
+find_library(SentencePiece_LIBRARY NAMES sentencepiece)
+find_library(SentencePiece_TRAIN_LIBRARY NAMES sentencepiece_train)
+
+include(FindPackageHandleStandardArgs)
+find_package_handle_standard_args(SentencePiece REQUIRED_VARS SentencePiece_INCLUDE_DIR SentencePiece_LIBRARY)
+
+if(SentencePiece_FOUND)
+  if(NOT TARGET SentencePiece::sentencepiece)
+    add_library(SentencePiece::sentencepiece UNKNOWN IMPORTED)
+    set_target_properties(SentencePiece::sentencepiece PROPERTIES
+      IMPORTED_LOCATION "${SentencePiece_LIBRARY}"
+      INTERFACE_INCLUDE_DIRECTORIES "${SentencePiece_INCLUDE_DIR}")
+  endif()
+  if(SentencePiece_TRAIN_LIBRARY AND NOT TARGET SentencePiece::sentencepiece_train)
+    add_library(SentencePiece::sentencepiece_train UNKNOWN IMPORTED)
+    set_target_properties(SentencePiece::sentencepiece_train PROPERTIES
+      IMPORTED_LOCATION "${SentencePiece_TRAIN_LIBRARY}"
+      INTERFACE_LINK_LIBRARIES SentencePiece::sentencepiece)
+  endif()
+endif()
+mark_as_advanced(SentencePiece_INCLUDE_DIR SentencePiece_LIBRARY SentencePiece_TRAIN_LIBRARY)
