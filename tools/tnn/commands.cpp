@@ -128,7 +128,7 @@ Command add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--recompute", o->recompute,
                 "Keep only each layer's input in the forward pass and recompute the layer in backward: activation "
-                "memory of about one layer, the same gradients, about a third more time");
+                "memory of about one layer, the same gradients, one more forward pass per step");
   cmd->add_flag("--resume",
                 o->resume, "Continue the run saved in --out, with its settings for every flag not given (bit-identical "
                            "to an uninterrupted run unless --steps changes its length)");
