@@ -86,7 +86,12 @@ void run_eval(const EvalOptions& o) {
       tnn::fail<tnn::ValueError>("--checkpoint '", path, "': a classifier is evaluated alone, expected one --checkpoint");
   const std::vector<tnn::Index> lengths =
       o.lengths_given ? parse_lengths(o.lengths) : std::vector<tnn::Index>{o.seq_len};
-  if (!o.plot.empty()) tnn::check_output_path(o.plot, "--plot");  // before the work, not after it
+  if (!o.plot.empty()) {  // before the work, not after it; a plot naming an input would replace it
+    tnn::check_output_path(o.plot, "--plot");
+    std::vector<std::pair<std::string, std::string>> inputs = {{"--data", o.data}};
+    for (const std::string& c : o.checkpoints) inputs.emplace_back("--checkpoint", c);
+    tnn::check_output_not_input(o.plot, "--plot", inputs);
+  }
 
   for (const std::string& path : o.checkpoints) (void)tnn::read_config(path);  // a bad file fails before the data is read
   // Without a held-out split only the first --max-bytes are read, not the whole file.

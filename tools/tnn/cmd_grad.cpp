@@ -6,6 +6,7 @@
 
 #include <tnn/model/models.hpp>
 #include <tnn/model/checkpoint.hpp>
+#include <tnn/io/file.hpp>
 #include <tnn/io/safetensors.hpp>
 
 #include "classify_cli.hpp"
@@ -47,6 +48,9 @@ void add_grad_command(CLI::App& app) {
   cmd->add_option("--dtype", opts->dtype, "Precision of the computation and of the output")
       ->check(CLI::IsMember({"f32", "f64"}));
   cmd->callback([opts] {
+    // Before the work, not after it; an --out naming an input would replace it.
+    tnn::check_output_path(opts->out, "--out");
+    tnn::check_output_not_input(opts->out, "--out", {{"--checkpoint", opts->checkpoint}, {"--batch", opts->batch}});
     // A classifier (config task "classify"): BATCH holds tokens [B, N], lengths [B], labels [B].
     // An image classifier (task "image"): BATCH holds images F32/F64 [B, H, W, Ch], labels [B].
     const tnn::Task task = checkpoint_task(opts->checkpoint);

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/io/safetensors.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>
@@ -66,6 +67,8 @@ void classify_images(const std::string& checkpoint, const std::string& images, l
   const tnn::Index K = model.config().num_classes;
   std::vector<tnn::Index> idx(static_cast<std::size_t>(set.size()));
   std::iota(idx.begin(), idx.end(), tnn::Index(0));
+  std::fflush(stdout);
+  tnn::OutputStream out = tnn::OutputStream::standard_output();  // a closed pipe stops the work at the next batch
   tnn::Tensor<float> x;
   tnn::Tensor<std::int32_t> unused;
   for (tnn::Index i = 0; i < set.size(); i += batch) {
@@ -81,20 +84,20 @@ void classify_images(const std::string& checkpoint, const std::string& images, l
         nlohmann::json probs = nlohmann::json::object();
         for (tnn::Index k = 0; k < K; ++k)
           probs[names[static_cast<std::size_t>(k)]] = std::exp(double(zr[k] - zr[best])) / sum;
-        std::cout << nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump()
-                  << "\n";
+        out.write(nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump());
       } else {
-        std::cout << names[static_cast<std::size_t>(best)] << "\n";
+        out.write(names[static_cast<std::size_t>(best)]);
       }
+      out.put('\n');
     }
-    std::cout.flush();
+    out.flush();
   }
+  out.close();
 }
 
 void grad_image(const std::string& checkpoint, const std::string& batch_path, const std::string& out, bool f64) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    tnn::check_output_path(out, "--out");  // before the work, not after it
     tnn::TnnImageClassifier<T> model = load_image_model<T>(checkpoint);
     const tnn::SafetensorsFile f = tnn::read_safetensors(batch_path);
     const std::string where = "batch " + tnn::quote_path(batch_path);

@@ -32,6 +32,7 @@
 #include <tnn/train/trainer.hpp>
 
 #include <tnn/dist/trainer_hooks.hpp>
+#include <tnn/io/stream.hpp>
 
 #include "commands.hpp"
 #include "processes.hpp"
@@ -139,10 +140,25 @@ std::set<tnn::Index> parse_inject_steps(const std::string& s, const char* flag) 
 // save would waste up to --eval-every steps), and an existing run is never replaced silently:
 // without --resume (continue it) or --force (replace it), an existing model, training state
 // or log is an error and the files are left untouched.
-void check_outputs(const TrainOptions& o, const std::string& state_path, const std::string& log_path) {
+// An output naming an input (--out naming --data) is refused, and the run locks --out (and a
+// --log of another name) for its whole life: a second run on the same files is refused with one
+// line, and the lock dies with its process (tnn::OutputLock). The log is locked too: another run
+// may name it as its --log. Under mpirun rank 0 alone writes files and holds the locks.
+void check_outputs(const TrainOptions& o, const std::string& state_path, const std::string& log_path,
+                   std::vector<tnn::OutputLock>& locks) {
+  const char* log_flag = o.log.empty() ? "--out (its log)" : "--log";
   tnn::check_output_path(o.out, "--out");
   tnn::check_output_path(state_path, "--out (its training state)");
-  tnn::check_output_path(log_path, o.log.empty() ? "--out (its log)" : "--log");
+  tnn::check_output_path(log_path, log_flag);
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"--data", o.data}, {"--valid", o.valid}, {"--config", o.config_file}};
+  tnn::check_output_not_input(o.out, "--out", inputs);
+  tnn::check_output_not_input(state_path, "--out (its training state)", inputs);
+  tnn::check_output_not_input(log_path, log_flag, inputs);
+  if (launcher_rank() == 0) {
+    locks.push_back(tnn::OutputLock::acquire(o.out, "--out"));
+    locks.push_back(tnn::OutputLock::acquire(log_path, log_flag));
+  }
   if (o.resume || o.force) return;
   for (const std::string& p : {o.out, state_path, log_path})
     if (::access(p.c_str(), F_OK) == 0)
@@ -276,8 +292,8 @@ class TrainSession {
 
   const std::string& state_path() const { return state_path_; }
   const std::string& log_path() const { return log_path_; }
-  // Every output path, before any work (check_outputs).
-  void check_outputs() const { tnncli::check_outputs(o_, state_path_, log_path_); }
+  // Every output path, before any work, and the locks on them (check_outputs).
+  void check_outputs() { tnncli::check_outputs(o_, state_path_, log_path_, locks_); }
 
   // The hooks every task installs; `params` are the model's (the NaN injection poisons the first).
   tnn::TrainHooks<float> hooks(tnn::NamedParams<float> params, Validation kind) {
@@ -356,6 +372,7 @@ class TrainSession {
   const TrainOptions& o_;
   const std::string state_path_, log_path_;
   const std::set<tnn::Index> inject_nan_, inject_nan_grad_;
+  std::vector<tnn::OutputLock> locks_;  // held for the whole run
   Progress* progress_ = nullptr;  // set while the run goes; events before that print directly
   Progress resume_printer_;
   tnn::ScopedStopSignals* signals_ = nullptr;
@@ -413,7 +430,7 @@ void run_train_classify(const TrainOptions& o) {
                                names.size());
 
   // A --config without task, num_classes or pooling gets them from the data and --pooling.
-  const tnn::Pooling pooling = tnn::parse_pooling(o.pooling, "--pooling");
+  const tnn::Pooling pooling = tnn::parse_enum<tnn::Pooling>(o.pooling, "--pooling");
   tnn::TnnConfig cfg = model_config(o, tnn::kByteVocab, /*causal=*/false,
                                     {{"task", "classify"}, {"num_classes", names.size()}, {"pooling", tnn::to_string(pooling)}});
   if (o.config_file.empty()) {
@@ -498,8 +515,8 @@ void run_train_image(const TrainOptions& o) {
       tnn::fail<tnn::ValueError>("--resume: ", tnn::quote_path(o.out), " is not an image classifier (task '",
                                  tnn::to_string(cfg.task), "')");
     names = tnn::read_label_names(o.out);
-  } else if (names.empty()) {
-    for (tnn::Index k = 0; k < std::max<tnn::Index>(train.num_classes(), 2); ++k) names.push_back(std::to_string(k));
+  } else {
+    names = tnn::image_class_names(train, "--data " + tnn::quote_path(o.data));  // bounded by the file
   }
   const tnn::Index classes = static_cast<tnn::Index>(names.size());
   tnn::ImageSet valid;
@@ -622,7 +639,9 @@ void add_train_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   cmd->add_option("--clip", o->clip, "Clip gradients to this global norm")->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of initialization and batch sampling")->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of initialization and batch sampling, 0 to 2^64 - 1")
+      ->check(seed_check())
+      ->capture_default_str();
   cmd->add_option("--threads", o->threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
   cmd->add_option("--task", o->task,
                   "lm: a language model on a text file; classify: a classifier on label<TAB>text lines "

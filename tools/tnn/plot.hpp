@@ -6,13 +6,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <tnn/core/error.hpp>
 #include <tnn/core/tensor.hpp>
+#include <tnn/io/file.hpp>
+#include <tnn/io/xml.hpp>
 
 namespace tnncli {
 
@@ -30,18 +31,9 @@ inline double nice_step(double range, int target) {
   return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
 }
 
-// Text for SVG: &, < and > escaped (labels and titles come from the command line).
-inline std::string svg_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
+// Text for SVG (labels and titles come from the command line): tnn::xml_text, so any bytes give
+// well-formed XML.
+inline std::string svg_escape(const std::string& s) { return tnn::xml_text(s); }
 
 inline std::string plot_svg(const std::vector<PlotSeries>& series, const std::string& title) {
   if (series.empty() || series.front().lengths.empty())
@@ -110,12 +102,7 @@ inline std::string plot_svg(const std::vector<PlotSeries>& series, const std::st
 }
 
 inline void write_plot(const std::string& path, const std::vector<PlotSeries>& series, const std::string& title) {
-  const std::string svg = plot_svg(series, title);
-  std::ofstream f(path);
-  if (!f) tnn::fail<tnn::IoError>("--plot: cannot open '", path, "' for writing");
-  f << svg;
-  f.flush();
-  if (!f) tnn::fail<tnn::IoError>("--plot: writing '", path, "' failed");
+  tnn::write_file_atomic(path, plot_svg(series, title));  // a failed write leaves an earlier plot whole
 }
 
 }  // namespace tnncli
