@@ -25,11 +25,12 @@ FLAGS=(train --data "$DATA" --seq-len 512 --batch 8 --steps "$STEPS" --warmup 10
        --seed 1 --force)
 
 # tokens/s of one run: 8 x 512 tokens per step over the wall time of steps 6..STEPS (the CSV's
-# per-step rate, skipping the first 5 steps: allocation and FFT planning).
+# per-step rate of its training rows, column 6, skipping the first 5 steps: allocation and FFT
+# planning).
 run() {  # NAME LAUNCH... -- THREADS
   local name=$1 threads=$2; shift 2
   "$@" "$TNN" "${FLAGS[@]}" --threads "$threads" --out "$WORK/$name.safetensors" 2> "$WORK/$name.log"
-  awk -F, 'NR > 6 && $5 != "" { s += 1 / $5; n++ } END { printf "%.0f\n", n / s }' "$WORK/$name.safetensors.csv"
+  awk -F, '$2 == "train" && $1 > 5 { s += 1 / $6; n++ } END { printf "%.0f\n", n / s }' "$WORK/$name.safetensors.csv"
 }
 median() { sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

@@ -20,6 +20,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -73,7 +74,7 @@ struct Options {
 };
 
 struct OpSpec {
-  std::string name;  // letters, digits and '_' (a gtest parameter name)
+  std::string name;  // unique; spec_name() makes it a gtest parameter name
   Options opt;
   std::function<Case<double>()> make_double;
   std::function<Case<float>()> make_float;
@@ -109,7 +110,14 @@ void perturb(const ParamList<T>& params, std::uint64_t seed, double scale = 0.1)
 
 inline void PrintTo(const OpSpec& spec, std::ostream* os) { *os << spec.name; }
 
-inline std::string spec_name(const ::testing::TestParamInfo<OpSpec>& info) { return info.param.name; }
+// The op's name as a gtest parameter name: letters, digits and '_' only, so an option's name
+// such as the activation "1+elu" becomes "1_elu".
+inline std::string spec_name(const ::testing::TestParamInfo<OpSpec>& info) {
+  std::string s = info.param.name;
+  for (char& ch : s)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '_') ch = '_';
+  return s;
+}
 
 namespace detail {
 

@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "tnn/layers/dropout.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/glu.hpp"
 #include "tnn/layers/gtu.hpp"
@@ -89,26 +90,38 @@ inline Tensor<double> norm(const Norm<double>& n, const Tensor<double>& x) {
   return y;
 }
 
-// The RPE's MLP for one offset p (the 2-D RPE: the offset pair).
+// The RPE's MLP for one input p (the 2-D RPE: the offset pair); with residual, every hidden
+// block adds its input to its output.
 inline std::vector<double> rpe(const Rpe<double>& r, std::vector<double> p) {
   std::vector<double> h = linear_row(r.pos_proj, p);
-  auto block = [&](const Rpe<double>::Block& b) {
+  auto block = [&](const Rpe<double>::Block& b, bool residual) {
     std::vector<double> z = norm_row(b.norm, h);
     for (double& v : z) v = act_forward(r.activation(), v);
-    h = linear_row(b.linear, z);
+    std::vector<double> out = linear_row(b.linear, z);
+    if (residual)
+      for (std::size_t i = 0; i < out.size(); ++i) out[i] += h[i];
+    h = out;
   };
-  for (const auto& b : r.layers) block(b);
-  block(r.out);
+  for (const auto& b : r.layers) block(b, r.residual());
+  block(r.out, false);
   return h;
 }
 inline std::vector<double> rpe(const Rpe<double>& r, double p) { return rpe(r, std::vector<double>{p}); }
+
+// The RPE's input for offset k of a length-n sequence, written out: k (par_type 1), k / (n - 1)
+// (2), exp(k / (n - 1)) (3); at n = 1, 0, 0 and 1.
+inline double rpe_input(Index k, Index n, Index par_type) {
+  if (par_type == 1) return double(k);
+  const double s = n == 1 ? 0.0 : double(k) / double(n - 1);
+  return par_type == 2 ? s : std::exp(s);
+}
 
 // [toeplitz_num_coeffs(n, causal), E]: the RPE rows in the coefficient row order.
 inline Tensor<double> rpe_rows(const Rpe<double>& r, Index n, bool causal) {
   const Index K = toeplitz_num_coeffs(n, causal);
   Tensor<double> y;
   for (Index row = 0; row < K; ++row) {
-    const std::vector<double> h = rpe(r, causal ? double(row) : double(row - (n - 1)));
+    const std::vector<double> h = rpe(r, rpe_input(causal ? row : row - (n - 1), n, r.par_type()));
     if (row == 0) y = Tensor<double>({K, Index(h.size())});
     for (std::size_t e = 0; e < h.size(); ++e) y[row * Index(h.size()) + Index(e)] = h[e];
   }
@@ -116,14 +129,14 @@ inline Tensor<double> rpe_rows(const Rpe<double>& r, Index n, bool causal) {
 }
 
 // t_k for k = -(N-1)..N-1 at index k + N-1 (zero for k < 0 when causal), written
-// without Tno: the RPE of each offset alone, lambda from the "gamma" tensor,
-// lambda^|k| by std::pow.
+// without Tno: the RPE of each offset's input alone, lambda from the "gamma" tensor,
+// lambda^|k| by std::pow, then the coefficient activation (act_type).
 inline std::vector<std::vector<double>> tno_coefficients(const Tno<double>& tno, Index n) {
   const Index E = tno.channels();
   std::vector<std::vector<double>> t(static_cast<std::size_t>(2 * n - 1), std::vector<double>(std::size_t(E), 0.0));
   for (Index k = -(n - 1); k < n; ++k) {
     if (tno.causal() && k < 0) continue;
-    const std::vector<double> r = rpe(tno.rpe, double(k));
+    const std::vector<double> r = rpe(tno.rpe, rpe_input(k, n, tno.rpe.par_type()));
     for (Index e = 0; e < E; ++e) {
       double lam = 1;
       if (tno.decay() == TnoDecay::Fixed) lam = tno.gamma.value[e];
@@ -131,7 +144,8 @@ inline std::vector<std::vector<double>> tno_coefficients(const Tno<double>& tno,
         const double g = tno.options().gamma;
         lam = g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
       }
-      t[std::size_t(k + n - 1)][std::size_t(e)] = r[std::size_t(e)] * std::pow(lam, double(std::abs(k)));
+      t[std::size_t(k + n - 1)][std::size_t(e)] =
+          act_forward(tno.options().act, r[std::size_t(e)] * std::pow(lam, double(std::abs(k))));
     }
   }
   return t;
@@ -149,42 +163,60 @@ double decay_lambda(const Op& tno, Index e) {
 }
 
 // The 2-D TNO over its H x W grid, v [B, H*W, E]: y[i, j] = sum_{i', j'} t(i - i', j - j') v[i', j']
-// with t(di, dj) = RPE(di, dj) lambda^(|di| + |dj|), the O((HW)^2) loop.
+// with t(di, dj) = act(RPE(di, dj) lambda^(|di| + |dj|)), the O((HW)^2) loop; with normalize
+// divided by the same sum over v = 1.
 inline Tensor<double> tno(const Tno2d<double>& tno, const Tensor<double>& v) {
   const Index B = v.dim(0), H = tno.grid_h(), W = tno.grid_w(), E = v.dim(2);
-  Tensor<double> y({B, H * W, E});
+  Tensor<double> y({B, H * W, E}), den({H * W, E});
   y.set_zero();
+  den.set_zero();
   for (Index di = -(H - 1); di < H; ++di)
     for (Index dj = -(W - 1); dj < W; ++dj) {
       const std::vector<double> r = rpe(tno.rpe, {double(di), double(dj)});
       for (Index e = 0; e < E; ++e) {
-        const double t = r[std::size_t(e)] * std::pow(decay_lambda(tno, e), double(std::abs(di) + std::abs(dj)));
-        for (Index b = 0; b < B; ++b)
-          for (Index i = std::max<Index>(0, di); i < std::min(H, H + di); ++i)
-            for (Index j = std::max<Index>(0, dj); j < std::min(W, W + dj); ++j)
+        const double t = act_forward(
+            tno.options().act, r[std::size_t(e)] * std::pow(decay_lambda(tno, e), double(std::abs(di) + std::abs(dj))));
+        for (Index i = std::max<Index>(0, di); i < std::min(H, H + di); ++i)
+          for (Index j = std::max<Index>(0, dj); j < std::min(W, W + dj); ++j) {
+            den[(i * W + j) * E + e] += t;
+            for (Index b = 0; b < B; ++b)
               y[(b * H * W + i * W + j) * E + e] += t * v[(b * H * W + (i - di) * W + (j - dj)) * E + e];
+          }
       }
     }
+  if (tno.options().normalize)
+    for (Index i = 0; i < y.size(); ++i) y[i] /= den[i % (H * W * E)];
   return y;
 }
 
-// y_i = sum_j t_{i-j} v_j per channel, the O(N^2) loop.
-inline Tensor<double> tno(const Tno<double>& tno, const Tensor<double>& v) {
+// y_i = sum_j t_{i-j} v_j per channel, the O(N^2) loop; with normalize divided by
+// sum_j t_{i-j} over the valid j (j < lengths[b] in a ragged batch, else all).
+inline Tensor<double> tno(const Tno<double>& tno, const Tensor<double>& v,
+                          const Tensor<std::int32_t>* lengths = nullptr) {
   const Index B = v.dim(0), N = v.dim(1), E = v.dim(2);
   const auto t = tno_coefficients(tno, N);
   Tensor<double> y({B, N, E});
-  for (Index b = 0; b < B; ++b)
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths ? Index((*lengths)[b]) : N;
     for (Index i = 0; i < N; ++i)
       for (Index e = 0; e < E; ++e) {
-        double s = 0;
-        for (Index j = 0; j < N; ++j) s += t[std::size_t(i - j + N - 1)][std::size_t(e)] * v[(b * N + j) * E + e];
-        y[(b * N + i) * E + e] = s;
+        double s = 0, den = 0;
+        for (Index j = 0; j < N; ++j) {
+          s += t[std::size_t(i - j + N - 1)][std::size_t(e)] * v[(b * N + j) * E + e];
+          if (j < len) den += t[std::size_t(i - j + N - 1)][std::size_t(e)];
+        }
+        y[(b * N + i) * E + e] = tno.options().normalize ? s / den : s;
       }
+  }
   return y;
 }
+template <class Backend>
+Tensor<double> tno(const Tno2d<double, Backend>& t, const Tensor<double>& v, const Tensor<std::int32_t>*) {
+  return tno(t, v);
+}
 
-// o(act(u_proj x) * T act(v_proj x)), every step written out; with `lengths` (ragged rows) the
-// TNO input of row b is zero at positions >= lengths[b].
+// o(norm(act(u_proj x) * T act(v_proj x))) (the norm with use_norm), every step written out;
+// with `lengths` (ragged rows) the TNO input of row b is zero at positions >= lengths[b].
 template <class Backend, class Mixer>
 Tensor<double> gtu(const Gtu<double, Backend, Mixer>& g, const Tensor<double>& x,
                    const Tensor<std::int32_t>* lengths = nullptr) {
@@ -197,8 +229,9 @@ Tensor<double> gtu(const Gtu<double, Backend, Mixer>& g, const Tensor<double>& x
       for (Index n = (*lengths)[b]; n < N; ++n)
         for (Index e = 0; e < E; ++e) v[(b * N + n) * E + e] = 0;
   }
-  Tensor<double> z = tno(g.toep, v);
+  Tensor<double> z = tno(g.toep, v, lengths);
   for (Index i = 0; i < z.size(); ++i) z[i] *= u[i];
+  if (g.use_norm()) z = norm(g.norm, z);
   return linear(g.o, z);
 }
 
@@ -210,7 +243,9 @@ inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
 }
 
 // Pre-norm: m = x + gtu(norm1(x)), y = m + glu(norm2(m)); post-norm: m = x +
-// norm1(gtu(x)), y = m + norm2(glu(m)).
+// norm1(gtu(x)), y = m + norm2(glu(m)); post-norm with postnorm_residual: m = norm1(x + gtu(x)),
+// y = norm2(m + glu(m)). With `masks` (dropout in training: the block's two masks) each branch's
+// output is multiplied by its mask before the addition.
 // The token mixer of a block, whichever kind it is.
 template <class Backend>
 Tensor<double> mixer(const TokenMixer<double, Backend>& m, const Tensor<double>& x, const Tensor<std::int32_t>* lengths) {
@@ -220,12 +255,28 @@ Tensor<double> mixer(const TokenMixer<double, Backend>& m, const Tensor<double>&
 
 template <class Backend>
 Tensor<double> block(const TnnBlock<double, Backend>& b, const Tensor<double>& x,
-                     const Tensor<std::int32_t>* lengths = nullptr) {
-  Tensor<double> m = b.prenorm() ? mixer(b.token_mixer, norm(b.token_norm, x), lengths)
-                                 : norm(b.token_norm, mixer(b.token_mixer, x, lengths));
+                     const Tensor<std::int32_t>* lengths = nullptr, const Tensor<double>* mask1 = nullptr,
+                     const Tensor<double>* mask2 = nullptr) {
+  auto drop = [](Tensor<double> t, const Tensor<double>* mask) {
+    if (mask)
+      for (Index i = 0; i < t.size(); ++i) t[i] *= (*mask)[i];
+    return t;
+  };
+  if (b.postnorm_residual()) {
+    Tensor<double> m = drop(mixer(b.token_mixer, x, lengths), mask1);
+    for (Index i = 0; i < m.size(); ++i) m[i] += x[i];
+    m = norm(b.token_norm, m);
+    Tensor<double> y = drop(glu(b.feature_mixer, m), mask2);
+    for (Index i = 0; i < y.size(); ++i) y[i] += m[i];
+    return norm(b.feature_norm, y);
+  }
+  Tensor<double> m = drop(b.prenorm() ? mixer(b.token_mixer, norm(b.token_norm, x), lengths)
+                                      : norm(b.token_norm, mixer(b.token_mixer, x, lengths)),
+                          mask1);
   for (Index i = 0; i < m.size(); ++i) m[i] += x[i];
-  Tensor<double> y = b.prenorm() ? glu(b.feature_mixer, norm(b.feature_norm, m))
-                                 : norm(b.feature_norm, glu(b.feature_mixer, m));
+  Tensor<double> y = drop(b.prenorm() ? glu(b.feature_mixer, norm(b.feature_norm, m))
+                                      : norm(b.feature_norm, glu(b.feature_mixer, m)),
+                          mask2);
   for (Index i = 0; i < y.size(); ++i) y[i] += m[i];
   return y;
 }
@@ -258,20 +309,62 @@ inline double cross_entropy(const Tensor<double>& z, const Tensor<std::int32_t>&
   return count == 0 ? 0.0 : total / double(count);
 }
 
-// The LM's logits [B, N, V]: embed -> blocks -> final norm -> head (tied: embed.weight).
-inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_t>& tokens) {
-  Tensor<double> x = embedding(m.input.embed, tokens);
-  for (const auto& l : m.backbone.layers) x = block(l, x);
-  x = norm(m.backbone.final_norm, x);
-  if (!m.config().tie_embeddings) return linear(m.head.lm_head, x);
-  const Index V = m.input.embed.weight.shape()[0], D = m.input.embed.weight.shape()[1], rows = x.size() / D;
+// The token input: embed[tokens], times sqrt(D) with scale_embedding, then the embedding norm.
+inline Tensor<double> token_input(const TokenInput<double>& in, const Tensor<std::int32_t>& tokens) {
+  Tensor<double> x = embedding(in.embed, tokens);
+  const double s = in.scale();
+  for (auto& v : x) v *= s;
+  return norm(in.embed_norm, x);
+}
+
+// The dropout masks a model in training mode draws (tnn::dropout_mask: the reference checks
+// where they apply, not how they are drawn): site 0 on the embedding, 2i + 1 and 2i + 2 on
+// layer i's branches; none in evaluation.
+template <class Model>
+std::vector<Tensor<double>> dropout_masks(const Model& m, const DropoutContext* drop, const Shape& shape) {
+  std::vector<Tensor<double>> masks;
+  if (!drop) return masks;
+  for (std::size_t site = 0; site < 2 * m.backbone.layers.size() + 1; ++site) {
+    masks.emplace_back();
+    dropout_mask(*drop, site, shape, masks.back());
+  }
+  return masks;
+}
+
+// The residual stream through every layer (with the masks of dropout_masks, if any), then the
+// final norm.
+template <class Model>
+Tensor<double> backbone(const Model& m, Tensor<double> x, const Tensor<std::int32_t>* lengths,
+                        const std::vector<Tensor<double>>& masks) {
+  if (!masks.empty())
+    for (Index i = 0; i < x.size(); ++i) x[i] *= masks[0][i];
+  for (std::size_t l = 0; l < m.backbone.layers.size(); ++l)
+    x = masks.empty() ? block(m.backbone.layers[l], x, lengths)
+                      : block(m.backbone.layers[l], x, lengths, &masks[2 * l + 1], &masks[2 * l + 2]);
+  return norm(m.backbone.final_norm, x);
+}
+
+// The LM's logits [B, N, V]: the token input -> blocks -> final norm -> head (tied: embed.weight;
+// roberta: LayerNorm(gelu(dense x)) first, the bias after). `drop`: a training step's dropout.
+inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_t>& tokens,
+                                const DropoutContext* drop = nullptr) {
+  Tensor<double> x = token_input(m.input, tokens);
+  x = backbone(m, x, nullptr, dropout_masks(m, drop, x.shape()));
+  const bool roberta = m.config().lm_head_type == LmHeadType::Roberta;
+  if (roberta) {
+    x = linear(m.head.dense, x);
+    for (auto& v : x) v = act_forward(Activation::Gelu, v);
+    x = norm(m.head.layer_norm, x);
+  }
+  const Param<double>& w = m.config().tie_embeddings ? m.input.embed.weight : m.head.lm_head.weight;
+  const Index V = w.shape()[0], D = w.shape()[1], rows = x.size() / D;
   Shape s = x.shape();
   s.back() = V;
   Tensor<double> z(s);
   for (Index r = 0; r < rows; ++r)
     for (Index v = 0; v < V; ++v) {
-      double acc = 0;
-      for (Index d = 0; d < D; ++d) acc += x[r * D + d] * m.input.embed.weight.value[v * D + d];
+      double acc = roberta ? m.head.bias.value[v] : 0.0;
+      for (Index d = 0; d < D; ++d) acc += x[r * D + d] * w.value[v * D + d];
       z[r * V + v] = acc;
     }
   return z;
@@ -294,9 +387,7 @@ inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Ten
 // The classifier's logits [B, K] of a (ragged) batch.
 inline Tensor<double> classifier_logits(const TnnClassifier<double>& m, const Tensor<std::int32_t>& tokens,
                                         const Tensor<std::int32_t>* lengths) {
-  Tensor<double> x = embedding(m.input.embed, tokens);
-  for (const auto& l : m.backbone.layers) x = block(l, x, lengths);
-  return classifier_head(m.head, norm(m.backbone.final_norm, x), lengths);
+  return classifier_head(m.head, backbone(m, token_input(m.input, tokens), lengths, {}), lengths);
 }
 
 // The image classifier's logits [B, K]: each P x P patch's values in (row, column, channel)
@@ -313,9 +404,7 @@ inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Te
         for (Index pi = 0; pi < P; ++pi)
           for (Index pj = 0; pj < P; ++pj)
             for (Index ch = 0; ch < Ch; ++ch) patches[f++] = images[((b * Hi + gi * P + pi) * Wi + gj * P + pj) * Ch + ch];
-  Tensor<double> x = linear(m.input.patch_embed, patches);
-  for (const auto& l : m.backbone.layers) x = block(l, x);
-  return classifier_head(m.head, norm(m.backbone.final_norm, x), nullptr);
+  return classifier_head(m.head, backbone(m, linear(m.input.patch_embed, patches), nullptr, {}), nullptr);
 }
 
 }  // namespace tnn::reference

@@ -12,6 +12,8 @@
 #include "test_helpers.hpp"
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
+#include "tnn/io/file.hpp"
+#include "tnn/train/data.hpp"
 
 using tnn::Dtype;
 using tnn::Index;
@@ -429,6 +431,84 @@ TEST(Checkpoint, ModelTensorsMatchTheModelsVisit) {
     for (const auto& [name, s] : implied_shapes(c)) EXPECT_TRUE(implied.emplace(name, s).second) << name << " named twice";
     EXPECT_EQ(implied, shapes_of_model(c));
   }
+}
+
+// The tensors of the official options (docs/official.md §3), by name and shape, and the
+// description read_config checks a file against says the same.
+TEST(Checkpoint, OfficialOptionTensorNames) {
+  TnnConfig c;
+  c.vocab_size = 7;
+  c.dim = 4;
+  c.layers = 1;
+  c.expand_ratio = 1;
+  c.rpe_dim = 3;
+  c.rpe_layers = 1;
+  c.decay = tnn::TnoDecay::None;
+  c.norm_type = tnn::NormType::LayerNorm;
+  c.use_norm = true;
+  c.bias = false;
+  c.glu_bias = false;
+  c.embed_norm_type = tnn::NormType::GatedRMSNorm;
+  c.final_norm_type = tnn::NormType::None;
+  c.lm_head_type = tnn::LmHeadType::Roberta;
+  const std::string t = "layers.0.token_mixer.", r = t + "toep.rpe.";
+  std::map<std::string, tnn::Shape> want = {
+      {"embed.weight", {7, 4}}, {"embed_norm.scale", {4}}, {"embed_norm.gate", {4}},
+      {"layers.0.token_norm.weight", {4}}, {"layers.0.token_norm.bias", {4}},
+      {t + "u_proj.weight", {4, 4}}, {t + "v_proj.weight", {4, 4}}, {t + "o.weight", {4, 4}},
+      {t + "norm.weight", {4}}, {t + "norm.bias", {4}},
+      {r + "pos_proj.weight", {3, 1}}, {r + "layers.0.0.weight", {3}}, {r + "layers.0.0.bias", {3}},
+      {r + "layers.0.2.weight", {3, 3}}, {r + "out.0.weight", {3}}, {r + "out.0.bias", {3}},
+      {r + "out.2.weight", {4, 3}},
+      {"layers.0.feature_norm.weight", {4}}, {"layers.0.feature_norm.bias", {4}},
+      {"layers.0.feature_mixer.l1.weight", {4, 4}}, {"layers.0.feature_mixer.l2.weight", {4, 4}},
+      {"layers.0.feature_mixer.l3.weight", {4, 4}},
+      {"lm_head.dense.weight", {4, 4}}, {"lm_head.dense.bias", {4}}, {"lm_head.layer_norm.weight", {4}},
+      {"lm_head.layer_norm.bias", {4}}, {"lm_head.weight", {7, 4}}, {"lm_head.bias", {7}}};
+  EXPECT_EQ(shapes_of_model(c), want);
+  std::map<std::string, tnn::Shape> implied;
+  for (const auto& [name, s] : implied_shapes(c)) implied.emplace(name, s);
+  EXPECT_EQ(implied, want);
+  c.tie_embeddings = true;  // the tied RoBERTa head keeps its bias, not its weight
+  want.erase("lm_head.weight");
+  EXPECT_EQ(shapes_of_model(c), want);
+}
+
+// The paper's models as shipped in configs/ (configs/README.md): each parses as it is and
+// describes the official architecture's tensors (without allocating them).
+TEST(Checkpoint, ShippedConfigsDescribeThePapersModels) {
+  auto load = [](const std::string& name) {
+    const std::string path = std::string(TNN_SOURCE_DIR) + "/configs/" + name;
+    const std::vector<std::uint8_t> bytes = tnn::read_file_bounded(path, 1 << 20, "config");
+    return TnnConfig::parse(std::string(bytes.begin(), bytes.end()));
+  };
+  auto names = [](const TnnConfig& c) {
+    std::map<std::string, tnn::Shape> out;
+    for (const auto& [name, s] : implied_shapes(c)) out.emplace(name, s);
+    return out;
+  };
+  const TnnConfig lm = load("wikitext103_tnn_lm.json");
+  EXPECT_EQ(lm.dim, 512);
+  EXPECT_EQ(lm.layers, 7);
+  EXPECT_EQ(lm.inner_dim(), 1536);
+  EXPECT_TRUE(lm.causal && lm.prenorm && lm.scale_embedding);
+  EXPECT_EQ(lm.final_norm(), tnn::NormType::LayerNorm);
+  EXPECT_EQ(lm.dropout, 0.1);
+  const auto lm_names = names(lm);
+  EXPECT_EQ(lm_names.at("final_norm.weight"), tnn::Shape{512});
+  EXPECT_EQ(lm_names.at("layers.6.token_mixer.toep.rpe.layers.5.2.weight"), (tnn::Shape{64, 64}));
+  EXPECT_EQ(lm_names.count("layers.0.token_norm.weight"), 0u);  // simplermsnorm layers
+  const TnnConfig mlm = load("roberta_tnn_mlm.json");
+  EXPECT_EQ(mlm.vocab_size, tnn::kMlmVocab);
+  EXPECT_FALSE(mlm.causal || mlm.prenorm);
+  EXPECT_TRUE(mlm.postnorm_residual && mlm.tie_embeddings);
+  EXPECT_EQ(mlm.lm_head_type, tnn::LmHeadType::Roberta);
+  const auto mlm_names = names(mlm);
+  EXPECT_EQ(mlm_names.at("embed_norm.weight"), tnn::Shape{768});
+  EXPECT_EQ(mlm_names.at("lm_head.dense.weight"), (tnn::Shape{768, 768}));
+  EXPECT_EQ(mlm_names.at("lm_head.bias"), tnn::Shape{257});
+  EXPECT_EQ(mlm_names.count("lm_head.weight"), 0u);  // tied to the embedding
+  EXPECT_EQ(mlm_names.count("final_norm.weight"), 0u);
 }
 
 TEST(Checkpoint, ReadConfigAcceptsARealModelAndChecksItsTensors) {

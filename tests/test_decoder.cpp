@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <vector>
 
 #include "tnn/infer/decoder.hpp"
 
@@ -65,6 +66,50 @@ TEST(Decoder, EveryVariantMatches) {
         SCOPED_TRACE(cfg.to_json().dump());
         EXPECT_LT(max_rel_diff_to_full_forward<double>(cfg, 40, 64), 1e-11);
       }
+}
+
+// The official options a causal LM can have (docs/official.md): each changes the embedding, the
+// layers, the TNO or the head, and the decoder runs them as the full forward does.
+TEST(Decoder, EveryOfficialOptionMatches) {
+  std::vector<TnnConfig> cfgs;
+  auto add = [&](auto&& set) {
+    TnnConfig c = small_config();
+    set(c);
+    cfgs.push_back(c);
+  };
+  add([](TnnConfig& c) { c.normalize = true, c.act_type = Activation::Exp; });
+  add([](TnnConfig& c) { c.normalize = true, c.act_type = Activation::Sigmoid, c.decay = TnoDecay::Learned; });
+  add([](TnnConfig& c) { c.use_norm = true, c.norm_type = NormType::GatedRMSNorm; });
+  add([](TnnConfig& c) { c.act_type = Activation::Elu, c.residual = true; });
+  add([](TnnConfig& c) { c.bias = false, c.glu_bias = false, c.residual = true; });
+  add([](TnnConfig& c) { c.scale_embedding = true, c.embed_norm_type = NormType::LayerNorm; });
+  add([](TnnConfig& c) { c.final_norm_type = NormType::None, c.prenorm = false, c.postnorm_residual = true; });
+  add([](TnnConfig& c) { c.lm_head_type = LmHeadType::Roberta, c.final_norm_type = NormType::ScaleNorm; });
+  add([](TnnConfig& c) { c.lm_head_type = LmHeadType::Roberta, c.tie_embeddings = true, c.dropout = 0.3; });
+  for (const TnnConfig& cfg : cfgs) {
+    SCOPED_TRACE(cfg.to_json().dump());
+    EXPECT_LT(max_rel_diff_to_full_forward<double>(cfg, 40, 16), 1e-11);
+  }
+}
+
+// With normalize a prompt fed at once (the full forward's normalized TNO) continues like one fed
+// token by token (the decoder's running sums of the coefficients).
+TEST(Decoder, NormalizedPrefillContinuesLikeStepping) {
+  TnnConfig cfg = small_config();
+  cfg.normalize = true;
+  cfg.act_type = Activation::Sigmoid;
+  TnnLM<double> model(cfg);
+  model.init_weights(3);
+  const Index n = 20, V = cfg.vocab_size;
+  Tensor<std::int32_t> prompt({n});
+  Rng rng(8);
+  for (auto& t : prompt) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
+  IncrementalDecoder<double> stepped(model, 32), filled(model, 32);
+  for (Index i = 0; i < n; ++i) stepped.step(prompt[i]);
+  filled.prefill(prompt);
+  const Tensor<double> a = stepped.step(5);
+  const Tensor<double>& b = filled.step(5);
+  for (Index v = 0; v < V; ++v) EXPECT_NEAR(a[v], b[v], 1e-11 * (1 + std::abs(a[v])));
 }
 
 TEST(Decoder, FloatMatchesWithinRounding) {

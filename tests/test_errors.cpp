@@ -65,8 +65,14 @@ TnnConfig tiny() {
 
 TEST(ConfigErrors, UnknownKeysAndMissingRequiredKeys) {
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("colour", "\"blue\"")); }, {"unknown key \"colour\""}));
-  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(R"({"vocab_size": 10, "dim": 4})"); },
-                                  {"required key 'layers'", "missing"}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(R"({"dim": 4, "layers": 1})"); },
+                                  {"required key 'vocab_size'", "missing"}));
+  // Every other key has a default: the model a user gets without saying more.
+  const TnnConfig c = TnnConfig::parse(R"({"vocab_size": 10})");
+  EXPECT_EQ(c.dim, TnnConfig{}.dim);
+  EXPECT_EQ(c.layers, TnnConfig{}.layers);
+  EXPECT_GT(c.dim, 0);
+  EXPECT_GT(c.layers, 0);
 }
 
 TEST(ConfigErrors, WrongTypesNameTheKeyTheTypeAndTheValue) {
@@ -157,6 +163,83 @@ TEST(ConfigErrors, UnknownActivationOrNorm) {
   }
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("norm_type", "\"batchnorm\"")); },
                                   {"'norm_type'", enum_choices<NormType>(), "\"batchnorm\""}));
+}
+
+// The official options (docs/official.md): impossible values and combinations name the keys.
+TEST(ConfigErrors, OfficialOptionsOutOfRangeOrContradictory) {
+  for (const char* p : {"0", "4", "-1"}) {
+    SCOPED_TRACE(p);
+    EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(with("par_type", p)); }, {"'par_type'", "[1, 3]", p}));
+  }
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("par_type", "true")); }, {"'par_type'", "integer"}));
+  for (const char* d : {"1", "-0.1", "1.5"}) {
+    SCOPED_TRACE(d);
+    EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(with("dropout", d)); }, {"'dropout'", "[0, 1)"}));
+  }
+  EXPECT_NO_THROW(TnnConfig::parse(with("dropout", "0.1")));
+  for (const char* key : {"use_norm", "normalize", "residual", "bias", "glu_bias", "scale_embedding",
+                          "postnorm_residual"}) {
+    SCOPED_TRACE(key);
+    EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(with(key, "1")); }, {key, "true or false"}));
+  }
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("act_type", "\"tanh\"")); },
+                                  {"'act_type'", enum_choices<Activation>(), "\"tanh\""}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("final_norm_type", "\"batchnorm\"")); },
+                                  {"'final_norm_type'", enum_choices<NormType>()}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("embed_norm_type", "\"batchnorm\"")); },
+                                  {"'embed_norm_type'", enum_choices<NormType>()}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("lm_head_type", "\"mlp\"")); },
+                                  {"'lm_head_type'", enum_choices<LmHeadType>()}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("token_mixer", "\"attention\"")); },
+                                  {"'token_mixer'", enum_choices<TokenMixerKind>(), "\"attention\""}));
+  EXPECT_NO_THROW(TnnConfig::parse(with("token_mixer", "\"tno\"")));
+  // none is a final or embedding norm, not a layer norm
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("norm_type", "\"none\"")); },
+                                  {"'norm_type'", "simplermsnorm", "got 'none'"}));
+  EXPECT_NO_THROW(TnnConfig::parse(with("final_norm_type", "\"none\"")));
+  // norm(x + f(x)) is a post-norm form
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("postnorm_residual", "true")); },
+                                  {"'postnorm_residual'", "'prenorm'", "expected prenorm false"}));
+  EXPECT_NO_THROW(TnnConfig::parse(R"({"vocab_size": 10, "dim": 4, "layers": 1, "prenorm": false,
+                                       "postnorm_residual": true})"));
+  // keys of a token embedding or a vocabulary head, on models without one
+  const std::string image = R"({"task": "image", "dim": 4, "layers": 1, "causal": false, "num_classes": 2,
+      "image_height": 2, "image_width": 2, "image_channels": 1, "patch_size": 1, )";
+  EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(image + R"("scale_embedding": true})"); },
+                                  {"'scale_embedding'", "tasks lm and classify", "got task image"}));
+  EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(image + R"("embed_norm_type": "layernorm"})"); },
+                                  {"'embed_norm_type'", "got task image"}));
+  EXPECT_TRUE(throws<ConfigError>([&] { TnnConfig::parse(image + R"("par_type": 2})"); },
+                                  {"'par_type'", "task image", "(di, dj)", "got 2"}));
+  EXPECT_NO_THROW(TnnConfig::parse(image + R"("normalize": true, "use_norm": true, "act_type": "exp"})"));
+  EXPECT_TRUE(throws<ConfigError>(
+      [] {
+        TnnConfig::parse(R"({"task": "classify", "vocab_size": 5, "dim": 4, "layers": 1, "causal": false,
+                             "num_classes": 2, "lm_head_type": "roberta"})");
+      },
+      {"'lm_head_type'", "task lm", "got task classify"}));
+}
+
+// final_norm_type follows norm_type until it is set; to_json writes the resolved value, so a
+// config read back says the same thing whatever norm_type becomes.
+TEST(ConfigErrors, FinalNormTypeFollowsNormTypeUnlessSet) {
+  TnnConfig c = TnnConfig::parse(with("norm_type", "\"layernorm\""));
+  EXPECT_EQ(c.final_norm(), NormType::LayerNorm);
+  EXPECT_EQ(c.to_json().at("final_norm_type"), "layernorm");
+  const TnnConfig back = TnnConfig::from_json(c.to_json());
+  EXPECT_EQ(back.to_json(), c.to_json());
+  EXPECT_EQ(*back.final_norm_type, NormType::LayerNorm);
+  TnnConfig d = tiny();
+  d.norm_type = NormType::RMSNorm;
+  EXPECT_EQ(d.final_norm(), NormType::RMSNorm);
+  d.final_norm_type = NormType::None;
+  EXPECT_EQ(TnnConfig::from_json(d.to_json()).final_norm(), NormType::None);
+  // every key of the table in a config's JSON, the token keys only for token models
+  const nlohmann::json j = tiny().to_json();
+  for (const char* key : {"use_norm", "normalize", "residual", "par_type", "bias", "glu_bias", "act_type", "dropout",
+                          "final_norm_type", "postnorm_residual", "token_mixer", "scale_embedding",
+                          "embed_norm_type", "lm_head_type"})
+    EXPECT_TRUE(j.contains(key)) << key;
 }
 
 TEST(ConfigErrors, ModelsValidateTheConfigTheyAreGiven) {
@@ -358,6 +441,16 @@ TEST(InferErrors, DecoderArguments) {
   cfg.causal = false;
   TnnLM<float> bidir(cfg);
   EXPECT_TRUE(throws<ConfigError>([&] { IncrementalDecoder<float>(bidir, 4); }, {"causal"}));
+  // par_type 2 and 3 make every coefficient depend on the sequence's length: no incremental form
+  for (Index p : {2, 3}) {
+    cfg = tiny();
+    cfg.par_type = p;
+    TnnLM<float> m(cfg);
+    const std::string msg = testing_helpers::error_of<ConfigError>([&] { IncrementalDecoder<float>(m, 4); });
+    EXPECT_NE(msg.find("'par_type'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("got " + std::to_string(p)), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "gradcheck.hpp"
+#include "test_helpers.hpp"
 #include "tnn/model/models.hpp"
 #include "tiny_configs.hpp"
 

@@ -528,8 +528,9 @@ void add_block(std::vector<OpSpec>& v) {
 }
 
 // The LM: y = the mean cross-entropy of a batch (a scalar; backward() takes no dy).
+// With `train`, the forward is a training step's (dropout masks fixed by the seed and step).
 OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index max_entries = -1,
-               std::uint64_t seed = 3) {
+               std::uint64_t seed = 3, bool train = false) {
   cfg.validate();
   Options o;
   o.unit_cotangent = true;
@@ -546,6 +547,7 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
     st->m.init_weights(seed);
     opcheck::perturb(st->m.named_parameters(), seed + 100);
     testing_helpers::lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
+    if (train) st->m.set_training(/*seed=*/9, /*step=*/4);
     Case<T> c;
     c.params = st->m.named_parameters();
     c.forward = [st](Tensor<T>& y) {
@@ -554,9 +556,10 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
     };
     c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
     if constexpr (std::is_same_v<T, double>)
-      c.reference = [st](Tensor<T>& y) {
+      c.reference = [st, cfg, train](Tensor<T>& y) {
+        const DropoutContext drop{cfg.dropout, 9, 4, 0};
         y.resize({1});
-        y[0] = reference::cross_entropy(reference::lm_logits(st->m, st->tokens), st->targets);
+        y[0] = reference::cross_entropy(reference::lm_logits(st->m, st->tokens, train ? &drop : nullptr), st->targets);
       };
     return c;
   });
@@ -781,6 +784,428 @@ void add_loss(std::vector<OpSpec>& v) {
   }));
 }
 
+// ---- the official options (docs/official.md) ----
+
+// Every trainable value of a TNO drawn from N(0, 0.7^2); with `positive`, the RPE's output
+// layer gets weights >= 0 and biases >= 0.5 (after an activation >= 0, the caller's choice), so
+// every coefficient is > 0 and normalize's denominator stays away from 0: the checks then
+// measure arithmetic, not a pole.
+template <class T, class Layer>
+void randomize_tno(Layer& tno, std::uint64_t seed, bool positive) {
+  Rng rng(seed);
+  for (auto& [nm, p] : opcheck::params_of(tno))
+    if (p->trainable)
+      for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+  if (!positive) return;
+  for (auto& x : tno.rpe.out.linear.weight.value) x = std::abs(x);
+  if (tno.rpe.out.linear.has_bias())
+    for (auto& x : tno.rpe.out.linear.bias.value) x = T(0.5) + std::abs(x);
+}
+
+// The RPE with residual hidden layers, without biases, and fed each par_type, both directions.
+void add_rpe_options(std::vector<OpSpec>& v) {
+  struct Variant {
+    const char* name;
+    bool residual, bias;
+    Index par_type, hidden;
+  };
+  for (const Variant& var : {Variant{"residual", true, true, 1, 2}, Variant{"nobias_residual", true, false, 1, 2},
+                             Variant{"nobias", false, false, 2, 1}, Variant{"par2", false, true, 2, 1},
+                             Variant{"par3_residual", true, true, 3, 1}})
+    for (bool causal : {true, false})
+      for (Index n : {1, 2, 17}) {
+        Options o;
+        o.max_entries = n == 17 ? 20 : -1;
+        v.push_back(opcheck::op(cat("Rpe_", var.name, causal ? "_causal" : "_bidir", "_N", n), o, [=](auto s) {
+          using T = typename decltype(s)::type;
+          struct St {
+            Rpe<T> r;
+            typename Rpe<T>::Cache c;
+          };
+          const RpeOptions ro{4, var.hidden, NormType::LayerNorm, Activation::Silu, var.residual, var.bias, var.par_type};
+          auto st = std::make_shared<St>(St{Rpe<T>(ro, 6), {}});
+          Rng rng(300 + std::uint64_t(n));
+          for (auto& [name, p] : opcheck::params_of(st->r))
+            for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+          Case<T> c;
+          c.params = opcheck::params_of(st->r, "rpe.");
+          c.forward = [st, n, causal](Tensor<T>& y) { st->r.forward(n, causal, y, st->c); };
+          c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->r.backward(dy, st->c); };
+          if constexpr (std::is_same_v<T, double>)
+            c.reference = [st, n, causal](Tensor<T>& y) { y = reference::rpe_rows(st->r, n, causal); };
+          return c;
+        }));
+      }
+}
+
+// A TNO of options `to` (Dh = 2) on v [B, n, E]; `lengths` (non-empty: a ragged batch) for
+// normalize's per-row denominator.
+OpSpec tno_options_spec(const std::string& name, TnoOptions to, Index B, Index n, std::vector<Index> lengths,
+                        bool positive, ToeplitzMethod method, std::uint64_t seed) {
+  Options o;
+  o.kinked = kinked(to.rpe.act) || kinked(to.act);
+  if (n >= 17) o.max_entries = 20;
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Tno<T> tno;
+      typename Tno<T>::Cache c;
+      Tensor<T> v;
+      std::vector<Index> lengths;
+      Tensor<std::int32_t> lengths_i32;
+    };
+    auto st = std::make_shared<St>();
+    st->tno = Tno<T>(to, 2);
+    st->tno.method = method;
+    randomize_tno<T>(st->tno, seed, positive);
+    st->v = random<T>({B, n, st->tno.channels()}, seed + 10);
+    st->lengths = lengths;
+    if (!lengths.empty()) {
+      st->lengths_i32 = Tensor<std::int32_t>({B});
+      for (Index b = 0; b < B; ++b) st->lengths_i32[b] = std::int32_t(lengths[std::size_t(b)]);
+    }
+    Case<T> c;
+    c.inputs = {{"v", &st->v}};
+    c.params = opcheck::params_of(st->tno, "toep.");
+    c.forward = [st](Tensor<T>& y) { st->tno.forward(st->v, y, st->c, st->lengths.empty() ? nullptr : &st->lengths); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dv) { st->tno.backward(st->v, dy, st->c, &dv[0]); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st](Tensor<T>& y) {
+        y = reference::tno(st->tno, st->v, st->lengths.empty() ? nullptr : &st->lengths_i32);
+      };
+    return c;
+  });
+}
+
+// normalize (direct and FFT products, ragged rows, N = 1) and every coefficient activation.
+void add_tno_options(std::vector<OpSpec>& v) {
+  auto opts = [](bool causal, TnoDecay decay, Activation rpe_act, bool normalize, Activation act) {
+    TnoOptions o{2, causal, decay, 0.9, RpeOptions{4, 1, NormType::RMSNorm, rpe_act}};
+    o.normalize = normalize;
+    o.act = act;
+    return o;
+  };
+  std::uint64_t seed = 400;
+  // (not N = 1: there y = t_0 v / t_0 = v, every coefficient gradient is 0 up to rounding, and a
+  // central difference of a flat function measures nothing but that rounding)
+  for (bool causal : {true, false})
+    for (Index n : {2, 5, 17, 130}) {
+      const ToeplitzMethod m = n == 130 ? ToeplitzMethod::FFT : ToeplitzMethod::Direct;
+      const TnoDecay decay = n == 17 ? TnoDecay::Learned : TnoDecay::Fixed;
+      v.push_back(tno_options_spec(cat("Tno_normalize", causal ? "_causal" : "_bidir", "_N", n),
+                                   opts(causal, decay, Activation::Sigmoid, true, Activation::None), 2, n, {}, true, m,
+                                   ++seed));
+      v.push_back(tno_options_spec(cat("Tno_normalize_ragged", causal ? "_causal" : "_bidir", "_N", n),
+                                   opts(causal, decay, Activation::Sigmoid, true, Activation::None), 3, n,
+                                   {n, std::max<Index>(1, n / 2), 1}, true, m, ++seed));
+    }
+  // The coefficient activation (act_type), each in both directions; with normalize an activation
+  // > 0 (exp, sigmoid) is what keeps the denominator positive without help.
+  int k = 0;
+  for (Activation act : enum_values<Activation>())
+    for (bool causal : {true, false}) {
+      const bool normalize = act == Activation::Exp || act == Activation::Sigmoid;
+      const TnoDecay decay = k++ % 2 == 0 ? TnoDecay::Learned : TnoDecay::None;
+      v.push_back(tno_options_spec(cat("Tno_act_", to_string(act), causal ? "_causal" : "_bidir",
+                                       normalize ? "_normalize" : ""),
+                                   opts(causal, decay, Activation::Silu, normalize, act), 2, 9, {}, false,
+                                   ToeplitzMethod::Auto, ++seed));
+    }
+}
+
+// The GTU's options: use_norm with every norm, bias false, normalize with a positive act_type;
+// each through the 1-D GTU (TnnConfig keys, make_gtu).
+void add_gtu_options(std::vector<OpSpec>& v) {
+  std::vector<std::pair<std::string, TnnConfig>> cases;
+  int k = 0;
+  for (NormType norm : enum_values<NormType>()) {
+    if (norm == NormType::None) continue;
+    TnnConfig c = testing_helpers::tiny_gtu_config(k % 2 == 0 ? 1 : 3, k % 2 == 0);
+    c.norm_type = norm;
+    c.use_norm = true;
+    cases.emplace_back(cat("Gtu_usenorm_", to_string(norm)), c);
+    ++k;
+  }
+  for (bool causal : {true, false}) {
+    TnnConfig c = testing_helpers::tiny_gtu_config(3, causal);
+    c.bias = false;
+    c.residual = true;
+    c.norm_type = NormType::LayerNorm;
+    cases.emplace_back(cat("Gtu_nobias_residual", causal ? "_causal" : "_bidir"), c);
+    TnnConfig d = testing_helpers::tiny_gtu_config(1, causal);
+    d.normalize = true;
+    d.act_type = Activation::Exp;
+    d.par_type = causal ? 2 : 3;
+    d.use_norm = true;
+    cases.emplace_back(cat("Gtu_normalize_exp_par", d.par_type, causal ? "_causal" : "_bidir"), d);
+  }
+  std::uint64_t seed = 500;
+  for (const auto& [name, cfg0] : cases) {
+    const TnnConfig cfg = cfg0;
+    const std::uint64_t sd = ++seed;
+    Options o;
+    o.max_entries = 20;
+    v.push_back(opcheck::op(name, o, [=](auto s) {
+      using T = typename decltype(s)::type;
+      struct St {
+        Gtu<T> g;
+        typename Gtu<T>::Cache c;
+        Tensor<T> x;
+      };
+      auto st = std::make_shared<St>();
+      st->g = make_gtu<T>(cfg);
+      Rng rng(sd);
+      st->g.init_weights(rng);
+      opcheck::perturb(opcheck::params_of(st->g), sd + 1, 0.3);
+      st->x = random<T>({2, 9, 4}, sd + 10);
+      Case<T> c;
+      c.inputs = {{"x", &st->x}};
+      c.params = opcheck::params_of(st->g, "token_mixer.");
+      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
+      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
+      return c;
+    }));
+  }
+  // The 2-D TNO and GTU: normalize, a coefficient activation, no biases, residual RPE, use_norm.
+  for (bool gtu : {false, true}) {
+    const std::string name = cat(gtu ? "Gtu2d" : "Tno2d", "_3x4_normalize_sigmoid_nobias_residual_usenorm");
+    Options o;
+    o.max_entries = 20;
+    v.push_back(opcheck::op(name, o, [=](auto s) {
+      using T = typename decltype(s)::type;
+      struct St {
+        Gtu2d<T> g;
+        typename Gtu2d<T>::Cache gc;
+        typename Tno2d<T>::Cache tc;
+        Tensor<T> x;
+      };
+      TnoOptions to{2, false, TnoDecay::Learned, 0.9,
+                    RpeOptions{4, 1, NormType::GatedRMSNorm, Activation::Silu, true, false, 1}};
+      to.normalize = true;
+      to.act = Activation::Sigmoid;
+      auto st = std::make_shared<St>();
+      st->g = Gtu2d<T>(GtuOptions{3, Activation::Silu, false, true, NormType::ScaleNorm}, Tno2d<T>(to, 2, 3, 4));
+      randomize_tno<T>(st->g.toep, 600, false);
+      opcheck::perturb(opcheck::params_of(st->g), 601, 0.3);
+      st->x = random<T>({2, 12, gtu ? 3 : st->g.toep.channels()}, 602);
+      Case<T> c;
+      c.inputs = {{"x", &st->x}};
+      if (gtu) {
+        c.params = opcheck::params_of(st->g, "token_mixer.");
+        c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->gc); };
+        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->gc, &dx[0]); };
+        if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
+      } else {
+        c.params = opcheck::params_of(st->g.toep, "toep.");
+        c.forward = [st](Tensor<T>& y) { st->g.toep.forward(st->x, y, st->tc); };
+        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+          st->g.toep.backward(st->x, dy, st->tc, &dx[0]);
+        };
+        if constexpr (std::is_same_v<T, double>)
+          c.reference = [st](Tensor<T>& y) { y = reference::tno(st->g.toep, st->x); };
+      }
+      return c;
+    }));
+  }
+}
+
+// The GLU without biases, and blocks in the fairseq post-norm form norm(x + f(x)), without GLU
+// biases, and with dropout (a training step's fixed masks: a deterministic function to check).
+void add_block_options(std::vector<OpSpec>& v) {
+  v.push_back(opcheck::op("Glu_nobias", {}, [](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Glu<T> g;
+      typename Glu<T>::Cache c;
+      Tensor<T> x;
+    };
+    auto st = std::make_shared<St>(St{Glu<T>(4, 7, Activation::Gelu, /*bias=*/false), {}, random<T>({2, 3, 4}, 5)});
+    Rng rng(4);
+    st->g.init_weights(rng);
+    Case<T> c;
+    c.inputs = {{"x", &st->x}};
+    c.params = opcheck::params_of(st->g, "feature_mixer.");
+    c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
+    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::glu(st->g, st->x); };
+    return c;
+  }));
+  struct Variant {
+    std::string name;
+    TnnConfig cfg;
+    bool dropout;
+  };
+  std::vector<Variant> vars;
+  for (NormType norm : {NormType::LayerNorm, NormType::ScaleNorm, NormType::GatedRMSNorm}) {
+    TnnConfig c = testing_helpers::tiny_block_config(norm, /*prenorm=*/false, /*causal=*/norm != NormType::ScaleNorm);
+    c.postnorm_residual = true;
+    c.glu_bias = norm != NormType::LayerNorm;
+    vars.push_back({cat("Block_postres_", to_string(norm), c.glu_bias ? "" : "_noglubias"), c, false});
+  }
+  for (int form = 0; form < 3; ++form) {  // pre-norm, post-norm, postnorm_residual
+    TnnConfig c = testing_helpers::tiny_block_config(NormType::RMSNorm, form == 0, form != 1);
+    c.postnorm_residual = form == 2;
+    c.dropout = 0.3;
+    vars.push_back({cat("Block_dropout_", form == 0 ? "prenorm" : form == 1 ? "postnorm" : "postres"), c, true});
+  }
+  for (const Variant& var : vars) {
+    const TnnConfig cfg = var.cfg;
+    const bool dropout = var.dropout;
+    v.push_back(opcheck::op(var.name, {}, [=](auto s) {
+      using T = typename decltype(s)::type;
+      struct St {
+        TnnBlock<T> b;
+        typename TnnBlock<T>::Cache c;
+        Tensor<T> x;
+        DropoutContext drop;
+      };
+      auto st = std::make_shared<St>(St{make_block<T>(cfg), {}, random<T>({2, 6, 8}, 8), {cfg.dropout, 17, 5, 0}});
+      Rng rng(11);
+      st->b.init_weights(rng);
+      opcheck::perturb(opcheck::params_of(st->b), 12);
+      const DropoutContext* drop = dropout ? &st->drop : nullptr;
+      Case<T> c;
+      c.inputs = {{"x", &st->x}};
+      c.params = opcheck::params_of(st->b, "layers.0.");
+      c.forward = [st, drop](Tensor<T>& y) { st->b.forward(st->x, y, st->c, nullptr, drop, 3); };
+      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->b.backward(st->x, dy, st->c, dx[0]); };
+      if constexpr (std::is_same_v<T, double>)
+        c.reference = [st, drop](Tensor<T>& y) {
+          if (!drop) {
+            y = reference::block(st->b, st->x);
+            return;
+          }
+          Tensor<double> m1, m2;
+          dropout_mask(*drop, 3, st->x.shape(), m1);
+          dropout_mask(*drop, 4, st->x.shape(), m2);
+          y = reference::block(st->b, st->x, nullptr, &m1, &m2);
+        };
+      return c;
+    }));
+  }
+}
+
+// The LM with the official options one family at a time, then together: the embedding's scale
+// and every embedding norm, every final norm type, both LM heads tied and untied, post-norm
+// forms, and a training step with dropout (masks fixed by its seed and step).
+void add_lm_options(std::vector<OpSpec>& v) {
+  auto base = [] {
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.layers = 2;
+    return c;
+  };
+  for (NormType n : enum_values<NormType>()) {
+    TnnConfig c = base();
+    c.embed_norm_type = n;
+    c.scale_embedding = n != NormType::SimpleRMSNorm;
+    v.push_back(lm_spec(cat("LM_embed_norm_", to_string(n), c.scale_embedding ? "_scaled" : ""), c, 2, 4));
+    TnnConfig f = base();
+    f.final_norm_type = n;
+    f.causal = n != NormType::LayerNorm;
+    v.push_back(lm_spec(cat("LM_final_norm_", to_string(n)), f, 2, 4));
+  }
+  for (LmHeadType h : enum_values<LmHeadType>())
+    for (bool tied : {false, true}) {
+      TnnConfig c = base();
+      c.lm_head_type = h;
+      c.tie_embeddings = tied;
+      c.causal = !tied;
+      v.push_back(lm_spec(cat("LM_head_", to_string(h), tied ? "_tied" : "_untied"), c, 2, 4));
+    }
+  {
+    TnnConfig c = base();
+    c.prenorm = false;
+    c.postnorm_residual = true;
+    c.final_norm_type = NormType::None;
+    v.push_back(lm_spec("LM_postres_final_none", c, 2, 4));
+  }
+  {  // the paper's LM, small: scaled embedding, layernorm final norm, RPE of 3 layers, use_norm
+    TnnConfig c = base();
+    c.scale_embedding = true;
+    c.final_norm_type = NormType::LayerNorm;
+    c.rpe_layers = 3;
+    c.use_norm = true;
+    v.push_back(lm_spec("LM_paper_shape", c, 2, 5));
+  }
+  {  // RoBERTa's shape, small
+    TnnConfig c = base();
+    c.causal = false;
+    c.prenorm = false;
+    c.postnorm_residual = true;
+    c.embed_norm_type = NormType::LayerNorm;
+    c.final_norm_type = NormType::None;
+    c.lm_head_type = LmHeadType::Roberta;
+    c.tie_embeddings = true;
+    v.push_back(lm_spec("LM_roberta_shape", c, 2, 5));
+  }
+  {  // everything at once
+    TnnConfig c = base();
+    c.causal = false;
+    c.heads = 3;
+    c.norm_type = NormType::GatedRMSNorm;
+    c.use_norm = true;
+    c.normalize = true;
+    c.act_type = Activation::Sigmoid;
+    c.residual = true;
+    c.rpe_layers = 2;
+    c.par_type = 3;
+    c.bias = false;
+    c.glu_bias = false;
+    c.scale_embedding = true;
+    c.embed_norm_type = NormType::ScaleNorm;
+    c.final_norm_type = NormType::LayerNorm;
+    c.prenorm = false;
+    c.decay = TnoDecay::Learned;
+    c.lm_head_type = LmHeadType::Roberta;
+    c.gtu_act = Activation::Elu;
+    c.glu_act = Activation::TwoPlusElu;
+    c.rpe_act = Activation::OnePlusElu;
+    v.push_back(lm_spec("LM_everything", c, 2, 6));
+  }
+  for (bool causal : {true, false}) {
+    TnnConfig c = base();
+    c.causal = causal;
+    c.dropout = 0.25;
+    c.scale_embedding = true;
+    v.push_back(lm_spec(cat("LM_dropout_training", causal ? "_causal" : "_bidir"), c, 2, 5, -1, 3, /*train=*/true));
+  }
+}
+
+// Classifiers (ragged rows) with normalize and use_norm, an embedding norm; an image model with
+// normalize, use_norm, a coefficient activation and no biases.
+void add_classifier_options(std::vector<OpSpec>& v) {
+  {
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.layers = 2;
+    c.normalize = true;
+    c.act_type = Activation::Exp;
+    c.use_norm = true;
+    c.norm_type = NormType::LayerNorm;
+    v.push_back(classifier_spec("Classifier_normalize_exp_usenorm", c, 70));
+  }
+  {
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.pooling = Pooling::First;
+    c.embed_norm_type = NormType::GatedRMSNorm;
+    c.scale_embedding = true;
+    c.par_type = 3;
+    c.bias = false;
+    c.glu_bias = false;
+    v.push_back(classifier_spec("Classifier_embed_norm_par3_nobias", c, 71));
+  }
+  {
+    TnnConfig c = testing_helpers::tiny_config(2);
+    c.normalize = true;
+    c.act_type = Activation::Sigmoid;
+    c.use_norm = true;
+    c.bias = false;
+    c.norm_type = NormType::ScaleNorm;
+    c.final_norm_type = NormType::None;
+    v.push_back(image_spec("Image_normalize_sigmoid_usenorm_nobias_4x6_P2", c, 4, 6, 2, 72));
+  }
+}
+
 std::vector<OpSpec> all_ops() {
   std::vector<OpSpec> v;
   add_kernels(v);
@@ -797,6 +1222,12 @@ std::vector<OpSpec> all_ops() {
   add_lm(v);
   add_classifiers(v);
   add_loss(v);
+  add_rpe_options(v);
+  add_tno_options(v);
+  add_gtu_options(v);
+  add_block_options(v);
+  add_lm_options(v);
+  add_classifier_options(v);
   return v;
 }
 

@@ -81,3 +81,50 @@ TEST(Schedule, ParseKindAndRejectBadSettings) {
     EXPECT_NE(std::string(e.what()).find("total_steps"), std::string::npos) << e.what();
   }
 }
+
+TEST(Schedule, StretchedCosineContinuesWithoutAJumpToTheNewEnd) {
+  const auto s = make(ScheduleKind::Cosine, 1e-3, 1e-4, 10, 110);
+  const LrSchedule longer = s.stretched_to(210, 60);
+  EXPECT_EQ(longer.restart_step, 60);
+  EXPECT_DOUBLE_EQ(longer(60), s(60));  // the update where it is re-stretched keeps its lr
+  EXPECT_NEAR(longer(209), 1e-4, 1e-18);  // min_lr at the new last step
+  EXPECT_DOUBLE_EQ(longer(500), 1e-4);
+  for (int step = 61; step < 210; ++step) {
+    EXPECT_LT(longer(step), longer(step - 1)) << step;
+    EXPECT_GE(longer(step), s(step)) << step;  // spread over more steps: never below the original
+  }
+  // 74 of the 149 updates from the restart to the last one: the cosine at 74 / 149.
+  const double mid = 1e-4 + (s(60) - 1e-4) * 0.5 * (1 + std::cos(3.14159265358979323846 * 74.0 / 149.0));
+  EXPECT_NEAR(longer(134), mid, 1e-15);
+  // Shorter works the same way, and a second stretch starts from the first one's curve.
+  const LrSchedule shorter = s.stretched_to(80, 60);
+  EXPECT_DOUBLE_EQ(shorter(60), s(60));
+  EXPECT_NEAR(shorter(79), 1e-4, 1e-18);
+  const LrSchedule again = longer.stretched_to(300, 150);
+  EXPECT_DOUBLE_EQ(again(150), longer(150));
+  EXPECT_NEAR(again(299), 1e-4, 1e-18);
+}
+
+TEST(Schedule, StretchingAFinishedOrWarmingUpRunOrAnotherKind) {
+  const auto s = make(ScheduleKind::Cosine, 1e-3, 1e-4, 10, 110);
+  // Finished: at min_lr, and there it stays.
+  const LrSchedule after = s.stretched_to(200, 110);
+  for (int step = 110; step < 220; ++step) EXPECT_DOUBLE_EQ(after(step), 1e-4) << step;
+  // Still warming up: nothing of the decay happened, so it is the plain schedule of the new total.
+  const LrSchedule warm = s.stretched_to(200, 5);
+  EXPECT_EQ(warm.restart_step, -1);
+  for (int step = 0; step < 200; ++step) EXPECT_DOUBLE_EQ(warm(step), make(ScheduleKind::Cosine, 1e-3, 1e-4, 10, 200)(step));
+  // The same total, or a schedule that does not depend on it: unchanged.
+  EXPECT_EQ(s.stretched_to(110, 50).restart_step, -1);
+  const auto inv = make(ScheduleKind::InverseSqrt, 1e-3, 0, 4, 0);
+  EXPECT_EQ(inv.stretched_to(500, 100).restart_step, -1);
+  EXPECT_DOUBLE_EQ(inv.stretched_to(500, 100)(300), inv(300));
+  // A restart the schedule could not have produced is refused.
+  LrSchedule bad = s;
+  bad.restart_step = 20;
+  bad.restart_lr = 2e-3;  // above peak_lr
+  EXPECT_THROW(bad.validate(), tnn::ConfigError);
+  bad.restart_lr = 5e-4;
+  bad.restart_step = 3;  // inside the warm-up
+  EXPECT_THROW(bad.validate(), tnn::ConfigError);
+}

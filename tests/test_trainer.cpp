@@ -27,13 +27,14 @@ tnn::ByteCorpus corpus(Index size, std::uint64_t seed, const std::string& name) 
   return tnn::ByteCorpus(std::move(b), name);
 }
 
-tnn::TnnConfig small_config() {
+tnn::TnnConfig small_config(double dropout = 0) {
   tnn::TnnConfig c;
   c.vocab_size = tnn::kByteVocab;
   c.dim = 8;
   c.layers = 1;
   c.expand_ratio = 2;
   c.rpe_dim = 4;
+  c.dropout = dropout;
   c.validate();
   return c;
 }
@@ -41,11 +42,11 @@ tnn::TnnConfig small_config() {
 // A model, its data and a task, built the same way every time (a "process" of the run).
 template <class T>
 struct LmRun {
-  tnn::TnnLM<T> model{small_config()};
+  explicit LmRun(double dropout = 0) : model(small_config(dropout)) { model.init_weights(3); }
+  tnn::TnnLM<T> model;
   tnn::ByteCorpus train = corpus(3000, 1, "train");
   tnn::ByteCorpus valid = corpus(400, 2, "valid");
   tnn::LmTask<T> task{model, train, valid, /*batch=*/2, /*seq_len=*/16, tnn::LmObjective::Clm, /*seed=*/5};
-  LmRun() { model.init_weights(3); }
 };
 
 tnn::TrainerConfig config(const std::string& out, std::int64_t steps) {
@@ -99,18 +100,163 @@ TEST(Trainer, ResumeAfterStopIsBitIdenticalToAnUninterruptedRun) {
   EXPECT_EQ(tnn_test::read_bytes(full), tnn_test::read_bytes(part));
   EXPECT_EQ(tnn_test::read_bytes(tnn::optimizer_state_path(full)), tnn_test::read_bytes(tnn::optimizer_state_path(part)));
   // The resumed log continues the first one: the same lines but the timing column.
-  auto lines = [](const std::string& path) {  // every column but tokens_per_s (the 5th)
+  auto lines = [](const std::string& path) {  // every column but tokens_per_s (the 6th)
     std::vector<std::string> out;
     std::ifstream f(path);
     for (std::string l; std::getline(f, l);) {
       std::size_t a = 0;
-      for (int i = 0; i < 4; ++i) a = l.find(',', a) + 1;
+      for (int i = 0; i < 5; ++i) a = l.find(',', a) + 1;
       out.push_back(l.substr(0, a) + l.substr(l.find(',', a)));
     }
     return out;
   };
   EXPECT_EQ(lines(full + ".csv"), lines(part + ".csv"));
   EXPECT_EQ(lines(full + ".csv").size(), 1u + 6u + 3u);  // header, every 2nd step, validation at 4, 8, 12
+  const std::vector<std::string> log = lines(full + ".csv");
+  EXPECT_EQ(log[0], "step,kind,loss,grad_norm,lr,tokens_per_s,bpb,accuracy");
+  EXPECT_EQ(log[1].rfind("2,train,", 0), 0u) << log[1];
+  EXPECT_EQ(log[3].rfind("4,valid,", 0), 0u) << log[3];  // validation rows are told apart by their kind
+}
+
+namespace {
+// Identity without the length: what a program gives so that --steps may change on resume.
+tnn::TrainerConfig extendable(const std::string& out, std::int64_t steps) {
+  tnn::TrainerConfig c = config(out, steps);
+  c.identity.erase("steps");
+  return c;
+}
+std::vector<double> logged_lrs(const std::string& csv) {  // the lr of every training row, in order
+  std::vector<double> out;
+  std::ifstream f(csv);
+  for (std::string l; std::getline(f, l);) {
+    if (l.find(",train,") == std::string::npos) continue;
+    std::size_t a = 0;
+    for (int i = 0; i < 4; ++i) a = l.find(',', a) + 1;
+    out.push_back(std::stod(l.substr(a)));
+  }
+  return out;
+}
+}  // namespace
+
+TEST(Trainer, ResumeWithMoreStepsRestretchesTheScheduleFromWhereItWas) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string a_out = dir.file("a.safetensors"), b_out = dir.file("b.safetensors");
+  {  // 12 steps planned, stopped after 6
+    LmRun<float> r;
+    tnn::TrainerConfig c = extendable(a_out, 12);
+    c.stop_after = 6;
+    c.log_every = 1;
+    tnn::Trainer<float>(r.task, c).run();
+  }
+  LmRun<float> r;
+  tnn::TrainerConfig c = extendable(a_out, 20);
+  c.log_every = 1;
+  std::vector<tnn::TrainEvent> resumed;
+  tnn::TrainHooks<float> hooks;
+  hooks.on_event = [&](const tnn::TrainEvent& e) {
+    if (e.kind == tnn::TrainEvent::Kind::Resumed) resumed.push_back(e);
+  };
+  tnn::Trainer<float> t(r.task, c, hooks);
+  t.resume();
+  ASSERT_EQ(resumed.size(), 1u);
+  EXPECT_EQ(resumed[0].previous_steps, 12);
+  // The next update's lr is the one the 12-step schedule had reached: no jump.
+  tnn::LrSchedule planned = c.schedule;
+  planned.total_steps = 12;
+  EXPECT_DOUBLE_EQ(resumed[0].lr, planned.lr(6));
+  EXPECT_EQ(t.run().step, 20);
+  const std::vector<double> lr = logged_lrs(a_out + ".csv");
+  ASSERT_EQ(lr.size(), 20u);
+  EXPECT_DOUBLE_EQ(lr[6], planned.lr(6));                  // step 7, the first after the resume
+  EXPECT_GT(lr[10], planned.lr(10));                        // decaying more slowly than planned
+  EXPECT_NEAR(lr[19], c.schedule.min_lr, 1e-12);            // down to min_lr at the new end
+  for (std::size_t i = 7; i < lr.size(); ++i) EXPECT_LE(lr[i], lr[i - 1]) << i;
+
+  // Stopped again part-way through the extended run and resumed with the same length: the
+  // re-stretched schedule was saved, so the result is the same as the run above, byte for byte.
+  {
+    LmRun<float> b;
+    tnn::TrainerConfig first = extendable(b_out, 12);
+    first.stop_after = 6;
+    first.log_every = 1;
+    tnn::Trainer<float>(b.task, first).run();
+  }
+  {
+    LmRun<float> b;
+    tnn::TrainerConfig more = extendable(b_out, 20);
+    more.stop_after = 9;
+    more.log_every = 1;
+    tnn::Trainer<float> tb(b.task, more);
+    tb.resume();
+    tb.run();
+  }
+  LmRun<float> b;
+  tnn::TrainerConfig rest = extendable(b_out, 20);
+  rest.log_every = 1;
+  tnn::Trainer<float> tb(b.task, rest);
+  tb.resume();
+  tb.run();
+  EXPECT_EQ(tnn_test::read_bytes(a_out), tnn_test::read_bytes(b_out));
+  EXPECT_EQ(logged_lrs(a_out + ".csv"), logged_lrs(b_out + ".csv"));
+}
+
+TEST(Trainer, ResumeRefusesFewerStepsThanDoneAndReadsOlderStates) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  {
+    LmRun<float> a;
+    tnn::Trainer<float>(a.task, extendable(out, 6)).run();
+  }
+  LmRun<float> b;
+  tnn::Trainer<float> t(b.task, extendable(out, 4));
+  try {
+    t.resume();
+    FAIL() << "expected ResumeMismatch";
+  } catch (const tnn::ResumeMismatch& e) {
+    EXPECT_NE(std::string(e.what()).find("steps: expected at least the 6 steps the saved run has done, got 4"),
+              std::string::npos)
+        << e.what();
+  }
+  // A state written before the length left the identity (identity.steps, no "steps" key) resumes
+  // under an identity without it, the saved length read from there.
+  tnn::TrainingStateJson old = tnn::parse_training_state(
+      R"({"identity": {"seed": 5, "steps": 6}, "adamw_step": 6, "bad_steps": 0})", "test");
+  EXPECT_EQ(old.steps, 0);
+  EXPECT_EQ(old.restart_step, -1);
+  LmRun<float> c;
+  const std::string legacy = dir.file("legacy.safetensors");
+  {
+    LmRun<float> a;
+    tnn::TrainerConfig lc = config(legacy, 6);  // identity {"seed", "steps"}: as the older program wrote it
+    tnn::Trainer<float>(a.task, lc).run();
+  }
+  tnn::Trainer<float> tl(c.task, extendable(legacy, 8));
+  EXPECT_NO_THROW(tl.resume());
+  EXPECT_EQ(tl.run().step, 8);
+}
+
+// Dropout masks are a function of (seed, step): a resumed run draws the ones the uninterrupted
+// run drew, and both differ from a run without dropout.
+TEST(Trainer, ResumeWithDropoutIsBitIdentical) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string full = dir.file("full.safetensors"), part = dir.file("part.safetensors");
+  LmRun<float> a(0.2);
+  tnn::Trainer<float>(a.task, config(full, 8)).run();
+  {
+    LmRun<float> b(0.2);
+    tnn::TrainerConfig c = config(part, 8);
+    c.stop_after = 3;
+    tnn::Trainer<float>(b.task, c).run();
+  }
+  LmRun<float> c(0.2);
+  tnn::Trainer<float> tc(c.task, config(part, 8));
+  tc.resume();
+  tc.run();
+  EXPECT_EQ(flat_params(a.model), flat_params(c.model));
+  EXPECT_EQ(tnn_test::read_bytes(full), tnn_test::read_bytes(part));
+  LmRun<float> plain;
+  tnn::Trainer<float>(plain.task, config("", 8)).run();
+  EXPECT_NE(flat_params(a.model), flat_params(plain.model));
 }
 
 TEST(Trainer, ResumeRefusesDifferentSettings) {
@@ -266,27 +412,31 @@ TEST(Trainer, ValidationPartsReducedEqualTheWholeValidation) {
 
 // Two shards of one global batch: each one's loss and gradient are its share of the global
 // batch's mean (normalized by the global target count), so their sums are the gradient of the
-// whole batch (what a data-parallel reduction adds up).
+// whole batch (what a data-parallel reduction adds up). With dropout too: a shard draws the
+// masks of its rows of the global batch.
 TEST(Trainer, ShardLossesAndGradientsSumToTheGlobalOnes) {
   auto grads = [](LmRun<double>& r) {
     std::vector<double> g;
     r.model.visit([&](const std::string&, tnn::Param<double>& p) { g.insert(g.end(), p.grad.begin(), p.grad.end()); });
     return g;
   };
-  LmRun<double> whole, s0, s1;
-  const tnn::StepStats w = whole.task.forward_backward(7);
-  s0.task.set_shard(0, 2);
-  s1.task.set_shard(1, 2);
-  const tnn::StepStats a = s0.task.forward_backward(7), b = s1.task.forward_backward(7);
-  EXPECT_EQ(a.targets + b.targets, w.targets);
-  EXPECT_EQ(a.tokens, 16);
-  EXPECT_NEAR(a.loss + b.loss, w.loss, 1e-12);
-  const std::vector<double> gw = grads(whole), ga = grads(s0), gb = grads(s1);
-  double worst = 0;
-  for (std::size_t i = 0; i < gw.size(); ++i)
-    worst = std::max(worst, std::abs(ga[i] + gb[i] - gw[i]));
-  EXPECT_LT(worst, 1e-12);
-  EXPECT_THROW(whole.task.set_shard(0, 3), tnn::ValueError);  // batch 2 does not split 3 ways
+  for (double dropout : {0.0, 0.3}) {
+    SCOPED_TRACE(dropout);
+    LmRun<double> whole(dropout), s0(dropout), s1(dropout);
+    const tnn::StepStats w = whole.task.forward_backward(7);
+    s0.task.set_shard(0, 2);
+    s1.task.set_shard(1, 2);
+    const tnn::StepStats a = s0.task.forward_backward(7), b = s1.task.forward_backward(7);
+    EXPECT_EQ(a.targets + b.targets, w.targets);
+    EXPECT_EQ(a.tokens, 16);
+    EXPECT_NEAR(a.loss + b.loss, w.loss, 1e-12);
+    const std::vector<double> gw = grads(whole), ga = grads(s0), gb = grads(s1);
+    double worst = 0;
+    for (std::size_t i = 0; i < gw.size(); ++i)
+      worst = std::max(worst, std::abs(ga[i] + gb[i] - gw[i]));
+    EXPECT_LT(worst, 1e-12);
+    EXPECT_THROW(whole.task.set_shard(0, 3), tnn::ValueError);  // batch 2 does not split 3 ways
+  }
 }
 
 TEST(Trainer, InvalidSettingsAreRefused) {

@@ -47,7 +47,7 @@ TNN_DEFAULTS = {
     "causal": True, "decay": "fixed", "tie_embeddings": False, "use_norm": False, "normalize": False,
     "residual": False, "par_type": 1, "bias": True, "glu_bias": True, "dropout": 0.0, "scale_embedding": False,
     "final_norm_type": None, "embed_norm_type": "none", "postnorm_residual": False, "lm_head_type": "linear",
-    "token_mixer": "tno",
+    "token_mixer": "tno", "act_type": "none",
 }
 TNN_ACTIVATIONS = ("relu", "silu", "gelu", "none", "elu", "sigmoid", "exp", "leak", "1+elu", "2+elu")
 TNN_NORMS = ("simplermsnorm", "rmsnorm", "layernorm", "scalenorm", "gatedrmsnorm")
@@ -236,14 +236,11 @@ def decay_key(use_decay, use_multi, gamma, what):
     return decay
 
 
-def gtu_config(g, what):
+def gtu_config(g, what, fairseq=False):
     """tnn keys from a Gtu's (normalized) keyword arguments; refuses what tnn cannot represent."""
     if flag(g["resi_param"], f"{what} resi_param"):
         raise Refusal(f"{what} resi_param: expected false (the official Gtu crashes with true: torch is not "
                       "imported in gtu.py)")
-    if g["act_type"] not in ("none", "None"):
-        raise Refusal(f"{what} act_type: expected 'none', got {g['act_type']!r} (tnn has no activation on the "
-                      "Toeplitz coefficients)")
     par_type = g["par_type"]
     if par_type not in (1, 2, 3):
         raise Refusal(f"{what} par_type: expected 1, 2 or 3, got {par_type!r}")
@@ -269,6 +266,8 @@ def gtu_config(g, what):
         "par_type": par_type,
         "bias": flag(g["bias"], f"{what} bias"),
         "gamma": g["gamma"],
+        # the Tno's activation of every coefficient, after the decay
+        "act_type": activation_key(g["act_type"], f"{what} act_type", fairseq=fairseq),
     }
     if not isinstance(cfg["expand_ratio"], (int, float)) or int(cfg["expand_ratio"] * cfg["dim"]) < cfg["heads"]:
         raise Refusal(f"{what} expand_ratio: expected int(expand_ratio * embed_dim) >= num_heads, "
@@ -354,13 +353,14 @@ def to_tnn_pytorch(cfg, tensors):
          "final_norm_type": c["final_norm_type"], "layer": layer}
     # Options TnnLayer does not pass to its Gtu need a Gtu built directly.
     if c["decay"] == "learned" or c["use_norm"] or c["normalize"] or c["residual"] or c["par_type"] != 1 \
-            or not c["bias"]:
+            or not c["bias"] or c["act_type"] != "none":
         A["gtu"] = {"embed_dim": c["dim"], "num_heads": c["heads"], "bias": c["bias"], "act_fun": c["gtu_act"],
                     "causal": c["causal"], "expand_ratio": c["expand_ratio"], "use_norm": c["use_norm"],
                     "norm_type": c["norm_type"], "use_decay": c["decay"] == "fixed",
                     "use_multi_decay": c["decay"] == "learned", "rpe_layers": c["rpe_layers"],
                     "rpe_embedding": c["rpe_dim"], "rpe_act": c["rpe_act"], "normalize": c["normalize"],
-                    "par_type": c["par_type"], "residual": c["residual"], "gamma": c["gamma"]}
+                    "par_type": c["par_type"], "residual": c["residual"], "gamma": c["gamma"],
+                    "act_type": c["act_type"]}
     from_tnn_pytorch({"args": A, "state_dict": tensors})  # the same checks as the way in
     return {"args": A, "state_dict": {k: tensors[k] for k in sorted(tensors)}}
 
@@ -470,7 +470,7 @@ def from_fairseq(ckpt):
              gamma=m.get("gamma", 0.99), act_type=m.get("act_type", "none"))
     for k in ("act_fun", "rpe_act"):  # fairseq-evo's own activation table
         activation_key(g[k], f"fairseq {k}", fairseq=True)
-    cfg = gtu_config(g, "fairseq")
+    cfg = gtu_config(g, "fairseq", fairseq=True)
     glu_dim = m.get("glu_dim", -1)
     final = "none"
     if prenorm and (roberta or not m.get("no_decoder_final_norm", False)):

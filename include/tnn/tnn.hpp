@@ -15,6 +15,7 @@
 #include "tnn/core/toeplitz2d.hpp"
 
 #include "tnn/layers/activation.hpp"
+#include "tnn/layers/dropout.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/glu.hpp"
 #include "tnn/layers/gtu.hpp"

@@ -111,6 +111,15 @@ cmp full.safetensors stop.safetensors || fail "classify: stop + resume differs f
 cmp full.optim.safetensors stop.optim.safetensors || fail "classify: stop + resume: training state differs"
 echo "ok: classify stop + resume is byte-identical"
 
+# 4b. eval on the training file: all of it was trained on (a separate --valid file), and it says so.
+"$TNN" eval --checkpoint full.safetensors --data train.tsv > train_eval.txt
+grep -q "^scoring all of 'train.tsv', which the model was trained on (nothing was held out)$" train_eval.txt \
+  || fail "eval on the training file: $(cat train_eval.txt)"
+grep -q "of 600)" train_eval.txt || fail "eval on the training file scored: $(cat train_eval.txt)"
+"$TNN" eval --checkpoint full.safetensors --data train.tsv --json | grep -q '"scored":"training"' \
+  || fail "eval --json on the training file: no scored: training"
+echo "ok: eval on the training file says it was all trained on"
+
 # 5. refusals, one line on stderr each, exit 1.
 expect_error() {  # WHAT EXPECTED_SUBSTRING COMMAND...
   local what=$1 needle=$2

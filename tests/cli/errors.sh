@@ -27,6 +27,9 @@ for i in $(seq 1 400); do echo "line $i of a small text used to make a model"; d
 "$TNN" train --data text.txt --out model.safetensors --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 \
   --steps 3 --warmup 1 --eval-every 3 --threads 1 2> /dev/null || { echo "FAIL: could not train the fixture"; exit 1; }
 
+for i in $(seq 1 40); do printf 'a\tline %d of kind a\nb\tLINE %d OF KIND B\n' $i $i; done > cls.tsv
+"$TNN" train --task classify --data cls.tsv --out cls.safetensors --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 \
+  --steps 2 --threads 1 2> /dev/null || { echo "FAIL: could not train the classifier fixture"; exit 1; }
 printf 'not a safetensors file at all, just text' > garbage.safetensors
 head -c 100 model.safetensors > truncated.safetensors
 printf '{"vocab_size": 256, "dim": 8, "layers": 1, "colour": "blue"}' > unknown_key.json
@@ -49,7 +52,7 @@ expect_error "truncated.safetensors" "$TNN" eval --checkpoint truncated.safetens
 expect_error "missing.safetensors" "$TNN" generate --checkpoint missing.safetensors
 expect_error "temperature" "$TNN" generate --checkpoint model.safetensors --temperature -1
 expect_error "lengths" "$TNN" eval --checkpoint model.safetensors --data text.txt --lengths 512,abc
-expect_error "garbage.safetensors" "$TNN" grad --checkpoint model.safetensors --batch garbage.safetensors --out g.safetensors
+expect_error "garbage.safetensors" "$TNN" grad --checkpoint model.safetensors --inputs garbage.safetensors --out g.safetensors
 expect_error "required" "$TNN" grad --checkpoint model.safetensors
 
 # --- hostile files -----------------------------------------------------------------------
@@ -91,7 +94,7 @@ st_file empty_batch.safetensors '{"targets":{"dtype":"I32","shape":[1,0],"data_o
 "$TNN" train --data text.txt --out mlm.safetensors --objective mlm --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 \
   --batch 2 --steps 2 --warmup 1 --eval-every 2 --threads 1 2> /dev/null || { echo "FAIL: could not train the MLM fixture"; exit 1; }
 
-G=(grad --checkpoint model.safetensors --out g.safetensors --batch)
+G=(grad --checkpoint model.safetensors --out g.safetensors --inputs)
 expect_error 'nan.safetensors.*"embed.weight": element 0 is nan; expected finite values' "$TNN" eval --checkpoint nan.safetensors --data text.txt
 expect_error '"embed.weight".*finite' "$TNN" generate --checkpoint nan.safetensors
 expect_error "shape.safetensors.*embed.weight.*implies shape \[256, 9\], the file has \[256, 8\]" "$TNN" eval --checkpoint shape.safetensors --data text.txt
@@ -110,7 +113,8 @@ expect_error "'targets', it is missing" "$TNN" "${G[@]}" notargets_batch.safeten
 expect_error "'targets': expected shape \[B >= 1, N >= 1\], got \[2, 1\]\|targets.*shaped like" "$TNN" "${G[@]}" shape_batch.safetensors
 expect_error "expected shape \[B >= 1, N >= 1\], got \[1, 0\]" "$TNN" "${G[@]}" empty_batch.safetensors
 expect_error "bidirectional" "$TNN" generate --checkpoint mlm.safetensors
-expect_error "settings differ\|opening 'model.optim.safetensors'" "$TNN" train --data text.txt --out mlm.safetensors --resume
+# --resume takes the saved run's settings for the flags not given; one given differently is refused.
+expect_error "objective: saved \"mlm\", now \"clm\"\|--objective clm needs true" "$TNN" train --data text.txt --out mlm.safetensors --resume --objective clm
 
 # --- bad flags -----------------------------------------------------------------------------
 expect_error "--tokens: expected >= 0, got -5" "$TNN" generate --checkpoint model.safetensors --tokens -5
@@ -130,11 +134,21 @@ expect_error "--inject-nan-steps: expected a comma-separated list" "$TNN" train 
 expect_error "--clip: expected > 0" "$TNN" train --data text.txt --out x.safetensors --clip 0
 expect_error "'gamma'" "$TNN" train --data text.txt --out x.safetensors --gamma 0
 expect_error "'heads'" "$TNN" train --data text.txt --out x.safetensors --dim 4 --expand-ratio 1 --heads 5
-expect_error "--norm.*batchnorm" "$TNN" train --data text.txt --out x.safetensors --norm batchnorm
+expect_error "--norm-type: expected one of .*got .batchnorm." "$TNN" train --data text.txt --out x.safetensors --norm-type batchnorm
+expect_error "--norm: renamed --norm-type" "$TNN" train --data text.txt --out x.safetensors --norm rmsnorm
+expect_error "--postnorm: renamed --no-prenorm" "$TNN" train --data text.txt --out x.safetensors --postnorm
+expect_error "--batch: renamed --inputs" "$TNN" grad --checkpoint model.safetensors --batch vocab_batch.safetensors --out g.safetensors
 expect_error "--decay.*sometimes" "$TNN" train --data text.txt --out x.safetensors --decay sometimes
-expect_error "--dtype.*f16" "$TNN" grad --checkpoint model.safetensors --batch vocab_batch.safetensors --out g.safetensors --dtype f16
+expect_error "--dtype.*f16" "$TNN" grad --checkpoint model.safetensors --inputs vocab_batch.safetensors --out g.safetensors --dtype f16
 expect_error "unexpected\|not expected" "$TNN" eval --checkpoint model.safetensors --data text.txt --colour blue
-expect_error "A subcommand is required\|subcommand" "$TNN"
+# Flags of another task: one line naming the flag and the task.
+expect_error "--objective: applies to task lm only, not to --task classify" "$TNN" train --task classify --data text.txt --out x.safetensors --objective mlm
+expect_error "--patch-size: applies to task image only, not to --task lm" "$TNN" train --data text.txt --out x.safetensors --patch-size 2
+expect_error "--tie-embeddings: applies to task lm only" "$TNN" train --task image --data text.txt --out x.safetensors --tie-embeddings
+expect_error "--lengths: applies to task lm only, not to checkpoint" "$TNN" eval --checkpoint cls.safetensors --data cls.tsv --lengths 16
+expect_error "--images: applies to task image only" "$TNN" classify --checkpoint cls.safetensors --images text.txt
+expect_error "--plot: expected a file name ending in .svg" "$TNN" eval --checkpoint model.safetensors --data text.txt --plot x.png
+expect_error "help: expected one of train, eval" "$TNN" help trian
 
 # Once a SIGFPE: --eval-every 0 without --save-every made the save period 0.
 "$TNN" train --data text.txt --out e0.safetensors --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 \

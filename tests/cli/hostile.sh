@@ -83,14 +83,14 @@ expect_error "--out: expected a file path, got an empty string" "$TNN" train --d
 mkdir -p adir
 expect_error "existing directory" "$TNN" train --data text.txt --out adir
 expect_error "its directory" "$TNN" train --data text.txt --out nodir/x.safetensors
-expect_error "--out.*its directory" "$TNN" grad --checkpoint m.safetensors --batch m.safetensors --out nodir/g.safetensors
+expect_error "--out.*its directory" "$TNN" grad --checkpoint m.safetensors --inputs m.safetensors --out nodir/g.safetensors
 long=$(printf 'g%.0s' $(seq 1 250))
 python3 -c "
 import struct, json
 t = struct.pack('<4i', 1, 2, 3, 4); g = struct.pack('<4i', 2, 3, 4, 5)
 h = json.dumps({'tokens': {'dtype': 'I32', 'shape': [1, 4], 'data_offsets': [0, 16]}, 'targets': {'dtype': 'I32', 'shape': [1, 4], 'data_offsets': [16, 32]}}).encode()
 open('batch.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + t + g)"
-"$TNN" grad --checkpoint m.safetensors --batch batch.safetensors --out "$long" 2> err.txt && [ -f "$long" ] \
+"$TNN" grad --checkpoint m.safetensors --inputs batch.safetensors --out "$long" 2> err.txt && [ -f "$long" ] \
   && echo "ok: 250-byte --out written" || fail "250-byte --out: $(cat err.txt)"
 # 8. empty lists refused
 expect_error "--lengths: expected at least one length" "$TNN" eval --checkpoint m.safetensors --data text.txt --lengths ''

@@ -68,7 +68,9 @@ grep -q "image classifier, 6x4x2 images, 2x2 patches (a 3x2 grid), 3 classes" fu
 grep -q "step 40: validation accuracy" full.log || fail "no validation line at step 40"
 "$TNN" train "${ARGS[@]/train.safetensors/train_i32.safetensors}" --out i32.safetensors 2> i32.log ||
   { cat i32.log >&2; fail "train --task image on I32 pixels"; }
-cmp full.safetensors i32.safetensors || fail "U8 and I32 pixels gave different models"
+# The weights: every byte after the header (which records each file's own size and hash).
+weights() { local n; n=$(od -An -tu8 -N8 "$1" | tr -d ' '); tail -c +$((9 + n)) "$1"; }
+cmp <(weights full.safetensors) <(weights i32.safetensors) || fail "U8 and I32 pixels gave different models"
 echo "ok: train --task image (U8 = I32 pixels)"
 
 # 3. eval: accuracy, text and JSON; classify agrees with it.
@@ -122,10 +124,15 @@ grep -q "stopped after step $((saved + 2))" term2.log || fail "SIGTERM: the resu
 "$TNN" train --task image --data train.safetensors --dim 8 --layers 1 --rpe-dim 4 --steps 4 --batch 8 --eval-every 2 \
   --valid-fraction 0.1 --threads 1 --out split.safetensors 2> split.log || { cat split.log >&2; fail "default split"; }
 grep -q "216 train / 24 valid images" split.log || fail "default split: $(grep model: split.log)"
-echo "ok: SIGTERM, resume after it, the held-out split"
+"$TNN" eval --checkpoint split.safetensors --data train.safetensors > split_eval.txt
+grep -q "of 24 images" split_eval.txt && grep -q "^scoring only its held-out last 10% of examples of 'train.safetensors', the model's training file: 24 examples" split_eval.txt \
+  || fail "eval on the training file: $(cat split_eval.txt)"
+"$TNN" eval --checkpoint split.safetensors --data train.safetensors --all 2> /dev/null | grep -q "of 240 images" \
+  || fail "eval --all on the training file"
+echo "ok: SIGTERM, resume after it, the held-out split (and eval of only that part of the training file)"
 
 # 5. tnn grad on an image checkpoint.
-"$TNN" grad --checkpoint full.safetensors --batch batch.safetensors --out grad.safetensors --dtype f64
+"$TNN" grad --checkpoint full.safetensors --inputs batch.safetensors --out grad.safetensors --dtype f64
 $PY - "$PYIO" <<'EOF' || fail "tnn grad output"
 import sys
 sys.path.insert(0, sys.argv[1])
@@ -176,17 +183,17 @@ expect_error "image checkpoint without --images" "is an image classifier: expect
 expect_error "image checkpoint to generate" "expected a causal language model, got an image classifier" \
   "$TNN" generate --checkpoint full.safetensors
 expect_error "u8 batch for grad" "tensor 'images': expected dtype F32 or F64" \
-  "$TNN" grad --checkpoint full.safetensors --batch valid.safetensors --out g2.safetensors
+  "$TNN" grad --checkpoint full.safetensors --inputs valid.safetensors --out g2.safetensors
 head -c 20000 /dev/urandom | base64 > lm.txt
 "$TNN" train --data lm.txt --dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 --steps 2 --threads 1 \
   --out lm.safetensors 2> /dev/null
-expect_error "LM checkpoint given as image classifier" "--images: expected an image classifier checkpoint (task 'image'), got task 'lm'" \
+expect_error "LM checkpoint given as image classifier" "--images: applies to task image only, not to checkpoint 'lm.safetensors' (task lm)" \
   "$TNN" classify --checkpoint lm.safetensors --images valid.safetensors
 cp lm.safetensors lmrun.safetensors
 cp lm.optim.safetensors lmrun.optim.safetensors
 expect_error "LM checkpoint resumed as image" "is not an image classifier (task 'lm')" \
   "$TNN" train --task image --data train.safetensors --out lmrun.safetensors --resume --steps 2 --warmup 0
 expect_error "LM batch for an image checkpoint" "expected a tensor named 'images'" \
-  "$TNN" grad --checkpoint full.safetensors --batch lm.safetensors --out g3.safetensors
+  "$TNN" grad --checkpoint full.safetensors --inputs lm.safetensors --out g3.safetensors
 echo "ok: refusals"
 echo "PASS"

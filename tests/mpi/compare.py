@@ -27,13 +27,15 @@ def read_safetensors(path):
 
 
 def losses(path):
+    """(step, loss) of every training row; the columns are named by the header (step, kind, loss)."""
     rows = []
     with open(path) as f:
-        next(f)
+        header = next(f).rstrip("\n").split(",")
+        step, kind, loss = header.index("step"), header.index("kind"), header.index("loss")
         for line in f:
             cols = line.rstrip("\n").split(",")
-            if cols[1]:
-                rows.append((int(cols[0]), float(cols[1])))
+            if cols[kind] == "train":
+                rows.append((int(cols[step]), float(cols[loss])))
     return rows
 
 

@@ -106,9 +106,9 @@ CONFIGS += [
         gamma=0.9, prenorm=False),
 ]
 
-# The official options (docs/official.md). They run with --with-official (or when --only names
-# them), and by default once the program implements them (OFFICIAL_BY_DEFAULT).
-OFFICIAL_BY_DEFAULT = False
+# The official options (docs/official.md): run by default now that the program implements them
+# (False would leave them to --with-official, or to --only naming them).
+OFFICIAL_BY_DEFAULT = True
 
 
 def O(name, B, N, targets="mixed", **kw):
@@ -203,19 +203,31 @@ CONFIGS += [
       residual=True, rpe_layers=2, par_type=3, bias=False, glu_bias=False, scale_embedding=True,
       embed_norm_type="scalenorm", final_norm_type="layernorm", prenorm=False, decay="learned", gamma=0.9,
       lm_head_type="roberta", gtu_act="elu", glu_act="leak", rpe_act="sigmoid"),
-    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.9,
+    # (rpe_act 1+elu and gamma 0.99, not relu and 0.9: normalize cancels any part of the coefficients
+    # that is bias * lambda^k, so the RPE's gradients measure how much the coefficients vary over the
+    # decay's window. Fed k / 999, a 0.9 window (~50 offsets) sees inputs in [0, 0.05], nearly one
+    # coefficient, and some draws turn every relu of the last block off: gradients of pure rounding.)
+    O("everything-causal-n1000", 1, 1000, dim=4, layers=1, heads=2, rpe_dim=4, normalize=True, par_type=2, gamma=0.99,
       use_norm=True, norm_type="gatedrmsnorm", residual=True, rpe_layers=2, scale_embedding=True,
-      embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none"),
+      embed_norm_type="layernorm", prenorm=False, postnorm_residual=True, final_norm_type="none",
+      rpe_act="1+elu"),
     # classifiers: ragged batches with normalize (its sum runs over each row's valid positions)
     O("cls-mean-normalize-usenorm", 3, 17, targets="ragged", num_classes=3, normalize=True, use_norm=True,
       norm_type="layernorm", **CL),
     O("cls-first-gatedrms-par3-nobias", 3, 17, targets="ragged", num_classes=4, pooling="first",
       norm_type="gatedrmsnorm", par_type=3, bias=False, glu_bias=False, embed_norm_type="layernorm", **CL),
+    # act_type: an activation of every Toeplitz coefficient, after the decay
+    O("acttype-sigmoid-normalize-bidir-h2", 2, 17, act_type="sigmoid", normalize=True, causal=False, heads=2),
+    O("acttype-relu-learned", 2, 17, act_type="relu", decay="learned", gamma=0.9),
+    O("acttype-exp-normalize-n300", 1, 300, dim=4, layers=1, rpe_dim=4, act_type="exp", normalize=True, gamma=0.9),
+    O("acttype-2+elu-par2-bidir", 2, 17, act_type="2+elu", par_type=2, causal=False, decay="none"),
     # image classifiers: the options that do not concern a token embedding or the RPE's input
     O_IMG("img-scalenorm-usenorm-nobias", 2, 6, 4, 2, 2, num_classes=3, norm_type="scalenorm", use_norm=True,
           bias=False, glu_bias=False, gtu_act="elu", rpe_act="1+elu", final_norm_type="none"),
     O_IMG("img-normalize-residual-gated", 2, 5, 4, 1, 1, num_classes=3, norm_type="gatedrmsnorm", normalize=True,
           residual=True, rpe_layers=2, prenorm=False, postnorm_residual=True, decay="learned", gamma=0.9),
+    O_IMG("img-acttype-1+elu-normalize", 2, 6, 4, 1, 2, num_classes=3, act_type="1+elu", normalize=True,
+          use_norm=True, norm_type="layernorm"),
 ]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 
@@ -278,7 +290,7 @@ def rel_err(got, want):
 
 def run_tnn(tnn, model, batch, out, dtype):
     cmd = [sys.executable, tnn] if tnn.endswith(".py") else [tnn]
-    cmd += ["grad", "--checkpoint", model, "--batch", batch, "--out", out, "--dtype", dtype]
+    cmd += ["grad", "--checkpoint", model, "--inputs", batch, "--out", out, "--dtype", dtype]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     if p.returncode != 0:
         return f"exit {p.returncode}: {(p.stderr or p.stdout).strip()[-400:]}"

@@ -398,7 +398,7 @@ def test_refusals(c, work):
     G = dict(embed_dim=6, num_heads=1, rpe_embedding=5, rpe_layers=1)
     tp = [
         ("resi_param", dict(layer=L, gtu=dict(G, resi_param=True))),
-        ("act_type", dict(layer=L, gtu=dict(G, act_type="1+elu"))),
+        ("act_type", dict(layer=L, gtu=dict(G, act_type="swish"))),
         ("act_fun", dict(layer=L, gtu=dict(G, act_fun="swish"))),
         ("glu_act", dict(layer=dict(L, glu_act="tanh"))),
         ("par_type 3 with causal false", dict(layer=L, gtu=dict(G, par_type=3))),

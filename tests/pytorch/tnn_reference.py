@@ -11,7 +11,7 @@ path independently; an FFT twin exists for the self-test and the `grad` command.
 
 As a script:
   python3 tnn_reference.py selftest
-  python3 tnn_reference.py grad --checkpoint M --batch B --out O [--dtype f32|f64] [--toeplitz fft|dense]
+  python3 tnn_reference.py grad --checkpoint M --inputs B --out O [--dtype f32|f64] [--toeplitz fft|dense]
 (the latter mimics `tnn grad`, used to test check_grad.py without the C++ program).
 """
 import argparse
@@ -40,9 +40,9 @@ LEAK_SLOPE = 0.01
 # model.md §8, and the keys docs/official.md adds.
 DEFAULTS = {
     "heads": 1,
-    "expand_ratio": 3,
+    "expand_ratio": 2,
     "glu_dim": None,  # = dim
-    "rpe_dim": 64,
+    "rpe_dim": 32,
     "rpe_layers": 1,
     "gamma": 0.99,
     "rpe_act": "relu",
@@ -66,6 +66,7 @@ DEFAULTS = {
     "postnorm_residual": False,
     "lm_head_type": "linear",
     "token_mixer": "tno",
+    "act_type": "none",
 }
 # The keys a config had before the official options: a config using only these is written in the
 # old spelling (use_decay / use_multi_decay), which every version of the program reads.
@@ -132,7 +133,7 @@ def full_config(cfg):
         if out[key] not in allowed:
             raise ValueError(f"config key '{key}': expected one of {', '.join(map(str, allowed))}, got {out[key]!r}")
 
-    for k in ("rpe_act", "gtu_act", "glu_act"):
+    for k in ("rpe_act", "gtu_act", "glu_act", "act_type"):
         one_of(k, ACTIVATIONS)
     one_of("norm_type", NORMS)
     one_of("final_norm_type", NORMS + ("none",))
@@ -437,9 +438,11 @@ def rpe(cfg, P, prefix, p):
 
 
 def tno_coefficients(cfg, P, prefix, N, dtype):
-    """t_k [K, E] = RPE(input(k)) * lambda^|k| (model.md §3)."""
+    """t_k [K, E] = act_type(RPE(input(k)) * lambda^|k|) (model.md §3; act_type: the official Tno's
+    activation of the coefficients, after the decay, docs/official.md §2.12)."""
     k = offsets(N, cfg["causal"], dtype)
-    return decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", rpe_input(k, N, cfg["par_type"])), k.abs())
+    t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", rpe_input(k, N, cfg["par_type"])), k.abs())
+    return activation(cfg["act_type"], t)
 
 
 def decayed(cfg, P, prefix, t, distance):
@@ -492,7 +495,7 @@ def tno_2d(gh, gw):
                                 indexing="ij")
         k = torch.stack([di.reshape(-1), dj.reshape(-1)], -1)  # [(2gh-1)(2gw-1), 2], row p*(2gw-1) + q
         t = decayed(cfg, P, prefix, rpe(cfg, P, prefix + "rpe.", k), k.abs().sum(-1))
-        t = t.reshape(2 * gh - 1, 2 * gw - 1, -1)
+        t = activation(cfg["act_type"], t).reshape(2 * gh - 1, 2 * gw - 1, -1)
         return _normalized(cfg, lambda x: toeplitz2d_dense(t, x, gh, gw), v, valid)
     return mix
 
@@ -723,11 +726,11 @@ def _selftest(verbose=True):
         dict(T, gtu_act="1+elu", glu_act="2+elu", rpe_act="exp", norm_type="gatedrmsnorm", causal=False,
              prenorm=False, use_norm=True),
         dict(T, gtu_act="exp", glu_act="leak", rpe_act="1+elu", norm_type="layernorm", use_norm=True,
-             normalize=True, residual=True, rpe_layers=2, decay="none"),
+             normalize=True, residual=True, rpe_layers=2, decay="none", act_type="sigmoid"),
         dict(T, causal=False, normalize=True, par_type=2, bias=False, glu_bias=False, norm_type="rmsnorm",
              rpe_act="sigmoid", glu_act="1+elu"),
         dict(T, par_type=3, residual=True, rpe_layers=2, scale_embedding=True, embed_norm_type="gatedrmsnorm",
-             final_norm_type="scalenorm", prenorm=False, postnorm_residual=True),
+             final_norm_type="scalenorm", prenorm=False, postnorm_residual=True, act_type="elu"),
         dict(T, causal=False, par_type=3, embed_norm_type="layernorm", final_norm_type="none", prenorm=False,
              postnorm_residual=True, lm_head_type="roberta", tie_embeddings=True, dropout=0.1),
         dict(T, lm_head_type="roberta", norm_type="scalenorm", final_norm_type="layernorm", use_norm=True,
@@ -888,7 +891,7 @@ def _selftest(verbose=True):
                float(c["decay"] == new and back == c), 0.5, above=True)
     for bad in (dict(decay="fixed", use_decay=True), dict(use_decay=True, use_multi_decay=True),
                 dict(gtu_act="swish"), dict(norm_type="none"), dict(par_type=4), dict(final_norm_type="batchnorm"),
-                dict(lm_head_type="mlp"), dict(bias=1)):
+                dict(lm_head_type="mlp"), dict(bias=1), dict(act_type="swish")):
         try:
             full_config(dict(vocab_size=3, dim=2, layers=1, **bad))
             refused = False
@@ -934,7 +937,7 @@ def _grad_command(args):
     if set(params) != expected:
         raise SystemExit(f"checkpoint names differ: missing {sorted(expected - set(params))}, "
                          f"extra {sorted(set(params) - expected)}")
-    batch, _ = safetensors_io.load(args.batch)
+    batch, _ = safetensors_io.load(args.inputs)
     tb = {"fft": toeplitz_fft, "dense": toeplitz_dense}[args.toeplitz]
     if is_image(cfg):
         loss, logits, grads = image_loss_and_grads(cfg, params, batch["images"], batch["labels"], dtype)
@@ -955,7 +958,7 @@ def main(argv=None):
     sub.add_parser("selftest", help="check the reference against itself")
     g = sub.add_parser("grad", help="same interface as `tnn grad`")
     g.add_argument("--checkpoint", required=True)
-    g.add_argument("--batch", required=True)
+    g.add_argument("--inputs", required=True)
     g.add_argument("--out", required=True)
     g.add_argument("--dtype", default="f32", choices=["f32", "f64"])
     g.add_argument("--toeplitz", default="fft", choices=["fft", "dense"])

@@ -1,13 +1,21 @@
-// Subcommands of the `tnn` program; each registers itself on the CLI11 app and
-// runs from its callback, so errors propagate as exceptions to main().
+// The commands of the `tnn` program (commands.cpp): each declares its flags on the CLI11 app and
+// gives the function main() calls when it was chosen. Errors propagate as exceptions to main();
+// the returned value is the exit code (a training run stopped by a signal: 128 + the signal).
 #pragma once
+
+#include <functional>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
 namespace tnncli {
-void add_grad_command(CLI::App& app);
-void add_train_command(CLI::App& app);
-void add_eval_command(CLI::App& app);
-void add_generate_command(CLI::App& app);
-void add_classify_command(CLI::App& app);  // cmd_classify.cpp (classify_cli.hpp)
+
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+// train, eval, generate, classify, grad, plot and help, in the order `tnn --help` lists them.
+std::vector<Command> add_commands(CLI::App& app);
+
 }  // namespace tnncli

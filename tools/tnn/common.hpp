@@ -1,15 +1,19 @@
-// Program glue shared by the `tnn` subcommands: flag parsing helpers, threads, the terminal.
-// Everything a C++ user could want (training, evaluation, loading) is in the library.
+// Program glue shared by the `tnn` commands: threads, the terminal, lists of numbers, durations,
+// plot paths and the `tnn grad` output. Everything a C++ user could want (training, evaluation,
+// loading) is in the library.
 #pragma once
 
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
-#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -20,23 +24,12 @@
 #include <tnn/core/rng.hpp>
 #include <tnn/core/gemm.hpp>  // set_num_threads
 #include <tnn/core/tensor.hpp>
-#include <tnn/train/data.hpp>
 #include <tnn/io/safetensors.hpp>
+#include <tnn/train/data.hpp>
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-
-namespace tnncli {
-
-// Reads a `tnn grad` batch file, checking everything a hostile file could get
-// wrong: both tensors present, I32, the same [B >= 1, N >= 1] shape, token ids in
-// [0, V), targets in [-1, V).
-inline tnn::Batch read_batch_file(const std::string& path, tnn::Index vocab) {
-  return tnn::read_batch_file(path, vocab);  // train/data.hpp: the checks, fuzzed by tests/fuzz/fuzz_batch.cpp
-}
-
-}  // namespace tnncli
 
 namespace tnncli {
 
@@ -63,11 +56,33 @@ inline int current_threads() {
 #endif
 }
 
+// "1 thread", "2 threads".
+inline std::string count_of(long long n, const std::string& noun) {
+  return std::to_string(n) + " " + noun + (n == 1 ? "" : "s");
+}
+
+// The size of a regular file; 0 for anything else (a pipe has no size until it is read).
+inline std::uint64_t regular_file_size(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) ? static_cast<std::uint64_t>(st.st_size) : 0;
+}
+
 inline bool stderr_is_terminal() { return ::isatty(STDERR_FILENO) == 1; }
 
-// The train/validation split both `tnn train` and `tnn eval` use: with block > 0,
-// every round(1/fraction)-th block of `block` bytes is held out (tnn::split_blocks);
-// with block == 0, the last `fraction` of the file (tnn::split_tail).
+// Columns of the terminal on stderr (COLUMNS when the terminal does not say; 80 otherwise).
+inline int terminal_columns() {
+  struct winsize w {};
+  if (::ioctl(STDERR_FILENO, TIOCGWINSZ, &w) == 0 && w.ws_col > 0) return w.ws_col;
+  if (const char* c = std::getenv("COLUMNS")) {
+    const int n = std::atoi(c);
+    if (n > 0) return n;
+  }
+  return 80;
+}
+
+// The train/validation split of a text file: with block > 0, every round(1/fraction)-th block
+// of `block` bytes is held out (tnn::split_blocks); with block == 0, the last `fraction` of the
+// file (tnn::split_tail).
 inline tnn::DataSplit held_out_split(const tnn::ByteCorpus& all, double fraction, tnn::Index block) {
   if (block < 0) tnn::fail<tnn::ValueError>("--valid-block: expected >= 0 bytes, got ", block);
   return block > 0 ? tnn::split_blocks(all, fraction, block) : tnn::split_tail(all, fraction);
@@ -110,6 +125,17 @@ inline std::string format_duration(double seconds) {
   else
     std::snprintf(buf, sizeof buf, "%ldm%02lds", s / 60, s % 60);
   return buf;
+}
+
+// Plots are written as SVG only: a path ending otherwise (x.png) is refused rather than given
+// SVG under another name. Checked before any work, like every output path.
+inline void check_svg_path(const std::string& path, const char* flag) {
+  std::string ext = path.size() >= 4 ? path.substr(path.size() - 4) : std::string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  if (ext != ".svg")
+    tnn::fail<tnn::ValueError>(flag, ": expected a file name ending in .svg (plots are written as SVG), got ",
+                               tnn::quote_path(path));
+  tnn::check_output_path(path, flag);
 }
 
 // The `tnn grad` output file (docs/model.md §10): `loss` (F64, shape []), the model's `logits`,

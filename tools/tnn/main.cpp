@@ -1,5 +1,7 @@
-// The `tnn` program: train, evaluate, generate, and check gradients against an
-// external reference. Every library error becomes one line on stderr and exit 1.
+// The `tnn` program: train, evaluate, generate, classify, check gradients against an external
+// reference, plot a training log. `tnn`, `tnn help` and `tnn --help` list the commands. Every
+// error becomes one line on stderr and exit 1 (2 for a command line that does not parse); a
+// training run stopped by a signal exits with 128 + the signal, once it has saved.
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -74,16 +76,22 @@ int main(int argc, char** argv) {
   // instead of killing the program with SIGPIPE.
   std::signal(SIGPIPE, SIG_IGN);
   tnncli::quiet_unless_rank0();  // under mpirun: one report for the job (rank 0's)
-  CLI::App app{"tnn: Toeplitz Neural Network language models (train, eval, generate, grad)"};
-  app.require_subcommand(1);
-  app.set_version_flag("--version", std::string("tnn ") + tnn::kVersion);
-  tnncli::add_grad_command(app);
-  tnncli::add_train_command(app);
-  tnncli::add_eval_command(app);
-  tnncli::add_generate_command(app);
-  tnncli::add_classify_command(app);
+  CLI::App app{"tnn: Toeplitz Neural Networks: train and use language models, text and image classifiers", "tnn"};
+  app.require_subcommand(0, 1);
+  app.set_version_flag("-V,--version", std::string("tnn ") + tnn::kVersion);
+  app.footer("`tnn help COMMAND` or `tnn COMMAND --help` lists a command's flags.");
+  std::vector<tnncli::Command> commands;
+  int code = 0;
   try {
+    commands = tnncli::add_commands(app);
     app.parse(argc, argv);
+    code = -1;
+    for (const tnncli::Command& c : commands)
+      if (c.app->parsed()) code = c.run();
+    if (code == -1) {  // no command: what there is to do
+      std::cout << app.help();
+      code = 0;
+    }
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
@@ -108,5 +116,5 @@ int main(int argc, char** argv) {
     std::cerr << "tnn: error: writing the output to standard output failed: " << std::strerror(err) << "\n";
     return 1;
   }
-  return 0;
+  return code;
 }

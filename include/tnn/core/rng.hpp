@@ -110,4 +110,13 @@ class Rng {
   State s_{};
 };
 
+namespace detail {
+// splitmix64's finalizer: a bijective mix of 64 bits, for deriving independent stream seeds.
+inline std::uint64_t mix64(std::uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+}  // namespace detail
+
 }  // namespace tnn

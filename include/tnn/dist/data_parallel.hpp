@@ -138,13 +138,13 @@ std::vector<std::vector<Param<T>*>> gradient_buckets(Model& model) {
   };
   buckets.emplace_back();
   model.backbone.final_norm.visit("", add(buckets.back()));
-  model.head.visit(add(buckets.back()));
+  model.head.visit("", add(buckets.back()));
   for (std::size_t i = model.backbone.layers.size(); i-- > 0;) {
     buckets.emplace_back();
     model.backbone.layers[i].visit("", add(buckets.back()));
   }
   buckets.emplace_back();
-  model.input.visit(add(buckets.back()));
+  model.input.visit("", add(buckets.back()));
   return buckets;
 }
 

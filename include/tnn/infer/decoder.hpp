@@ -1,8 +1,10 @@
 // Exact incremental decoding for a causal TNN language model (docs/model.md, decoding).
-// Every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j. The layers run as
-// they are (TnnBlock::forward on [B, 1, D], the GTU's own projections, norms and GLU);
-// only the GTU's TNO is replaced, through Gtu::Cache::mixer, by the decoder's causal
-// sum over the history it keeps. Two ways to take that sum, the same up to rounding:
+// Every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j (divided by sum_{k<=t} t_k
+// with normalize). The layers run as they are (TnnBlock::forward on [B, 1, D], the GTU's own
+// projections, norms and GLU; the model's embedding and head); only the GTU's TNO is replaced,
+// through Gtu::Cache::mixer, by the decoder's causal sum over the history it keeps. This needs
+// coefficients that do not depend on the sequence length: par_type 1. Two ways to take that
+// sum, the same up to rounding:
 //   Direct  the sum over the whole history, O(t E) per token per layer (the reference);
 //   Fft     core/online_conv.hpp's tiling, amortized O(E log^2 t) per token per layer;
 //   Auto    Direct below kAutoCrossover positions, Fft from there on (measured, README).
@@ -50,6 +52,9 @@ class IncrementalDecoder {
       fail<ConfigError>("IncrementalDecoder: expected a causal model (config 'causal': true), got a bidirectional one");
     if (capacity < 1) fail<ValueError>("IncrementalDecoder capacity: expected >= 1, got ", capacity);
     if (batch < 1) fail<ValueError>("IncrementalDecoder batch: expected >= 1, got ", batch);
+    if (cfg.par_type != 1)
+      fail<ConfigError>("IncrementalDecoder: expected config 'par_type' 1 (coefficients independent of the sequence "
+                        "length), got ", cfg.par_type, ": each position's output depends on the full length");
     const std::size_t L = model.backbone.layers.size();
     for (const auto& layer : model.backbone.layers)
       if (!layer.token_mixer.gtu())
@@ -85,11 +90,20 @@ class IncrementalDecoder {
   void reserve(Index capacity) {
     if (capacity <= cap_) return;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      const Tensor<T> coef = model_->backbone.layers[l].token_mixer.gtu()->toep.coefficients(capacity);  // [capacity, E] row k = t_k
+      const auto& tno = model_->backbone.layers[l].token_mixer.gtu()->toep;
+      const Tensor<T> coef = tno.coefficients(capacity);  // [capacity, E] row k = t_k
       if (cap_ == 0)
         layers_[l].conv.prepare(coef, B_);
       else
         layers_[l].conv.grow(coef);
+      if (tno.options().normalize) {
+        // normalize: position t divides by sum_{k<=t} t_k, the TNO applied to ones.
+        Tensor<T>& den = layers_[l].den;  // [capacity, E]
+        const Index E = coef.dim(1);
+        den = coef;
+        for (Index k = 1; k < capacity; ++k)
+          for (Index e = 0; e < E; ++e) den[k * E + e] += den[(k - 1) * E + e];
+      }
     }
     cap_ = capacity;
   }
@@ -145,12 +159,18 @@ class IncrementalDecoder {
     IncrementalDecoder* owner = nullptr;
     std::size_t index = 0;
     OnlineConv<T> conv;  // coefficients, history, partial sums
+    Tensor<T> den;       // [capacity, E] normalize: row t = sum_{k<=t} t_k (else empty)
     void mix(const Tensor<T>& v, Tensor<T>& y) override {
       y.resize(v.shape());
       if (owner->use_direct())
         conv.step_direct(v.data(), y.data());
       else
         conv.step(v.data(), y.data());
+      if (den.size() == 0) return;
+      const Index E = v.dim(2);
+      const T* d = den.data() + owner->pos_ * E;
+      for (Index b = 0; b < v.dim(0); ++b)
+        for (Index e = 0; e < E; ++e) y[b * E + e] /= d[e];
     }
   };
 
@@ -168,13 +188,13 @@ class IncrementalDecoder {
 
   const Tensor<T>& run_step() {
     const TnnConfig& cfg = model_->config();
-    const Index D = cfg.dim, V = cfg.vocab_size;
+    const Index V = cfg.vocab_size;
     for (Index b = 0; b < B_; ++b)
       if (tokens_[b] < 0 || tokens_[b] >= V)
         fail<ValueError>("decoder token: expected an id in [0, ", V, "), got ", tokens_[b],
                          B_ > 1 ? " for sequence " + std::to_string(b) : std::string());
     if (pos_ == cap_) reserve(std::max<Index>(2 * cap_, 16));
-    model_->input.embed.forward(tokens_, x_[0]);  // [B, 1, D]
+    model_->input.embed_into(tokens_, x_[0], input_cache_);  // [B, 1, D]
     int cur = 0;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
       caches_[l].mixer.gtu.mixer = &layers_[l];
@@ -182,9 +202,8 @@ class IncrementalDecoder {
       cur = 1 - cur;
     }
     model_->backbone.final_norm.forward(x_[cur], xf_, norm_cache_);
-    const Param<T>& head = model_->head.weight(model_->input);
-    resize_logits();
-    gemm_nt(B_, V, D, xf_.data(), D, head.value.data(), D, T(0), logits_.data(), V);
+    model_->head.logits_into(xf_, model_->input, logits_, head_cache_);  // [B, 1, V]
+    resize_logits();  // the same numbers as [V] or [B, V]
     ++pos_;
     return logits_;
   }
@@ -202,6 +221,8 @@ class IncrementalDecoder {
   Tensor<T> logits_;             // [V] or [B, V]
   Tensor<std::int32_t> prompt_;  // [B or 1, n] prefill's tokens
   typename Norm<T>::Cache norm_cache_;
+  typename TokenInput<T>::Cache input_cache_;  // the embedding's norm, one position
+  typename LmHead<T>::Cache head_cache_;       // the roberta head, one position
 };
 
 }  // namespace tnn

@@ -13,7 +13,7 @@
 namespace tnn {
 
 template <class T>
-class Embedding {
+class Embedding : public Visits<Embedding<T>> {
  public:
   Embedding() = default;
   Embedding(Index vocab, Index dim) : vocab_(vocab), dim_(dim) {
@@ -62,16 +62,13 @@ class Embedding {
     for (Index i = 0; i < tokens.size(); ++i) Wg.row(tokens[i]) += G.row(i);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    f(prefix + "weight", weight);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    f(prefix + "weight", weight);
+ private:
+  friend Visits<Embedding<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {
+    f(prefix + "weight", m.weight);
   }
 
- private:
   void resize_out(const Tensor<std::int32_t>& tokens, Tensor<T>& y) const {
     switch (tokens.rank()) {
       case 1: y.resize({tokens.dim(0), dim_}); return;

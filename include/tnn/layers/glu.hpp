@@ -1,8 +1,10 @@
 // Gated linear unit, the channel mixer of model.md §5:
-//   o = ( act(x W1^T + b1) * (x W2^T + b2) ) W3^T + b3,  widths D -> G -> D.
-// Parameter names l1, l2, l3 as in tnn-pytorch's GLU.
+//   o = ( act(x W1^T + b1) * (x W2^T + b2) ) W3^T + b3,  widths D -> G -> D,
+// the biases only with `glu_bias` (docs/official.md §2.6). Parameter names l1, l2, l3 as in
+// tnn-pytorch's GLU.
 #pragma once
 
+#include <algorithm>
 #include <string>
 
 #include "tnn/core/tensor.hpp"
@@ -13,10 +15,11 @@
 namespace tnn {
 
 template <class T>
-class Glu {
+class Glu : public Visits<Glu<T>> {
  public:
   Glu() = default;
-  Glu(Index dim, Index hidden, Activation act) : l1(dim, hidden), l2(dim, hidden), l3(hidden, dim), act_(act) {}
+  Glu(Index dim, Index hidden, Activation act, bool bias = true)
+      : l1(dim, hidden, bias), l2(dim, hidden, bias), l3(hidden, dim, bias), act_(act) {}
 
   Linear<T> l1;  // D -> G, activated
   Linear<T> l2;  // D -> G, the linear gate
@@ -49,17 +52,25 @@ class Glu {
     l2.product(x, c.h2);
     c.p.resize(c.h1.shape());
     const Activation act = act_;
-    const T* b1 = l1.bias.value.data();
-    const T* b2 = l2.bias.value.data();
+    const T* b1 = bias_of(l1);
+    const T* b2 = bias_of(l2);
     const T* h1 = c.h1.data();
     const T* h2 = c.h2.data();
     T* p = c.p.data();
     detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
       if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
       alignas(64) T pre[detail::kActChunk], a[detail::kActChunk];
-      for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+      if (b1) {
+        for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+      } else {
+        std::copy(h1 + off, h1 + off + n, pre);
+      }
       detail::act_eval(act, pre, n, a, static_cast<T*>(nullptr));
-      for (Index j = 0; j < n; ++j) p[off + j] = a[j] * (h2[off + j] + b2[c0 + j]);
+      if (b2) {
+        for (Index j = 0; j < n; ++j) p[off + j] = a[j] * (h2[off + j] + b2[c0 + j]);
+      } else {
+        for (Index j = 0; j < n; ++j) p[off + j] = a[j] * h2[off + j];
+      }
     });
     l3.forward(c.p, y);
   }
@@ -74,8 +85,8 @@ class Glu {
     {
       // p = a * h: dh2 = dp * a, dh1 = dp * h * act'(h1), one pass.
       const Activation act = act_;
-      const T* b1 = l1.bias.value.data();
-      const T* b2 = l2.bias.value.data();
+      const T* b1 = bias_of(l1);
+      const T* b2 = bias_of(l2);
       const T* h1 = c.h1.data();
       const T* h2 = c.h2.data();
       T* dp = c.dp.data();
@@ -83,12 +94,16 @@ class Glu {
       detail::for_each_chunk(c.h1.rows(), hidden(), [&](Index off, Index c0, Index n) {
         if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
         alignas(64) T pre[detail::kActChunk], a[detail::kActChunk], d[detail::kActChunk];
-        for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+        if (b1) {
+          for (Index j = 0; j < n; ++j) pre[j] = h1[off + j] + b1[c0 + j];
+        } else {
+          std::copy(h1 + off, h1 + off + n, pre);
+        }
         detail::act_eval(act, pre, n, a, d);
         for (Index j = 0; j < n; ++j) {
           const T g = dp[off + j];
           dh2[off + j] = g * a[j];
-          dp[off + j] = g * (h2[off + j] + b2[c0 + j]) * d[j];
+          dp[off + j] = g * (b2 ? h2[off + j] + b2[c0 + j] : h2[off + j]) * d[j];
         }
       });
     }
@@ -97,22 +112,17 @@ class Glu {
     if (dx) l2.input_grad(c.dh2, *dx, T(1));
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Glu<T>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     m.l1.visit(prefix + "l1.", f);
     m.l2.visit(prefix + "l2.", f);
     m.l3.visit(prefix + "l3.", f);
   }
+
+  // A Linear's bias, or null without one (glu_bias false): added where the product is read.
+  static const T* bias_of(const Linear<T>& l) { return l.has_bias() ? l.bias.value.data() : nullptr; }
 
   Activation act_ = Activation::Silu;
 };

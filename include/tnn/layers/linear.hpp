@@ -44,7 +44,7 @@ bool same_leading_dims(const Tensor<T>& a, const Tensor<U>& b, Index last) {
 }  // namespace detail
 
 template <class T>
-class Linear {
+class Linear : public Visits<Linear<T>> {
  public:
   Linear() = default;
   Linear(Index in, Index out, bool with_bias = true) : in_(in), out_(out), has_bias_(with_bias) {
@@ -136,18 +136,14 @@ class Linear {
     gemm_nn(dy.rows(), in_, out_, dy.data(), out_, weight.value.data(), in_, beta, dx.data(), in_, precision());
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    f(prefix + "weight", weight);
-    if (has_bias_) f(prefix + "bias", bias);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    f(prefix + "weight", weight);
-    if (has_bias_) f(prefix + "bias", bias);
+ private:
+  friend Visits<Linear<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    f(prefix + "weight", m.weight);
+    if (m.has_bias_) f(prefix + "bias", m.bias);
   }
 
- private:
   void check_input(const Tensor<T>& x, const char* what) const {
     if (x.rank() == 0 || x.dim(-1) != in_)
       fail<ShapeError>(what, ": expected last dim ", in_, " (in_features), got shape ", shape_str(x.shape()));

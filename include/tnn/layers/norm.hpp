@@ -43,7 +43,7 @@ inline constexpr std::array<std::array<NormParamSpec, 2>, 6> kNormParams = {{
 }};
 
 template <class T>
-class Norm {
+class Norm : public Visits<Norm<T>> {
  public:
   static constexpr double kRmsEps = 1e-8;    // added to the rms, outside the sqrt (tnn-pytorch)
   static constexpr double kLayerEps = 1e-5;  // inside the sqrt, as torch.nn.LayerNorm
@@ -223,16 +223,8 @@ class Norm {
     }
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Norm<T>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     for (std::size_t i = 0; i < 2; ++i)

@@ -57,6 +57,23 @@ struct Param {
   Shape shape_;
 };
 
+// The two visit overloads of a module, from the one place it names its tensors: a static
+//   template <class Self, class F> static void visit_all(Self& m, const std::string& prefix, F& f)
+// (Self: the module or its const) calling f(prefix + name, Param&) for each stored tensor. A
+// module is `class M : public Visits<M>` with `friend Visits<M>;`.
+template <class Module>
+class Visits {
+ public:
+  template <class F>
+  void visit(const std::string& prefix, F&& f) {
+    Module::visit_all(static_cast<Module&>(*this), prefix, f);
+  }
+  template <class F>
+  void visit(const std::string& prefix, F&& f) const {
+    Module::visit_all(static_cast<const Module&>(*this), prefix, f);
+  }
+};
+
 // What a model derives from its visit(f) (f(name, Param&) for every stored tensor, in
 // checkpoint order): the named list, zero_grad and the trainable count. A model is
 // `class M : public ParameterSet<M, T>` and defines visit(f) and visit(f) const.

@@ -1,13 +1,16 @@
 // The 2-D Toeplitz neural operator: per (head, channel) coefficients
-// t[di, dj][h,c] = RPE2d(di, dj)[h*Dh+c] * lambda[h,c]^(|di|+|dj|), then the 2-D
-// Toeplitz product (core/toeplitz2d.hpp) of each channel of v over an H x W grid.
+// t[di, dj][h,c] = act(RPE2d(di, dj)[h*Dh+c] * lambda[h,c]^(|di|+|dj|)) (act: act_type, the
+// identity by default), then the 2-D Toeplitz product (core/toeplitz2d.hpp) of each channel of v
+// over an H x W grid, divided by the product of ones with `normalize`.
 // v and y are [B, H*W, E], the grid flattened row-major (position i*W + j), so the
 // 1-D Gtu runs it unchanged: Gtu<T, Backend, Tno2d<T, Backend>> is the 2-D GTU.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
@@ -20,7 +23,7 @@
 namespace tnn {
 
 template <class T, class Backend = DefaultFftBackend>
-class Tno2d {
+class Tno2d : public Visits<Tno2d<T, Backend>> {
  public:
   Tno2d() = default;
   // head_dim Dh channels per head over a grid_h x grid_w grid. A grid has no "past": the
@@ -30,6 +33,9 @@ class Tno2d {
         grid_w_(grid_w) {
     if (grid_h < 1 || grid_w < 1) fail<ConfigError>("Tno2d: expected a grid of at least 1 x 1, got ", grid_h, " x ", grid_w);
     if (o.causal) fail<ConfigError>("Tno2d: a 2-D TNO mixes a grid in every direction, expected causal false, got true");
+    if (o.rpe.par_type != 1)
+      fail<ConfigError>("config key 'par_type': expected 1 for a 2-D TNO (its RPE is fed the offset pair), got ",
+                        o.rpe.par_type);
     detail::init_decay(gamma, head_dim, o);
   }
 
@@ -55,13 +61,16 @@ class Tno2d {
   struct Cache {
     typename Rpe<T>::Cache rpe;
     Tensor<T> t;       // [2H-1, 2W-1, E] coefficients (as [K, E] while the RPE writes them)
+    Tensor<T> tpre;    // [K, E] t before the coefficient activation (act_type other than none)
     Tensor<T> pw;      // [K, E] lambda^(|di|+|dj|) (decay only)
     Tensor<T> lam;     // [E]    lambda (decay only)
     Tensor<T> dlam;    // [E]    d lambda / d theta (Learned only)
     Toeplitz2dOp<T, Backend> op;  // holds the spectrum of t and what its backward needs
     Index batch = -1;             // batch of the last forward
     // workspaces, kept so a training step reuses them
-    Tensor<T> v4, y4;  // [B, H, W, E] the input and output as grids
+    Tensor<T> v4, y4;  // [B, H, W, E] the input and output as grids ([B + 1, ...] with normalize: + ones)
+    Tensor<T> g4;      // [B + 1, H, W, E] normalize: dLoss/d[T (v - mu); T 1]
+    Tensor<T> mu;      // [B, E] normalize: each image's mean of v (detail::stack_with_ones)
     Tensor<T> dt;      // [2H-1, 2W-1, E] dLoss/dt, then dLoss/dRPE as [K, E]
     Tensor<T> acc;     // [E] dLoss/dlambda
   };
@@ -86,6 +95,7 @@ class Tno2d {
         }
       }
     }
+    detail::activate_coefficients(opts_.act, t, ws.tpre);
     t.resize({2 * grid_h_ - 1, tw, E});  // same numbers, the kernel's layout
   }
   Tensor<T> coefficients() const {
@@ -95,17 +105,27 @@ class Tno2d {
     return t;
   }
 
-  // v, y: [B, H*W, E] (y must not alias v).
-  void forward(const Tensor<T>& v, Tensor<T>& y, Cache& c) const {
+  // v, y: [B, H*W, E] (y must not alias v). `lengths` (the GTU's ragged rows) is read by
+  // nothing but normalize, which has no ragged form on a grid and refuses them.
+  void forward(const Tensor<T>& v, Tensor<T>& y, Cache& c, const std::vector<Index>* lengths = nullptr) const {
     check_input(v, "tno2d v");
-    const Index B = v.dim(0), E = channels();
+    if (opts_.normalize && lengths && !lengths->empty())
+      fail<ValueError>("tno2d normalize: a grid has no ragged rows, expected no lengths, got ", lengths->size());
+    const Index B = v.dim(0), E = channels(), P = grid_h_ * grid_w_;
     coefficients(c.t, c);
     c.op.prepare(c.t, grid_h_, grid_w_, method);
-    c.v4.resize({B, grid_h_, grid_w_, E});
-    std::copy(v.begin(), v.end(), c.v4.begin());
-    c.op.forward(c.v4, c.y4, true);
-    y.resize({B, grid_h_ * grid_w_, E});
-    std::copy(c.y4.begin(), c.y4.end(), y.begin());
+    if (opts_.normalize) {
+      detail::stack_with_ones(v, P, E, nullptr, c.v4, c.mu);  // [B + 1, H*W, E]
+      c.v4.resize({B + 1, grid_h_, grid_w_, E});              // same numbers, the kernel's layout
+      c.op.forward(c.v4, c.y4, true);
+      detail::divide_by_ones_rows(c.y4, c.mu, B, false, Shape{B, P, E}, y);
+    } else {
+      c.v4.resize({B, grid_h_, grid_w_, E});
+      std::copy(v.begin(), v.end(), c.v4.begin());
+      c.op.forward(c.v4, c.y4, true);
+      y.resize({B, P, E});
+      std::copy(c.y4.begin(), c.y4.end(), y.begin());
+    }
     c.batch = B;
   }
 
@@ -119,34 +139,39 @@ class Tno2d {
       fail<Error>("tno2d backward: expected the forward of a batch of ", v.dim(0), " first, got ",
                   c.batch < 0 ? std::string("none") : std::to_string(c.batch));
     const Index B = v.dim(0), E = channels(), K = c.t.size() / E, tw = 2 * grid_w_ - 1;
-    c.y4.resize({B, grid_h_, grid_w_, E});  // the grid view of dy
-    std::copy(dy.begin(), dy.end(), c.y4.begin());
-    if (dv) {
-      dv->resize({B, grid_h_, grid_w_, E});
-      c.op.backward(c.y4, dv, &c.dt);
-      dv->resize(v.shape());  // same numbers, [B, H*W, E]
+    if (opts_.normalize) {
+      detail::ones_rows_grad(c.y4, dy, B, false, c.g4);  // [B + 1, H, W, E]
+      if (dv) {
+        c.op.backward(c.g4, &c.v4, &c.dt);  // v4 (the stacked input) is not needed any more
+        dv->resize(v.shape());
+        std::copy(c.v4.data(), c.v4.data() + v.size(), dv->data());
+      } else {
+        c.op.backward(c.g4, nullptr, &c.dt);
+      }
     } else {
-      c.op.backward(c.y4, nullptr, &c.dt);
+      c.y4.resize({B, grid_h_, grid_w_, E});  // the grid view of dy
+      std::copy(dy.begin(), dy.end(), c.y4.begin());
+      if (dv) {
+        dv->resize({B, grid_h_, grid_w_, E});
+        c.op.backward(c.y4, dv, &c.dt);
+        dv->resize(v.shape());  // same numbers, [B, H*W, E]
+      } else {
+        c.op.backward(c.y4, nullptr, &c.dt);
+      }
     }
     c.dt.resize({K, E});
+    const bool act = opts_.act != Activation::None;
+    if (act) activation_backward(opts_.act, c.tpre, c.dt, c.dt);  // dLoss/d(decayed coefficient)
     if (opts_.decay == TnoDecay::Learned)
-      detail::learned_decay_grad(gamma, c.dt, c.t, c.lam, c.dlam, c.acc, [&](Index r) {
+      detail::learned_decay_grad(gamma, c.dt, act ? c.tpre : c.t, c.lam, c.dlam, c.acc, [&](Index r) {
         return std::abs(r / tw - (grid_h_ - 1)) + std::abs(r % tw - (grid_w_ - 1));  // |di| + |dj|
       });
     if (opts_.decay != TnoDecay::None) c.dt.vec().array() *= c.pw.vec().array();  // now dLoss/dRPE
     rpe.backward(c.dt, c.rpe);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    visit_all(*this, prefix, f);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    visit_all(*this, prefix, f);
-  }
-
  private:
+  friend Visits<Tno2d<T, Backend>>;
   template <class Self, class F>
   static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
     if (m.opts_.decay != TnoDecay::None) f(prefix + "gamma", m.gamma);

@@ -10,16 +10,28 @@
 #include <utility>
 #include <variant>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/error.hpp"
 #include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/gtu.hpp"
 #include "tnn/layers/gtu2d.hpp"
+#include "tnn/layers/param.hpp"
 
 namespace tnn {
 
+// The kind of token mixer a model's layers use (config key token_mixer): the GTU over a TNO, on a
+// sequence or a grid. The official code's other mixer, softmax attention, has a layer
+// (layers/attention.hpp) but no row here until the models can build it, so a config asking for it
+// is refused by name.
+enum class TokenMixerKind { Tno };
+template <>
+struct EnumTable<TokenMixerKind> {
+  static constexpr EnumRow<TokenMixerKind> rows[] = {{TokenMixerKind::Tno, "tno"}};
+};
+
 template <class T, class Backend = DefaultFftBackend>
-class TokenMixer {
+class TokenMixer : public Visits<TokenMixer<T, Backend>> {
  public:
   using Gtu1d = Gtu<T, Backend>;
   using Gtu2 = Gtu2d<T, Backend>;
@@ -51,16 +63,13 @@ class TokenMixer {
     std::visit([&](auto& m) { m.backward(x, dy, cache_of(m, c), dx); }, m_);
   }
 
-  template <class F>
-  void visit(const std::string& prefix, F&& f) {
-    std::visit([&](auto& m) { m.visit(prefix, f); }, m_);
-  }
-  template <class F>
-  void visit(const std::string& prefix, F&& f) const {
-    std::visit([&](const auto& m) { m.visit(prefix, f); }, m_);
+ private:
+  friend Visits<TokenMixer<T, Backend>>;
+  template <class Self, class F>
+  static void visit_all(Self& self, const std::string& prefix, F& f) {
+    std::visit([&](auto& m) { m.visit(prefix, f); }, self.m_);
   }
 
- private:
   static typename Gtu1d::Cache& cache_of(const Gtu1d&, Cache& c) { return c.gtu; }
   static typename Gtu2::Cache& cache_of(const Gtu2&, Cache& c) { return c.gtu2d; }
 

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -46,6 +47,14 @@ struct EnumTable<Pooling> {
   static constexpr EnumRow<Pooling> rows[] = {{Pooling::Mean, "mean"}, {Pooling::First, "first"}};
 };
 
+// A language model's vocabulary head: x W^T (linear), or fairseq's RobertaLMHead,
+// LayerNorm(gelu(dense(x))) W^T + b (roberta; docs/official.md §2.10).
+enum class LmHeadType { Linear, Roberta };
+template <>
+struct EnumTable<LmHeadType> {
+  static constexpr EnumRow<LmHeadType> rows[] = {{LmHeadType::Linear, "linear"}, {LmHeadType::Roberta, "roberta"}};
+};
+
 // One row of a key table: the JSON key, what it means (the program's --help and the docs), and
 // whether it belongs in a config's JSON (keys of other tasks are left out, so a language model's
 // config is the same as before those tasks existed).
@@ -56,13 +65,17 @@ struct ConfigKey {
   bool (*written)(const Config&) = nullptr;  // null: always
 };
 
+// The defaults are the model a user gets by default (a config file that leaves every key out,
+// `tnn train` without model flags): a byte-level language model of 1.1 M parameters that learns
+// English spelling and some grammar from a few megabytes of text in a few minutes on two cores
+// (README, "The tnn program").
 struct BackboneConfig {
-  Index dim = 0;     // D, required
-  Index layers = 0;  // required
+  Index dim = 192;   // D
+  Index layers = 3;
   Index heads = 1;   // H
-  double expand_ratio = 3;
+  double expand_ratio = 2;
   Index glu_dim = -1;  // G; -1 means "= dim"
-  Index rpe_dim = 64;  // R
+  Index rpe_dim = 32;  // R
   Index rpe_layers = 1;
   double gamma = 0.99;
   Activation rpe_act = Activation::Relu;
@@ -72,6 +85,18 @@ struct BackboneConfig {
   bool prenorm = true;
   bool causal = true;
   TnoDecay decay = TnoDecay::Fixed;
+  // The official code's options (docs/official.md §1-2).
+  bool use_norm = false;       // a norm over E before the GTU's output projection
+  bool normalize = false;      // TNO(v) / TNO(1)
+  bool residual = false;       // residual RPE hidden layers
+  Index par_type = 1;          // the RPE's input: k, k / (N - 1), exp(k / (N - 1))
+  bool bias = true;            // biases of u_proj, v_proj, o and of every RPE Linear
+  bool glu_bias = true;        // biases of the GLU's l1, l2, l3
+  Activation act_type = Activation::None;  // on every Toeplitz coefficient, after the decay
+  double dropout = 0;          // training only
+  std::optional<NormType> final_norm_type;  // unset: = norm_type (final_norm())
+  bool postnorm_residual = false;           // with prenorm false: norm(x + f(x))
+  TokenMixerKind token_mixer = TokenMixerKind::Tno;
 
   // E = floor(expand_ratio * D) / H * H (integer division), model.md "Notation".
   Index inner_dim() const {
@@ -80,6 +105,7 @@ struct BackboneConfig {
   }
   Index head_dim() const { return inner_dim() / heads; }
   Index glu_width() const { return glu_dim < 0 ? dim : glu_dim; }
+  NormType final_norm() const { return final_norm_type ? *final_norm_type : norm_type; }
 
   // f(ConfigKey, member) for every key, `self` a BackboneConfig or a class derived from it.
   template <class Self, class F>
@@ -100,6 +126,17 @@ struct BackboneConfig {
     f(K{"prenorm", "norm before each mixer (true) or after it"}, c.prenorm);
     f(K{"causal", "each position sees only itself and earlier ones"}, c.causal);
     f(K{"decay", "the TNO's decay lambda^|k|: fixed lambda = gamma, learned per channel, or none"}, c.decay);
+    f(K{"use_norm", "a norm (norm_type) over E before the GTU's output projection"}, c.use_norm);
+    f(K{"normalize", "the TNO's output divided by the TNO applied to ones"}, c.normalize);
+    f(K{"residual", "each hidden layer of the relative position encoder adds its input"}, c.residual);
+    f(K{"par_type", "the relative position encoder's input: 1 k, 2 k/(N-1), 3 exp(k/(N-1))"}, c.par_type);
+    f(K{"bias", "biases of the GTU's projections and of every relative position encoder layer"}, c.bias);
+    f(K{"glu_bias", "biases of the GLU's three projections"}, c.glu_bias);
+    f(K{"act_type", "activation of every Toeplitz coefficient, after the decay"}, c.act_type);
+    f(K{"dropout", "dropout probability in training (the embedding and every branch output)"}, c.dropout);
+    f(K{"final_norm_type", "the final norm (none: no final norm); default: norm_type"}, c.final_norm_type);
+    f(K{"postnorm_residual", "with prenorm false: norm(x + f(x)) instead of x + norm(f(x))"}, c.postnorm_residual);
+    f(K{"token_mixer", "the layers' token mixer"}, c.token_mixer);
   }
 };
 
@@ -111,9 +148,14 @@ struct TnnConfig : BackboneConfig {
   Pooling pooling = Pooling::Mean;
   // Image classification (task image): images [Hi, Wi, Ch] cut into patch_size x patch_size
   // patches, a grid of (Hi / P) x (Wi / P) tokens.
-  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 0;
+  Index image_height = 0, image_width = 0, image_channels = 0, patch_size = 1;
   // Regression (task regress): F float features in and Fo values out per position.
   Index input_features = 0, output_features = 0;
+
+  // Token embedding (tasks lm and classify): times sqrt(D), then a norm (none: no norm).
+  bool scale_embedding = false;
+  NormType embed_norm_type = NormType::None;
+  LmHeadType lm_head_type = LmHeadType::Linear;  // task lm
 
   Index grid_h() const { return patch_size > 0 ? image_height / patch_size : 0; }
   Index grid_w() const { return patch_size > 0 ? image_width / patch_size : 0; }
@@ -128,6 +170,12 @@ struct TnnConfig : BackboneConfig {
     f(K{"tie_embeddings", "the output head shares the embedding's weight",
         [](const TnnConfig& x) { return x.task == Task::Lm; }},
       c.tie_embeddings);
+    auto tokens = [](const TnnConfig& x) { return x.has_vocab(); };
+    f(K{"scale_embedding", "the token embedding times sqrt(dim)", tokens}, c.scale_embedding);
+    f(K{"embed_norm_type", "a norm on the (scaled) token embedding, or none", tokens}, c.embed_norm_type);
+    f(K{"lm_head_type", "the vocabulary head: linear, or RoBERTa's dense-gelu-layernorm head",
+        [](const TnnConfig& x) { return x.task == Task::Lm; }},
+      c.lm_head_type);
     f(K{"task", "what the model predicts", [](const TnnConfig& x) { return x.task != Task::Lm; }}, c.task);
     f(K{"num_classes", "classes K", [](const TnnConfig& x) { return x.has_classes(); }}, c.num_classes);
     f(K{"pooling", "how a classifier pools a sequence", [](const TnnConfig& x) { return x.has_classes(); }},
@@ -195,6 +243,18 @@ struct TnnConfig : BackboneConfig {
                         static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);
     if (!(gamma > 0 && gamma <= 1) || !std::isfinite(gamma))
       fail<ConfigError>("config key 'gamma': expected a value in (0, 1], got ", gamma);
+    if (norm_type == NormType::None)
+      fail<ConfigError>("config key 'norm_type': expected one of ", layer_norm_choices(),
+                        ", got 'none' (only final_norm_type and embed_norm_type may be none)");
+    in_range(par_type, 1, 3, "par_type");
+    if (task == Task::Image && par_type != 1)
+      fail<ConfigError>("config key 'par_type': expected 1 for task image (its 2-D relative position encoder is fed "
+                        "the offset pair (di, dj)), got ", par_type);
+    if (!(dropout >= 0 && dropout < 1))
+      fail<ConfigError>("config key 'dropout': expected a probability in [0, 1), got ", dropout);
+    if (postnorm_residual && prenorm)
+      fail<ConfigError>("config keys 'postnorm_residual' and 'prenorm': postnorm_residual is a form of post-norm, "
+                        "expected prenorm false, got true");
     if (has_classes()) {
       in_range(num_classes, 2, kMaxWidth, "num_classes");
       if (causal)
@@ -202,13 +262,15 @@ struct TnnConfig : BackboneConfig {
     }
   }
 
-  // The config as JSON: the keys of its task (ConfigKey::written), glu_dim resolved.
+  // The config as JSON: the keys of its task (ConfigKey::written), glu_dim and final_norm_type
+  // resolved.
   nlohmann::json to_json() const {
     nlohmann::json j = nlohmann::json::object();
     visit_keys(*this, [&](const auto& key, const auto& v) {
       if (!key.written || key.written(*this)) j[key.name] = json_value(v);
     });
     j["glu_dim"] = glu_width();
+    j["final_norm_type"] = to_string(final_norm());
     return j;
   }
 
@@ -227,8 +289,6 @@ struct TnnConfig : BackboneConfig {
       });
       if (!known) fail<ConfigError>("config: unknown key ", quote(k, 60), suggest_key(k));
     }
-    if (!j.contains("dim")) fail<ConfigError>("config: required key 'dim' is missing");
-    if (!j.contains("layers")) fail<ConfigError>("config: required key 'layers' is missing");
     if (c.has_vocab() && !j.contains("vocab_size")) fail<ConfigError>("config: required key 'vocab_size' is missing");
     c.validate();
     return c;
@@ -254,13 +314,17 @@ struct TnnConfig : BackboneConfig {
     return best.empty() ? std::string() : " (did you mean '" + best + "'?)";
   }
 
-  // A key's value as JSON (enums by name).
+  // A key's value as JSON (enums by name; an unset optional as null).
   template <class V>
   static nlohmann::json json_value(const V& v) {
     if constexpr (std::is_enum<V>::value)
       return to_string(v);
     else
       return v;
+  }
+  template <class V>
+  static nlohmann::json json_value(const std::optional<V>& v) {
+    return v ? json_value(*v) : nlohmann::json();
   }
 
   // A key's value from JSON, by the member's type: ConfigError naming the key otherwise.
@@ -277,6 +341,8 @@ struct TnnConfig : BackboneConfig {
     } else if constexpr (std::is_same<V, double>::value) {
       if (!v.is_number()) fail<ConfigError>("config key '", k, "': expected a number, got ", json_brief(v));
       return v.get<double>();
+    } else if constexpr (is_optional<V>::value) {
+      return parse_value<typename V::value_type>(k, v);
     } else {
       static_assert(std::is_enum<V>::value, "a config member is a bool, an integer, a number or an enum");
       if (!v.is_string()) fail<ConfigError>("config key '", k, "': expected a string, got ", json_brief(v));
@@ -285,6 +351,17 @@ struct TnnConfig : BackboneConfig {
   }
 
  private:
+  template <class V>
+  struct is_optional : std::false_type {};
+  template <class V>
+  struct is_optional<std::optional<V>> : std::true_type {};
+  // The names norm_type accepts: every norm but none.
+  static std::string layer_norm_choices() {
+    std::string s;
+    for (NormType n : enum_values<NormType>())
+      if (n != NormType::None) s += (s.empty() ? "" : ", ") + std::string(to_string(n));
+    return s;
+  }
   // Configs written before the key `decay` said use_decay / use_multi_decay (the official names).
   static void read_legacy_decay(const nlohmann::json& j, TnnConfig& c) {
     const bool has_use = j.contains("use_decay"), has_multi = j.contains("use_multi_decay");
@@ -319,7 +396,9 @@ struct TnnConfig : BackboneConfig {
 };
 
 // The layers' options from a config: the one place where config keys become constructor arguments.
-inline RpeOptions rpe_options(const BackboneConfig& c) { return RpeOptions{c.rpe_dim, c.rpe_layers, c.norm_type, c.rpe_act}; }
+inline RpeOptions rpe_options(const BackboneConfig& c) {
+  return RpeOptions{c.rpe_dim, c.rpe_layers, c.norm_type, c.rpe_act, c.residual, c.bias, c.par_type};
+}
 inline TnoOptions tno_options(const BackboneConfig& c) {
   TnoOptions o;
   o.heads = c.heads;
@@ -327,10 +406,15 @@ inline TnoOptions tno_options(const BackboneConfig& c) {
   o.decay = c.decay;
   o.gamma = c.gamma;
   o.rpe = rpe_options(c);
+  o.normalize = c.normalize;
+  o.act = c.act_type;
   return o;
 }
+inline GtuOptions gtu_options(const BackboneConfig& c) {
+  return GtuOptions{c.dim, c.gtu_act, c.bias, c.use_norm, c.norm_type};
+}
 inline BlockOptions block_options(const BackboneConfig& c) {
-  return BlockOptions{c.dim, c.norm_type, c.prenorm, c.glu_width(), c.glu_act};
+  return BlockOptions{c.dim, c.norm_type, c.prenorm, c.glu_width(), c.glu_act, c.postnorm_residual, c.glu_bias};
 }
 template <class T>
 Rpe<T> make_rpe(const BackboneConfig& c) {
@@ -342,15 +426,15 @@ Tno<T, Backend> make_tno(const BackboneConfig& c) {
 }
 template <class T, class Backend = DefaultFftBackend>
 Gtu<T, Backend> make_gtu(const BackboneConfig& c) {
-  return Gtu<T, Backend>(c.dim, c.gtu_act, make_tno<T, Backend>(c));
+  return Gtu<T, Backend>(gtu_options(c), make_tno<T, Backend>(c));
 }
 template <class T, class Backend = DefaultFftBackend>
 Gtu2d<T, Backend> make_gtu2d(const BackboneConfig& c, Index grid_h, Index grid_w) {
-  return Gtu2d<T, Backend>(c.dim, c.gtu_act, Tno2d<T, Backend>(tno_options(c), c.head_dim(), grid_h, grid_w));
+  return Gtu2d<T, Backend>(gtu_options(c), Tno2d<T, Backend>(tno_options(c), c.head_dim(), grid_h, grid_w));
 }
 template <class T>
 Glu<T> make_glu(const BackboneConfig& c) {
-  return Glu<T>(c.dim, c.glu_width(), c.glu_act);
+  return Glu<T>(c.dim, c.glu_width(), c.glu_act, c.glu_bias);
 }
 // The token mixer of every layer: the 1-D GTU, or the 2-D one over a grid_h x grid_w grid.
 template <class T, class Backend = DefaultFftBackend>

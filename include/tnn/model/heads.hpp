@@ -16,7 +16,9 @@
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/rng.hpp"
 #include "tnn/core/tensor.hpp"
+#include "tnn/layers/activation.hpp"
 #include "tnn/layers/linear.hpp"
+#include "tnn/layers/norm.hpp"
 #include "tnn/layers/param.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/loss.hpp"
@@ -41,27 +43,47 @@ inline void check_labels(const Tensor<std::int32_t>& labels, Index B, Index K, c
       fail<ValueError>(what, ": expected class ids in [0, ", K, "), got ", labels[b], " at row ", b);
 }
 
-// Next-token (causal) or masked-token logits over a vocabulary of V. Checkpoint name
-// lm_head.weight [V, D], absent when tied (the input's embed.weight is the head then).
+// Next-token (causal) or masked-token logits over a vocabulary of V: logits = x W^T (linear),
+// or fairseq's RobertaLMHead (roberta, docs/official.md §2.10):
+//   logits = LayerNorm(gelu(x Wd^T + bd)) W^T + b
+// W is lm_head.weight [V, D], or the input's embed.weight when tied (lm_head.weight is then
+// absent). Checkpoint names lm_head.weight; roberta adds lm_head.dense.{weight [D, D], bias [D]},
+// lm_head.layer_norm.{weight, bias} [D] (a LayerNorm whatever norm_type) and lm_head.bias [V].
 template <class T>
-class LmHead {
+class LmHead : public Visits<LmHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B, N] ids in [0, V), -1 = ignored
 
   LmHead() = default;
-  LmHead(Index dim, Index vocab, bool tied) : vocab_(vocab), dim_(dim), tied_(tied) {
+  LmHead(Index dim, Index vocab, bool tied, LmHeadType type = LmHeadType::Linear)
+      : vocab_(vocab), dim_(dim), tied_(tied), type_(type) {
     if (!tied) lm_head = Linear<T>(dim, vocab, /*bias=*/false);
+    if (type == LmHeadType::Roberta) {
+      dense = Linear<T>(dim, dim, /*bias=*/true);
+      layer_norm = Norm<T>(NormType::LayerNorm, dim);
+      bias.init({vocab});
+    }
   }
-  explicit LmHead(const TnnConfig& c) : LmHead(c.dim, c.vocab_size, c.tie_embeddings) {}
+  explicit LmHead(const TnnConfig& c) : LmHead(c.dim, c.vocab_size, c.tie_embeddings, c.lm_head_type) {}
 
-  Linear<T> lm_head;  // D -> V, no bias; empty when tied
+  Linear<T> dense;     // roberta: D -> D, then the exact gelu
+  Norm<T> layer_norm;  // roberta: LayerNorm over D (eps 1e-5)
+  Linear<T> lm_head;   // D -> V, no bias; empty when tied
+  Param<T> bias;       // roberta: [V], added to the logits
 
   static bool accepts(Task t) { return t == Task::Lm; }
   bool tied() const { return tied_; }
   Index vocab_size() const { return vocab_; }
+  LmHeadType type() const { return type_; }
 
-  // PyTorch Linear default, uniform +-1/sqrt(D) (nothing to draw when tied).
+  // PyTorch Linear default, uniform +-1/sqrt(D), for dense (roberta) then lm_head (nothing to
+  // draw when tied); the LayerNorm 1 / 0 and the logits' bias 0, as fairseq builds them.
   void init_weights(Rng& rng) {
+    if (type_ == LmHeadType::Roberta) {
+      dense.init_uniform(rng);
+      layer_norm.reset_parameters();
+      bias.value.set_zero();
+    }
     if (!tied_) lm_head.init_uniform(rng);
   }
 
@@ -74,12 +96,40 @@ class LmHead {
     check_targets(targets, vocab_);
   }
 
+  // What the roberta head keeps for backward (empty for linear).
+  struct Cache {
+    Tensor<T> hpre;  // [B, N, D] x Wd^T + bd, gelu's input
+    Tensor<T> h;     // [B, N, D] gelu(hpre), the LayerNorm's input
+    Tensor<T> hn;    // [B, N, D] LayerNorm(h), the vocabulary projection's input
+    typename Norm<T>::Cache norm;
+  };
+
+  // logits [B, N, V] of features x [B, N, D], keeping in `c` what backward reads: the one
+  // computation of forward and of the incremental decoder. `input` gives the tied weight.
+  template <class Input>
+  void logits_into(const Tensor<T>& x, const Input& input, Tensor<T>& logits, Cache& c) const {
+    const Param<T>& w = weight(input);
+    const Tensor<T>* z = &x;
+    if (type_ == LmHeadType::Roberta) {
+      dense.forward(x, c.hpre);
+      activation_forward(Activation::Gelu, c.hpre, c.h);
+      layer_norm.forward(c.h, c.hn, c.norm);
+      z = &c.hn;
+    }
+    const Index rows = x.rows();
+    detail::resize_last_dim(logits, x, vocab_);
+    if (type_ == LmHeadType::Roberta) {
+      logits.matrix().rowwise() = bias.value.matrix().row(0);
+      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(1), logits.data(), vocab_, w.precision);
+    } else {
+      gemm_nt(rows, vocab_, dim_, z->data(), dim_, w.value.data(), dim_, T(0), logits.data(), vocab_, w.precision);
+    }
+  }
+
   // x [B, N, D] -> logits [B, N, V]. `input` gives the tied weight.
   template <class Input>
   const Tensor<T>& forward(const Tensor<T>& x, const Tensor<std::int32_t>*, Input& input) {
-    const Param<T>& w = weight(input);
-    logits_.resize({x.dim(0), x.dim(1), vocab_});
-    gemm_nt(x.rows(), vocab_, dim_, x.data(), dim_, w.value.data(), dim_, T(0), logits_.data(), vocab_, w.precision);
+    logits_into(x, input, logits_, cache_);
     return logits_;
   }
   const Tensor<T>& output() const { return logits_; }
@@ -92,23 +142,26 @@ class LmHead {
     for (T& g : dlogits_) g *= s;
   }
 
-  // logits = x W^T: W.grad += dlogits^T x, dx = dlogits W (overwritten).
+  // logits = z W^T (+ b): W.grad += dlogits^T z, dz = dlogits W; then back through the roberta
+  // head's LayerNorm, gelu and dense to dx (overwritten).
   template <class Input>
   void backward(const Tensor<T>& x, Tensor<T>& dx, Input& input) {
     Param<T>& w = weight(input);
     const Index rows = x.rows();
-    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, x.data(), dim_, T(1), w.grad.data(), dim_, w.precision);
-    dx.resize(x.shape());
-    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dx.data(), dim_, w.precision);
-  }
-
-  template <class F>
-  void visit(F&& f) {
-    if (!tied_) lm_head.visit("lm_head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    if (!tied_) lm_head.visit("lm_head.", f);
+    const bool roberta = type_ == LmHeadType::Roberta;
+    const Tensor<T>& z = roberta ? cache_.hn : x;
+    gemm_tn(vocab_, dim_, rows, dlogits_.data(), vocab_, z.data(), dim_, T(1), w.grad.data(), dim_, w.precision);
+    Tensor<T>& dz = roberta ? dz_ : dx;
+    dz.resize(x.shape());
+    gemm_nn(rows, dim_, vocab_, dlogits_.data(), vocab_, w.value.data(), dim_, T(0), dz.data(), dim_, w.precision);
+    if (!roberta) return;
+    T* bg = bias.grad.data();
+    const T* g = dlogits_.data();
+    for (Index r = 0; r < rows; ++r)
+      for (Index v = 0; v < vocab_; ++v) bg[v] += g[r * vocab_ + v];
+    layer_norm.backward(cache_.h, dz_, cache_.norm, dz_);
+    activation_backward(Activation::Gelu, cache_.hpre, dz_, dz_);
+    dense.backward(x, dz_, &dx);
   }
 
   // The vocabulary head's weight: lm_head's, or the input's when tied.
@@ -121,8 +174,28 @@ class LmHead {
     }
     return lm_head.weight;
   }
+  template <class Input>
+  const Param<T>& weight(const Input& input) const {
+    if constexpr (has_tied_weight<Input>(0)) {
+      if (tied_) return input.tied_weight();
+    } else {
+      if (tied_) fail<ConfigError>("tie_embeddings: this model's input has no embedding to tie the head to");
+    }
+    return lm_head.weight;
+  }
 
  private:
+  friend Visits<LmHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    if (m.type_ == LmHeadType::Roberta) {
+      m.dense.visit(prefix + "lm_head.dense.", f);
+      m.layer_norm.visit(prefix + "lm_head.layer_norm.", f);
+    }
+    if (!m.tied_) m.lm_head.visit(prefix + "lm_head.", f);
+    if (m.type_ == LmHeadType::Roberta) f(prefix + "lm_head.bias", m.bias);
+  }
+
   template <class Input>
   static constexpr auto has_tied_weight(int) -> decltype(std::declval<Input&>().tied_weight(), bool()) {
     return true;
@@ -134,15 +207,18 @@ class LmHead {
 
   Index vocab_ = 0, dim_ = 0;
   bool tied_ = false;
+  LmHeadType type_ = LmHeadType::Linear;
+  Cache cache_;        // the roberta head's forward
   Tensor<T> logits_;   // [B, N, V]
   Tensor<T> dlogits_;  // [B, N, V] dLoss/dlogits of the last loss()
+  Tensor<T> dz_;       // [B, N, D] roberta: dLoss/d(the projection's input), then back to dense's output
 };
 
 // Pooling, head and loss of a classifier: features x [B, N, D] -> pooled [B, D] -> logits
 // [B, K]; the loss is the mean over the batch of -log softmax(logits)[label]. Checkpoint names
 // head.weight [K, D], head.bias [K].
 template <class T>
-class ClassifierHead {
+class ClassifierHead : public Visits<ClassifierHead<T>> {
  public:
   using Target = Tensor<std::int32_t>;  // [B] labels in [0, K)
 
@@ -232,16 +308,13 @@ class ClassifierHead {
     }
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<ClassifierHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Pooling pooling_ = Pooling::Mean;
   std::vector<Index> lengths_;  // [B] of the last forward
   Shape x_shape_;               // [B, N, D] of the last forward
@@ -255,7 +328,7 @@ class ClassifierHead {
 // (all of them, or those below lengths[b]) and the Fo values of (y - target)^2. Checkpoint names
 // head.weight [Fo, D], head.bias [Fo].
 template <class T>
-class RegressionHead {
+class RegressionHead : public Visits<RegressionHead<T>> {
  public:
   using Target = Tensor<T>;  // [B, N, Fo], finite
 
@@ -333,16 +406,13 @@ class RegressionHead {
     head.backward(x, dy_, &dx);
   }
 
-  template <class F>
-  void visit(F&& f) {
-    head.visit("head.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    head.visit("head.", f);
+ private:
+  friend Visits<RegressionHead<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.head.visit(prefix + "head.", f);
   }
 
- private:
   Index count_valid() const {
     Index n = 0;
     for (Index l : lengths_) n += l;

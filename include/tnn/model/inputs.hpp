@@ -17,21 +17,26 @@
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/linear.hpp"
+#include "tnn/layers/norm.hpp"
 #include "tnn/model/config.hpp"
 
 namespace tnn {
 
-// Token ids [B, N] -> x [B, N, D]. Checkpoint name embed.weight [V, D].
+// Token ids [B, N] -> x [B, N, D] = embed_norm(embed[tokens] * s), s = sqrt(D) with
+// scale_embedding (fairseq's LM), else 1; embed_norm of embed_norm_type (none: no norm).
+// Checkpoint names embed.weight [V, D], embed_norm.* (docs/official.md §3).
 template <class T>
-class TokenInput {
+class TokenInput : public Visits<TokenInput<T>> {
  public:
   using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
 
-  TokenInput() = default;
-  TokenInput(Index vocab, Index dim) : embed(vocab, dim) {}
-  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim) {}
+  TokenInput() : embed_norm(NormType::None, 1) {}
+  TokenInput(Index vocab, Index dim, bool scale = false, NormType norm = NormType::None)
+      : embed(vocab, dim), embed_norm(norm, dim), scale_(scale) {}
+  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim, c.scale_embedding, c.embed_norm_type) {}
 
-  Embedding<T> embed;  // [V, D]
+  Embedding<T> embed;   // [V, D]
+  Norm<T> embed_norm;   // over D (type none: the identity, no tensors)
 
   static bool accepts(Task t) { return t == Task::Lm || t == Task::Classify; }
   static Index grid_h(const TnnConfig&) { return 0; }  // a sequence, not a grid
@@ -41,35 +46,69 @@ class TokenInput {
 
   // The vocabulary head's weight when the model ties it to the embedding.
   Param<T>& tied_weight() { return embed.weight; }
+  const Param<T>& tied_weight() const { return embed.weight; }
+  // The embedding's scale: sqrt(D) with scale_embedding, else 1.
+  T scale() const { return scale_ ? static_cast<T>(std::sqrt(static_cast<double>(embed.dim()))) : T(1); }
 
   // N(0, 1/D), fairseq's convention for LM embeddings, rather than nn.Embedding's N(0, 1),
-  // which through a tied head gives logits of std ~sqrt(D) at step 0.
-  void init_weights(Rng& rng) { embed.init_normal(rng, 1.0 / std::sqrt(static_cast<double>(embed.dim()))); }
+  // which through a tied head gives logits of std ~sqrt(D) at step 0; the norm reset to 1 / 0.
+  void init_weights(Rng& rng) {
+    embed.init_normal(rng, 1.0 / std::sqrt(static_cast<double>(embed.dim())));
+    embed_norm.reset_parameters();
+  }
 
   void check(const Data& tokens) const {
     if (tokens.rank() != 2 || tokens.dim(0) < 1 || tokens.dim(1) < 1)
       fail<ShapeError>("tokens: expected shape [B, N] with B, N >= 1, got ", shape_str(tokens.shape()));
     embed.check_tokens(tokens);
   }
+
+  // What forward keeps beyond the ids (the decoder keeps its own for one position).
+  struct Cache {
+    Tensor<T> e;  // [B, N, D] embed[tokens] * s, the norm's input (empty without a norm)
+    typename Norm<T>::Cache norm;
+  };
+  // x [B, N, D] for `tokens`, saving nothing but into `c`.
+  void embed_into(const Data& tokens, Tensor<T>& x, Cache& c) const {
+    const bool norm = embed_norm.type() != NormType::None;
+    Tensor<T>& e = norm ? c.e : x;
+    embed.forward(tokens, e);
+    if (scale_) e.vec() *= scale();
+    if (norm) embed_norm.forward(c.e, x, c.norm);
+  }
+
   // x [B, N, D]; keeps the ids for backward (no allocation at a repeated size).
   void forward(const Data& tokens, Tensor<T>& x) {
     check(tokens);
     tokens_ = tokens;
-    embed.forward(tokens_, x);
+    embed_into(tokens_, x, cache_);
   }
-  void backward(const Tensor<T>& dx) { embed.backward(tokens_, dx); }
-
-  template <class F>
-  void visit(F&& f) {
-    embed.visit("embed.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    embed.visit("embed.", f);
+  void backward(const Tensor<T>& dx) {
+    const Tensor<T>* de = &dx;
+    if (embed_norm.type() != NormType::None) {
+      embed_norm.backward(cache_.e, dx, cache_.norm, de_);
+      de = &de_;
+    }
+    if (scale_) {
+      if (de != &de_) de_ = dx;
+      de_.vec() *= scale();
+      de = &de_;
+    }
+    embed.backward(tokens_, *de);
   }
 
  private:
+  friend Visits<TokenInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.embed.visit(prefix + "embed.", f);
+    m.embed_norm.visit(prefix + "embed_norm.", f);
+  }
+
+  bool scale_ = false;
   Data tokens_;  // [B, N] of the last forward
+  Cache cache_;
+  Tensor<T> de_;  // [B, N, D] dLoss/d(embed[tokens]) (with a scale or a norm)
 };
 
 // images [B, Hi, Wi, Ch] -> patches [B, (Hi/P) (Wi/P), P*P*Ch]: token gi * (Wi/P) + gj holds
@@ -96,7 +135,7 @@ void image_to_patches(const Tensor<T>& images, Index P, Tensor<T>& patches) {
 // Images [B, Hi, Wi, Ch] (pixel values as the caller scales them, e.g. u8 / 255) -> x [B, N, D]
 // over the (Hi/P) x (Wi/P) grid of patches. Checkpoint names patch_embed.{weight [D, P*P*Ch], bias [D]}.
 template <class T>
-class PatchInput {
+class PatchInput : public Visits<PatchInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -134,16 +173,13 @@ class PatchInput {
   }
   void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    patch_embed.visit("patch_embed.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    patch_embed.visit("patch_embed.", f);
+ private:
+  friend Visits<PatchInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.patch_embed.visit(prefix + "patch_embed.", f);
   }
 
- private:
   Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
   Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
 };
@@ -151,7 +187,7 @@ class PatchInput {
 // Float features [B, N, F] -> x [B, N, D] by a linear map. Checkpoint names
 // input_proj.{weight [D, F], bias [D]}. Values must be finite (ValueError naming the first that is not).
 template <class T>
-class FeatureInput {
+class FeatureInput : public Visits<FeatureInput<T>> {
  public:
   using Data = Tensor<T>;
 
@@ -186,16 +222,13 @@ class FeatureInput {
   }
   void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
 
-  template <class F>
-  void visit(F&& f) {
-    input_proj.visit("input_proj.", f);
-  }
-  template <class F>
-  void visit(F&& f) const {
-    input_proj.visit("input_proj.", f);
+ private:
+  friend Visits<FeatureInput<T>>;
+  template <class Self, class F>
+  static void visit_all(Self& m, const std::string& prefix, F& f) {  // Self: this class or its const
+    m.input_proj.visit(prefix + "input_proj.", f);
   }
 
- private:
   Data in_;  // [B, N, F] of the last forward
 };
 

@@ -2,12 +2,13 @@
 // of model/models.hpp are instances; your own is another:
 //   using MyModel = tnn::SequenceModel<float, tnn::FeatureInput<float>, MyHead<float>>;
 // An Input has: `using Data`; a constructor from `const TnnConfig&`; static accepts(Task) (the
-// tasks it serves); static grid_h/grid_w(cfg)
-// (0: a sequence); init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx);
-// batch(data), length(data); visit(f) naming its tensors. A Head has: `using Target`; a
-// constructor from `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data); forward(features, lengths*, input) -> output;
-// output(); loss(target); static count(target, lengths*); scale_loss_grad(s); backward(features, dfeatures, input);
-// visit(f). model/inputs.hpp and model/heads.hpp hold the built-in ones.
+// tasks it serves); static grid_h/grid_w(cfg) (0: a sequence); batch(data), length(data);
+// init_weights(Rng&); check(data); forward(data, x [B, N, D]); backward(dx); and visit(prefix, f)
+// naming its tensors (layers/param.hpp: Visits). A Head has: `using Target`; a constructor from
+// `const TnnConfig&`; static accepts(Task); init_weights(Rng&); check_target(target, data);
+// forward(features, lengths*, input) -> output; output(); loss(target); static count(target,
+// lengths*); scale_loss_grad(s); backward(features, dfeatures, input); visit(prefix, f).
+// model/inputs.hpp and model/heads.hpp hold the built-in ones.
 #pragma once
 
 #include <cstdint>
@@ -75,15 +76,11 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   // backbone's, the head's. named_parameters(), zero_grad() and num_parameters() come from it.
   template <class F>
   void visit(F&& f) {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
   template <class F>
   void visit(F&& f) const {
-    input.visit(f);
-    backbone.visit(f);
-    head.visit(f);
+    visit_all(*this, f);
   }
 
   // The loss of `data` against `target` (the head's: mean cross-entropy, mean squared error),
@@ -119,6 +116,17 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
     return head.output();
   }
 
+  // Training mode for one step: the following forwards apply the config's dropout with masks
+  // drawn from (seed, step) (layers/dropout.hpp), `first_row` being the global index of the
+  // batch's row 0 (a data-parallel shard), until set_evaluation(). Nothing changes without
+  // dropout. A model starts in evaluation mode, the mode of `tnn grad`, eval and generation.
+  void set_training(std::uint64_t seed, std::int64_t step, Index first_row = 0) {
+    drop_ = DropoutContext{cfg_.dropout, seed, step, first_row};
+    training_ = cfg_.dropout > 0;
+  }
+  void set_evaluation() { training_ = false; }
+  bool training() const { return training_; }
+
   // The output of the last forward: logits [B, N, V] (LM), [B, K] (classifiers), values [B, N, Fo].
   const Tensor<T>& output() const { return head.output(); }
   const Tensor<T>& logits() const { return head.output(); }
@@ -140,6 +148,13 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
   }
 
  private:
+  template <class Self, class F>
+  static void visit_all(Self& m, F& f) {  // Self: this class or its const
+    m.input.visit("", f);
+    m.backbone.visit("", f);
+    m.head.visit("", f);
+  }
+
   static void check_task(const TnnConfig& cfg) {
     if (Input::accepts(cfg.task) && Head::accepts(cfg.task)) return;
     std::string tasks;
@@ -153,10 +168,12 @@ class SequenceModel : public ParameterSet<SequenceModel<T, Input, Head, Backend>
     has_loss_ = false;
     if (lengths) check_lengths(*lengths, input.batch(data), input.length(data));
     input.forward(data, backbone.input());
-    head.forward(backbone.forward(lengths), lengths, input);
+    head.forward(backbone.forward(lengths, training_ ? &drop_ : nullptr), lengths, input);
   }
 
   bool has_loss_ = false;
+  bool training_ = false;
+  DropoutContext drop_;  // of the current training step (training_ only)
   Precision precision_ = Precision::F32;
 };
 

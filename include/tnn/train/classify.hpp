@@ -149,7 +149,7 @@ class ClassifyTask : public SupervisedTask<TnnClassifier<T>> {
  public:
   ClassifyTask(TnnClassifier<T>& model, const LabeledTexts& train, const LabeledTexts& valid, Index batch,
                std::uint64_t seed, std::vector<std::string> label_names, Index seq_len = 0)
-      : SupervisedTask<TnnClassifier<T>>(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
+      : SupervisedTask<TnnClassifier<T>>(model, seed), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
         names_(std::move(label_names)), seq_len_(seq_len) {
     if (static_cast<Index>(names_.size()) != model.config().num_classes)
       fail<ValueError>("classify task: expected ", model.config().num_classes,

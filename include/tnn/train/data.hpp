@@ -199,11 +199,6 @@ inline Batch read_batch_file(const std::string& path, Index vocab) {
 }
 
 namespace detail {
-inline std::uint64_t mix64(std::uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
 // Seed of an independent stream for (seed, index); `purpose` separates training batches from
 // evaluation masks drawn with the same user seed.
 inline std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t purpose, std::uint64_t index) {

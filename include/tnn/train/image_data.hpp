@@ -151,7 +151,7 @@ class ImageTask : public SupervisedTask<TnnImageClassifier<T>> {
  public:
   ImageTask(TnnImageClassifier<T>& model, const ImageSet& train, const ImageSet& valid, Index batch,
             std::uint64_t seed, std::vector<std::string> label_names)
-      : SupervisedTask<TnnImageClassifier<T>>(model), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
+      : SupervisedTask<TnnImageClassifier<T>>(model, seed), sampler_(train, batch, seed), valid_(&valid), batch_(batch),
         names_(std::move(label_names)) {
     if (static_cast<Index>(names_.size()) != model.config().num_classes)
       fail<ValueError>("image task: expected ", model.config().num_classes, " label names (the model's classes), got ",

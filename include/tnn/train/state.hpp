@@ -1,5 +1,5 @@
 // The JSON part of a training-state file (CKPT.optim.safetensors, metadata "tnn.optim.extra"):
-// {identity, adamw_step, bad_steps}, read under io/json.hpp's strict policy with every key's
+// {identity, adamw_step, bad_steps, steps, schedule}, read under io/json.hpp's strict policy with every key's
 // type checked (a FormatError naming the file and the key, never a bare library message), and
 // the differences between two identities named key by key for "--resume with other flags".
 #pragma once
@@ -19,6 +19,13 @@ struct TrainingStateJson {
   nlohmann::json identity = nlohmann::json::object();  // the run's settings (flags, config, data)
   std::int64_t adamw_step = 0;
   std::int64_t bad_steps = 0;
+  // The run's length when it saved and its schedule's total_steps (0: not recorded, a file from
+  // before runs could be extended), and where that schedule was re-stretched (-1: never;
+  // LrSchedule::stretched_to).
+  std::int64_t steps = 0;
+  std::int64_t schedule_total = 0;
+  std::int64_t restart_step = -1;
+  double restart_lr = 0;
 };
 
 namespace detail {
@@ -48,6 +55,19 @@ inline TrainingStateJson parse_training_state(const std::string& text, const std
   s.identity = *id;
   s.adamw_step = detail::ts_count(j, "adamw_step", where, /*required=*/true);
   s.bad_steps = detail::ts_count(j, "bad_steps", where, /*required=*/false);
+  s.steps = detail::ts_count(j, "steps", where, /*required=*/false);
+  if (auto sch = j.find("schedule"); sch != j.end()) {
+    if (!sch->is_object()) fail<FormatError>(where, ": key 'schedule': expected an object, got ", json_brief(*sch));
+    const std::string at = where + ": key 'schedule'";
+    s.schedule_total = detail::ts_count(*sch, "total_steps", at, /*required=*/true);
+    if (!sch->contains("restart_step")) return s;
+    s.restart_step = detail::ts_count(*sch, "restart_step", at, /*required=*/true);
+    auto lr = sch->find("restart_lr");
+    if (lr == sch->end() || !lr->is_number() || !(lr->get<double>() >= 0))
+      fail<FormatError>(at, ": key 'restart_lr': expected a number >= 0, got ",
+                        lr == sch->end() ? std::string("nothing") : json_brief(*lr));
+    s.restart_lr = lr->get<double>();
+  }
   return s;
 }
 

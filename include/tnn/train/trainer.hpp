@@ -15,7 +15,8 @@
 // Files for TrainerConfig::out = "CKPT.safetensors":
 //   CKPT.safetensors        the model (TrainTask::save_model): what eval and generate read
 //   CKPT.optim.safetensors  the whole training state: parameters ("param.<name>"), AdamW moments
-//                           ("adamw.<name>"), the step, and JSON {identity, adamw_step, bad_steps};
+//                           ("adamw.<name>"), the step, and JSON {identity, adamw_step, bad_steps,
+//                           steps, schedule} (train/state.hpp);
 //                           resume reads only this file, so a crash between the two writes (each
 //                           atomic) never pairs weights and moments of different steps. Nothing in
 //                           it depends on the number of processes.
@@ -92,7 +93,12 @@ class TrainTask {
 };
 
 struct TrainerConfig {
-  std::int64_t steps = 1000;     // total steps of the run (a resumed run continues to it)
+  // Total steps of the run. A resumed run continues to it, whatever the saved run's length was:
+  // it may extend a finished run or shorten an interrupted one (not below the steps done). When
+  // the schedule's total_steps differs from the saved run's, the schedule is re-stretched at the
+  // current update (LrSchedule::stretched_to); with the same total, the resumed run is
+  // bit-identical to an uninterrupted one.
+  std::int64_t steps = 1000;
   LrSchedule schedule;           // indexed by the optimizer's update count
   AdamWConfig adamw;
   double clip = 1.0;             // global gradient-norm clip
@@ -109,6 +115,7 @@ struct TrainerConfig {
   std::string log_path;          // CSV log ("" : none)
   // The settings a resumed run must share with the run it continues for the result to be
   // bit-identical (model config, seed, batch, schedule, ...): stored, and compared on resume.
+  // Leave the length out (steps, total_steps): it is what a resumed run may change.
   nlohmann::json identity = nlohmann::json::object();
 
   void validate() const {
@@ -143,7 +150,7 @@ struct ResumeMismatch : ValueError {
 // What the trainer reports (TrainHooks::on_event); the caller decides what to print.
 struct TrainEvent {
   enum class Kind {
-    Resumed,     // step: where the run continues
+    Resumed,     // step: where the run continues; previous_steps: the saved run's length; lr: the next update's
     Step,        // a step finished: loss, grad_norm, lr, tokens_per_s
     BadStep,     // the step's loss (bad_loss) or gradient was not finite; update skipped
     Validation,  // eval holds the validation result after `step` steps
@@ -154,6 +161,7 @@ struct TrainEvent {
   double loss = 0, grad_norm = 0, lr = 0, tokens_per_s = 0;
   bool bad_loss = false;
   std::int64_t bad_steps = 0;
+  std::int64_t previous_steps = 0;
   EvalResult eval;
 };
 
@@ -215,16 +223,40 @@ class Trainer {
     lock_outputs();
     const OptimizerStateInfo info = load_optimizer_state(state_path(), [&](auto&& f) { visit_state(f); });
     // Strict JSON, every key's type checked, differences named key by key (train/state.hpp).
-    const TrainingStateJson extra =
-        parse_training_state(info.extra_json, "training state " + quote_path(state_path()) + ": metadata 'tnn.optim.extra'");
+    const std::string where = "training state " + quote_path(state_path()) + ": metadata 'tnn.optim.extra'";
+    TrainingStateJson extra = parse_training_state(info.extra_json, where);
+    // Files from before runs could be extended hold the length in the identity (its "steps"):
+    // an identity without it (a program that lets --steps change) compares the rest.
+    if (!cfg_.identity.contains("steps") && extra.identity.contains("steps")) {
+      if (extra.steps == 0 && extra.identity["steps"].is_number_integer())
+        extra.steps = extra.schedule_total = extra.identity["steps"].get<std::int64_t>();
+      extra.identity.erase("steps");
+    }
     if (extra.identity != cfg_.identity)
       throw ResumeMismatch(detail::concat("the settings differ from the run being resumed (",
                                           json_differences(extra.identity, cfg_.identity), ")"));
+    if (cfg_.steps < info.step)
+      throw ResumeMismatch(detail::concat("steps: expected at least the ", info.step,
+                                          " steps the saved run has done, got ", cfg_.steps));
+    // The saved run's schedule, then the same curve re-stretched if this run's length differs.
+    LrSchedule saved = cfg_.schedule;
+    if (extra.schedule_total > 0) saved.total_steps = extra.schedule_total;
+    saved.restart_step = extra.restart_step;
+    saved.restart_lr = extra.restart_lr;
+    try {
+      saved.validate();
+    } catch (const ConfigError& e) {
+      fail<FormatError>(where, ": ", e.what());
+    }
     step_ = info.step;
     opt_.set_step_count(extra.adamw_step);
     bad_steps_ = extra.bad_steps;
+    cfg_.schedule = saved.stretched_to(cfg_.schedule.total_steps, opt_.step_count());
     resumed_ = true;
-    emit(TrainEvent::Kind::Resumed, [](TrainEvent&) {});
+    emit(TrainEvent::Kind::Resumed, [&](TrainEvent& e) {
+      e.previous_steps = extra.steps > 0 ? extra.steps : cfg_.steps;
+      e.lr = cfg_.schedule.lr(opt_.step_count());
+    });
   }
 
   // Trains from step() to config().steps; returns early for stop_after (Stopped) or a stop
@@ -295,7 +327,7 @@ class Trainer {
     if (hooks_.reduce_validation) hooks_.reduce_validation(s);
     const EvalResult r = EvalResult::from(s);
     emit(TrainEvent::Kind::Validation, [&](TrainEvent& e) { e.eval = r; });
-    if (logging()) log_pending_ += detail::concat(step_, ",,,,,", r.loss, ",", r.bpb(), "\n");
+    if (logging()) log_pending_ += detail::concat(step_, ",valid,", r.loss, ",,,,", r.bpb(), ",", r.accuracy, "\n");
     return r;
   }
 
@@ -306,8 +338,13 @@ class Trainer {
     begin();
     try {
       write_log();
-      const nlohmann::json extra = {
-          {"identity", cfg_.identity}, {"adamw_step", opt_.step_count()}, {"bad_steps", bad_steps_}};
+      nlohmann::json schedule = {{"total_steps", cfg_.schedule.total_steps}};
+      if (cfg_.schedule.restart_step >= 0) {
+        schedule["restart_step"] = cfg_.schedule.restart_step;
+        schedule["restart_lr"] = cfg_.schedule.restart_lr;  // 17 significant digits: read back exactly
+      }
+      const nlohmann::json extra = {{"identity", cfg_.identity}, {"adamw_step", opt_.step_count()},
+                                    {"bad_steps", bad_steps_}, {"steps", cfg_.steps}, {"schedule", schedule}};
       save_optimizer_state(state_path(), step_, [&](auto&& f) { visit_state(f); }, extra.dump());
       task_.save_model(cfg_.out, step_);
     } catch (...) {
@@ -322,7 +359,10 @@ class Trainer {
 
   // Locks the outputs and prepares the CSV log (after resume(): its lines up to the saved step);
   // run() calls it, a caller may call it earlier to see a locked or unwritable output before
-  // anything else happens.
+  // anything else happens. The log has one row per logged step (kind "train": loss, grad_norm,
+  // lr, tokens_per_s) and per validation (kind "valid": loss, bpb, accuracy), under the header
+  // kLogHeader; its rows reach the disk at each save.
+  static constexpr const char* kLogHeader = "step,kind,loss,grad_norm,lr,tokens_per_s,bpb,accuracy";
   void begin() {
     if (begun_) return;
     if (!cfg_.out.empty() && hooks_.writes_files) {
@@ -337,7 +377,7 @@ class Trainer {
       if (resumed_) {
         truncate_log_to_step();
       } else {
-        log_pending_ = kLogHeader;
+        log_pending_ = std::string(kLogHeader) + "\n";
         log_on_disk_ = false;
       }
     }
@@ -357,12 +397,11 @@ class Trainer {
     opt_.visit_state([&](const std::string& name, auto& t) { f("adamw." + name, t); });
   }
 
-  static constexpr const char* kLogHeader = "step,loss,grad_norm,lr,tokens_per_s,val_loss,val_bpb\n";
   bool logging() const { return !cfg_.log_path.empty() && hooks_.writes_files && !cfg_.out.empty(); }
 
   void log_step() {
     if (logging())
-      log_pending_ += detail::concat(step_, ",", last_.loss, ",", last_.grad_norm, ",", last_.lr, ",", tokens_per_s_, ",,\n");
+      log_pending_ += detail::concat(step_, ",train,", last_.loss, ",", last_.grad_norm, ",", last_.lr, ",", tokens_per_s_, ",,\n");
   }
 
   // The log's pending lines to disk: the first write creates the file atomically, later ones
@@ -388,7 +427,7 @@ class Trainer {
   void truncate_log_to_step() {
     struct stat st {};
     if (::stat(cfg_.log_path.c_str(), &st) != 0) {  // no log yet: start one at the next save
-      log_pending_ = kLogHeader;
+      log_pending_ = std::string(kLogHeader) + "\n";
       log_on_disk_ = false;
       return;
     }
@@ -407,7 +446,7 @@ class Trainer {
       const bool numbered = k > 0 && k < line.size() && line[k] == ',';
       if ((first && !numbered) || (numbered && step <= step_)) kept += line + "\n";
     }
-    if (kept.empty()) kept = kLogHeader;
+    if (kept.empty()) kept = std::string(kLogHeader) + "\n";
     detail::write_file_atomically(cfg_.log_path, [&](auto& sink) {
       sink(reinterpret_cast<const std::uint8_t*>(kept.data()), kept.size());
     });
@@ -449,9 +488,10 @@ class Trainer {
 };
 
 // The step of any model of model/sequence_model.hpp on batches a subclass samples: zero the
-// gradients, forward with the batch's targets, backward. A subclass gives sample(step, batch) (a
-// pure function of the step, so a resumed run sees the same batches), and may give validate()
-// and checkpoint metadata. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R)
+// gradients, forward with the batch's targets in training mode (dropout masks a pure function of
+// (seed, step, global row)), backward. A subclass gives sample(step, batch) (a pure function of
+// the step, so a resumed run sees the same batches), and may give validate() and checkpoint
+// metadata. set_shard(r, R) makes this process compute rows [r B / R, (r+1) B / R)
 // of the same global batch, its loss normalized by the global batch's count (a data-parallel
 // driver then sums gradients over processes in its hook).
 template <class Model>
@@ -466,7 +506,8 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
     const Tensor<std::int32_t>* lengths_or_null() const { return lengths.size() > 0 ? &lengths : nullptr; }
   };
 
-  explicit SupervisedTask(Model& model) : model_(model) {}
+  // `seed`: the run's seed, from which the dropout masks of every step are drawn.
+  explicit SupervisedTask(Model& model, std::uint64_t seed = 0) : model_(model), seed_(seed) {}
 
   Model& model() { return model_; }
 
@@ -483,6 +524,14 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
     sample(step, global_);
     const Batch& b = ranks_ == 1 ? global_ : shard();
     model_.zero_grad();
+    // Training mode for this step only: evaluation (validation, saving) again afterwards, also
+    // when the step throws.
+    struct TrainingMode {
+      Model& m;
+      ~TrainingMode() { m.set_evaluation(); }
+    } mode{model_};
+    const Index first_row = ranks_ == 1 ? 0 : rank_ * (Model::InputType::batch(global_.data) / ranks_);
+    model_.set_training(seed_, step, first_row);
     StepStats st;
     // Sharded, the loss and its gradient are this process's share of the global batch's mean
     // (normalized by the global count): summed over processes (dist/trainer_hooks.hpp, from inside
@@ -502,8 +551,12 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
 
   void set_precision(Precision p) override { model_.set_precision(p); }
 
+  // Extra metadata of every model file this task saves (e.g. how the training data was split).
+  void set_metadata(const std::string& key, const std::string& value) { extra_metadata_[key] = value; }
+
   void save_model(const std::string& path, std::int64_t step) override {
     std::map<std::string, std::string> meta = metadata();
+    for (const auto& [k, v] : extra_metadata_) meta[k] = v;
     meta["tnn.step"] = std::to_string(step);
     tnn::save_model(path, model_, Dtype::F32, meta);
   }
@@ -537,8 +590,10 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
   }
 
   Model& model_;
+  std::uint64_t seed_;
   Index rank_ = 0, ranks_ = 1;
   Batch global_, local_;
+  std::map<std::string, std::string> extra_metadata_;
 };
 
 // The language model's step: TnnLM on byte batches (BatchSampler: a pure function of seed and
@@ -549,7 +604,7 @@ class LmTask : public SupervisedTask<TnnLM<T>> {
  public:
   LmTask(TnnLM<T>& model, const ByteCorpus& train, const ByteCorpus& valid, Index batch, Index seq_len,
          LmObjective objective, std::uint64_t seed)
-      : SupervisedTask<TnnLM<T>>(model), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
+      : SupervisedTask<TnnLM<T>>(model, seed), sampler_(train, batch, seq_len, objective, seed), valid_(&valid),
         batch_(batch), seq_len_(seq_len), objective_(objective) {}
   LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
   LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
