@@ -1,11 +1,13 @@
 // The attention token mixer (layers/attention.hpp) beside the GTU it replaces, each layer alone
 // at the bench model's width (D 512; attention with 8 heads of 64, fairseq transformer_lm's;
 // the GTU of bench_model.hpp: E 1536, RPE 64 x 6, decay 0.99), causal, batch 1, float32:
-//   BM_Attention_Forward/<N>, BM_Attention_FwdBwd/<N>   Auto (the Tiled path)
-//   BM_Attention_FwdBwd_Direct/<N>, ..._Tiled/<N>       each path forced (what Auto rests on)
-//   BM_Attention_FwdBwd_Tile/tile:<rows>/N:<N>          Tiled with square tiles of <rows>
-//   BM_Attention_DecodeStep/<N>                         one KV-cache step at position N - 1
-//   BM_Gtu_Forward/<N>, BM_Gtu_FwdBwd/<N>               the GTU, same N, same run
+//   BM_AttentionLayer_Forward/<N>, BM_AttentionLayer_FwdBwd/<N>   Auto (the Tiled path)
+//   BM_AttentionLayer_FwdBwd_Direct/<N>, ..._Tiled/<N>            each path forced (what Auto rests on)
+//   BM_AttentionLayer_FwdBwd_Tile/tile:<rows>/N:<N>               Tiled with square tiles of <rows>
+//   BM_AttentionLayer_DecodeStep/<N>                              one KV-cache step at position N - 1
+//   BM_Gtu_Forward/<N>, BM_Gtu_FwdBwd/<N>                         the GTU, same N, same run
+// (The whole bench model with attention as its mixer: BM_Attention_TrainStep and
+// BM_Attention_Forward in bench_lm.cpp.)
 // FLOP/s counts the model's dense products, 2 m n k each: attention's four projections and,
 // over the (causal) query-key pairs it computes, Q K^T and P V; the GTU's three projections and
 // its RPE (its FFTs uncounted, as in bench_lm.cpp). FwdBwd counts 3x the forward (the backward's
@@ -86,7 +88,7 @@ void run_fwd_bwd(benchmark::State& state, Attention<Scalar>& a, Index N) {
   set_counters(state, N, 3 * attention_forward_flops(D, N, true));
 }
 
-void BM_Attention_Forward(benchmark::State& state) {
+void BM_AttentionLayer_Forward(benchmark::State& state) {
   const Index N = state.range(0);
   auto a = make_attention(AttentionMethod::Auto);
   const Tensor<Scalar> x = random_tensor({1, N, a->dim()}, 2);
@@ -100,25 +102,25 @@ void BM_Attention_Forward(benchmark::State& state) {
   set_counters(state, N, attention_forward_flops(a->dim(), N, true));
 }
 
-void BM_Attention_FwdBwd(benchmark::State& state) {
+void BM_AttentionLayer_FwdBwd(benchmark::State& state) {
   auto a = make_attention(AttentionMethod::Auto);
   run_fwd_bwd(state, *a, state.range(0));
 }
-void BM_Attention_FwdBwd_Direct(benchmark::State& state) {
+void BM_AttentionLayer_FwdBwd_Direct(benchmark::State& state) {
   auto a = make_attention(AttentionMethod::Direct);
   run_fwd_bwd(state, *a, state.range(0));
 }
-void BM_Attention_FwdBwd_Tiled(benchmark::State& state) {
+void BM_AttentionLayer_FwdBwd_Tiled(benchmark::State& state) {
   auto a = make_attention(AttentionMethod::Tiled);
   run_fwd_bwd(state, *a, state.range(0));
 }
-void BM_Attention_FwdBwd_Tile(benchmark::State& state) {
+void BM_AttentionLayer_FwdBwd_Tile(benchmark::State& state) {
   auto a = make_attention(AttentionMethod::Tiled, state.range(0));
   run_fwd_bwd(state, *a, state.range(1));
 }
 
 // One token through a cache holding N - 1 positions (the newest one forgotten again after it).
-void BM_Attention_DecodeStep(benchmark::State& state) {
+void BM_AttentionLayer_DecodeStep(benchmark::State& state) {
   const Index N = state.range(0);
   auto a = make_attention(AttentionMethod::Auto);
   const Index D = a->dim();
@@ -180,14 +182,14 @@ void lengths(benchmark::internal::Benchmark* b) {
 // pass --benchmark_min_time on the command line. N stops at 16384: the Tiled path holds O(N D)
 // (tens of MB there), but one causal forward + backward is ~1e12 FLOP. The Direct path holds
 // H N^2 probabilities (8 x 4096^2 floats = 512 MB at 4096), so its family stops at 4096.
-BENCHMARK(BM_Attention_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd_Direct)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd_Tiled)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_FwdBwd_Tile)
+BENCHMARK(BM_AttentionLayer_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionLayer_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionLayer_FwdBwd_Direct)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionLayer_FwdBwd_Tiled)->RangeMultiplier(2)->Range(64, 4096)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_AttentionLayer_FwdBwd_Tile)
     ->ArgsProduct({{32, 64, 128, 256}, {512, 4096}})
     ->ArgNames({"tile", "N"})
     ->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_Attention_DecodeStep)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMicrosecond);
+BENCHMARK(BM_AttentionLayer_DecodeStep)->Arg(512)->Arg(4096)->Arg(16384)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_Gtu_Forward)->Apply(lengths)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gtu_FwdBwd)->Apply(lengths)->Unit(benchmark::kMillisecond);

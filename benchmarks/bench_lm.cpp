@@ -2,7 +2,10 @@
 // 1 head, expand 3, GLU 512, RPE 64 x 6 layers, causal, fixed decay 0.99, batch 1,
 // float32): a training step, a forward, and the GEMM
 // of the model's dominant shapes through the same GEMM path the model uses, the
-// practical limit the training step is held against. Names are compared with other
+// practical limit the training step is held against; and the same step and forward with
+// attention as the token mixer (bench_attention_config: 8 heads, sinusoidal positions), the
+// Transformer baseline in the same backbone, BM_Attention_TrainStep/<N>, BM_Attention_Forward/<N>
+// (docs/paper.md, "Speed by length"). Names are compared with other
 // implementations: BM_LM_TrainStep/<N>, BM_LM_Forward/<N>,
 // BM_Gemm_Roofline (decoding: bench_decode.cpp). Threads: OMP_NUM_THREADS. "peak%" is the
 // rate against the fp32 FMA peak measured in the same process (bench_peak.hpp) times the
@@ -12,6 +15,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <memory>
 #include <string>
 
@@ -30,13 +34,27 @@ namespace {
 
 using Scalar = float;
 
+using tnn_bench::bench_attention_config;
 using tnn_bench::bench_config;
+
+// Multiply-adds of attention's N x N products in one forward over B rows: q k^T and p v per
+// head, over the visible (query, key) pairs (N (N + 1) / 2 of them when causal).
+double attention_pair_macs(const TnnConfig& c, Index B, Index N) {
+  const double pairs = c.causal ? double(N) * double(N + 1) / 2 : double(N) * double(N);
+  return 2 * double(B) * pairs * double(c.dim);
+}
 
 // Dense FLOPs (2 m n k per matrix product) of one forward over B x N tokens: the
 // GTU's u, v and o projections, the GLU's three, the RPE MLP over its K offsets
-// (once per forward, not per batch row) and the vocabulary head.
+// (once per forward, not per batch row) and the vocabulary head. With attention: its four
+// D x D projections and its N x N products in place of the GTU's.
 double forward_flops(const TnnConfig& c, Index B, Index N) {
   const double D = double(c.dim), E = double(c.inner_dim()), G = double(c.glu_width()), V = double(c.vocab_size);
+  if (c.token_mixer == TokenMixerKind::Attention) {
+    const double tok = double(B * N);
+    const double per_layer = 2 * tok * (4 * D * D + 3 * D * G) + 2 * attention_pair_macs(c, B, N);
+    return double(c.layers) * per_layer + 2 * tok * D * V;
+  }
   const double R = double(c.rpe_dim), K = double(toeplitz_num_coeffs(N, c.causal)), tok = double(B * N);
   const double per_layer = 2 * tok * (3 * D * E + 3 * D * G) + 2 * K * (R + double(c.rpe_layers) * R * R + R * E);
   return double(c.layers) * per_layer + 2 * tok * D * V;
@@ -74,11 +92,32 @@ void set_counters(benchmark::State& state, double tokens, double flops) {
 #endif
 }
 
+// Attention's work grows as N^2: lengths whose iteration would take minutes on one core are
+// skipped with a message rather than run. The bound is on the multiply-adds of its N x N
+// products (forward: N^2 D causal; a training step 3.5 N^2 D, the backward recomputing the
+// probabilities and making four products): 2^42, a bit over a minute at the ~60 G per second one
+// Zen 5 core sustains on them (BM_Attention_Forward/8192: 0.85 s for 2^35 of them plus the
+// projections). It leaves out only the training step at 65,536 (7 * 2^40). The tiled layer
+// holds O(N D), so memory (a few GB at 65,536) is never the limit.
+constexpr double kMaxAttentionMacs = 4398046511104.0;  // 2^42
+bool skip_long_attention(benchmark::State& state, const TnnConfig& cfg, Index N, double passes) {
+  if (cfg.token_mixer != TokenMixerKind::Attention) return false;
+  const double macs = passes * attention_pair_macs(cfg, 1, N) * double(cfg.layers);
+  if (macs <= kMaxAttentionMacs) return false;
+  char why[200];
+  std::snprintf(why, sizeof why,
+                "skipped: attention's N x N products would take %.2g multiply-adds an iteration (minutes on one "
+                "core), above kMaxAttentionMacs = %.2g",
+                macs, kMaxAttentionMacs);
+  state.SkipWithError(why);
+  return true;
+}
+
 // One forward with loss and one backward (no optimizer step), at a fixed [1, N]:
 // after the warm-up step every buffer has its size and nothing is allocated.
-void BM_LM_TrainStep(benchmark::State& state) {
+void train_step_bench(benchmark::State& state, const TnnConfig& cfg) {
   const Index N = state.range(0);
-  const TnnConfig cfg = bench_config();
+  if (skip_long_attention(state, cfg, N, 3.5)) return;
   auto model = std::make_unique<TnnLM<Scalar>>(cfg);
   model->init_weights(1);
   Tensor<std::int32_t> tokens, targets;
@@ -97,11 +136,13 @@ void BM_LM_TrainStep(benchmark::State& state) {
   set_counters(state, double(N), 3 * forward_flops(cfg, 1, N));
   tnn_bench::set_peak_fraction(state, 3 * forward_flops(cfg, 1, N), t0, threads_used());
 }
+void BM_LM_TrainStep(benchmark::State& state) { train_step_bench(state, bench_config()); }
+void BM_Attention_TrainStep(benchmark::State& state) { train_step_bench(state, bench_attention_config()); }
 
 // Logits only (evaluation).
-void BM_LM_Forward(benchmark::State& state) {
+void forward_bench(benchmark::State& state, const TnnConfig& cfg) {
   const Index N = state.range(0);
-  const TnnConfig cfg = bench_config();
+  if (skip_long_attention(state, cfg, N, 1)) return;
   auto model = std::make_unique<TnnLM<Scalar>>(cfg);
   model->init_weights(1);
   Tensor<std::int32_t> tokens, targets;
@@ -113,6 +154,8 @@ void BM_LM_Forward(benchmark::State& state) {
   }
   set_counters(state, double(N), forward_flops(cfg, 1, N));
 }
+void BM_LM_Forward(benchmark::State& state) { forward_bench(state, bench_config()); }
+void BM_Attention_Forward(benchmark::State& state) { forward_bench(state, bench_attention_config()); }
 
 // The model's dominant GEMMs at N = 2048: the D -> E projection forward (y = x W^T), its
 // weight gradient (dW += dy^T x) and its input gradient (dx = dy W), [2048 x 512] x
@@ -198,8 +241,12 @@ void BM_Gemm_Roofline_Eigen(benchmark::State& state) { run_roofline(state, &deta
 // command line. "Time" is wall-clock; the rate counters divide by the main thread's
 // CPU time (google-benchmark's rule without UseRealTime), which on a shared machine
 // leaves out the time the process was preempted.
-BENCHMARK(BM_LM_TrainStep)->Arg(512)->Arg(2048)->Arg(8192)->Arg(65536)->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_LM_Forward)->Arg(512)->Arg(2048)->Arg(8192)->Arg(16384)->Arg(65536)->Unit(benchmark::kMillisecond);
+// The TNN and attention families share their lengths, 512 .. 65536 by doubling (the table of
+// docs/paper.md); attention skips those beyond kMaxAttentionMacs.
+BENCHMARK(BM_LM_TrainStep)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_TrainStep)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LM_Forward)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_Attention_Forward)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm_Roofline)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm_Roofline_Bf16)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Gemm_Roofline_Kernel)

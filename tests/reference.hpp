@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tnn/layers/dropout.hpp"
+#include "tnn/layers/attention.hpp"
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/glu.hpp"
 #include "tnn/layers/gtu.hpp"
@@ -235,6 +236,56 @@ Tensor<double> gtu(const Gtu<double, Backend, Mixer>& g, const Tensor<double>& x
   return linear(g.o, z);
 }
 
+// Multi-head softmax attention one scalar at a time: q, k, v projections, per head the scaled
+// scores of the visible keys (j <= i when causal, j < lengths[b] in a ragged row), their softmax
+// and the weighted values, then out_proj.
+inline Tensor<double> attention(const Attention<double>& a, const Tensor<double>& x,
+                                const Tensor<std::int32_t>* lengths = nullptr) {
+  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2), H = a.heads(), Dh = D / H;
+  const Tensor<double> q = linear(a.q_proj, x), k = linear(a.k_proj, x), v = linear(a.v_proj, x);
+  Tensor<double> z(x.shape());
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths ? Index((*lengths)[b]) : N;
+    for (Index h = 0; h < H; ++h)
+      for (Index i = 0; i < N; ++i) {
+        const Index visible = a.causal() ? std::min(i + 1, len) : len;
+        std::vector<double> s(static_cast<std::size_t>(visible));
+        double mx = -INFINITY;
+        for (Index j = 0; j < visible; ++j) {
+          double d = 0;
+          for (Index c = 0; c < Dh; ++c) d += q[(b * N + i) * D + h * Dh + c] * k[(b * N + j) * D + h * Dh + c];
+          s[static_cast<std::size_t>(j)] = d / std::sqrt(double(Dh));
+          mx = std::max(mx, s[static_cast<std::size_t>(j)]);
+        }
+        double sum = 0;
+        for (double& e : s) sum += e = std::exp(e - mx);
+        for (Index c = 0; c < Dh; ++c) {
+          double o = 0;
+          for (Index j = 0; j < visible; ++j) o += s[static_cast<std::size_t>(j)] * v[(b * N + j) * D + h * Dh + c];
+          z[(b * N + i) * D + h * Dh + c] = o / sum;
+        }
+      }
+  }
+  return linear(a.out_proj, z);
+}
+
+// x [B, N, D] += the sinusoidal encoding of position n in row n: sin(n w_i) at channel i and
+// cos(n w_i) at channel half + i, w_i = 10000^(-i / (half - 1)) (w_0 = 1 when half = 1), half = D / 2;
+// an odd D's last channel gets 0.
+inline void add_sinusoidal(Tensor<double>& x) {
+  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2), half = D / 2;
+  for (Index b = 0; b < B; ++b)
+    for (Index n = 0; n < N; ++n)
+      for (Index i = 0; i < half; ++i) {
+        const double w = half > 1 ? std::pow(10000.0, -double(i) / double(half - 1)) : 1.0;
+        x[(b * N + n) * D + i] += std::sin(double(n) * w);
+        x[(b * N + n) * D + half + i] += std::cos(double(n) * w);
+      }
+}
+inline void add_positions(PositionScheme scheme, Tensor<double>& x) {
+  if (scheme == PositionScheme::Sinusoidal) add_sinusoidal(x);
+}
+
 // l3(act(l1 x) * l2 x).
 inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
   Tensor<double> a = linear(g.l1, x), b = linear(g.l2, x);
@@ -250,6 +301,7 @@ inline Tensor<double> glu(const Glu<double>& g, const Tensor<double>& x) {
 template <class Backend>
 Tensor<double> mixer(const TokenMixer<double, Backend>& m, const Tensor<double>& x, const Tensor<std::int32_t>* lengths) {
   if (m.gtu()) return gtu(*m.gtu(), x, lengths);
+  if (m.attention()) return attention(*m.attention(), x, lengths);
   return gtu(*m.gtu2d(), x, lengths);
 }
 
@@ -309,11 +361,13 @@ inline double cross_entropy(const Tensor<double>& z, const Tensor<std::int32_t>&
   return count == 0 ? 0.0 : total / double(count);
 }
 
-// The token input: embed[tokens], times sqrt(D) with scale_embedding, then the embedding norm.
+// The token input: embed[tokens], times sqrt(D) with scale_embedding, plus the positions' encoding,
+// then the embedding norm.
 inline Tensor<double> token_input(const TokenInput<double>& in, const Tensor<std::int32_t>& tokens) {
   Tensor<double> x = embedding(in.embed, tokens);
   const double s = in.scale();
   for (auto& v : x) v *= s;
+  add_positions(in.positions(), x);
   return norm(in.embed_norm, x);
 }
 
@@ -404,7 +458,9 @@ inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Te
         for (Index pi = 0; pi < P; ++pi)
           for (Index pj = 0; pj < P; ++pj)
             for (Index ch = 0; ch < Ch; ++ch) patches[f++] = images[((b * Hi + gi * P + pi) * Wi + gj * P + pj) * Ch + ch];
-  return classifier_head(m.head, backbone(m, linear(m.input.patch_embed, patches), nullptr, {}), nullptr);
+  Tensor<double> x = linear(m.input.patch_embed, patches);
+  add_positions(c.positions, x);
+  return classifier_head(m.head, backbone(m, x, nullptr, {}), nullptr);
 }
 
 }  // namespace tnn::reference

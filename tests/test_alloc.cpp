@@ -253,4 +253,42 @@ TEST(Alloc, DecodingStepsAllocateNothing) {
   }
 }
 
+// The same with attention as the token mixer and sinusoidal positions: the attention layer's
+// workspaces, the positions' table and (decoding) the KV caches are sized once.
+TnnConfig attention_config() {
+  TnnConfig c = small_config();
+  c.token_mixer = TokenMixerKind::Attention;
+  c.positions = PositionScheme::Sinusoidal;
+  c.heads = 4;
+  return c;
+}
+
+TEST(Alloc, AttentionTrainingStepAllocatesNothing) {
+  expect_steady_state_without_allocation(attention_config(), 2, 160);  // beyond the tile of 128
+  TnnConfig bidir = attention_config();
+  bidir.causal = false;
+  expect_steady_state_without_allocation(bidir, 1, 80);
+}
+
+TEST(Alloc, AttentionDecodingStepsAllocateNothing) {
+  tnn::set_num_threads(0);
+  const TnnConfig cfg = attention_config();
+  TnnLM<float> model(cfg);
+  model.init_weights(3);
+  IncrementalDecoder<float> dec(model, 2048, 2);
+  Tensor<std::int32_t> prompt({2, 37}), tok({2});
+  for (Index i = 0; i < prompt.size(); ++i) prompt[i] = std::int32_t(i % cfg.vocab_size);
+  dec.prefill(prompt);
+  for (int i = 0; i < 3; ++i) dec.step(tok);
+  const Counts c = count_allocations([&] {
+    for (Index i = 0; i < 1500; ++i) {
+      tok[0] = std::int32_t(i % cfg.vocab_size);
+      tok[1] = std::int32_t((3 * i) % cfg.vocab_size);
+      dec.step(tok);
+    }
+  });
+  EXPECT_EQ(c.mallocs, 0) << "heap allocations (malloc family) in 1500 attention decoding steps";
+  EXPECT_EQ(c.news, 0) << "operator new calls in 1500 attention decoding steps";
+}
+
 }  // namespace

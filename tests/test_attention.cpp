@@ -1,8 +1,9 @@
 // Multi-head softmax attention (layers/attention.hpp) and sinusoidal positions
 // (layers/positions.hpp): every configuration through the op-check harness (forward against
-// the formula written out below, central differences, float vs double, accumulation), the
-// Tiled path against its Direct twin, ragged rows against rows run alone, the KV cache against
-// the full forward at every position, allocation-free warm steps, and every error.
+// the formula written out in tests/reference.hpp, central differences, float vs double,
+// accumulation), the Tiled path against its Direct twin, ragged rows against rows run alone,
+// the KV cache against the full forward at every position, allocation-free warm steps, and
+// every error.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -17,6 +18,7 @@
 #include <vector>
 
 #include "op_check.hpp"
+#include "reference.hpp"
 #include "tnn/layers/attention.hpp"
 #include "tnn/layers/positions.hpp"
 
@@ -46,6 +48,7 @@ using opcheck::OpSpec;
 using opcheck::Options;
 using opcheck::random;
 using testing_helpers::throws;
+using testing_helpers::without_key_bias;
 
 namespace {
 
@@ -62,65 +65,10 @@ std::string cat(const A&... a) {
 
 constexpr Index kDim = 6;  // divisible by H = 1, 2, 3
 
-// The layer's formula one scalar at a time, in double: no GEMM, no layer code but the weights.
-// lengths empty: every key valid.
-Tensor<double> reference_attention(const Attention<double>& a, const Tensor<double>& x,
-                                   const std::vector<Index>& lengths = {}) {
-  const Index B = x.dim(0), N = x.dim(1), D = x.dim(2), H = a.heads(), Dh = D / H;
-  auto project = [&](const Linear<double>& l, const Tensor<double>& in) {
-    Tensor<double> out(in.shape());
-    for (Index r = 0; r < in.rows(); ++r)
-      for (Index o = 0; o < D; ++o) {
-        double s = l.bias.value[o];
-        for (Index i = 0; i < D; ++i) s += l.weight.value[o * D + i] * in[r * D + i];
-        out[r * D + o] = s;
-      }
-    return out;
-  };
-  const Tensor<double> q = project(a.q_proj, x), k = project(a.k_proj, x), v = project(a.v_proj, x);
-  Tensor<double> z(x.shape());
-  for (Index b = 0; b < B; ++b) {
-    const Index len = lengths.empty() ? N : lengths[static_cast<std::size_t>(b)];
-    for (Index h = 0; h < H; ++h)
-      for (Index i = 0; i < N; ++i) {
-        const Index visible = a.causal() ? std::min(i + 1, len) : len;
-        std::vector<double> s(static_cast<std::size_t>(visible));
-        double mx = -INFINITY;
-        for (Index j = 0; j < visible; ++j) {
-          double d = 0;
-          for (Index c = 0; c < Dh; ++c) d += q[(b * N + i) * D + h * Dh + c] * k[(b * N + j) * D + h * Dh + c];
-          s[static_cast<std::size_t>(j)] = d / std::sqrt(double(Dh));
-          mx = std::max(mx, s[static_cast<std::size_t>(j)]);
-        }
-        double sum = 0;
-        for (double& e : s) sum += e = std::exp(e - mx);
-        for (Index c = 0; c < Dh; ++c) {
-          double o = 0;
-          for (Index j = 0; j < visible; ++j) o += s[static_cast<std::size_t>(j)] * v[(b * N + j) * D + h * Dh + c];
-          z[(b * N + i) * D + h * Dh + c] = o / sum;
-        }
-      }
-  }
-  return project(a.out_proj, z);
-}
-
-
 Tensor<std::int32_t> lengths_tensor(const std::vector<Index>& v) {
   Tensor<std::int32_t> t({Index(v.size())});
   for (std::size_t i = 0; i < v.size(); ++i) t[Index(i)] = static_cast<std::int32_t>(v[i]);
   return t;
-}
-
-// k_proj.bias shifts every score of a query row by the same q . b_k, which the softmax cancels:
-// the output does not depend on it and its gradient is 0 up to rounding (PyTorch's too). The
-// harness's relative checks would compare that rounding noise with itself, so it is left out of
-// them and held to 0 by Attention.KeyBiasHasNoEffectAndNoGradient.
-template <class T>
-testing_helpers::ParamList<T> without_key_bias(testing_helpers::ParamList<T> params) {
-  params.erase(std::remove_if(params.begin(), params.end(),
-                              [](const auto& p) { return p.first.find("k_proj.bias") != std::string::npos; }),
-               params.end());
-  return params;
 }
 
 struct PathChoice {
@@ -176,7 +124,7 @@ OpSpec attention_spec(bool causal, Index H, Index N, const PathChoice& path, std
     c.forward = [st, ragged](Tensor<T>& y) { st->a.forward(st->x, y, st->c, ragged ? &st->len : nullptr); };
     c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->a.backward(st->x, dy, st->c, &dx[0]); };
     if constexpr (std::is_same_v<T, double>)
-      c.reference = [st, lengths](Tensor<T>& y) { y = reference_attention(st->a, st->x, lengths); };
+      c.reference = [st, ragged](Tensor<T>& y) { y = reference::attention(st->a, st->x, ragged ? &st->len : nullptr); };
     return c;
   });
 }
@@ -320,7 +268,7 @@ TEST(Attention, AutoTakesTheTiledPathAndAForcedPathIsKept) {
   EXPECT_EQ(c.path, AttentionMethod::Tiled);
   EXPECT_TRUE(c.p.empty());  // nothing N x N held
   EXPECT_EQ(c.lse.shape(), Shape({1, 2, 5}));
-  for (const auto& [value, name] : kAttentionMethodNames) EXPECT_EQ(parse_attention_method(name), value);
+  for (AttentionMethod m : enum_values<AttentionMethod>()) EXPECT_EQ(parse_attention_method(to_string(m)), m);
 }
 
 // The fast path against its twin, output and every gradient, over lengths around and beyond

@@ -682,3 +682,46 @@ TEST(Checkpoint, PathsWithNewlinesStayOnOneLineInMessages) {
   EXPECT_CONTAINS(msg, "a\\nb.safetensors");
   EXPECT_EQ(msg.find('\n'), std::string::npos);
 }
+
+// An attention model's checkpoint: the projections under layers.i.token_mixer.*, described
+// before allocation like any model's, saved and loaded into either precision with the same
+// logits; a GTU checkpoint is not one, and a huge layer count fails on the header alone.
+TEST(Checkpoint, AttentionModelRoundTripsAndIsCheckedLikeAnyModel) {
+  TempDir dir("tnn_ck_");
+  TnnConfig c;
+  c.vocab_size = 7;
+  c.dim = 4;
+  c.layers = 2;
+  c.heads = 2;
+  c.token_mixer = tnn::TokenMixerKind::Attention;
+  c.positions = tnn::PositionScheme::Sinusoidal;
+  EXPECT_EQ(tnn::model_tensor_shapes<tnn::TnnLM<float>>(c).size(), shapes_of_model(c).size());
+  std::map<std::string, tnn::Shape> implied;
+  for (const auto& [name, s] : implied_shapes(c)) implied.emplace(name, s);
+  EXPECT_EQ(implied, shapes_of_model(c));
+  EXPECT_EQ(implied.at("layers.1.token_mixer.out_proj.weight"), (tnn::Shape{4, 4}));
+  EXPECT_EQ(implied.count("layers.0.token_mixer.u_proj.weight"), 0u);
+
+  tnn::TnnLM<float> m(c);
+  m.init_weights(4);
+  tnn::save_model(dir.file("a.safetensors"), m);
+  EXPECT_EQ(tnn::read_config(dir.file("a.safetensors")).to_json(), c.to_json());
+  auto back = tnn::load_model<tnn::TnnLM<float>>(dir.file("a.safetensors"));
+  Tensor<std::int32_t> tokens({1, 6});
+  for (Index i = 0; i < 6; ++i) tokens[i] = std::int32_t(i % 7);
+  const Tensor<float> want = m.forward(tokens);
+  const Tensor<float>& got = back.forward(tokens);
+  ASSERT_EQ(got.shape(), want.shape());
+  for (Index i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << i;
+
+  TnnConfig gtu = c;
+  gtu.token_mixer = tnn::TokenMixerKind::Tno;
+  write_model_file(dir.file("g.safetensors"), gtu, c.to_json().dump());  // GTU tensors, attention config
+  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("g.safetensors")); }),
+                  "tensors, the file has");
+  TnnConfig huge = c;
+  huge.layers = Index(1) << 16;
+  write_model_file(dir.file("h.safetensors"), c, huge.to_json().dump());
+  const std::string many = error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); });
+  EXPECT_CONTAINS(many, "token_mixer attention, layers 65536) needs at least 262144 tensors");
+}

@@ -1,7 +1,8 @@
 // TnnClassifier and ClassifierHead: the ragged-batch contract (each row's logits in a padded
 // batch equal that row run alone, f64 within 1e-12), central-difference gradients of every
 // parameter across norms, pooling kinds, pre/post-norm, decays, heads and ragged lengths,
-// names, the config keys, checkpoints, accumulation and errors.
+// names, the config keys, checkpoints, accumulation and errors; with attention as the token
+// mixer too.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 
 #include "gradcheck.hpp"
 #include "temp_files.hpp"
+#include "test_helpers.hpp"
 #include "tiny_configs.hpp"
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
@@ -81,6 +83,17 @@ std::vector<TnnConfig> variants() {
   c.rpe_layers = 0;
   c.gtu_act = Activation::Gelu;
   out.push_back(c);
+  // attention as the token mixer: a ragged row's padded keys are masked
+  c = base();
+  c.token_mixer = TokenMixerKind::Attention;
+  c.positions = PositionScheme::Sinusoidal;
+  c.heads = 2;
+  out.push_back(c);
+  c.pooling = Pooling::First;
+  c.norm_type = NormType::LayerNorm;
+  c.prenorm = false;
+  c.heads = 4;
+  out.push_back(c);
   return out;
 }
 
@@ -105,28 +118,30 @@ TEST(TnnClassifier, RaggedBatchRowsEqualEachRowAlone) {
 
 TEST(TnnClassifier, PaddingTokensChangeNothing) {
   // Different ids past each length: same loss, logits and gradients, bit for bit.
-  const TnnConfig cfg = base();
-  auto m = make_model(cfg, 2);
-  const Index B = 3, N = 16;
-  Tensor<std::int32_t> tokens = random_tokens(B, N, cfg.vocab_size, 3);
-  const Tensor<std::int32_t> lengths = ints({16, 9, 4});
-  const Tensor<std::int32_t> labels = ints({0, 3, 1});
-  m.zero_grad();
-  const double l1 = m.forward(tokens, labels, &lengths);
-  m.backward();
-  std::vector<Tensor<double>> g1;
-  m.visit([&](const std::string&, Param<double>& p) { g1.push_back(p.grad); });
-  for (Index b = 0; b < B; ++b)
-    for (Index n = lengths[b]; n < N; ++n) tokens[b * N + n] = static_cast<std::int32_t>((tokens[b * N + n] + 5) % 9);
-  m.zero_grad();
-  const double l2 = m.forward(tokens, labels, &lengths);
-  m.backward();
-  EXPECT_EQ(l1, l2);
-  std::size_t i = 0;
-  m.visit([&](const std::string& name, Param<double>& p) {
-    EXPECT_EQ(gradcheck::max_rel_diff(p.grad, g1[i]), 0.0) << name;
-    ++i;
-  });
+  for (const TnnConfig& cfg : variants()) {
+    SCOPED_TRACE(cfg.to_json().dump());
+    auto m = make_model(cfg, 2);
+    const Index B = 3, N = 16;
+    Tensor<std::int32_t> tokens = random_tokens(B, N, cfg.vocab_size, 3);
+    const Tensor<std::int32_t> lengths = ints({16, 9, 4});
+    const Tensor<std::int32_t> labels = ints({0, 3, 1});
+    m.zero_grad();
+    const double l1 = m.forward(tokens, labels, &lengths);
+    m.backward();
+    std::vector<Tensor<double>> g1;
+    m.visit([&](const std::string&, Param<double>& p) { g1.push_back(p.grad); });
+    for (Index b = 0; b < B; ++b)
+      for (Index n = lengths[b]; n < N; ++n) tokens[b * N + n] = static_cast<std::int32_t>((tokens[b * N + n] + 5) % 9);
+    m.zero_grad();
+    const double l2 = m.forward(tokens, labels, &lengths);
+    m.backward();
+    EXPECT_EQ(l1, l2);
+    std::size_t i = 0;
+    m.visit([&](const std::string& name, Param<double>& p) {
+      EXPECT_EQ(gradcheck::max_rel_diff(p.grad, g1[i]), 0.0) << name;
+      ++i;
+    });
+  }
 }
 
 TEST(TnnClassifier, GradientsMatchCentralDifferencesRagged) {
@@ -143,7 +158,8 @@ TEST(TnnClassifier, GradientsMatchCentralDifferencesRagged) {
     m.backward();
     auto loss = [&] { return m.forward(tokens, labels, &lengths); };
     Index checked = 0;
-    for (const auto& r : gradcheck::check_params(m.named_parameters(), loss)) {
+    // (attention's key bias has no effect, its gradient is rounding noise: test_helpers.hpp)
+    for (const auto& r : gradcheck::check_params(testing_helpers::without_key_bias(m.named_parameters()), loss)) {
       EXPECT_TRUE(gradcheck::ok(r));
       ++checked;
     }

@@ -262,11 +262,11 @@ TEST(Decoder, AutoAndDirectMatchFullForward) {
 }
 
 // Each sequence of a batch decodes as it would alone: prompts [B, n], own tokens.
-TEST(Decoder, BatchEqualsOneSequenceAtATime) {
-  TnnConfig cfg = small_config();
+namespace {
+void check_batch_equals_one_sequence_at_a_time(const TnnConfig& cfg, Index steps) {
   TnnLM<double> model(cfg);
   model.init_weights(5);
-  const Index B = 3, n = 70, steps = 400, V = cfg.vocab_size;
+  const Index B = 3, n = 70, V = cfg.vocab_size;
   Rng rng(9);
   Tensor<std::int32_t> prompts({B, n}), next({steps, B});
   for (auto& t : prompts) t = static_cast<std::int32_t>(rng.below(std::uint64_t(V)));
@@ -302,11 +302,14 @@ TEST(Decoder, BatchEqualsOneSequenceAtATime) {
     }
   }
 }
+}  // namespace
+
+TEST(Decoder, BatchEqualsOneSequenceAtATime) { check_batch_equals_one_sequence_at_a_time(small_config(), 400); }
 
 // One prompt [n] shared by every sequence of the batch; switching methods and
 // rewinding in the middle keep every sequence exact.
-TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
-  TnnConfig cfg = small_config();
+namespace {
+void check_shared_prompt_rewind_and_method_switch(const TnnConfig& cfg, double tol) {
   TnnLM<double> model(cfg);
   model.init_weights(5);
   const Index n = 90, V = cfg.vocab_size;
@@ -323,7 +326,7 @@ TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
     tok.fill(tokens[i]);
     const Tensor<double>& l = dec.step(tok);
     for (Index b = 0; b < 2; ++b)
-      for (Index v = 0; v < V; ++v) ASSERT_NEAR(l[b * V + v], full[i * V + v], 1e-10 * (1 + std::abs(full[i * V + v])));
+      for (Index v = 0; v < V; ++v) ASSERT_NEAR(l[b * V + v], full[i * V + v], tol * (1 + std::abs(full[i * V + v])));
   };
   for (Index i = n; i < 300; ++i) check(i);
   tok.fill(0);
@@ -337,5 +340,67 @@ TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
   Tensor<std::int32_t> bad({2});
   bad[1] = std::int32_t(V);
   EXPECT_THROW(dec.step(bad), ValueError);
+}
+}  // namespace
+
+TEST(Decoder, SharedPromptRewindAndMethodSwitchStayExact) {
+  check_shared_prompt_rewind_and_method_switch(small_config(), 1e-10);
   EXPECT_THROW(parse_enum<DecoderMethod>("fast", "--decoder"), ConfigError);
+}
+
+// ---- attention models: each layer's KV cache -------------------------------------
+
+namespace {
+// The small config with attention in every layer (2 heads of 4 channels) and sinusoidal positions.
+TnnConfig attention_config() {
+  TnnConfig c = small_config();
+  c.token_mixer = TokenMixerKind::Attention;
+  c.positions = PositionScheme::Sinusoidal;
+  c.validate();
+  return c;
+}
+}  // namespace
+
+// 300 positions: the full forward's key and query blocks of 128, a tail; prompts from none to
+// beyond one block; capacity 3, so the KV caches grow (by doubling) while stepping and at prefill.
+TEST(Decoder, AttentionLogitsEqualFullForwardAtEveryPositionDouble) {
+  for (Index prompt : {0, 1, 37, 150}) {
+    SCOPED_TRACE(prompt);
+    EXPECT_LT(method_vs_full_forward<double>(attention_config(), 300, prompt, DecoderMethod::Auto, 3), 1e-12);
+  }
+}
+
+TEST(Decoder, AttentionEveryVariantMatchesDouble) {
+  for (Index heads : {1, 2, 4})
+    for (PositionScheme positions : enum_values<PositionScheme>())
+      for (bool prenorm : {true, false}) {
+        TnnConfig cfg = attention_config();
+        cfg.heads = heads;
+        cfg.positions = positions;
+        cfg.prenorm = prenorm;
+        cfg.norm_type = prenorm ? NormType::LayerNorm : NormType::RMSNorm;
+        cfg.tie_embeddings = heads == 2;
+        SCOPED_TRACE(cfg.to_json().dump());
+        EXPECT_LT(method_vs_full_forward<double>(cfg, 140, 10 * heads, DecoderMethod::Auto), 1e-12);
+      }
+}
+
+TEST(Decoder, AttentionFloatWithinRounding) {
+  EXPECT_LT(method_vs_full_forward<float>(attention_config(), 600, 0, DecoderMethod::Auto), 1e-4);
+  EXPECT_LT(method_vs_full_forward<float>(attention_config(), 600, 300, DecoderMethod::Auto), 1e-4);
+}
+
+TEST(Decoder, AttentionBatchEqualsOneSequenceAtATime) {
+  check_batch_equals_one_sequence_at_a_time(attention_config(), 100);
+}
+
+TEST(Decoder, AttentionSharedPromptAndRewindStayExact) {
+  check_shared_prompt_rewind_and_method_switch(attention_config(), 1e-12);
+}
+
+TEST(Decoder, RefusesABidirectionalAttentionModel) {
+  TnnConfig cfg = attention_config();
+  cfg.causal = false;
+  TnnLM<float> bidir(cfg);
+  EXPECT_THROW(IncrementalDecoder<float>(bidir, 8), ConfigError);
 }

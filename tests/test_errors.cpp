@@ -190,9 +190,6 @@ TEST(ConfigErrors, OfficialOptionsOutOfRangeOrContradictory) {
                                   {"'embed_norm_type'", enum_choices<NormType>()}));
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("lm_head_type", "\"mlp\"")); },
                                   {"'lm_head_type'", enum_choices<LmHeadType>()}));
-  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("token_mixer", "\"attention\"")); },
-                                  {"'token_mixer'", enum_choices<TokenMixerKind>(), "\"attention\""}));
-  EXPECT_NO_THROW(TnnConfig::parse(with("token_mixer", "\"tno\"")));
   // none is a final or embedding norm, not a layer norm
   EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("norm_type", "\"none\"")); },
                                   {"'norm_type'", "simplermsnorm", "got 'none'"}));
@@ -237,9 +234,25 @@ TEST(ConfigErrors, FinalNormTypeFollowsNormTypeUnlessSet) {
   // every key of the table in a config's JSON, the token keys only for token models
   const nlohmann::json j = tiny().to_json();
   for (const char* key : {"use_norm", "normalize", "residual", "par_type", "bias", "glu_bias", "act_type", "dropout",
-                          "final_norm_type", "postnorm_residual", "token_mixer", "scale_embedding",
+                          "final_norm_type", "postnorm_residual", "scale_embedding",
                           "embed_norm_type", "lm_head_type"})
     EXPECT_TRUE(j.contains(key)) << key;
+}
+
+TEST(ConfigErrors, TokenMixerPositionsAndAttentionHeads) {
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("token_mixer", "\"mamba\"")); },
+                                  {"'token_mixer'", enum_choices<TokenMixerKind>(), "\"mamba\""}));
+  EXPECT_TRUE(throws<ConfigError>([] { TnnConfig::parse(with("positions", "\"rotary\"")); },
+                                  {"'positions'", enum_choices<PositionScheme>(), "\"rotary\""}));
+  // attention splits D into H heads of D / H channels
+  EXPECT_TRUE(throws<ConfigError>(
+      [] { TnnConfig::parse(R"({"vocab_size": 10, "dim": 6, "layers": 1, "token_mixer": "attention", "heads": 4})"); },
+      {"'heads'", "divisor of dim (6)", "token_mixer attention", "got 4"}));
+  // the GTU's keys are unused with attention: its width E need not hold the heads
+  const TnnConfig c = TnnConfig::parse(
+      R"({"vocab_size": 10, "dim": 4, "layers": 1, "token_mixer": "attention", "heads": 4, "expand_ratio": 0.5})");
+  EXPECT_EQ(c.token_mixer, TokenMixerKind::Attention);
+  EXPECT_NO_THROW(TnnLM<float>{c});
 }
 
 TEST(ConfigErrors, ModelsValidateTheConfigTheyAreGiven) {

@@ -1,12 +1,16 @@
 // TnnLM: parameter names/order, tied head, init, the loss against a manual
-// composition, no-target batches, accumulation and zero_grad, errors.
+// composition, no-target batches, accumulation and zero_grad, errors; attention as the token
+// mixer (names, parameter count) and sinusoidal positions; the token_mixer and positions keys.
 // Central-difference gradients of the loss against every parameter across model
 // variants, float vs double and the loss against the fully written-out reference:
 // the op-check harness (test_ops.cpp, LM_*).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "gradcheck.hpp"
 #include "test_helpers.hpp"
@@ -232,6 +236,99 @@ TEST(TnnLM, Errors) {
   TnnConfig bad = tiny_lm_config();
   bad.dim = 0;
   EXPECT_THROW(TnnLM<double>{bad}, ConfigError);
+}
+
+// ---- attention as the token mixer, sinusoidal positions ----
+
+TEST(TnnLM, AttentionLayersStoreFairseqProjectionsAndNoGtu) {
+  TnnConfig c = tiny_lm_config();
+  c.token_mixer = TokenMixerKind::Attention;
+  c.heads = 2;
+  c.layers = 2;
+  TnnLM<float> m(c);
+  std::vector<std::string> mixer;
+  for (auto& [n, p] : m.named_parameters()) {
+    if (n.rfind("layers.1.token_mixer.", 0) == 0) mixer.push_back(n);
+    if (n.find("token_mixer.") != std::string::npos) {
+      EXPECT_EQ(p->shape(), n.size() > 6 && n.compare(n.size() - 6, 6, "weight") == 0 ? Shape({8, 8}) : Shape({8}))
+          << n;
+    }
+  }
+  const std::string p = "layers.1.token_mixer.";
+  EXPECT_EQ(mixer, (std::vector<std::string>{p + "q_proj.weight", p + "q_proj.bias", p + "k_proj.weight",
+                                             p + "k_proj.bias", p + "v_proj.weight", p + "v_proj.bias",
+                                             p + "out_proj.weight", p + "out_proj.bias"}));
+  ASSERT_NE(m.backbone.layers[0].token_mixer.attention(), nullptr);
+  EXPECT_EQ(m.backbone.layers[0].token_mixer.gtu(), nullptr);
+  EXPECT_EQ(m.backbone.layers[0].token_mixer.kind(), TokenMixerKind::Attention);
+  EXPECT_EQ(m.backbone.layers[0].token_mixer.attention()->heads(), 2);
+  EXPECT_TRUE(m.backbone.layers[0].token_mixer.attention()->causal());
+  // 4 D^2 + 4 D per layer in place of the GTU's (the GLU, norms, embedding and head unchanged)
+  TnnConfig t = tiny_lm_config();
+  t.layers = 2;
+  TnnLM<float> tnn(t);
+  Index gtu = 0;
+  for (auto& [n, q] : tnn.named_parameters())
+    if (n.find("token_mixer.") != std::string::npos && q->trainable) gtu += q->value.size();
+  EXPECT_EQ(m.num_parameters(), tnn.num_parameters() - gtu + 2 * (4 * 8 * 8 + 4 * 8));
+}
+
+// The input adds the positions: the same weights with and without them differ by PE(n) at
+// position n. Bidirectional attention without positions sees a set: equal ids, equal outputs;
+// with positions they differ.
+TEST(TnnLM, SinusoidalPositionsEnterThroughTheInput) {
+  TnnConfig c = tiny_lm_config();
+  c.token_mixer = TokenMixerKind::Attention;
+  c.heads = 2;
+  c.causal = false;
+  TnnLM<double> plain = make_model(c, 3);
+  c.positions = PositionScheme::Sinusoidal;
+  TnnLM<double> with_pe = make_model(c, 3);  // the same draws: positions have no parameters
+  Tensor<std::int32_t> tokens({1, 9});
+  for (Index i = 0; i < 9; ++i) tokens[i] = std::int32_t(i % 3);  // positions 0, 3, 6 hold id 0
+  Tensor<double> x0, x1, pe({1, 9, 8});
+  plain.input.forward(tokens, x0);
+  with_pe.input.forward(tokens, x1);
+  pe.set_zero();
+  add_sinusoidal_positions(pe);
+  for (Index i = 0; i < pe.size(); ++i) EXPECT_NEAR(x1[i] - x0[i], pe[i], 1e-15) << i;
+  const Tensor<double> a = plain.forward(tokens), b = with_pe.forward(tokens);
+  double same = 0, differ = 0;
+  for (Index v = 0; v < 11; ++v) {
+    same = std::max(same, std::abs(a[3 * 11 + v] - a[0 * 11 + v]));
+    differ = std::max(differ, std::abs(b[3 * 11 + v] - b[0 * 11 + v]));
+  }
+  EXPECT_LT(same, 1e-12);
+  EXPECT_GT(differ, 1e-3);
+}
+
+TEST(TnnConfig, TokenMixerAndPositionsKeysRoundTripAndStayOutOfTnnConfigs) {
+  TnnConfig c = tiny_lm_config();
+  const nlohmann::json tnn = c.to_json();
+  EXPECT_FALSE(tnn.contains("token_mixer"));  // a TNN's config is what it was before the keys
+  EXPECT_FALSE(tnn.contains("positions"));
+  EXPECT_EQ(TnnConfig::from_json(tnn).token_mixer, TokenMixerKind::Tno);
+  for (TokenMixerKind mixer : enum_values<TokenMixerKind>())
+    for (PositionScheme positions : enum_values<PositionScheme>()) {
+      c.token_mixer = mixer;
+      c.positions = positions;
+      const nlohmann::json j = c.to_json();
+      EXPECT_EQ(j.contains("token_mixer"), mixer != TokenMixerKind::Tno);
+      if (j.contains("token_mixer")) {
+        EXPECT_EQ(j.at("token_mixer"), to_string(mixer));
+      }
+      EXPECT_EQ(j.contains("positions"), positions != PositionScheme::None);
+      if (j.contains("positions")) {
+        EXPECT_EQ(j.at("positions"), to_string(positions));
+      }
+      const TnnConfig back = TnnConfig::from_json(j);
+      EXPECT_EQ(back.token_mixer, mixer);
+      EXPECT_EQ(back.positions, positions);
+      EXPECT_EQ(back.to_json(), j);
+    }
+  const auto& keys = TnnConfig::keys();
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "token_mixer"), keys.end());
+  EXPECT_NE(std::find(keys.begin(), keys.end(), "positions"), keys.end());
 }
 
 // Recomputation (Backbone::set_recompute) keeps only the layers' inputs and runs each layer's

@@ -495,36 +495,45 @@ void add_2d_layers(std::vector<OpSpec>& v) {
 
 // ---- model ----
 
+// Blocks of the tiny config, with the GTU (2 heads) or attention (1 or 2 heads of D 8) as the
+// token mixer (attention's key bias left out: testing_helpers::without_key_bias).
 void add_block(std::vector<OpSpec>& v) {
-  for (NormType norm : kModelNorms)
-    for (bool prenorm : {true, false})
-      for (bool causal : {true, false}) {
-        const TnnConfig cfg = testing_helpers::tiny_block_config(norm, prenorm, causal);
-        v.push_back(opcheck::op(cat("Block_", to_string(norm), prenorm ? "_prenorm" : "_postnorm",
-                                    causal ? "_causal" : "_bidir"),
-                                {}, [=](auto s) {
-                                  using T = typename decltype(s)::type;
-                                  struct St {
-                                    TnnBlock<T> b;
-                                    typename TnnBlock<T>::Cache c;
-                                    Tensor<T> x;
-                                  };
-                                  auto st = std::make_shared<St>(St{make_block<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
-                                  Rng rng(11);  // no relu (rpe_act) input within the step of its kink
-                                  st->b.init_weights(rng);
-                                  opcheck::perturb(opcheck::params_of(st->b), 12);
-                                  Case<T> c;
-                                  c.inputs = {{"x", &st->x}};
-                                  c.params = opcheck::params_of(st->b, "layers.0.");
-                                  c.forward = [st](Tensor<T>& y) { st->b.forward(st->x, y, st->c); };
-                                  c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
-                                    st->b.backward(st->x, dy, st->c, dx[0]);
-                                  };
-                                  if constexpr (std::is_same_v<T, double>)
-                                    c.reference = [st](Tensor<T>& y) { y = reference::block(st->b, st->x); };
-                                  return c;
-                                }));
-      }
+  int combo = 0;
+  for (TokenMixerKind mixer : enum_values<TokenMixerKind>())
+    for (NormType norm : kModelNorms)
+      for (bool prenorm : {true, false})
+        for (bool causal : {true, false}) {
+          TnnConfig cfg = testing_helpers::tiny_block_config(norm, prenorm, causal);
+          cfg.token_mixer = mixer;
+          if (mixer == TokenMixerKind::Attention) cfg.heads = 1 + combo++ % 2;
+          cfg.validate();
+          const std::string kind = mixer == TokenMixerKind::Attention ? cat("attention_H", cfg.heads, "_") : "";
+          v.push_back(opcheck::op(cat("Block_", kind, to_string(norm), prenorm ? "_prenorm" : "_postnorm",
+                                      causal ? "_causal" : "_bidir"),
+                                  {}, [=](auto s) {
+                                    using T = typename decltype(s)::type;
+                                    struct St {
+                                      TnnBlock<T> b;
+                                      typename TnnBlock<T>::Cache c;
+                                      Tensor<T> x;
+                                    };
+                                    auto st = std::make_shared<St>(St{make_block<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
+                                    Rng rng(11);  // no relu (rpe_act) input within the step of its kink
+                                    st->b.init_weights(rng);
+                                    opcheck::perturb(opcheck::params_of(st->b), 12);
+                                    Case<T> c;
+                                    c.inputs = {{"x", &st->x}};
+                                    c.params =
+                                        testing_helpers::without_key_bias(opcheck::params_of(st->b, "layers.0."));
+                                    c.forward = [st](Tensor<T>& y) { st->b.forward(st->x, y, st->c); };
+                                    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+                                      st->b.backward(st->x, dy, st->c, dx[0]);
+                                    };
+                                    if constexpr (std::is_same_v<T, double>)
+                                      c.reference = [st](Tensor<T>& y) { y = reference::block(st->b, st->x); };
+                                    return c;
+                                  }));
+        }
 }
 
 // The LM: y = the mean cross-entropy of a batch (a scalar; backward() takes no dy).
@@ -549,7 +558,7 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
     testing_helpers::lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
     if (train) st->m.set_training(/*seed=*/9, /*step=*/4);
     Case<T> c;
-    c.params = st->m.named_parameters();
+    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
     c.forward = [st](Tensor<T>& y) {
       y.resize({1});
       y[0] = st->m.forward(st->tokens, st->targets);
@@ -623,6 +632,43 @@ void add_lm(std::vector<OpSpec>& v) {
     c.heads = 3;
     v.push_back(lm_spec(cat("LM_long", causal ? "_causal" : "_bidir", "_N300"), c, 1, 300, 5));
   }
+  // Attention as the token mixer: heads 1, 2, 4 of D 8, positions none or sinusoidal, every norm,
+  // pre- and post-norm, tied, N 1 and beyond the tile (130: query and key blocks of 128 and 2).
+  for (bool causal : {true, false})
+    for (Index heads : {1, 2, 4})
+      for (PositionScheme positions : enum_values<PositionScheme>()) {
+        TnnConfig c = testing_helpers::tiny_lm_config();
+        c.token_mixer = TokenMixerKind::Attention;
+        c.causal = causal;
+        c.heads = heads;
+        c.positions = positions;
+        c.layers = heads == 2 ? 2 : 1;
+        v.push_back(lm_spec(cat("LM_attention", causal ? "_causal" : "_bidir", "_H", heads, "_", to_string(positions)),
+                            c, 2, 5, -1, 60 + std::uint64_t(heads)));
+      }
+  for (NormType n : kNorms)
+    for (bool prenorm : {true, false}) {
+      TnnConfig c = testing_helpers::tiny_lm_config();
+      c.token_mixer = TokenMixerKind::Attention;
+      c.positions = PositionScheme::Sinusoidal;
+      c.heads = 2;
+      c.norm_type = n;
+      c.prenorm = prenorm;
+      c.tie_embeddings = n == NormType::RMSNorm;
+      v.push_back(lm_spec(cat("LM_attention_", to_string(n), prenorm ? "_prenorm" : "_postnorm",
+                              c.tie_embeddings ? "_tied" : ""),
+                          c, 1, 6));
+    }
+  for (Index n : {1, 130})
+    for (bool causal : {true, false}) {
+      TnnConfig c = testing_helpers::tiny_lm_config();
+      c.token_mixer = TokenMixerKind::Attention;
+      c.positions = PositionScheme::Sinusoidal;
+      c.causal = causal;
+      c.heads = 2;
+      v.push_back(lm_spec(cat("LM_attention", causal ? "_causal" : "_bidir", "_N", n), c, n == 1 ? 3 : 1, n,
+                          n == 1 ? -1 : 6));
+    }
   // Random combinations of everything above.
   Rng pick(2024);
   const NormType norms[] = {NormType::SimpleRMSNorm, NormType::RMSNorm, NormType::LayerNorm};
@@ -670,7 +716,7 @@ OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t see
     Tensor<std::int32_t> unused;
     testing_helpers::lm_batch(cfg, 3, 5, seed + 1, st->tokens, unused);
     Case<T> c;
-    c.params = st->m.named_parameters();
+    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
     c.forward = [st](Tensor<T>& y) {
       y.resize({1});
       y[0] = st->m.forward(st->tokens, st->labels, &st->lengths);
@@ -714,7 +760,7 @@ OpSpec image_spec(const std::string& name, TnnConfig cfg, Index hi, Index wi, In
     st->m.init_weights(seed);
     opcheck::perturb(st->m.named_parameters(), seed + 100);
     Case<T> c;
-    c.params = st->m.named_parameters();  // the images are data, not differentiated
+    c.params = testing_helpers::without_key_bias(st->m.named_parameters());  // the images are data, not differentiated
     c.forward = [st](Tensor<T>& y) {
       y.resize({1});
       y[0] = st->m.forward(st->images, st->labels);
@@ -746,6 +792,26 @@ void add_classifiers(std::vector<OpSpec>& v) {
                                         "_H", c.heads),
                                     c, 30 + std::uint64_t(combo)));
       }
+  for (NormType n : kModelNorms)  // attention: ragged rows mask their padded keys
+    for (const char* pooling : {"mean", "first"}) {
+      TnnConfig c = testing_helpers::tiny_lm_config();
+      c.token_mixer = TokenMixerKind::Attention;
+      c.positions = n == NormType::LayerNorm ? PositionScheme::None : PositionScheme::Sinusoidal;
+      c.norm_type = n;
+      c.pooling = pooling == std::string("mean") ? Pooling::Mean : Pooling::First;
+      c.prenorm = n != NormType::RMSNorm;
+      c.layers = 2;
+      c.heads = n == NormType::SimpleRMSNorm ? 4 : 2;
+      v.push_back(classifier_spec(cat("Classifier_attention_", to_string(n), "_", pooling, "_H", c.heads, "_",
+                                      to_string(c.positions)),
+                                  c, 70 + std::uint64_t(c.heads)));
+    }
+  for (PositionScheme positions : enum_values<PositionScheme>()) {  // attention over the grid's positions
+    TnnConfig c = testing_helpers::tiny_config(2);
+    c.token_mixer = TokenMixerKind::Attention;
+    c.positions = positions;
+    v.push_back(image_spec(cat("Image_attention_4x6_P2_", to_string(positions)), c, 4, 6, 2, 80));
+  }
   for (NormType n : kModelNorms)
     for (auto [hi, wi, p] : {std::tuple<Index, Index, Index>{4, 6, 2}, {3, 3, 1}, {6, 4, 2}}) {
       TnnConfig c = testing_helpers::tiny_config(2);

@@ -2,7 +2,9 @@
 /work/shared/design/tnn-spec.md (sections 2-9) and docs/official.md (the options of the official
 code), used to check `tnn grad` (section 10); and of the sequence classifier (docs/model.md §12)
 and the 2-D TNN image classifier (§13: patch embedding, 2-D RPE, decay lambda^(|di|+|dj|), the
-2-D Toeplitz product done densely).
+2-D Toeplitz product done densely). The Transformer baseline in the same backbone: softmax
+attention as the token mixer (token_mixer "attention") and sinusoidal absolute positions added to
+the input (positions "sinusoidal").
 
 Parameters are a plain dict name -> torch tensor with the checkpoint names of spec
 section 9, so autograd gives the gradient of every stored tensor by name. The Toeplitz
@@ -34,6 +36,7 @@ DECAYS = ("none", "fixed", "learned")
 PAR_TYPES = (1, 2, 3)
 LM_HEAD_TYPES = ("linear", "roberta")
 TOKEN_MIXERS = ("tno", "attention")
+POSITIONS = ("none", "sinusoidal")
 # The slope of the official "leak" activation (torch.nn.functional.leaky_relu's default).
 LEAK_SLOPE = 0.01
 
@@ -67,12 +70,16 @@ DEFAULTS = {
     "lm_head_type": "linear",
     "token_mixer": "tno",
     "act_type": "none",
+    "positions": "none",
 }
 # The keys a config had before the official options: a config using only these is written in the
 # old spelling (use_decay / use_multi_decay), which every version of the program reads.
 BASE_KEYS = ("heads", "expand_ratio", "glu_dim", "rpe_dim", "rpe_layers", "gamma", "rpe_act", "gtu_act",
              "glu_act", "norm_type", "prenorm", "causal", "tie_embeddings")
 LEGACY_DECAY_KEYS = ("use_decay", "use_multi_decay")
+# The keys of the Transformer baseline: written, when not the default, beside the old spelling (the
+# program that reads them reads that spelling too); no config of the official code has them.
+MIXER_KEYS = ("token_mixer", "positions")
 REQUIRED = ("vocab_size", "dim", "layers")
 # Sequence classification: present in a config only when task is "classify".
 CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
@@ -144,6 +151,9 @@ def full_config(cfg):
     one_of("par_type", PAR_TYPES)
     one_of("lm_head_type", LM_HEAD_TYPES)
     one_of("token_mixer", TOKEN_MIXERS)
+    one_of("positions", POSITIONS)
+    if out["token_mixer"] == "attention" and out["dim"] % out["heads"]:
+        raise ValueError("config key 'heads': attention needs a divisor of dim (H heads of dim / H channels)")
     for k in ("prenorm", "causal", "tie_embeddings", "use_norm", "normalize", "residual", "bias", "glu_bias",
               "scale_embedding", "postnorm_residual"):
         if not isinstance(out[k], bool):
@@ -170,8 +180,10 @@ def config_for_file(cfg, legacy):
     if not legacy:
         return full
     out = {k: v for k, v in full.items() if k not in DEFAULTS or k in BASE_KEYS}
+    out.update({k: full[k] for k in MIXER_KEYS if full[k] != DEFAULTS[k]})
     for k in DEFAULTS:
-        if k not in BASE_KEYS and k != "decay" and full[k] != (full["norm_type"] if k == "final_norm_type" else DEFAULTS[k]):
+        if (k not in BASE_KEYS and k not in MIXER_KEYS and k != "decay"
+                and full[k] != (full["norm_type"] if k == "final_norm_type" else DEFAULTS[k])):
             raise ValueError(f"config key '{k}' = {full[k]!r} has no old spelling")
     out["use_decay"] = full["decay"] == "fixed"
     out["use_multi_decay"] = full["decay"] == "learned"
@@ -183,7 +195,7 @@ def dims(cfg):
     c = cfg
     H = c["heads"]
     E = int(math.floor(c["expand_ratio"] * c["dim"])) // H * H
-    if E <= 0:
+    if E <= 0 and c.get("token_mixer", "tno") == "tno":  # (attention has no E)
         raise ValueError("config: inner width E is 0 (heads > floor(expand_ratio * dim))")
     return c.get("vocab_size", 0), c["dim"], H, E, E // H, c["glu_dim"], c["rpe_dim"]
 
@@ -516,17 +528,75 @@ def gtu(cfg, P, prefix, x, mix, valid=None):
 TOKEN_MIXER_IMPL["tno"] = (tno_specs, gtu)
 
 
+def attention_specs(cfg, t, image):
+    """Softmax attention under prefix t: fairseq's MultiheadAttention names, q_proj, k_proj, v_proj,
+    out_proj, each [D, D] + [D] (the `bias` option concerns the GTU and the RPE only)."""
+    D = cfg["dim"]
+    specs = []
+    for n in ("q_proj.", "k_proj.", "v_proj.", "out_proj."):
+        specs += _linear_specs(t + n, D, D)
+    return specs
+
+
+def attention(cfg, P, prefix, x, mix=None, valid=None):
+    """Multi-head scaled dot-product attention, x [B, N, D] -> [B, N, D]: H heads of Dh = D / H
+    channels, scores q k^T / sqrt(Dh), position i sees keys j <= i when causal, and in a ragged
+    batch (valid [B, N] 0/1) only the valid keys; out_proj of the heads side by side. `mix`, the
+    TNO, is not used: attention reads positions only from what the input added."""
+    B, N, D = x.shape
+    H = cfg["heads"]
+    Dh = D // H
+
+    def split(t):  # [B, N, D] -> [B, H, N, Dh], head h = channels h*Dh ..
+        return t.reshape(B, N, H, Dh).transpose(1, 2)
+
+    q, k, v = (split(linear(P, prefix + n, x)) for n in ("q_proj.", "k_proj.", "v_proj."))
+    scores = q @ k.transpose(-1, -2) / math.sqrt(Dh)  # [B, H, N, N]
+    seen = torch.ones(N, N, dtype=torch.bool)
+    if cfg["causal"]:
+        seen = torch.tril(seen)
+    seen = seen.view(1, 1, N, N)
+    if valid is not None:
+        seen = seen & valid.bool().view(B, 1, 1, N)
+    p = torch.softmax(scores.masked_fill(~seen, float("-inf")), dim=-1)
+    z = (p @ v).transpose(1, 2).reshape(B, N, D)
+    return linear(P, prefix + "out_proj.", z)
+
+
+TOKEN_MIXER_IMPL["attention"] = (attention_specs, attention)
+
+
+def sinusoidal_positions(N, D, dtype):
+    """[N, D], row p: sin(p w_i) at channel i and cos(p w_i) at channel D/2 + i, w_i = 10000^(-i / (D/2 - 1))
+    (w_0 = 1 when D/2 = 1), an odd D's last channel 0: fairseq's SinusoidalPositionalEmbedding with
+    positions counted from 0. Computed in float64."""
+    half = D // 2
+    i = torch.arange(half, dtype=torch.float64)
+    w = torch.exp(-math.log(10000.0) * i / (half - 1)) if half > 1 else torch.ones(half, dtype=torch.float64)
+    a = torch.arange(N, dtype=torch.float64).view(N, 1) * w.view(1, half)
+    pe = torch.cat([torch.sin(a), torch.cos(a), torch.zeros(N, D % 2, dtype=torch.float64)], 1)
+    return pe.to(dtype)
+
+
+def add_positions(cfg, x):
+    """x [B, N, D] plus the absolute positions of `positions` (none: x itself)."""
+    if cfg["positions"] == "sinusoidal":
+        return x + sinusoidal_positions(x.shape[1], x.shape[2], x.dtype)
+    return x
+
+
 def glu(cfg, P, prefix, x):
     h = activation(cfg["glu_act"], linear(P, prefix + "l1.", x)) * linear(P, prefix + "l2.", x)
     return linear(P, prefix + "l3.", h)
 
 
 def embed(cfg, P, tokens):
-    """The token embedding, times sqrt(D) with `scale_embedding`, then the embedding norm."""
+    """The token embedding, times sqrt(D) with `scale_embedding`, plus the positions, then the
+    embedding norm (fairseq's TransformerDecoder order)."""
     x = P["embed.weight"][tokens]
     if cfg["scale_embedding"]:
         x = x * math.sqrt(cfg["dim"])
-    return norm_of(cfg["embed_norm_type"], P, "embed_norm.", x)
+    return norm_of(cfg["embed_norm_type"], P, "embed_norm.", add_positions(cfg, x))
 
 
 def backbone(cfg, P, tokens, toeplitz, valid=None):
@@ -587,7 +657,7 @@ def image_forward(cfg, P, images, labels=None):
     p = cfg["patch_size"]
     gh, gw = Hi // p, Wi // p
     x = images.reshape(B, gh, p, gw, p, Ch).permute(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, p * p * Ch)
-    x = layers_and_final_norm(cfg, P, linear(P, "patch_embed.", x), tno_2d(gh, gw))
+    x = layers_and_final_norm(cfg, P, add_positions(cfg, linear(P, "patch_embed.", x)), tno_2d(gh, gw))
     pooled = x[:, 0] if cfg["pooling"] == "first" else x.mean(1)
     logits = linear(P, "head.", pooled)  # [B, K]
     if labels is None:
@@ -736,6 +806,12 @@ def _selftest(verbose=True):
         dict(T, lm_head_type="roberta", norm_type="scalenorm", final_norm_type="layernorm", use_norm=True,
              gtu_act="2+elu", decay="fixed"),
     ]
+    # The Transformer baseline: attention as the token mixer, sinusoidal positions.
+    tiny += [
+        dict(vocab_size=5, dim=4, layers=1, heads=2, token_mixer="attention", positions="sinusoidal"),
+        dict(vocab_size=5, dim=6, layers=2, heads=3, token_mixer="attention", causal=False, prenorm=False,
+             norm_type="layernorm", tie_embeddings=True, glu_dim=5),
+    ]
     for ci, cfg in enumerate(tiny):
         cfg = full_config(cfg)
         pnp = random_params(cfg, rng)
@@ -783,7 +859,9 @@ def _selftest(verbose=True):
     report("gradcheck tiny image config (1 = pass)", float(good), 0.5, above=True)
 
     # 3. causal: logits at i do not depend on tokens after i; bidirectional: they do.
-    for causal, extra in ((True, {}), (False, {}), (True, dict(par_type=2, normalize=True, use_norm=True))):
+    attn = dict(token_mixer="attention", positions="sinusoidal")
+    for causal, extra in ((True, {}), (False, {}), (True, dict(par_type=2, normalize=True, use_norm=True)),
+                          (True, attn), (False, attn)):
         cfg = full_config(dict(vocab_size=7, dim=4, layers=2, heads=2, expand_ratio=2, rpe_dim=4,
                                causal=causal, gamma=0.9, **extra))
         pnp = random_params(cfg, rng)
@@ -825,10 +903,11 @@ def _selftest(verbose=True):
     report("model with official options, dense vs fft toeplitz (rel)", err, 1e-10)
 
     # 4b. classifier: each row of a ragged batch equals that row alone at its length.
-    for pooling in ("mean", "first"):
+    for pooling, extra in (("mean", {}), ("first", {}), ("mean", attn), ("first", attn)):
+        official = {} if extra else dict(normalize=pooling == "mean", use_norm=True)
         cfg = full_config(dict(vocab_size=7, dim=4, layers=2, heads=2, expand_ratio=1.5, rpe_dim=4, causal=False,
                                task="classify", num_classes=3, pooling=pooling, norm_type="layernorm",
-                               normalize=pooling == "mean", use_norm=True))
+                               **official, **extra))
         P = {n: torch.tensor(a) for n, a in random_params(cfg, rng).items()}
         tok = torch.as_tensor(rng.integers(0, 7, (3, 11)))
         lens = torch.tensor([11, 4, 1])
@@ -838,7 +917,8 @@ def _selftest(verbose=True):
             n = int(lens[b])
             _, alone = classifier_forward(cfg, P, tok[b:b + 1, :n], lens[b:b + 1])
             worst = max(worst, float((alone[0] - lg[b]).abs().max()))
-        report(f"classifier ({pooling}, normalize {cfg['normalize']}): ragged rows equal each row alone", worst, 1e-12)
+        report(f"classifier ({pooling}, normalize {cfg['normalize']}, {cfg['token_mixer']}): ragged rows equal each "
+               "row alone", worst, 1e-12)
 
     # 5. building blocks against torch's own functions.
     import torch.nn.functional as F
@@ -865,6 +945,40 @@ def _selftest(verbose=True):
                   * sc).abs().max()), 1e-13)
     report("norm none is the identity", float((norm_of("none", {}, "", x) - x).abs().max()), 1e-300)
 
+    # 5a. attention against a loop over heads, queries and visible keys; the positions against
+    # fairseq's formula written with numpy.
+    for causal in (True, False):
+        acfg = full_config(dict(vocab_size=5, dim=6, layers=1, heads=3, token_mixer="attention", causal=causal))
+        P = {n: torch.tensor(a) for n, a in random_params(acfg, rng).items()}
+        x = torch.randn(2, 7, 6, dtype=torch.float64)
+        valid = torch.tensor([[1.0] * 7, [1.0] * 4 + [0.0] * 3], dtype=torch.float64)
+        got = attention(acfg, P, "layers.0.token_mixer.", x, None, valid)
+        W = {n: P["layers.0.token_mixer." + n] for n in ("q_proj.weight", "q_proj.bias", "k_proj.weight",
+                                                         "k_proj.bias", "v_proj.weight", "v_proj.bias",
+                                                         "out_proj.weight", "out_proj.bias")}
+        q, k, v = (x @ W[n + ".weight"].t() + W[n + ".bias"] for n in ("q_proj", "k_proj", "v_proj"))
+        z = torch.zeros_like(x)
+        for b in range(2):
+            length = int(valid[b].sum())
+            for h in range(3):
+                c = slice(2 * h, 2 * h + 2)
+                for i in range(7):
+                    js = [j for j in range(length) if not causal or j <= i]
+                    s_ = torch.stack([(q[b, i, c] * k[b, j, c]).sum() / math.sqrt(2.0) for j in js])
+                    w_ = torch.exp(s_ - s_.max())
+                    z[b, i, c] = sum(w_[t] * v[b, j, c] for t, j in enumerate(js)) / w_.sum()
+        want = z @ W["out_proj.weight"].t() + W["out_proj.bias"]
+        report(f"attention causal={causal} ragged vs a loop", float((got - want).abs().max()), 1e-13)
+    for D in (2, 3, 8, 9):
+        half = D // 2
+        want = np.zeros((6, D))
+        for pos in range(6):
+            for i in range(half):
+                w = 10000.0 ** (-i / (half - 1)) if half > 1 else 1.0
+                want[pos, i], want[pos, half + i] = math.sin(pos * w), math.cos(pos * w)
+        err = float(np.abs(sinusoidal_positions(6, D, torch.float64).numpy() - want).max())
+        report(f"sinusoidal positions D={D} vs the formula", err, 1e-14)
+
     # 5b. par_type: the RPE's input at length N = 5.
     k = torch.arange(-4, 5, dtype=torch.float64)
     want = {1: k, 2: k / 4, 3: torch.exp(k / 4)}
@@ -889,9 +1003,14 @@ def _selftest(verbose=True):
         back = full_config(config_for_file(c, legacy=True))
         report(f"decay {legacy} reads as '{new}' and round-trips (1 = pass)",
                float(c["decay"] == new and back == c), 0.5, above=True)
+    c = full_config(dict(vocab_size=3, dim=2, layers=1, heads=2, token_mixer="attention", positions="sinusoidal"))
+    written = config_for_file(c, legacy=True)
+    report("an attention config in the old spelling keeps token_mixer and positions (1 = pass)",
+           float(full_config(written) == c and written["token_mixer"] == "attention"), 0.5, above=True)
     for bad in (dict(decay="fixed", use_decay=True), dict(use_decay=True, use_multi_decay=True),
                 dict(gtu_act="swish"), dict(norm_type="none"), dict(par_type=4), dict(final_norm_type="batchnorm"),
-                dict(lm_head_type="mlp"), dict(bias=1), dict(act_type="swish")):
+                dict(lm_head_type="mlp"), dict(bias=1), dict(act_type="swish"), dict(token_mixer="mamba"),
+                dict(positions="rotary"), dict(token_mixer="attention", heads=3)):
         try:
             full_config(dict(vocab_size=3, dim=2, layers=1, **bad))
             refused = False

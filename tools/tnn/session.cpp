@@ -352,9 +352,13 @@ tnn::TrainResult TrainSession::run(tnn::Trainer<float>& trainer) {
 
 std::string model_summary(const tnn::TnnConfig& cfg, tnn::Index parameters) {
   std::ostringstream s;
-  s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads << ", E "
-    << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", " << tnn::to_string(cfg.decay)
-    << " decay";
+  s << parameters << " parameters (dim " << cfg.dim << ", layers " << cfg.layers << ", heads " << cfg.heads;
+  if (cfg.token_mixer == tnn::TokenMixerKind::Attention)
+    s << ", attention";
+  else
+    s << ", E " << cfg.inner_dim() << ", rpe " << cfg.rpe_dim << "x" << cfg.rpe_layers << ", "
+      << tnn::to_string(cfg.decay) << " decay";
+  if (cfg.positions != tnn::PositionScheme::None) s << ", " << tnn::to_string(cfg.positions) << " positions";
   return s.str();
 }
 

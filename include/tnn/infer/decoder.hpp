@@ -1,17 +1,21 @@
-// Exact incremental decoding for a causal TNN language model (docs/model.md, decoding).
-// Every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j (divided by sum_{k<=t} t_k
-// with normalize). The layers run as they are (TnnBlock::forward on [B, 1, D], the GTU's own
-// projections, norms and GLU; the model's embedding and head); only the GTU's TNO is replaced,
-// through Gtu::Cache::mixer, by the decoder's causal sum over the history it keeps. This needs
-// coefficients that do not depend on the sequence length: par_type 1. Two ways to take that
-// sum, the same up to rounding:
+// Exact incremental decoding for a causal language model (docs/model.md, decoding), whatever
+// its token mixer. The layers run as they are (TnnBlock::forward on [B, 1, D], the mixer's own
+// projections, norms and GLU; the input adds the position's encoding); only the part that reads
+// the past is fed from a history the decoder keeps:
+//   the GTU: every TNO channel at step t needs y_t = sum_{j<=t} t_{t-j} v_j (divided by
+//     sum_{k<=t} t_k with normalize), so the TNO is replaced, through Gtu::Cache::mixer, by the
+//     decoder's causal sum over its history of v. This needs coefficients that do not depend on
+//     the sequence length: par_type 1;
+//   attention: the step attends to the keys and values of every position so far, held in the
+//     layer's KV cache (Attention::step, through TokenMixer::Cache::kv), O(t D) per token.
+// Two ways to take the GTU's sum, the same up to rounding:
 //   Direct  the sum over the whole history, O(t E) per token per layer (the reference);
 //   Fft     core/online_conv.hpp's tiling, amortized O(E log^2 t) per token per layer;
 //   Auto    Direct below kAutoCrossover positions, Fft from there on (measured, README).
 // B sequences decode together (one token each per step, all at the same position): the
 // projections are GEMMs over B rows. Coefficients t_k come from the RPE in blocks: the
 // whole capacity at once, recomputed when the capacity doubles (amortized O(1) RPE rows
-// per token), never one MLP call per token.
+// per token), never one MLP call per token. The method does not concern attention layers.
 #pragma once
 
 #include <algorithm>
@@ -57,13 +61,14 @@ class IncrementalDecoder {
                         "length), got ", cfg.par_type, ": each position's output depends on the full length");
     const std::size_t L = model.backbone.layers.size();
     for (const auto& layer : model.backbone.layers)
-      if (!layer.token_mixer.gtu())
-        fail<ConfigError>("IncrementalDecoder: expected a model whose token mixer is the 1-D GTU, got another");
+      if (!layer.token_mixer.gtu() && !layer.token_mixer.attention())
+        fail<ConfigError>("IncrementalDecoder: expected a model whose token mixer is the 1-D GTU or attention, got another");
     layers_.resize(L);
     caches_.resize(L);
     for (std::size_t l = 0; l < L; ++l) {
       layers_[l].owner = this;
       layers_[l].index = l;
+      layers_[l].attention = model.backbone.layers[l].token_mixer.attention();
     }
     reserve(capacity);
   }
@@ -82,14 +87,24 @@ class IncrementalDecoder {
   // the Fft partial sums are recomputed from it, so this is exact.
   void rewind(Index n) {
     if (n < 0 || n > pos_) fail<ValueError>("decoder rewind: expected a position in [0, ", pos_, "], got ", n);
-    for (auto& s : layers_) s.conv.rewind(n);
+    for (auto& s : layers_) {
+      if (s.attention)
+        s.kv.rewind(n);
+      else
+        s.conv.rewind(n);
+    }
     pos_ = n;
   }
 
   // Makes room for `capacity` positions without growing later.
   void reserve(Index capacity) {
     if (capacity <= cap_) return;
+    model_->input.reserve_positions(capacity);
     for (std::size_t l = 0; l < layers_.size(); ++l) {
+      if (const Attention<T>* a = layers_[l].attention) {
+        a->reserve(layers_[l].kv, B_, capacity);
+        continue;
+      }
       const auto& tno = model_->backbone.layers[l].token_mixer.gtu()->toep;
       const Tensor<T> coef = tno.coefficients(capacity);  // [capacity, E] row k = t_k
       if (cap_ == 0)
@@ -109,9 +124,10 @@ class IncrementalDecoder {
   }
 
   // Feeds whole prompts at once (position() must be 0): tokens [n] (the same prompt
-  // for every sequence) or [B, n]. One full forward of the model, O(n log n), whose
-  // TNO inputs become the history; the Fft partial sums of the positions after it come
-  // from O(log n) block products, never an O(n) sum per later token. Returns the
+  // for every sequence) or [B, n]. One full forward of the model, O(n log n) (attention:
+  // O(n^2)), whose TNO inputs (attention: keys and values) become the history; the Fft
+  // partial sums of the positions after it come from O(log n) block products, never an
+  // O(n) sum per later token. Returns the
   // logits after the last token as step() does (equal up to rounding). Overwrites the
   // model's forward cache.
   const Tensor<T>& prefill(const Tensor<std::int32_t>& tokens) {
@@ -125,7 +141,13 @@ class IncrementalDecoder {
     prompt_.resize({rows, n});
     std::copy(tokens.begin(), tokens.end(), prompt_.begin());
     const Tensor<T>& logits = model_->forward(prompt_);  // [rows, n, V]
-    for (std::size_t l = 0; l < layers_.size(); ++l) layers_[l].conv.assign(model_->backbone.cache(Index(l)).mixer.gtu.v);  // [rows, n, E]
+    for (std::size_t l = 0; l < layers_.size(); ++l) {
+      const auto& mixer = model_->backbone.cache(Index(l)).mixer;
+      if (const Attention<T>* a = layers_[l].attention)
+        a->assign(layers_[l].kv, mixer.attention, B_);  // [rows, n, D] keys and values
+      else
+        layers_[l].conv.assign(mixer.gtu.v);  // [rows, n, E]
+    }
     resize_logits();
     for (Index b = 0; b < B_; ++b) {
       const T* src = logits.data() + ((rows == 1 ? 0 : b) * n + n - 1) * V;
@@ -154,12 +176,15 @@ class IncrementalDecoder {
   }
 
  private:
-  // The TNO of layer `index` for one position: v, y [B, 1, E].
+  // The history of layer `index`: a GTU's TNO for one position (v, y [B, 1, E]), or an
+  // attention layer's keys and values.
   struct LayerState final : GtuSequenceMixer<T> {
     IncrementalDecoder* owner = nullptr;
     std::size_t index = 0;
-    OnlineConv<T> conv;  // coefficients, history, partial sums
+    const Attention<T>* attention = nullptr;  // the layer's mixer when it is attention
+    OnlineConv<T> conv;  // GTU: coefficients, history, partial sums
     Tensor<T> den;       // [capacity, E] normalize: row t = sum_{k<=t} t_k (else empty)
+    typename Attention<T>::KvCache kv;  // attention: keys and values [B, capacity, D]
     void mix(const Tensor<T>& v, Tensor<T>& y) override {
       y.resize(v.shape());
       if (owner->use_direct())
@@ -194,10 +219,13 @@ class IncrementalDecoder {
         fail<ValueError>("decoder token: expected an id in [0, ", V, "), got ", tokens_[b],
                          B_ > 1 ? " for sequence " + std::to_string(b) : std::string());
     if (pos_ == cap_) reserve(std::max<Index>(2 * cap_, 16));
-    model_->input.embed_into(tokens_, x_[0], input_cache_);  // [B, 1, D]
+    model_->input.embed_into(tokens_, pos_, x_[0], input_cache_);  // [B, 1, D]
     int cur = 0;
     for (std::size_t l = 0; l < layers_.size(); ++l) {
-      caches_[l].mixer.gtu.mixer = &layers_[l];
+      if (layers_[l].attention)
+        caches_[l].mixer.kv = &layers_[l].kv;
+      else
+        caches_[l].mixer.gtu.mixer = &layers_[l];
       model_->backbone.layers[l].forward(x_[cur], x_[1 - cur], caches_[l]);
       cur = 1 - cur;
     }

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/gemm.hpp"
 #include "tnn/core/parallel.hpp"
 #include "tnn/core/rng.hpp"
@@ -36,21 +37,14 @@ namespace tnn {
 //           Attention::method_for(N) is where a length-dependent choice would go.
 enum class AttentionMethod { Auto, Direct, Tiled };
 
-inline constexpr std::pair<AttentionMethod, const char*> kAttentionMethodNames[] = {
-    {AttentionMethod::Auto, "auto"}, {AttentionMethod::Direct, "direct"}, {AttentionMethod::Tiled, "tiled"}};
+template <>
+struct EnumTable<AttentionMethod> {
+  static constexpr EnumRow<AttentionMethod> rows[] = {
+      {AttentionMethod::Auto, "auto"}, {AttentionMethod::Direct, "direct"}, {AttentionMethod::Tiled, "tiled"}};
+};
 
-inline const char* to_string(AttentionMethod m) {
-  for (const auto& [value, name] : kAttentionMethodNames)
-    if (value == m) return name;
-  return "?";
-}
 inline AttentionMethod parse_attention_method(const std::string& s) {
-  std::string expected;
-  for (const auto& [value, name] : kAttentionMethodNames) {
-    if (s == name) return value;
-    expected += expected.empty() ? name : std::string(", ") + name;
-  }
-  fail<ValueError>("attention method: expected one of ", expected, ", got ", quote(s));
+  return parse_enum<AttentionMethod, ValueError>(s, "attention method");
 }
 
 namespace detail {
@@ -240,6 +234,28 @@ class Attention : public Visits<Attention<T>> {
     };
     grow(kv.k);
     grow(kv.v);
+  }
+
+  // Replaces what `kv` holds by the keys and values of the full forward `c` ([rows, n, D], rows 1
+  // or `batch`; one row is every sequence's): a prompt run by the model's forward becomes the
+  // history the next steps attend to, as if it had been fed by step() (equal up to rounding).
+  void assign(KvCache& kv, const Cache& c, Index batch) const {
+    if (!causal_)
+      fail<ConfigError>("attention kv cache: expected a causal layer (incremental decoding), got a bidirectional one");
+    const Index D = dim();
+    if (c.k.rank() != 3 || c.k.dim(2) != D || c.v.shape() != c.k.shape() || (c.k.dim(0) != 1 && c.k.dim(0) != batch))
+      fail<ShapeError>("attention kv cache: expected a forward's keys [1 or ", batch, ", n, ", D, "], got ",
+                       shape_str(c.k.shape()));
+    const Index rows = c.k.dim(0), n = c.k.dim(1);
+    kv.length = 0;
+    reserve(kv, batch, std::max(n, kv.capacity()));
+    const Index cap = kv.capacity();
+    for (Index b = 0; b < batch; ++b) {
+      const Index src = (rows == 1 ? 0 : b) * n * D;
+      std::copy(c.k.data() + src, c.k.data() + src + n * D, kv.k.data() + b * cap * D);
+      std::copy(c.v.data() + src, c.v.data() + src + n * D, kv.v.data() + b * cap * D);
+    }
+    kv.length = n;
   }
 
   // Feeds the next n positions of B sequences: x_t [B, n, D] -> y_t [B, n, D], position p of the

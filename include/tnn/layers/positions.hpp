@@ -15,9 +15,20 @@
 #include <cmath>
 #include <vector>
 
+#include "tnn/core/enum_table.hpp"
 #include "tnn/core/tensor.hpp"
 
 namespace tnn {
+
+// Absolute positions an input module adds to the vectors it writes (config key `positions`):
+// none (the TNN, whose token mixer carries relative position itself), or sinusoidal (the
+// Transformer baseline's, which attention needs: attention alone is blind to order).
+enum class PositionScheme { None, Sinusoidal };
+template <>
+struct EnumTable<PositionScheme> {
+  static constexpr EnumRow<PositionScheme> rows[] = {{PositionScheme::None, "none"},
+                                                     {PositionScheme::Sinusoidal, "sinusoidal"}};
+};
 
 // out[0 .. dim-1] = PE(pos).
 template <class T>
@@ -55,6 +66,7 @@ void add_sinusoidal_positions(Tensor<T>& x, Index offset = 0) {
 template <class T>
 class SinusoidalPositions {
  public:
+  SinusoidalPositions() = default;  // dim 0: assign a real one before use
   explicit SinusoidalPositions(Index dim, Index capacity = 0) : dim_(dim) {
     if (dim < 1) fail<ValueError>("sinusoidal positions: expected dim >= 1, got ", dim);
     reserve(capacity);
@@ -88,8 +100,35 @@ class SinusoidalPositions {
   }
 
  private:
-  Index dim_;
+  Index dim_ = 0;
   Tensor<T> table_;  // [capacity, D] row p = PE(p)
+};
+
+// What an input module adds under a PositionScheme: nothing, or PE(offset + n) to row n
+// (SinusoidalPositions' table, so a training step at a repeated length allocates nothing).
+template <class T>
+class InputPositions {
+ public:
+  InputPositions() = default;
+  InputPositions(PositionScheme scheme, Index dim) : scheme_(scheme) {
+    if (scheme == PositionScheme::Sinusoidal) table_ = SinusoidalPositions<T>(dim);
+  }
+
+  PositionScheme scheme() const { return scheme_; }
+
+  // Room for positions 0 .. positions-1 without growing later (an incremental decoder's capacity).
+  void reserve(Index positions) {
+    if (scheme_ == PositionScheme::Sinusoidal) table_.reserve(positions);
+  }
+
+  // x [B, N, D]: x[b, n] += PE(offset + n), or unchanged for none. The backward is the identity.
+  void add(Tensor<T>& x, Index offset = 0) {
+    if (scheme_ == PositionScheme::Sinusoidal) table_.add(x, offset);
+  }
+
+ private:
+  PositionScheme scheme_ = PositionScheme::None;
+  SinusoidalPositions<T> table_;
 };
 
 }  // namespace tnn

@@ -28,7 +28,8 @@ class Backbone : public Visits<Backbone<T, Backend>> {
   using Block = TnnBlock<T, Backend>;
 
   Backbone() = default;
-  // Layers of cfg; a grid (grid_h, grid_w > 0) makes every token mixer the 2-D GTU over it.
+  // Layers of cfg; a grid (grid_h, grid_w > 0) makes every GTU the 2-D one over it (attention
+  // takes the grid's positions in row-major order as they come).
   explicit Backbone(const BackboneConfig& cfg, Index grid_h = 0, Index grid_w = 0) {
     layers.reserve(static_cast<std::size_t>(cfg.layers));
     for (Index i = 0; i < cfg.layers; ++i)

@@ -1,7 +1,8 @@
-// One TNN layer (model.md §7): token mixing by a GTU and channel mixing by a GLU, each on a
-// residual branch with its norm before (pre-norm, the default) or after the mixer (post-norm:
-// x + norm(f(x)), or fairseq's norm(x + f(x)) with postnorm_residual). Names token_norm,
-// token_mixer, feature_norm, feature_mixer are tnn-pytorch's TnnLayer state_dict names (model.md §9).
+// One TNN layer (model.md §7): token mixing by a GTU (or attention, the Transformer baseline:
+// model.md §15) and channel mixing by a GLU, each on a residual branch with its norm before
+// (pre-norm, the default) or after the mixer (post-norm: x + norm(f(x)), or fairseq's
+// norm(x + f(x)) with postnorm_residual). Names token_norm, token_mixer, feature_norm,
+// feature_mixer are tnn-pytorch's TnnLayer state_dict names (model.md §9).
 #pragma once
 
 #include <cstdint>
@@ -83,9 +84,9 @@ class TnnBlock : public Visits<TnnBlock<T, Backend>> {
 
   // x [B, N, D] -> y [B, N, D]; y must not alias x. `lengths` (I32 [B]) makes the batch
   // ragged: the GTU zeroes row b's positions >= lengths[b] at its TNO input (Gtu::forward),
-  // and backward reads them from the cache. `drop` (training only) applies dropout to each
-  // branch's output before the residual addition (fairseq's placement), with masks of sites
-  // `site` (token mixer) and `site + 1` (channel mixer).
+  // attention masks those keys; backward reads them from the cache. `drop` (training only)
+  // applies dropout to each branch's output before the residual addition (fairseq's
+  // placement), with masks of sites `site` (token mixer) and `site + 1` (channel mixer).
   void forward(const Tensor<T>& x, Tensor<T>& y, Cache& c, const Tensor<std::int32_t>* lengths = nullptr,
                const DropoutContext* drop = nullptr, std::uint64_t site = 0) {
     if (x.rank() != 3 || x.dim(2) != dim_)

@@ -159,13 +159,17 @@ std::vector<std::pair<std::string, Shape>> model_tensor_shapes(const TnnConfig& 
 // FormatError unless `h` holds exactly the tensors a Model of `cfg` stores, with the same
 // shapes and a floating-point dtype. Reads nothing but the header. Memory stays bounded by the
 // file: before even the model's description is built, its layer count is held to the header's
-// tensor count (every layer stores at least one tensor per RPE linear).
+// tensor count (every layer stores at least one tensor per RPE linear, or attention's four
+// projections).
 template <class Model>
 void check_header_matches(const SafetensorsHeader& h, const TnnConfig& cfg, const std::string& where) {
   const auto have = static_cast<Index>(h.tensors.size());
-  if (cfg.layers * (cfg.rpe_layers + 1) > have)
-    fail<FormatError>(where, ": its config (dim ", cfg.dim, ", rpe_layers ", cfg.rpe_layers, ", layers ", cfg.layers,
-                      ") needs at least ", cfg.layers * (cfg.rpe_layers + 1), " tensors, the file has ", have);
+  const bool attention = cfg.token_mixer == TokenMixerKind::Attention;
+  const Index per_layer = attention ? 4 : cfg.rpe_layers + 1;
+  if (cfg.layers * per_layer > have)
+    fail<FormatError>(where, ": its config (dim ", cfg.dim, ", token_mixer ", to_string(cfg.token_mixer),
+                      attention ? std::string() : ", rpe_layers " + std::to_string(cfg.rpe_layers), ", layers ",
+                      cfg.layers, ") needs at least ", cfg.layers * per_layer, " tensors, the file has ", have);
   const auto want = model_tensor_shapes<Model>(cfg);
   if (static_cast<Index>(want.size()) != have)
     fail<FormatError>(where, ": its config (dim ", cfg.dim, ", layers ", cfg.layers, ") needs ", want.size(),

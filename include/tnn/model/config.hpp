@@ -3,7 +3,8 @@
 // member, meaning, and when it belongs in the JSON. From it come to_json, the strict parser
 // (unknown keys, wrong types and impossible values are ConfigErrors naming the key), the list of
 // known keys and the program's model flags.
-//   BackboneConfig  what the layers need (the token mixer, the channel mixer, the norms)
+//   BackboneConfig  what the layers need (the token mixer, the channel mixer, the norms, the
+//                   positions the input adds)
 //   TnnConfig       + the task: vocabulary, classes, image or feature sizes
 // The layers know nothing of either: the functions at the end turn a config into their options.
 #pragma once
@@ -23,6 +24,7 @@
 #include "tnn/io/json.hpp"
 #include "tnn/layers/activation.hpp"
 #include "tnn/layers/norm.hpp"
+#include "tnn/layers/positions.hpp"
 #include "tnn/layers/rpe.hpp"
 #include "tnn/layers/tno.hpp"
 #include "tnn/model/block.hpp"
@@ -72,6 +74,8 @@ struct ConfigKey {
 struct BackboneConfig {
   Index dim = 192;   // D
   Index layers = 3;
+  TokenMixerKind token_mixer = TokenMixerKind::Tno;
+  PositionScheme positions = PositionScheme::None;
   Index heads = 1;   // H
   double expand_ratio = 2;
   Index glu_dim = -1;  // G; -1 means "= dim"
@@ -96,7 +100,6 @@ struct BackboneConfig {
   double dropout = 0;          // training only
   std::optional<NormType> final_norm_type;  // unset: = norm_type (final_norm())
   bool postnorm_residual = false;           // with prenorm false: norm(x + f(x))
-  TokenMixerKind token_mixer = TokenMixerKind::Tno;
 
   // E = floor(expand_ratio * D) / H * H (integer division), model.md "Notation".
   Index inner_dim() const {
@@ -113,6 +116,16 @@ struct BackboneConfig {
     using K = ConfigKey<std::remove_const_t<Self>>;
     f(K{"dim", "model width D"}, c.dim);
     f(K{"layers", "TNN layers"}, c.layers);
+    // (token_mixer and positions are written when not the default: a TNN's config stays as it was)
+    f(K{"token_mixer", "what mixes the tokens: tno, the GTU around a Toeplitz neural operator (keys expand_ratio, "
+                       "rpe_*, gamma, gtu_act, decay); or attention, softmax attention with H heads of D/H channels "
+                       "(those keys unused)",
+        [](const auto& x) { return x.token_mixer != TokenMixerKind::Tno; }},
+      c.token_mixer);
+    f(K{"positions", "absolute positions the input adds to its vectors: none, or sinusoidal (the Transformer "
+                     "baseline's; attention needs some, the TNO carries relative positions itself)",
+        [](const auto& x) { return x.positions != PositionScheme::None; }},
+      c.positions);
     f(K{"heads", "heads H of the token mixer"}, c.heads);
     f(K{"expand_ratio", "GTU width E = floor(expand_ratio * D), a multiple of H"}, c.expand_ratio);
     f(K{"glu_dim", "GLU width G (-1: = dim)"}, c.glu_dim);
@@ -136,7 +149,6 @@ struct BackboneConfig {
     f(K{"dropout", "dropout probability in training (the embedding and every branch output)"}, c.dropout);
     f(K{"final_norm_type", "the final norm (none: no final norm); default: norm_type"}, c.final_norm_type);
     f(K{"postnorm_residual", "with prenorm false: norm(x + f(x)) instead of x + norm(f(x))"}, c.postnorm_residual);
-    f(K{"token_mixer", "the layers' token mixer"}, c.token_mixer);
   }
 };
 
@@ -238,7 +250,10 @@ struct TnnConfig : BackboneConfig {
     if (!(expand_ratio * static_cast<double>(dim) < static_cast<double>(kMaxWidth + 1)))
       fail<ConfigError>("config keys 'expand_ratio' and 'dim': expected floor(expand_ratio * dim) <= ", kMaxWidth,
                         " (the GTU width), got ", expand_ratio, " * ", dim);
-    if (inner_dim() <= 0)
+    if (token_mixer == TokenMixerKind::Attention && dim % heads != 0)
+      fail<ConfigError>("config key 'heads': expected a divisor of dim (", dim,
+                        ") with token_mixer attention (H heads of dim / H channels), got ", heads);
+    if (token_mixer == TokenMixerKind::Tno && inner_dim() <= 0)
       fail<ConfigError>("config key 'heads': expected heads <= floor(expand_ratio * dim) = ",
                         static_cast<Index>(std::floor(expand_ratio * double(dim))), ", got ", heads);
     if (!(gamma > 0 && gamma <= 1) || !std::isfinite(gamma))
@@ -436,13 +451,19 @@ template <class T>
 Glu<T> make_glu(const BackboneConfig& c) {
   return Glu<T>(c.dim, c.glu_width(), c.glu_act, c.glu_bias);
 }
-// The token mixer of every layer: the 1-D GTU, or the 2-D one over a grid_h x grid_w grid.
+template <class T>
+Attention<T> make_attention(const BackboneConfig& c) {
+  return Attention<T>(c.dim, c.heads, c.causal);
+}
+// The token mixer of every layer: the 1-D GTU, or the 2-D one over a grid_h x grid_w grid; or
+// attention, over the sequence or the grid's positions in row-major order alike.
 template <class T, class Backend = DefaultFftBackend>
 TokenMixer<T, Backend> make_token_mixer(const BackboneConfig& c, Index grid_h = 0, Index grid_w = 0) {
+  if (c.token_mixer == TokenMixerKind::Attention) return make_attention<T>(c);
   if (grid_h > 0) return make_gtu2d<T, Backend>(c, grid_h, grid_w);
   return make_gtu<T, Backend>(c);
 }
-// One TNN layer of cfg (the 1-D GTU as its token mixer, or the 2-D one over a grid).
+// One layer of cfg (its token mixer as make_token_mixer chooses).
 template <class T, class Backend = DefaultFftBackend>
 TnnBlock<T, Backend> make_block(const BackboneConfig& c, Index grid_h = 0, Index grid_w = 0) {
   return TnnBlock<T, Backend>(block_options(c), make_token_mixer<T, Backend>(c, grid_h, grid_w));

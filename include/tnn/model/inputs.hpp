@@ -3,8 +3,10 @@
 //   PatchInput    images [B, Hi, Wi, Ch] -> P x P patches -> linear (the 2-D image classifier)
 //   FeatureInput  float features [B, N, F] -> linear               (time series, audio frames, sensors)
 // Each is constructed from a TnnConfig (or from its sizes), initializes itself from the model's
-// Rng stream, saves what its backward needs, and names its own tensors. A new input is a class
-// with the same members (see model/sequence_model.hpp for the list).
+// Rng stream, saves what its backward needs, and names its own tensors. Each adds the config's
+// absolute positions (key `positions`, layers/positions.hpp) to the vectors it writes: no
+// parameters, and the backward is the identity, so only the forward sees them. A new input is a
+// class with the same members (see model/sequence_model.hpp for the list).
 #pragma once
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include "tnn/layers/embedding.hpp"
 #include "tnn/layers/linear.hpp"
 #include "tnn/layers/norm.hpp"
+#include "tnn/layers/positions.hpp"
 #include "tnn/model/config.hpp"
 
 namespace tnn {
@@ -31,9 +34,11 @@ class TokenInput : public Visits<TokenInput<T>> {
   using Data = Tensor<std::int32_t>;  // [B, N] ids in [0, V)
 
   TokenInput() : embed_norm(NormType::None, 1) {}
-  TokenInput(Index vocab, Index dim, bool scale = false, NormType norm = NormType::None)
-      : embed(vocab, dim), embed_norm(norm, dim), scale_(scale) {}
-  explicit TokenInput(const TnnConfig& c) : TokenInput(c.vocab_size, c.dim, c.scale_embedding, c.embed_norm_type) {}
+  TokenInput(Index vocab, Index dim, bool scale = false, NormType norm = NormType::None,
+             PositionScheme positions = PositionScheme::None)
+      : embed(vocab, dim), embed_norm(norm, dim), positions_(positions, dim), scale_(scale) {}
+  explicit TokenInput(const TnnConfig& c)
+      : TokenInput(c.vocab_size, c.dim, c.scale_embedding, c.embed_norm_type, c.positions) {}
 
   Embedding<T> embed;   // [V, D]
   Norm<T> embed_norm;   // over D (type none: the identity, no tensors)
@@ -68,12 +73,14 @@ class TokenInput : public Visits<TokenInput<T>> {
     Tensor<T> e;  // [B, N, D] embed[tokens] * s, the norm's input (empty without a norm)
     typename Norm<T>::Cache norm;
   };
-  // x [B, N, D] for `tokens`, saving nothing but into `c`.
-  void embed_into(const Data& tokens, Tensor<T>& x, Cache& c) const {
+  // x [B, N, D] for `tokens` standing at positions offset .. offset + N - 1 (an incremental
+  // decoder's next tokens), saving nothing but into `c`.
+  void embed_into(const Data& tokens, Index offset, Tensor<T>& x, Cache& c) {
     const bool norm = embed_norm.type() != NormType::None;
     Tensor<T>& e = norm ? c.e : x;
     embed.forward(tokens, e);
     if (scale_) e.vec() *= scale();
+    positions_.add(e, offset);  // fairseq's order: scaled embedding plus positions, then the norm
     if (norm) embed_norm.forward(c.e, x, c.norm);
   }
 
@@ -81,8 +88,12 @@ class TokenInput : public Visits<TokenInput<T>> {
   void forward(const Data& tokens, Tensor<T>& x) {
     check(tokens);
     tokens_ = tokens;
-    embed_into(tokens_, x, cache_);
+    embed_into(tokens_, 0, x, cache_);
   }
+  // Room for the encodings of `positions` positions (a decoder's capacity), so no later
+  // embed_into allocates.
+  void reserve_positions(Index positions) { positions_.reserve(positions); }
+  PositionScheme positions() const { return positions_.scheme(); }
   void backward(const Tensor<T>& dx) {
     const Tensor<T>* de = &dx;
     if (embed_norm.type() != NormType::None) {
@@ -105,6 +116,7 @@ class TokenInput : public Visits<TokenInput<T>> {
     m.embed_norm.visit(prefix + "embed_norm.", f);
   }
 
+  InputPositions<T> positions_;
   bool scale_ = false;
   Data tokens_;  // [B, N] of the last forward
   Cache cache_;
@@ -145,7 +157,8 @@ class PatchInput : public Visits<PatchInput<T>> {
         height_(c.image_height),
         width_(c.image_width),
         channels_(c.image_channels),
-        patch_(c.patch_size) {}
+        patch_(c.patch_size),
+        positions_(c.positions, c.dim) {}
 
   Linear<T> patch_embed;  // P*P*Ch -> D
 
@@ -170,6 +183,7 @@ class PatchInput : public Visits<PatchInput<T>> {
     check(images);
     image_to_patches(images, patch_, patches_);
     patch_embed.forward(patches_, x);
+    positions_.add(x);  // grid position gi * (Wi / P) + gj
   }
   void backward(const Tensor<T>& dx) { patch_embed.backward(patches_, dx, nullptr); }
 
@@ -181,6 +195,7 @@ class PatchInput : public Visits<PatchInput<T>> {
   }
 
   Index height_ = 0, width_ = 0, channels_ = 0, patch_ = 1;
+  InputPositions<T> positions_;
   Tensor<T> patches_;  // [B, N, P*P*Ch] of the last forward
 };
 
@@ -192,8 +207,9 @@ class FeatureInput : public Visits<FeatureInput<T>> {
   using Data = Tensor<T>;
 
   FeatureInput() = default;
-  FeatureInput(Index features, Index dim) : input_proj(features, dim) {}
-  explicit FeatureInput(const TnnConfig& c) : FeatureInput(c.input_features, c.dim) {}
+  FeatureInput(Index features, Index dim, PositionScheme positions = PositionScheme::None)
+      : input_proj(features, dim), positions_(positions, dim) {}
+  explicit FeatureInput(const TnnConfig& c) : FeatureInput(c.input_features, c.dim, c.positions) {}
 
   Linear<T> input_proj;  // F -> D
 
@@ -219,6 +235,7 @@ class FeatureInput : public Visits<FeatureInput<T>> {
     check(x_in);
     in_ = x_in;
     input_proj.forward(in_, x);
+    positions_.add(x);
   }
   void backward(const Tensor<T>& dx) { input_proj.backward(in_, dx, nullptr); }
 
@@ -229,6 +246,7 @@ class FeatureInput : public Visits<FeatureInput<T>> {
     m.input_proj.visit(prefix + "input_proj.", f);
   }
 
+  InputPositions<T> positions_;
   Data in_;  // [B, N, F] of the last forward
 };
 

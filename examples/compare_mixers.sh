@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# TNN against softmax attention in the same backbone, one thing changed: the token mixer. Both
+# train on the KJV demo recipe (examples/lm_demo.sh: 512 bytes, batches of 8, the same schedule,
+# data, seed and held-out text) at equal parameter count (within 5%) and for equal wall time,
+# then both are evaluated at lengths up to 28x the training length, one table each and one figure.
+#   examples/compare_mixers.sh [TNN_BINARY] [OUT_DIR]
+# Environment:
+#   STEPS         the TNN's training steps (default 1500, the demo's); attention gets the steps that
+#                 take the same wall time, from a short timing run of each model
+#   TIMING_STEPS  steps of each timing run (default 20; the difference of a run of 5 steps and one
+#                 of 5 + TIMING_STEPS is the time per step, start-up and final validation cancelled)
+#   THREADS       threads of every run (default 0: all cores)
+#   ATTN_FLAGS    extra `tnn train` flags of the attention model
+#   MAX_BYTES     held-out bytes evaluated (default 100000, as the demo)
+# The models:
+#   TNN        dim 192, 3 layers, GTU expand 2, RPE 32 wide, decay 0.99 (the demo's): 1,139,616 parameters
+#   attention  dim 192, 4 layers, 3 heads of 64, sinusoidal positions, the same GLU: 1,135,872
+#              (an attention layer, 4 D^2 + 4 D, is smaller than a GTU layer, 3 D E + 2 E + D plus
+#              the RPE, so the same parameters buy one more layer)
+set -euo pipefail
+TNN=${1:-build/release/bin/tnn}
+OUT=${2:-build/compare}
+STEPS=${STEPS:-1500}
+TIMING_STEPS=${TIMING_STEPS:-20}
+THREADS=${THREADS:-0}
+ATTN_FLAGS=${ATTN_FLAGS:-}
+MAX_BYTES=${MAX_BYTES:-100000}
+mkdir -p "$OUT"
+
+# 1. Data: examples/lm_demo.sh's, the KJV with verse references stripped; every 20th block of
+#    64 KiB held out for validation and evaluation.
+if [ ! -s "$OUT/kjv.txt" ]; then
+  bible -f "Gen1:1-Rev22:21" | sed -E 's/^[0-9]?[A-Za-z]+[0-9]+:[0-9]+ //' > "$OUT/kjv.txt"
+fi
+echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
+
+TNN_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)
+# shellcheck disable=SC2206  # ATTN_FLAGS is split into flags on purpose
+ATTN_MODEL=(--token-mixer attention --positions sinusoidal --dim 192 --layers 4 --heads 3 $ATTN_FLAGS)
+
+train() {  # NAME STEPS WARMUP EVAL_EVERY [model flags]: writes $OUT/NAME.safetensors and NAME.log
+  local name=$1 steps=$2 warmup=$3 eval_every=$4
+  shift 4
+  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --force --seq-len 512 --batch 8 \
+    --steps "$steps" --warmup "$warmup" --lr 3e-3 --min-lr 1e-4 --eval-every "$eval_every" --eval-tokens 65536 \
+    --valid-block 65536 --threads "$THREADS" --seed 1 "$@" 2>&1 | tee "$OUT/$name.log"
+}
+now() { date +%s.%N; }
+params() { sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$OUT/$1.log" | head -1; }
+
+# 2. Seconds per step of each model: two short runs, their difference.
+seconds_per_step() {  # NAME [model flags]
+  local name=$1
+  shift
+  local t0 t1 t2
+  t0=$(now)
+  train "timing-$name-a" 5 1 0 "$@" > /dev/null
+  t1=$(now)
+  train "timing-$name-b" $((5 + TIMING_STEPS)) 1 0 "$@" > /dev/null
+  t2=$(now)
+  python3 -c "import sys; a, b, c, n = map(float, sys.argv[1:]); print(max((c - b) - (b - a), 1e-3) / n)" \
+    "$t0" "$t1" "$t2" "$TIMING_STEPS"
+}
+echo "== timing ($TIMING_STEPS steps of each model)"
+tnn_sps=$(seconds_per_step tnn "${TNN_MODEL[@]}")
+attn_sps=$(seconds_per_step attention "${ATTN_MODEL[@]}")
+ATTN_STEPS=$(python3 -c "import sys; s, a, b = map(float, sys.argv[1:]); print(max(1, round(s * a / b)))" \
+  "$STEPS" "$tnn_sps" "$attn_sps")
+echo "TNN $tnn_sps s/step, attention $attn_sps s/step: $STEPS TNN steps take as long as $ATTN_STEPS attention steps"
+
+# 3. Train both (the warm-up of the demo, or a tenth of a shorter run).
+warmup_of() { python3 -c "import sys; s = int(sys.argv[1]); print(min(60, s // 10))" "$1"; }
+echo "== train the TNN ($STEPS steps)"
+train tnn "$STEPS" "$(warmup_of "$STEPS")" 500 "${TNN_MODEL[@]}"
+echo "== train attention ($ATTN_STEPS steps)"
+train attention "$ATTN_STEPS" "$(warmup_of "$ATTN_STEPS")" 500 "${ATTN_MODEL[@]}"
+p_tnn=$(params tnn)
+p_attn=$(params attention)
+python3 - "$p_tnn" "$p_attn" <<'EOF'
+import sys
+a, b = map(int, sys.argv[1:])
+d = abs(a - b) / a
+print(f"parameters: TNN {a:,}, attention {b:,} ({100 * d:.1f}% apart)")
+if d > 0.05:
+    sys.exit("compare_mixers: the models' parameter counts differ by more than 5%; change ATTN_MODEL")
+EOF
+
+# 4. Both on the held-out text at lengths up to 28x the training length: a table each, one figure.
+echo "== evaluate both on the held-out 5% at several lengths"
+"$TNN" eval --checkpoint "$OUT/tnn.safetensors" --label "TNN ($STEPS steps)" \
+  --checkpoint "$OUT/attention.safetensors" --label "attention ($ATTN_STEPS steps)" \
+  --title "Trained at 512 tokens for equal time: TNN vs attention" \
+  --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 --max-bytes "$MAX_BYTES" \
+  --lengths 512,1024,2048,4096,8192,14336 --plot "$OUT/tnn-vs-attention.svg" --threads "$THREADS"
+rm -f "$OUT"/timing-*
