@@ -34,7 +34,9 @@ peak_rss_kb() { tail -1 "$1"; }
 
 # Fixtures: a text, an LM, a text classifier, an image classifier.
 for i in $(seq 1 300); do echo "line $i of a small text used to make a model"; done > text.txt
-tiny=(--dim 8 --layers 1 --rpe-dim 4 --seq-len 16 --batch 2 --warmup 1 --steps 2 --eval-every 2 --threads 1)
+base=(--dim 8 --layers 1 --rpe-dim 4 --warmup 1 --steps 2 --eval-every 2 --threads 1)  # a flag may be given once
+tiny=("${base[@]}" --seq-len 16 --batch 2)
+tiny_img=("${base[@]}" --batch 2)  # --seq-len is for text tasks only
 "$TNN" train --data text.txt --out lm.safetensors "${tiny[@]}" 2> fixture.err || { echo "FAIL: LM fixture: $(tail -1 fixture.err)"; exit 1; }
 for i in $(seq 1 40); do echo -e "pos\tgood text $i"; echo -e "neg\tbad text $i"; done > labels.tsv
 "$TNN" train --task classify --data labels.tsv --out cls.safetensors "${tiny[@]}" 2> fixture.err \
@@ -62,19 +64,19 @@ st.save("names_dup.safetensors", {"images": img, "labels": np.arange(8, dtype=np
         {"tnn.labels": json.dumps(["same", "same"])})
 EOF
 "$TNN" train --task image --data img.safetensors --valid img.safetensors --out img_model.safetensors --patch-size 2 \
-  "${tiny[@]}" 2> fixture.err || { echo "FAIL: image fixture: $(tail -1 fixture.err)"; exit 1; }
+  "${tiny_img[@]}" 2> fixture.err || { echo "FAIL: image fixture: $(tail -1 fixture.err)"; exit 1; }
 
 # 1. A hang: many distinct labels are read in linear time (a list scanned per line took minutes).
 $PY -c "
 with open('many.tsv', 'w') as f:
     for i in range(300000): f.write(f'label{i}\ttext {i}\n')"
 expect_error "expected at least --batch = 400000 examples, got 300000" \
-  "$TNN" train --task classify --data many.tsv --out many.safetensors "${tiny[@]}" --batch 400000 --valid-fraction 0
+  "$TNN" train --task classify --data many.tsv --out many.safetensors "${base[@]}" --seq-len 16 --batch 400000 --valid-fraction 0
 
 # 2. Memory bounded by the input: a tiny image file naming class 2^31 - 1 (or 2^24 - 1).
 for f in huge_label label_2e24; do
   /usr/bin/time -f '%M' -o rss.txt "$TNN" train --task image --data $f.safetensors --out huge.safetensors \
-    --patch-size 2 "${tiny[@]}" --batch 1 --valid-fraction 0 > /dev/null 2> err.txt
+    --patch-size 2 "${base[@]}" --batch 1 --valid-fraction 0 > /dev/null 2> err.txt
   grep -q "^tnn: error: .*expected class ids below 2 (the number of images)" err.txt && [ "$(grep -c '' err.txt)" -eq 1 ] \
     && [ "$(peak_rss_kb rss.txt)" -lt 150000 ] \
     && echo "ok: $f refused at $(peak_rss_kb rss.txt) KB: $(head -1 err.txt | cut -c1-120)" \
@@ -98,9 +100,9 @@ printf 'pos\tgood\n\x1b[31mneg\tbad\n' > esclabel.tsv
 expect_error "control character U+001B" "$TNN" train --task classify --data esclabel.tsv --out el.safetensors "${tiny[@]}"
 # Class names from an image file: one printable line each, distinct.
 expect_error "expected a class name of printable UTF-8.*U+000A" \
-  "$TNN" train --task image --data names_newline.safetensors --out nn.safetensors --patch-size 2 "${tiny[@]}"
+  "$TNN" train --task image --data names_newline.safetensors --out nn.safetensors --patch-size 2 "${tiny_img[@]}"
 expect_error "expected distinct class names" \
-  "$TNN" train --task image --data names_dup.safetensors --out nd.safetensors --patch-size 2 "${tiny[@]}"
+  "$TNN" train --task image --data names_dup.safetensors --out nd.safetensors --patch-size 2 "${tiny_img[@]}"
 # ... and from a checkpoint's metadata (a hand-edited or hostile file).
 $PY - "$PYIO" <<'EOF'
 import json, sys
@@ -141,7 +143,7 @@ expect_error "writing standard output: No space left on device" \
 # Valid: the text of several samples reaches the output whole and in order.
 "$TNN" generate --checkpoint lm.safetensors --tokens 300 --samples 3 --seed 7 > three.txt 2> err.txt || fail "3 samples: $(cat err.txt)"
 "$TNN" generate --checkpoint lm.safetensors --tokens 300 --seed 9 > s2.txt 2> err.txt
-[ "$(grep -c '^----- sample' three.txt)" -eq 2 ] && grep -q "^----- sample 2 (seed 9) -----" three.txt \
+[ "$(grep -c '^----- sample' three.txt)" -eq 3 ] && grep -q "^----- sample 2 (seed 9) -----" three.txt \
   && tail -c 301 three.txt | cmp -s - s2.txt && echo "ok: 3 samples, the last equal to its own seed's" \
   || fail "3 samples are not whole or in order"
 "$TNN" generate --checkpoint lm.safetensors --tokens 300 --samples 2 --json --prompt $'\xff"\\' --echo > two.json 2> err.txt
@@ -155,7 +157,7 @@ mkfifo late.fifo late2.fifo
   && grep -q "^ *16 " late.txt && echo "ok: eval --data on a FIFO with a late writer" || fail "FIFO with a late writer: $(cat err.txt)"
 wait
 ( sleep 1; cat labels.tsv > late2.fifo ) &
-"$TNN" eval --checkpoint cls.safetensors --data late2.fifo > late.txt 2> err.txt \
+"$TNN" eval --checkpoint cls.safetensors --data late2.fifo --all > late.txt 2> err.txt \
   && grep -q "of 80" late.txt && echo "ok: classifier eval on a FIFO with a late writer" || fail "TSV FIFO with a late writer: $(cat err.txt) $(cat late.txt)"
 wait
 
@@ -174,26 +176,27 @@ $PY -c "import xml.etree.ElementTree as E; E.parse('p.svg')" 2> err.txt && echo 
 
 # 9. Inputs and outputs cannot alias: an output naming an input is refused, the input untouched.
 cp lm.safetensors lm_copy.safetensors
-ln -f lm_copy.safetensors lm_link.safetensors
-cksum lm_copy.safetensors > sums.txt
-expect_error "--plot 'lm_copy.safetensors': names the input --checkpoint" \
-  "$TNN" eval --checkpoint lm_copy.safetensors --data text.txt --lengths 8 --plot lm_copy.safetensors
-expect_error "--plot 'lm_link.safetensors': names the input --checkpoint" \
-  "$TNN" eval --checkpoint lm_copy.safetensors --data text.txt --lengths 8 --plot lm_link.safetensors
+cp lm.safetensors lm_model.svg  # a checkpoint by any name; --plot takes names ending in .svg
+ln -f lm_model.svg lm_link.svg
+cksum lm_copy.safetensors lm_model.svg > sums.txt
+expect_error "--plot 'lm_model.svg': names the input --checkpoint" \
+  "$TNN" eval --checkpoint lm_model.svg --data text.txt --lengths 8 --plot lm_model.svg
+expect_error "--plot 'lm_link.svg': names the input --checkpoint" \
+  "$TNN" eval --checkpoint lm_model.svg --data text.txt --lengths 8 --plot lm_link.svg
 $PY -c "
 import struct, json
 t = struct.pack('<4i', 1, 2, 3, 4); g = struct.pack('<4i', 2, 3, 4, 5)
 h = json.dumps({'tokens': {'dtype': 'I32', 'shape': [1, 4], 'data_offsets': [0, 16]}, 'targets': {'dtype': 'I32', 'shape': [1, 4], 'data_offsets': [16, 32]}}).encode()
 open('batch.safetensors', 'wb').write(struct.pack('<Q', len(h)) + h + t + g)"
 expect_error "--out 'lm_copy.safetensors': names the input --checkpoint" \
-  "$TNN" grad --checkpoint lm_copy.safetensors --batch batch.safetensors --out lm_copy.safetensors
-expect_error "--out 'batch.safetensors': names the input --batch" \
-  "$TNN" grad --checkpoint lm_copy.safetensors --batch batch.safetensors --out batch.safetensors
+  "$TNN" grad --checkpoint lm_copy.safetensors --inputs batch.safetensors --out lm_copy.safetensors
+expect_error "--out 'batch.safetensors': names the input --inputs" \
+  "$TNN" grad --checkpoint lm_copy.safetensors --inputs batch.safetensors --out batch.safetensors
 cp text.txt data_copy.txt
 expect_error "--out 'data_copy.txt': names the input --data" "$TNN" train --data data_copy.txt --out data_copy.txt "${tiny[@]}" --force
 expect_error "--log 'data_copy.txt': names the input --data" \
   "$TNN" train --data data_copy.txt --out alias.safetensors --log data_copy.txt "${tiny[@]}" --force
-cksum lm_copy.safetensors | cmp -s - sums.txt && cmp -s text.txt data_copy.txt && echo "ok: the inputs are untouched" \
+cksum lm_copy.safetensors lm_model.svg | cmp -s - sums.txt && cmp -s text.txt data_copy.txt && echo "ok: the inputs are untouched" \
   || fail "an input was changed"
 
 # 10. The log is an output like any other: /dev/full is refused before any work.
@@ -252,7 +255,7 @@ if mount -t tmpfs -o size=64k tmpfs small 2> /dev/null; then
   [ -z "$(ls small/pf)" ] && echo "ok: no temporary left by tnn-pathfinder" || fail "tnn-pathfinder left: $(ls small/pf)"
   rm -rf small/lo small/pf
   cp p.svg small/plot.svg
-  head -c 50000 /dev/urandom > small/filler 2> /dev/null
+  head -c 1000000 /dev/urandom > small/filler 2> /dev/null  # the disk is full now
   expect_error "No space left on device" "$TNN" eval --checkpoint lm.safetensors --data text.txt --lengths 8,16 \
     --plot small/plot.svg --title "$(head -c 3000 /dev/zero | tr '\0' t)"
   cmp -s p.svg small/plot.svg && [ "$(ls small)" = "$(printf 'filler\nplot.svg')" ] \

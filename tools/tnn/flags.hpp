@@ -14,6 +14,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -124,6 +125,11 @@ class ModelFlags {
         std::string& text = texts_.back();
         opt = cmd.add_option(name, text, help)->check(enum_validator<V>())->capture_default_str();
         value = [&text] { return nlohmann::json(text); };
+      } else if constexpr (is_optional_enum<V>::value) {  // unset by default: the config's own rule
+        texts_.emplace_back();
+        std::string& text = texts_.back();
+        opt = cmd.add_option(name, text, help)->check(enum_validator<typename V::value_type>());
+        value = [&text] { return nlohmann::json(text); };
       } else {
         opt = cmd.add_option(name, member, help)->capture_default_str();
         value = [&member] { return nlohmann::json(member); };
@@ -174,6 +180,10 @@ class ModelFlags {
   }
 
  private:
+  template <class V>
+  struct is_optional_enum : std::false_type {};
+  template <class E>
+  struct is_optional_enum<std::optional<E>> : std::is_enum<E> {};
   struct Flag {
     std::string key, name;
     CLI::Option* opt;
