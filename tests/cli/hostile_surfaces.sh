@@ -136,6 +136,18 @@ check_pipe() {  # NAME, then generate's extra flags
   fi
 }
 check_pipe one
+# ... and it ends within a second of the reader leaving: timed from head's exit to generate's.
+mkfifo gen.fifo
+"$TNN" generate --checkpoint lm.safetensors --tokens 1000000000 > gen.fifo 2> gen_err.txt &
+gen=$!
+head -c 100 < gen.fifo > head.txt
+t0=$(date +%s%N)
+wait $gen
+gen_rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+[ "$gen_rc" -eq 1 ] && [ "$ms" -lt 1000 ] && [ "$(wc -c < head.txt)" -eq 100 ] \
+  && echo "ok: generate ended ${ms} ms after head -c 100 exited" \
+  || fail "generate after head -c 100 exited: rc $gen_rc after ${ms} ms: $(head -c 300 gen_err.txt)"
 check_pipe json --json
 check_pipe samples --samples 3
 expect_error "writing standard output: No space left on device" \

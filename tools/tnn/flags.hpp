@@ -142,7 +142,8 @@ class ModelFlags {
           probe.task = t;
           if (key.written(probe)) tasks.push_back(t);
         }
-        per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
+        // A key written by its value, not by the task (token_mixer: when not tno), is every task's.
+        if (!tasks.empty()) per_task.only(opt, tasks, "Model, only for " + task_list(tasks));
       }
       flags_.push_back({k, name, opt, std::move(value)});
     });

@@ -245,10 +245,13 @@ struct HeldLock {
   int fd = -1;
   dev_t dev = 0;
   ino_t ino = 0;
-  // Unlinked only while it is still ours: a later run may already have replaced it.
+  pid_t pid = 0;  // the process that took it (a forked child inherits the memory, not the lock)
+  // Unlinked only while it is still ours: a later run may already have replaced it, and a forked
+  // child ending must not remove its parent's.
   void remove_file() const {
     struct stat st {};
-    if (::stat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino) ::unlink(path.c_str());
+    if (pid == ::getpid() && ::stat(path.c_str(), &st) == 0 && st.st_dev == dev && st.st_ino == ino)
+      ::unlink(path.c_str());
   }
   ~HeldLock() {
     remove_file();
@@ -298,7 +301,8 @@ class OutputLock {
         auto& held = detail::held_locks().locks;
         held.erase(std::remove_if(held.begin(), held.end(), [](const auto& w) { return w.expired(); }), held.end());
         for (const auto& w : held)
-          if (auto h = w.lock(); h && h->dev == st.st_dev && h->ino == st.st_ino) return OutputLock(std::move(h));
+          if (auto h = w.lock(); h && h->pid == ::getpid() && h->dev == st.st_dev && h->ino == st.st_ino)
+            return OutputLock(std::move(h));
       }
       // A lock file holds a process id and a newline; anything else is someone's file, not ours.
       if (!S_ISREG(st.st_mode) || st.st_size > 32)
@@ -328,6 +332,7 @@ class OutputLock {
       h->fd = std::exchange(f.fd, -1);
       h->dev = st.st_dev;
       h->ino = st.st_ino;
+      h->pid = ::getpid();
       std::lock_guard<std::mutex> g(detail::held_locks().m);
       detail::held_locks().locks.push_back(h);
       return OutputLock(std::move(h));
