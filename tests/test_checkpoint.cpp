@@ -157,7 +157,7 @@ TEST(Checkpoint, ReadConfigNeedsAValidConfig) {
   w.add("x", Tensor<float>({1}));
   w.write(dir.file("none.safetensors"));
   EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("none.safetensors")); }), "tnn.config");
-  w.set_metadata("tnn.config", "{\"vocab_size\": 5, \"dim\": 3}");  // 'layers' missing
+  w.set_metadata("tnn.config", "{\"vocab_size\": 5, \"dim\": 3, \"layers\": 0}");  // no layers
   w.write(dir.file("bad.safetensors"));
   const std::string msg = error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("bad.safetensors")); });
   EXPECT_CONTAINS(msg, "layers");

@@ -330,8 +330,8 @@ TEST(TnnConfig, ClassifyKeysParseValidateAndStayOutOfLmConfigs) {
   bad(R"(, "causal": false, "task": "classify")", "num_classes");             // K missing
   bad(R"(, "causal": false, "task": "classify", "num_classes": 1)", "num_classes");
   bad(R"(, "task": "classify", "num_classes": 3)", "causal");                  // causal classifier
-  bad(R"(, "task": "regress")", "lm, classify");
-  bad(R"(, "num_classes": 3)", "task classify");                               // K without the task
+  bad(R"(, "task": "regress")", "tasks lm and classify");
+  bad(R"(, "num_classes": 3)", "tasks classify and image");                               // K without the task
   bad(R"(, "causal": false, "task": "classify", "num_classes": 3, "pooling": "max")", "mean, first");
 }
 

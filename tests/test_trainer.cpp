@@ -113,10 +113,7 @@ TEST(Trainer, ResumeAfterStopIsBitIdenticalToAnUninterruptedRun) {
   EXPECT_EQ(lines(full + ".csv"), lines(part + ".csv"));
   EXPECT_EQ(lines(full + ".csv").size(), 1u + 6u + 3u);  // header, every 2nd step, validation at 4, 8, 12
   const std::vector<std::string> log = lines(full + ".csv");
-  std::ifstream raw(full + ".csv");
-  std::string header;
-  std::getline(raw, header);
-  EXPECT_EQ(header, "step,kind,loss,grad_norm,lr,tokens_per_s,bpb,accuracy");
+  EXPECT_EQ(log[0], "step,kind,loss,grad_norm,lr,,bpb,accuracy");  // (the timing column cut)
   EXPECT_EQ(log[1].rfind("2,train,", 0), 0u) << log[1];
   EXPECT_EQ(log[3].rfind("4,valid,", 0), 0u) << log[3];  // validation rows are told apart by their kind
 }

@@ -133,3 +133,23 @@ set -e
 [ "$(wc -l < bad.log)" -eq 1 ] || { cat bad.log >&2; fail "expected one error line"; }
 grep -q "^tnn: error: --resume: the settings differ" bad.log || fail "unexpected message: $(cat bad.log)"
 echo "ok: mismatched resume refused: $(cut -c1-100 bad.log)"
+
+# 6. --recompute keeps only each layer's input and recomputes the layer in backward: the same
+# model, byte for byte. --precision bf16 trains (finite losses), and a resume keeps the precision
+# the run started in (a resume asking for fp32 is refused).
+"$TNN" train "${ARGS[@]}" --steps $STEPS --out recompute.safetensors --recompute 2> recompute.log \
+  || { cat recompute.log >&2; fail "--recompute failed"; }
+cmp full.safetensors recompute.safetensors || fail "--recompute changed the trained model"
+"$TNN" train "${ARGS[@]}" --steps 10 --out bf16.safetensors --precision bf16 --stop-after 5 2> bf16a.log \
+  || { cat bf16a.log >&2; fail "--precision bf16 failed"; }
+"$TNN" train "${ARGS[@]}" --steps 10 --out bf16.safetensors --resume 2> bf16b.log \
+  || { cat bf16b.log >&2; fail "--resume of a bf16 run failed"; }
+! grep -qiE "nan|inf" bf16.safetensors.csv || fail "bf16 run: non-finite values in the log"
+[ "$(grep -c '^[0-9]*,train,' bf16.safetensors.csv)" -ge 2 ] || fail "bf16 run: no training rows"
+set +e
+"$TNN" train "${ARGS[@]}" --steps 12 --out bf16.safetensors --resume --precision fp32 2> bf16c.log
+rc=$?
+set -e
+[ $rc -ne 0 ] && [ "$(wc -l < bf16c.log)" -eq 1 ] && grep -q "precision" bf16c.log \
+  || fail "resume of a bf16 run in fp32: rc $rc, $(cat bf16c.log)"
+echo "ok: --recompute gives the same model; a bf16 run trains and resumes in bf16 only"

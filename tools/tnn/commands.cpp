@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include <tnn/core/gemm.hpp>      // Precision's names
 #include <tnn/infer/decoder.hpp>  // DecoderMethod's names
 #include <tnn/io/file.hpp>
 #include <tnn/model/checkpoint.hpp>
@@ -118,6 +119,14 @@ Command add_train(CLI::App& app) {
       ->check(seed_check())
       ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, kThreads)->capture_default_str();
+  cmd->add_option("--precision", o->precision,
+                  "Precision of the large products: fp32, or bf16 (operands rounded to bf16, fp32 sums, weights and "
+                  "optimizer state; fastest on CPUs with AVX512_BF16)")
+      ->check(enum_validator<tnn::Precision>())
+      ->capture_default_str();
+  cmd->add_flag("--recompute", o->recompute,
+                "Keep only each layer's input in the forward pass and recompute the layer in backward: activation "
+                "memory of about one layer, the same gradients, about a third more time");
   cmd->add_flag("--resume",
                 o->resume, "Continue the run saved in --out, with its settings for every flag not given (bit-identical "
                            "to an uninterrupted run unless --steps changes its length)");

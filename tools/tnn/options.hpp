@@ -29,6 +29,10 @@ struct TrainOptions {
   std::uint64_t seed = 1;
   int threads = 0;
   bool resume = false, force = false;
+  // Products in bf16 (fp32 sums and master weights; part of a run's identity), and layer
+  // recomputation in backward (less memory, bit-identical gradients, about one more forward).
+  std::string precision = "fp32";
+  bool recompute = false;
   tnn::Index eval_every = 100, eval_tokens = 65536, log_every = 10, save_every = 0, max_bad_steps = 20, stop_after = 0;
   // Testing hooks (hidden from --help): NaN injected after the backward pass of the listed steps
   // (tests/cli/train_faults.sh), and a pause after a step until a signal arrives, so a signal test

@@ -93,6 +93,7 @@ void adopt_saved_settings(TrainOptions& o) {
   };
   TrainOptions::visit_settings(o, adopt);
   adopt("task", "--task", o.task);
+  adopt("precision", "--precision", o.precision);  // in the identity only when not fp32
   // The length: the saved run's, unless --steps extends or shortens it.
   const std::int64_t steps = saved.steps > 0 ? saved.steps
                              : id.contains("steps") && id["steps"].is_number_integer() ? id["steps"].get<std::int64_t>()
@@ -205,6 +206,7 @@ tnn::TrainerConfig TrainSession::trainer_config(const tnn::TnnConfig& cfg, const
   t.stop_after = o_.stop_after;
   t.out = o_.out;
   t.log_path = log_path_;
+  t.precision = tnn::parse_enum<tnn::Precision>(o_.precision, "--precision");
   t.identity = identity(cfg, extra_identity);
   return t;
 }

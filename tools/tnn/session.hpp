@@ -63,6 +63,12 @@ class TrainSession {
   tnn::TrainerConfig trainer_config(const tnn::TnnConfig& cfg,
                                     const nlohmann::json& extra_identity = nlohmann::json::object()) const;
 
+  // What the run's flags set on its model beyond the config (--recompute).
+  template <class Model>
+  void prepare(Model& model) const {
+    model.backbone.set_recompute(o_.recompute);
+  }
+
   // The training file as the checkpoint records it (data_record.hpp): size, hash, held-out rule.
   DataRecord data_record(const std::vector<std::uint8_t>& bytes, const std::string& held_out) const;
 

@@ -116,6 +116,7 @@ int train_classify(TrainOptions& o) {
 
   tnn::TnnClassifier<float> model(cfg);
   model.init_weights(o.seed);
+  session.prepare(model);
   tnn::ClassifyTask<float> task(model, train, valid, o.batch, o.seed, names, o.seq_len);
   task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
   tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "classify"}, {"labels", names}}),

@@ -82,6 +82,7 @@ int train_image(TrainOptions& o) {
 
   tnn::TnnImageClassifier<float> model(cfg);
   model.init_weights(o.seed);
+  session.prepare(model);
   tnn::ImageTask<float> task(model, train, valid, o.batch, o.seed, names);
   task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
   tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "image"}, {"labels", names}}),

@@ -115,6 +115,7 @@ int train_lm(TrainOptions& o) {
 
   tnn::TnnLM<float> model(cfg);
   model.init_weights(o.seed);
+  session.prepare(model);
   tnn::LmTask<float> task(model, split.train, valid, o.batch, o.seq_len, objective, o.seed);
   task.set_metadata(kDataMetadataKey, session.data_record(all.bytes(), held_out).to_json());
   task.set_metadata(tnn::kSeqLenMetadataKey, std::to_string(o.seq_len));

@@ -173,6 +173,7 @@ int train_regress(TrainOptions& o) {
 
   tnn::TnnRegressor<float> model(cfg);
   model.init_weights(o.seed);
+  session.prepare(model);
   RegressTask task(model, train, valid, o.batch, o.seed);
   task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
   tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "regress"}}),

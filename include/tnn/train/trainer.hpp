@@ -511,9 +511,14 @@ class SupervisedTask : public TrainTask<typename Model::Scalar> {
 
   Model& model() { return model_; }
 
+  // Rows of the global batch, when the task knows it before sampling (0: checked per batch).
+  virtual Index batch_size() const { return 0; }
+
   void set_shard(Index rank, Index ranks) {
     if (ranks < 1 || rank < 0 || rank >= ranks)
       fail<ValueError>("task shard: expected 0 <= rank < ranks, got rank ", rank, " of ", ranks);
+    if (const Index B = batch_size(); B > 0 && B % ranks != 0)  // else shard() checks each batch
+      fail<ValueError>("batch: expected a multiple of the number of processes (", ranks, "), got ", B);
     rank_ = rank;
     ranks_ = ranks;
   }
@@ -609,6 +614,7 @@ class LmTask : public SupervisedTask<TnnLM<T>> {
   LmTask(TnnLM<T>&, ByteCorpus&&, const ByteCorpus&, Index, Index, LmObjective, std::uint64_t) = delete;
   LmTask(TnnLM<T>&, const ByteCorpus&, ByteCorpus&&, Index, Index, LmObjective, std::uint64_t) = delete;
 
+  Index batch_size() const override { return batch_; }
   bool has_validation() const override { return !valid_->empty(); }
   EvalSums validate(Index part, Index parts) override {
     if (valid_->empty()) return {};
