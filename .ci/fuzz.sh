@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Fuzzing CI: runs every libFuzzer target of tests/fuzz (the safetensors reader, the config
-# parser, the training-state reader and the `tnn grad` batch reader, built with clang and -fsanitize=fuzzer,address,undefined) for a fixed budget each,
+# parser, the training-state reader, the `tnn grad` batch reader, the classification TSV reader,
+# the image-file reader and the class-name metadata, built with clang and
+# -fsanitize=fuzzer,address,undefined) for a fixed budget each,
 # starting from the seed corpus in tests/fuzz/corpus. Exits non-zero on any finding (a crash,
 # a sanitizer report, an exception that is not a tnn::Error, a failed round-trip check); the
 # input that triggered it is kept in $TNN_FUZZ_DIR/artifacts/ to be added to the seed corpus
 # once fixed.
-#   usage: .ci/fuzz.sh [SECONDS_PER_TARGET]      (default 60; 4 targets, so about 4 min with
-#                                                the builds, within the 5 min CI gives this step)
+#   usage: .ci/fuzz.sh [SECONDS_PER_TARGET]      (default 60; 7 targets, so 7 min of fuzzing
+#                                                plus the builds)
 #   env:   TNN_FUZZ_DIR   build and output directory (default build/fuzz)
 set -euo pipefail
 cd "$(dirname "$0")/.."

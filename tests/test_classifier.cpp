@@ -379,6 +379,65 @@ TEST(LabeledTexts, LabelsInFirstSeenOrderTextsTruncated) {
   EXPECT_THROW(parse_labeled_texts(bytes_of("\n\n"), "v", 5, names, true), FormatError);
 }
 
+// Labels live in a hash map: 200,000 distinct labels take a fraction of a second (a list
+// scanned per line took minutes; ctest's timeout fails the test then).
+TEST(LabeledTexts, ManyDistinctLabelsReadInLinearTime) {
+  std::string text;
+  for (int i = 0; i < 200000; ++i) text += "label" + std::to_string(i) + "\tt\n";
+  text += "label7\tagain\n";
+  std::vector<std::string> names;
+  const LabeledTexts d = parse_labeled_texts(bytes_of(text), "t", 8, names, true);
+  EXPECT_EQ(names.size(), 200000u);
+  EXPECT_EQ(d.labels.back(), 7);
+  EXPECT_EQ(names[199999], "label199999");
+}
+
+// A label that could not be printed as one line of UTF-8 (nor stored as JSON) is refused where
+// it is read, naming its line; never at the first save.
+TEST(LabeledTexts, LabelsThatCannotBePrintedAreRefusedAtReadTime) {
+  auto message = [](const std::string& text) {
+    std::vector<std::string> names;
+    try {
+      parse_labeled_texts(bytes_of(text), "data file 'd'", 100, names, true);
+    } catch (const FormatError& e) {
+      return std::string(e.what());
+    }
+    return std::string("<accepted>");
+  };
+  EXPECT_NE(message("ok\ta\nbad\xff\tb\n").find("line 2: label: expected a class name of printable UTF-8"),
+            std::string::npos);
+  EXPECT_NE(message("a\rb\ttext\n").find("control character U+000D"), std::string::npos);
+  EXPECT_NE(message("\x1b[31mred\ttext\n").find("control character U+001B"), std::string::npos);
+  EXPECT_NE(message(std::string(2000, 'L') + "\ttext\n").find("a label of at most 1024 bytes"), std::string::npos);
+  EXPECT_EQ(message("caf\xc3\xa9\ttext\n"), "<accepted>");
+}
+
+// Each line is cut to the label and max_len bytes of text as it is read.
+TEST(LabeledTexts, LongLinesAreCutWhileReading) {
+  const std::string text = "a\t" + std::string(3000000, 'x') + "\r\nb\tshort\r\n";
+  std::vector<std::string> names;
+  const LabeledTexts d = parse_labeled_texts(bytes_of(text), "t", 16, names, true);
+  EXPECT_EQ(d.texts, (std::vector<std::string>{std::string(16, 'x'), "short"}));
+}
+
+TEST(ClassNames, MetadataNamesAreCheckedOneLinePrintableAndDistinct) {
+  EXPECT_EQ(parse_class_names(R"(["pos","neg"])", "m"), (std::vector<std::string>{"pos", "neg"}));
+  EXPECT_THROW(parse_class_names(R"(["pos","pos"])", "m"), FormatError);         // --json would merge them
+  EXPECT_THROW(parse_class_names(R"(["two\nlines","x"])", "m"), FormatError);    // two output lines
+  EXPECT_THROW(parse_class_names(R"(["","x"])", "m"), FormatError);
+  EXPECT_THROW(parse_class_names(R"(["a",1])", "m"), FormatError);
+  EXPECT_THROW(parse_class_names(R"({"a":1})", "m"), FormatError);
+  EXPECT_THROW(parse_class_names("[\"a\xff\"]", "m"), FormatError);
+  try {
+    parse_class_names(R"(["a","b","a"])", "checkpoint 'c': metadata 'tnn.labels'");
+  } catch (const FormatError& e) {
+    EXPECT_NE(std::string(e.what()).find("distinct class names, got \"a\" for classes 0 and 2"), std::string::npos)
+        << e.what();
+  }
+  // A task given names that cannot be stored refuses at construction, before any training.
+  EXPECT_THROW(class_names_json({"ok", "bad\xff"}, "task"), ValueError);
+}
+
 TEST(ClassifySampler, BatchesArePureFunctionsOfTheStepAndCoverAnEpoch) {
   std::vector<std::string> names;
   std::string tsv;

@@ -201,6 +201,42 @@ TEST(ImageData, RejectsFilesThatBreakTheFormat) {
   EXPECT_THROW(read_image_set(dir.file("n.safetensors")), FormatError);
 }
 
+// Pixels are checked whether or not the file has labels (tnn classify --images reads files without).
+TEST(ImageData, PixelRangeIsCheckedWithoutLabelsToo) {
+  tnn_test::TempDir dir("imgdata_");
+  auto bad = pixel_images(2, 2, 2);
+  bad[5] = 300;
+  SafetensorsWriter w;
+  w.add("images", bad);
+  w.write(dir.file("nolabels.safetensors"));
+  EXPECT_THROW(read_image_set(dir.file("nolabels.safetensors"), /*require_labels=*/false), ValueError);
+}
+
+// The classes of a file without names come from its labels, bounded by its number of images
+// before anything is allocated: a tiny file whose one label is 2^31 - 1 is refused at once.
+TEST(ImageData, ClassesFromLabelsAreBoundedByTheFile) {
+  tnn_test::TempDir dir("imgdata_");
+  write_image_file(dir.file("huge.safetensors"), pixel_images(1, 2, 2), labels_of({2147483647}));
+  const ImageSet huge = read_image_set(dir.file("huge.safetensors"));
+  try {
+    image_class_names(huge, "--data 'huge'");
+    FAIL() << "no exception";
+  } catch (const ValueError& e) {
+    EXPECT_NE(std::string(e.what()).find("expected class ids below 2 (the number of images)"), std::string::npos)
+        << e.what();
+  }
+  write_image_file(dir.file("three.safetensors"), pixel_images(4, 2, 2), labels_of({0, 2, 1, 2}));
+  EXPECT_EQ(image_class_names(read_image_set(dir.file("three.safetensors")), "t"),
+            (std::vector<std::string>{"0", "1", "2"}));
+  // Named classes may outnumber the images; labels must then be below the number of names.
+  write_image_file(dir.file("named.safetensors"), pixel_images(1, 2, 2), labels_of({4}), R"(["a","b","c","d","e"])");
+  EXPECT_EQ(image_class_names(read_image_set(dir.file("named.safetensors")), "t").size(), 5u);
+  write_image_file(dir.file("dup.safetensors"), pixel_images(2, 2, 2), labels_of({0, 1}), R"(["a","a"])");
+  EXPECT_THROW(read_image_set(dir.file("dup.safetensors")), FormatError);
+  write_image_file(dir.file("nl.safetensors"), pixel_images(2, 2, 2), labels_of({0, 1}), R"(["a","b\nc"])");
+  EXPECT_THROW(read_image_set(dir.file("nl.safetensors")), FormatError);
+}
+
 TEST(ImageData, TrainingLowersTheLossAndSamplingIsAFunctionOfTheStep) {
   tnn_test::TempDir dir("imgdata_");
   // Two classes a model can tell apart: bright top half (label 1) or bright bottom half (0).

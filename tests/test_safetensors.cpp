@@ -610,3 +610,39 @@ TEST(FileIo, BoundedReadsRefuseDevicesAndStopAtTheLimit) {
   ::waitpid(child, &status, 0);
   EXPECT_EQ(got, Bytes(100000, 'z'));
 }
+
+TEST(FileIo, DevicesAndPipesAreRefusedAsOutputs) {
+  TempDir dir("tnn_st_");
+  // /dev/full would be replaced by the rename (as root), or never written: refused before any work.
+  EXPECT_THROW(tnn::check_output_path("/dev/full", "--log"), tnn::IoError);
+  ASSERT_EQ(::mkfifo(dir.file("fifo").c_str(), 0600), 0);
+  EXPECT_THROW(tnn::check_output_path(dir.file("fifo"), "--out"), tnn::IoError);
+  EXPECT_THROW(tnn::write_file_atomic(dir.file("fifo"), "svg"), tnn::IoError);
+  struct stat st {};
+  ASSERT_EQ(::stat(dir.file("fifo").c_str(), &st), 0);
+  EXPECT_TRUE(S_ISFIFO(st.st_mode));  // still the FIFO
+  tnn::write_file_atomic(dir.file("plot.svg"), "<svg/>");
+  EXPECT_EQ(read_bytes(dir.file("plot.svg")), (Bytes{'<', 's', 'v', 'g', '/', '>'}));
+  EXPECT_EQ(dir.entries().size(), 2u);  // fifo, plot.svg: no temporary left
+}
+
+TEST(FileIo, AnOutputNamingAnInputIsRefusedWhateverItsSpelling) {
+  TempDir dir("tnn_st_");
+  write_bytes(dir.file("m.safetensors"), Bytes{1, 2, 3});
+  std::filesystem::create_hard_link(dir.file("m.safetensors"), dir.file("hard"));
+  std::filesystem::create_symlink(dir.file("m.safetensors"), dir.file("soft"));
+  const std::vector<std::pair<std::string, std::string>> inputs = {{"--data", dir.file("text")},
+                                                                     {"--checkpoint", dir.file("m.safetensors")}};
+  for (const std::string& out : {dir.file("m.safetensors"), dir.file("./m.safetensors"), dir.file("hard"), dir.file("soft")}) {
+    try {
+      tnn::check_output_not_input(out, "--plot", inputs);
+      ADD_FAILURE() << out << " accepted";
+    } catch (const tnn::IoError& e) {
+      EXPECT_NE(std::string(e.what()).find("names the input --checkpoint"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NO_THROW(tnn::check_output_not_input(dir.file("new.svg"), "--plot", inputs));  // not there yet
+  write_bytes(dir.file("other"), Bytes{1, 2, 3});
+  EXPECT_NO_THROW(tnn::check_output_not_input(dir.file("other"), "--plot", inputs));  // equal bytes, another file
+  EXPECT_EQ(read_bytes(dir.file("m.safetensors")), (Bytes{1, 2, 3}));
+}

@@ -1,6 +1,8 @@
 // tnn::Trainer (train/trainer.hpp): resume is bit-identical, non-finite steps are skipped and
 // counted, every hook runs where its contract says, files are written only when asked.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -450,4 +452,104 @@ TEST(Trainer, InvalidSettingsAreRefused) {
   EXPECT_THROW(tnn::Trainer<float>(r.task, config("", 3), h), tnn::ValueError);
   tnn::Trainer<float> t(r.task, config("", 3));
   EXPECT_THROW(t.resume(), tnn::ValueError);  // nothing to resume from without a path
+}
+
+namespace {
+std::vector<std::string> file_lines(const std::string& path) {
+  std::vector<std::string> out;
+  std::ifstream f(path);
+  for (std::string l; std::getline(f, l);) out.push_back(l);
+  return out;
+}
+}  // namespace
+
+// A run that fails before its first save leaves no file behind (so the same command is not then
+// refused as "already exists"), and the log's lines reach the disk at the saves, with them.
+TEST(Trainer, ARunThatFailsBeforeItsFirstSaveLeavesNothing) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  LmRun<float> r;
+  tnn::TrainHooks<float> hooks;
+  hooks.after_backward = [](std::int64_t step, tnn::StepStats&) {
+    if (step == 2) throw tnn::ValueError("a failure at step 3");
+  };
+  tnn::TrainerConfig c = config(out, 8);
+  c.log_every = 1;
+  tnn::Trainer<float> t(r.task, c, hooks);
+  EXPECT_THROW(t.run(), tnn::ValueError);
+  // The locks on the model and the log are held until the trainer goes.
+  EXPECT_EQ(dir.entries(), (std::vector<std::string>{"m.safetensors.csv.lock", "m.safetensors.lock"}));
+}
+
+// The first save failing part-way (here: the model file) removes what it wrote before (the log,
+// the training state), and an existing run is never removed.
+TEST(Trainer, AFailedFirstSaveRemovesWhatItCreated) {
+  struct FailingSave : tnn::LmTask<float> {
+    using tnn::LmTask<float>::LmTask;
+    void save_model(const std::string&, std::int64_t) override { throw tnn::IoError("disk full"); }
+  };
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  {
+    LmRun<float> r;
+    FailingSave task(r.model, r.train, r.valid, 2, 16, tnn::LmObjective::Clm, 5);
+    tnn::Trainer<float> t(task, config(out, 4));
+    EXPECT_THROW(t.run(), tnn::IoError);
+  }
+  EXPECT_TRUE(dir.entries().empty()) << dir.entries().size();
+}
+
+// Resume keeps the log lines up to the saved step: lines a killed run wrote past its last save
+// (between the log and the training state) are dropped, so the log reads as one run's.
+TEST(Trainer, ResumeDropsLogLinesPastTheSavedStep) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  {
+    LmRun<float> a;
+    tnn::TrainerConfig c = config(out, 12);
+    c.stop_after = 4;
+    tnn::Trainer<float>(a.task, c).run();
+  }
+  const std::vector<std::string> saved = file_lines(out + ".csv");
+  ASSERT_EQ(saved.size(), 1u + 2u + 1u);  // header, steps 2 and 4, validation at 4
+  {
+    std::ofstream log(out + ".csv", std::ios::app);
+    log << "6,1.0,1.0,0.001,100,,\n7,1.0,1.0,0.001,100,,\n8,1.";  // a later step, and a line cut by a crash
+  }
+  LmRun<float> b;
+  tnn::TrainerConfig c = config(out, 12);
+  c.stop_after = 6;
+  tnn::Trainer<float> t(b.task, c);
+  t.resume();
+  t.run();
+  const std::vector<std::string> now = file_lines(out + ".csv");
+  ASSERT_EQ(now.size(), saved.size() + 1u);  // + step 6
+  EXPECT_TRUE(std::equal(saved.begin(), saved.end(), now.begin()));
+  EXPECT_EQ(now.back().rfind("6,", 0), 0u) << now.back();
+  EXPECT_EQ(std::count_if(now.begin(), now.end(), [](const std::string& l) { return l.rfind("7,", 0) == 0; }), 0);
+}
+
+// A second trainer on the same out in another process is refused at begin(); the lock goes with
+// the trainer.
+TEST(Trainer, AnotherProcessOnTheSameOutIsRefused) {
+  tnn_test::TempDir dir("tnn_trainer_");
+  const std::string out = dir.file("m.safetensors");
+  LmRun<float> r;
+  tnn::Trainer<float> t(r.task, config(out, 4));
+  t.begin();
+  const pid_t child = ::fork();
+  if (child == 0) {
+    LmRun<float> r2;
+    tnn::Trainer<float> t2(r2.task, config(out, 4));
+    try {
+      t2.begin();
+    } catch (const tnn::IoError& e) {
+      ::_exit(std::string(e.what()).find("is in use by another run") != std::string::npos ? 0 : 2);
+    }
+    ::_exit(1);
+  }
+  int status = 0;
+  ::waitpid(child, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  EXPECT_EQ(t.run().step, 4);
 }

@@ -133,7 +133,7 @@ expect_error() {  # WHAT EXPECTED_SUBSTRING COMMAND...
   [ "$(wc -l < err.txt)" -eq 1 ] || fail "$what: expected one line on stderr, got: $(cat err.txt)"
 }
 printf 'lower\tabc\nother\tzzz\n' > badvalid.tsv
-expect_error "unknown validation label" "labels of the training data, got 'other'" \
+expect_error "unknown validation label" "labels of the training data, got .other." \
   "$TNN" train "${ARGS[@]/valid.tsv/badvalid.tsv}" --out bad.safetensors
 printf 'lower\tabc\nno tab on this line\n' > notab.tsv
 expect_error "line without a tab" "line 2: expected label<TAB>text" \

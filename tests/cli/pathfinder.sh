@@ -154,9 +154,9 @@ expect_error() {  # PATTERN ARGS...
   grep -q -- "$pattern" err.txt || fail "expected '$pattern' for: $* -- got: $(cat err.txt)"
 }
 mkdir -p refused
-expect_error "--seed: expected an integer 0 to 18446744073709551615, got '-1'" --out-dir refused --seed -1
-expect_error "--seed: expected .* got '18446744073709551616'" --out-dir refused --seed 18446744073709551616
-expect_error "--seed: expected .* got '1e3'" --out-dir refused --seed 1e3
+expect_error "--seed: expected an integer 0 to 18446744073709551615, got \"-1\"" --out-dir refused --seed -1
+expect_error "--seed: expected .* got .18446744073709551616." --out-dir refused --seed 18446744073709551616
+expect_error "--seed: expected .* got .1e3." --out-dir refused --seed 1e3
 expect_error "--difficulty: expected one of easy, intermediate, hard, got 'extreme'" --out-dir refused --difficulty extreme
 expect_error "--size: expected one of 32, 128, got 64" --out-dir refused --size 64
 expect_error "--train: expected 0 to .* images, got -5" --out-dir refused --train -5

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets (fuzz_safetensors, fuzz_config, fuzz_training_state, fuzz_batch) with clang and ASan + UBSan and
+# Builds the libFuzzer targets (fuzz_safetensors, fuzz_config, fuzz_training_state, fuzz_batch, fuzz_tsv,
+# fuzz_images, fuzz_labels) with clang and ASan + UBSan and
 # runs each for SECONDS (default 60). Exits non-zero if any target reports a finding; the
 # crashing input is left in $OUT/artifacts/. New inputs go to $OUT/corpus/<target>, the seed
 # corpus in tests/fuzz/corpus/<target> is only read.
@@ -10,7 +11,8 @@ set -euo pipefail
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_safetensors fuzz_config fuzz_training_state fuzz_batch)
+[[ ${#targets[@]} -eq 0 ]] && targets=(fuzz_safetensors fuzz_config fuzz_training_state fuzz_batch fuzz_tsv fuzz_images
+                                       fuzz_labels)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)

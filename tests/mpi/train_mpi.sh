@@ -11,6 +11,7 @@
 #     (it resumes, byte-identically);
 #  6. SIGTERM to mpirun: rank 0 saves once, the job exits non-zero, --resume is byte-identical;
 #  7. --batch 8 with 3 processes: one error line; ranks started with different flags: one line;
+#     an error only rank 1 meets before MPI is up (multi-program mpirun): one line naming it;
 #  8. tnn eval under mpirun (windows split over ranks) equals one process up to rounding.
 # Usage: train_mpi.sh /path/to/tnn /path/to/mpiexec WORKDIR
 set -euo pipefail
@@ -148,6 +149,30 @@ set -e
 [ "$(wc -l < differ.log)" -eq 1 ] || { cat differ.log >&2; fail "different flags: expected one error line"; }
 grep -q "^tnn: error: run settings" differ.log || fail "unexpected message: $(cat differ.log)"
 echo "ok: $(cut -c1-110 differ.log)"
+
+# 7b. an error only one rank meets before MPI is up (one part of a multi-program mpirun with a
+#     bad flag value) reaches the user as one line naming it and the rank; the same error on
+#     every rank is still one line.
+for bad in "--steps notanumber" "--threads 5000" "--seed 18446744073709551616"; do
+  set +e
+  # shellcheck disable=SC2086
+  "${MPI[@]}" -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --out mpmd.safetensors : \
+    -np 1 "$TNN" train "${ARGS[@]}" --out mpmd.safetensors $bad 2> mpmd.log
+  rc=$?
+  set -e
+  [ $rc -ne 0 ] || fail "rank 1 with $bad: the job succeeded"
+  [ "$(wc -l < mpmd.log)" -eq 1 ] || { cat mpmd.log >&2; fail "rank 1 with $bad: expected one error line"; }
+  grep -q "^tnn: error: .*${bad%% *}.*(rank 1)$" mpmd.log || fail "rank 1 with $bad: unexpected message: $(cat mpmd.log)"
+  echo "ok: $(cut -c1-140 mpmd.log)"
+done
+set +e
+"${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --out both.safetensors --threads 5000 2> both.log
+rc=$?
+set -e
+[ $rc -ne 0 ] || fail "--threads 5000 on every rank was accepted"
+[ "$(wc -l < both.log)" -eq 1 ] && grep -q "^tnn: error: --threads" both.log \
+  || { cat both.log >&2; fail "--threads 5000 on every rank: expected one error line"; }
+echo "ok: $(cut -c1-110 both.log)"
 
 # 8. eval split over processes
 EVAL=(eval --checkpoint one.safetensors --data corpus.txt --lengths 64,256 --json --threads 1)

@@ -21,8 +21,9 @@
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <fstream>
 #include <functional>
+#include <new>
+#include <utility>
 #include <iostream>
 #include <string>
 #include <unordered_set>
@@ -32,6 +33,8 @@
 
 #include <tnn/core/error.hpp>
 #include <tnn/core/rng.hpp>
+#include <tnn/io/file.hpp>
+#include <tnn/io/stream.hpp>
 
 namespace {
 
@@ -42,7 +45,7 @@ constexpr const char* kLraOp[4] = {"[MAX", "[MIN", "[MED", "[SM"};
 struct Options {
   std::string out_dir;
   std::int64_t train = 96000, valid = 2000, test = 2000;
-  std::uint64_t seed = 1;
+  std::string seed = "1";  // tnn::parse_seed: CLI11 would clamp a value beyond 64 bits
   int max_depth = 10, max_args = 10;
   std::int64_t min_length = 500, max_length = 2000;
   std::string format = "compact";
@@ -120,43 +123,86 @@ std::string to_lra(const std::string& compact) {
   return rec();
 }
 
+// The most tokens a tree can have: a node above max_depth is an operator with max_args
+// arguments (itself, its arguments and ']'), one at max_depth is a digit. Saturates at `cap`.
+std::int64_t longest_tree(int max_depth, int max_args, std::int64_t cap) {
+  std::int64_t len = 1;  // depth max_depth
+  for (int d = max_depth - 1; d >= 1 && len < cap; --d)
+    len = len > (cap - 2) / max_args ? cap : 2 + static_cast<std::int64_t>(max_args) * len;
+  return std::min(len, cap);
+}
+
+// Draws in a row that may find no new tree in the length range before the settings are called
+// impossible. LRA's settings keep about one tree in 20 (duplicates practically never), so this
+// bound is never near for them; a range that admits too few distinct trees (or trees too rare
+// to draw) hits it in seconds instead of drawing forever.
+constexpr std::int64_t kMaxDrawsWithoutKeep = 2000000;
+
 void run(const Options& o) {
-  if (o.max_args < 2) tnn::fail<tnn::ValueError>("--max-args: expected >= 2, got ", o.max_args);
-  if (o.max_depth < 1) tnn::fail<tnn::ValueError>("--max-depth: expected >= 1, got ", o.max_depth);
-  if (o.min_length + 1 >= o.max_length)
-    tnn::fail<tnn::ValueError>("--min-length/--max-length: expected min + 1 < max (lengths strictly between), got ",
-                               o.min_length, " and ", o.max_length);
-  std::filesystem::create_directories(o.out_dir);
-  Generator g{tnn::Rng(o.seed), o.max_depth, o.max_args, o.max_length - 1, {}};
-  std::unordered_set<std::string> seen;
-  const std::int64_t total = o.train + o.valid + o.test;
+  if (o.max_args < 2 || o.max_args > 1000) tnn::fail<tnn::ValueError>("--max-args: expected 2 to 1000, got ", o.max_args);
+  if (o.max_depth < 1 || o.max_depth > 1000) tnn::fail<tnn::ValueError>("--max-depth: expected 1 to 1000, got ", o.max_depth);
+  constexpr std::int64_t kMaxCount = 100000000;
+  for (const auto& [flag, n] : {std::pair<const char*, std::int64_t>{"--train", o.train}, {"--valid", o.valid}, {"--test", o.test}})
+    if (n < 0 || n > kMaxCount) tnn::fail<tnn::ValueError>(flag, ": expected 0 to ", kMaxCount, " examples, got ", n);
+  const std::uint64_t seed = tnn::parse_seed(o.seed);
+  if (o.min_length < 0 || o.max_length > (std::int64_t(1) << 40) || o.min_length + 1 >= o.max_length)
+    tnn::fail<tnn::ValueError>("--min-length/--max-length: expected 0 <= min, min + 1 < max <= 2^40 (lengths strictly "
+                               "between), got ", o.min_length, " and ", o.max_length);
+  const std::int64_t longest = longest_tree(o.max_depth, o.max_args, o.max_length);
+  if (longest <= o.min_length)
+    tnn::fail<tnn::ValueError>("--min-length ", o.min_length, ": trees of --max-depth ", o.max_depth, " and --max-args ",
+                               o.max_args, " have at most ", longest, " tokens; expected a range they can reach");
+  if (o.out_dir.empty()) tnn::fail<tnn::IoError>("--out-dir: expected a directory, got an empty string");
+  std::error_code ec;
+  std::filesystem::create_directories(o.out_dir, ec);
+  if (ec || !std::filesystem::is_directory(o.out_dir))
+    tnn::fail<tnn::IoError>("--out-dir ", tnn::quote_path(o.out_dir), ": expected a directory that can be created, got: ",
+                            ec ? ec.message() : std::string("not a directory"));
   struct Split {
     const char* name;
     std::int64_t count;
   };
   const Split splits[3] = {{"train", o.train}, {"valid", o.valid}, {"test", o.test}};
+  // Every output is checked and locked before any work: one run per directory at a time.
+  std::vector<tnn::OutputLock> locks;
+  for (const Split& s : splits) {
+    const std::string path = (std::filesystem::path(o.out_dir) / (std::string(s.name) + ".tsv")).string();
+    tnn::check_output_path(path, "--out-dir");
+    locks.push_back(tnn::OutputLock::acquire(path, "--out-dir"));
+  }
+  Generator g{tnn::Rng(seed), o.max_depth, o.max_args, o.max_length - 1, {}};
+  std::unordered_set<std::string> seen;
+  const std::int64_t total = o.train + o.valid + o.test;
   std::int64_t made = 0, tried = 0;
   for (const Split& s : splits) {
     const std::string path = (std::filesystem::path(o.out_dir) / (std::string(s.name) + ".tsv")).string();
-    const std::string tmp = path + ".tmp";
-    std::ofstream out(tmp, std::ios::binary);
-    if (!out) tnn::fail<tnn::IoError>("cannot open '", tmp, "' for writing");
     std::int64_t counts[10] = {};
-    for (std::int64_t i = 0; i < s.count;) {
-      g.compact.clear();
-      const int v = g.node(1);
-      ++tried;
-      const auto len = static_cast<std::int64_t>(g.compact.size());
-      if (v < 0 || len <= o.min_length || len >= o.max_length) continue;
-      if (!seen.insert(g.compact).second) continue;
-      out << v << '\t' << (o.format == "lra" ? to_lra(g.compact) : g.compact) << '\n';
-      ++counts[v];
-      ++i;
-      if (++made % 10000 == 0) std::fprintf(stderr, "listops: %lld / %lld examples\n", (long long)made, (long long)total);
-    }
-    out.close();
-    if (!out) tnn::fail<tnn::IoError>("writing '", tmp, "' failed");
-    std::filesystem::rename(tmp, path);
+    // Written as drawn, to a temporary renamed into place at the end; a failure (a full disk)
+    // removes the temporary and leaves an earlier file whole.
+    tnn::write_file_atomic_streamed(path, [&](auto& sink) {
+      std::string line;
+      std::int64_t misses = 0;
+      for (std::int64_t i = 0; i < s.count;) {
+        g.compact.clear();
+        const int v = g.node(1);
+        ++tried;
+        const auto len = static_cast<std::int64_t>(g.compact.size());
+        if (v < 0 || len <= o.min_length || len >= o.max_length || !seen.insert(g.compact).second) {
+          if (++misses == kMaxDrawsWithoutKeep)
+            tnn::fail<tnn::ValueError>("--min-length ", o.min_length, " --max-length ", o.max_length, " --max-depth ",
+                                       o.max_depth, " --max-args ", o.max_args, ": no new tree in ", kMaxDrawsWithoutKeep,
+                                       " draws after ", made, " of ", total,
+                                       " examples; expected a range with enough distinct trees (widen it or ask fewer)");
+          continue;
+        }
+        misses = 0;
+        line = std::to_string(v) + '\t' + (o.format == "lra" ? to_lra(g.compact) : g.compact) + '\n';
+        sink(reinterpret_cast<const std::uint8_t*>(line.data()), line.size());
+        ++counts[v];
+        ++i;
+        if (++made % 10000 == 0) std::fprintf(stderr, "listops: %lld / %lld examples\n", (long long)made, (long long)total);
+      }
+    });
     std::printf("%s: %lld examples, labels 0-9:", path.c_str(), (long long)s.count);
     for (std::int64_t c : counts) std::printf(" %lld", (long long)c);
     std::printf("\n");
@@ -170,23 +216,38 @@ int main(int argc, char** argv) {
   CLI::App app{"tnn-listops: generate the Long-Range Arena ListOps task (TSV: label<TAB>text)"};
   Options o;
   app.add_option("--out-dir", o.out_dir, "Directory for train.tsv, valid.tsv, test.tsv")->required();
-  app.add_option("--train", o.train, "Training examples (LRA: 96000)")->check(CLI::NonNegativeNumber);
-  app.add_option("--valid", o.valid, "Validation examples (LRA: 2000)")->check(CLI::NonNegativeNumber);
-  app.add_option("--test", o.test, "Test examples (LRA: 2000)")->check(CLI::NonNegativeNumber);
-  app.add_option("--seed", o.seed, "Random seed: the same seed and options give the same files");
-  app.add_option("--max-depth", o.max_depth, "Maximum tree depth (LRA: 10)");
-  app.add_option("--max-args", o.max_args, "Maximum arguments per operator (LRA's generator: 10)");
-  app.add_option("--min-length", o.min_length, "Keep trees longer than this many tokens (LRA: 500)");
-  app.add_option("--max-length", o.max_length, "Keep trees shorter than this many tokens (LRA: 2000)");
+  app.add_option("--train", o.train, "Training examples (LRA: 96000)")->capture_default_str();
+  app.add_option("--valid", o.valid, "Validation examples (LRA: 2000)")->capture_default_str();
+  app.add_option("--test", o.test, "Test examples (LRA: 2000)")->capture_default_str();
+  app.add_option("--seed", o.seed, "Random seed, 0 to 2^64 - 1: the same seed and options give the same files")
+      ->capture_default_str();
+  app.add_option("--max-depth", o.max_depth, "Maximum tree depth (LRA: 10)")->capture_default_str();
+  app.add_option("--max-args", o.max_args, "Maximum arguments per operator (LRA's generator: 10)")->capture_default_str();
+  app.add_option("--min-length", o.min_length, "Keep trees longer than this many tokens (LRA: 500)")->capture_default_str();
+  app.add_option("--max-length", o.max_length, "Keep trees shorter than this many tokens (LRA: 2000)")->capture_default_str();
   app.add_option("--format", o.format, "compact: one byte per token; lra: LRA's text with brackets")
-      ->check(CLI::IsMember({"compact", "lra"}));
+      ->check(CLI::IsMember({"compact", "lra"}))
+      ->capture_default_str();
   try {
     app.parse(argc, argv);
-    run(o);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // One line, like every other error.
+    std::cerr << "tnn-listops: error: " << tnn::detail::one_line(e.what(), 300) << " (see tnn-listops --help)\n";
+    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+  }
+  try {
+    run(o);
+  } catch (const std::bad_alloc&) {
+    std::cerr << "tnn-listops: error: out of memory (fewer examples need less)\n";
+    return 1;
   } catch (const std::exception& e) {
-    std::cerr << "tnn-listops: error: " << e.what() << "\n";
+    std::cerr << "tnn-listops: error: " << tnn::detail::one_line(e.what(), 600) << "\n";
+    return 1;
+  }
+  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
+    std::cerr << "tnn-listops: error: writing to standard output failed\n";
     return 1;
   }
   return 0;

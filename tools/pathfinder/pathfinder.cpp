@@ -76,6 +76,7 @@
 #include <tnn/core/tensor.hpp>
 #include <tnn/io/file.hpp>
 #include <tnn/io/safetensors_writer.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/checkpoint.hpp>  // kLabelsMetadataKey
 #include <tnn/train/data.hpp>        // detail::stream_seed
 
@@ -486,18 +487,6 @@ std::string names_of(const Table& table, Get get) {
   return s;
 }
 
-// The seed, a decimal integer 0 to 2^64 - 1; anything else (a sign, a fraction, a value
-// beyond 64 bits) is refused rather than wrapped.
-std::uint64_t parse_seed(const std::string& text) {
-  std::uint64_t v = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
-  if (text.empty() || ec != std::errc() || ptr != end)
-    tnn::fail<tnn::ValueError>("--seed: expected an integer 0 to 18446744073709551615, got '",
-                               tnn::detail::one_line(text, 60), "'");
-  return v;
-}
-
 Setting make_setting(const Options& o) {
   Setting st{};
   const SizeRow* row = nullptr;
@@ -534,7 +523,7 @@ void run(const Options& o) {
     if (n < 0 || n > kMaxImages) tnn::fail<tnn::ValueError>(flag, ": expected 0 to ", kMaxImages, " images, got ", n);
   if (o.threads < 0 || o.threads > 1024)
     tnn::fail<tnn::ValueError>("--threads: expected 1 to 1024 (or 0 for all cores), got ", o.threads);
-  const std::uint64_t seed = parse_seed(o.seed);
+  const std::uint64_t seed = tnn::parse_seed(o.seed);
   const Setting st = make_setting(o);
   if (o.out_dir.empty()) tnn::fail<tnn::IoError>("--out-dir: expected a directory, got an empty string");
   std::error_code ec;
@@ -547,10 +536,13 @@ void run(const Options& o) {
     std::int64_t count;
   };
   const Split splits[3] = {{"train", o.train}, {"valid", o.valid}, {"test", o.test}};
+  std::vector<tnn::OutputLock> locks;  // one run per output at a time, for the whole run
   for (const Split& s : splits)  // refuse before any work, not after the training split
-    if (s.count > 0)
-      tnn::check_output_path((std::filesystem::path(o.out_dir) / (std::string(s.name) + ".safetensors")).string(),
-                             "--out-dir");
+    if (s.count > 0) {
+      const std::string path = (std::filesystem::path(o.out_dir) / (std::string(s.name) + ".safetensors")).string();
+      tnn::check_output_path(path, "--out-dir");
+      locks.push_back(tnn::OutputLock::acquire(path, "--out-dir"));
+    }
 #ifdef _OPENMP
   if (o.threads > 0) omp_set_num_threads(o.threads);
 #endif

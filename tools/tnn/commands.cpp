@@ -119,7 +119,9 @@ Command add_train(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--weight-decay", o->weight_decay, "AdamW decoupled weight decay")->capture_default_str();
   cmd->add_option("--clip", o->clip, "Clip gradients to this global norm")->capture_default_str();
-  cmd->add_option("-s,--seed", o->seed, "Seed of initialization and batch sampling")->capture_default_str();
+  cmd->add_option("-s,--seed", o->seed, "Seed of initialization and batch sampling, 0 to 2^64 - 1")
+      ->check(seed_check())
+      ->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, kThreads)->capture_default_str();
   cmd->add_option("--precision", o->precision,
                   "Precision of the large products: fp32, or bf16 (operands rounded to bf16, fp32 sums, weights and "
@@ -279,7 +281,7 @@ Command add_generate(CLI::App& app) {
   cmd->add_option("--top-k", o->top_k, "Sample among the k most likely tokens (0: all)")->capture_default_str();
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling: the smallest set with this probability")
       ->capture_default_str();
-  cmd->add_option("-s,--seed", o->seed, "Sampling seed")->capture_default_str();
+  cmd->add_option("-s,--seed", o->seed, "Sampling seed, 0 to 2^64 - 1")->check(seed_check())->capture_default_str();
   cmd->add_option("-t,--threads", o->threads, kThreads);
   cmd->add_flag("--echo", o->echo, "Print the prompt before the generated text");
   cmd->add_option("--decoder", o->decoder,
@@ -353,7 +355,9 @@ Command add_grad(CLI::App& app) {
   return {cmd, [o, flags] {
             flags->check_renamed();
             if (o->inputs.empty()) tnn::fail<tnn::ValueError>("--inputs: expected the batch file, got none");
-            tnn::check_output_path(o->out, "--out");  // before the work, not after it
+            // Before the work, not after it; an --out naming an input would replace it.
+            tnn::check_output_path(o->out, "--out");
+            tnn::check_output_not_input(o->out, "--out", {{"--checkpoint", o->checkpoint}, {"--inputs", o->inputs}});
             task_cli(checkpoint_task(o->checkpoint)).grad(*o);
             return 0;
           }};

@@ -20,7 +20,10 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
 #include <tnn/core/error.hpp>
+#include <tnn/core/rng.hpp>
 #include <tnn/core/gemm.hpp>  // set_num_threads
 #include <tnn/core/tensor.hpp>
 #include <tnn/io/safetensors.hpp>
@@ -31,6 +34,12 @@
 #endif
 
 namespace tnncli {
+
+// The check of every --seed option: the text tnn::parse_seed takes (0 to 2^64 - 1), checked
+// before CLI11 converts it (which would clamp a value beyond 64 bits or wrap "-1" around).
+inline CLI::Validator seed_check() {
+  return CLI::Validator([](std::string& s) { return tnn::seed_problem(s); }, "SEED", "seed");
+}
 
 inline void set_threads(int threads) {
   // The upper bound keeps a typo (--threads 100000) from asking the OS for a thread per unit.

@@ -99,9 +99,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // One line, like every other error: what was wrong, and where to look.
-    std::cerr << "tnn: error: " << tnn::detail::one_line(e.what(), 300) << parse_error_hint(app, argc, argv) << "\n";
-    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
+    // One line, like every other error: what was wrong, and where to look. Through
+    // report_error: under mpirun it may be this rank's alone.
+    return tnncli::report_error("tnn: error: " + tnn::detail::one_line(e.what(), 300) + parse_error_hint(app, argc, argv),
+                                e.get_exit_code() != 0 ? e.get_exit_code() : 2);
   } catch (const std::bad_alloc&) {
     return tnncli::report_error("tnn: error: out of memory: a buffer could not be allocated (a smaller model, "
                                 "--batch, --seq-len or --tokens needs less)", 1);

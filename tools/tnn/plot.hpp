@@ -7,13 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include <tnn/core/error.hpp>
 #include <tnn/core/tensor.hpp>
+#include <tnn/io/file.hpp>
+#include <tnn/io/xml.hpp>
 
 namespace tnncli {
 
@@ -37,18 +38,9 @@ inline double nice_step(double range, int target) {
   return (n < 1.5 ? 1 : n < 3 ? 2 : n < 7 ? 5 : 10) * mag;
 }
 
-// Text for SVG: &, < and > escaped (labels and titles come from the command line).
-inline std::string svg_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '&') out += "&amp;";
-    else if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
-  }
-  return out;
-}
+// Text for SVG (labels and titles come from the command line): tnn::xml_text, so any bytes give
+// well-formed XML.
+inline std::string svg_escape(const std::string& s) { return tnn::xml_text(s); }
 
 inline std::string plot_svg(const std::vector<PlotSeries>& series, const std::string& title, const PlotAxes& axes = {}) {
   double lo = 0, hi = 0, xmin = 0, xmax = 0;
@@ -134,15 +126,17 @@ inline std::string plot_svg(const std::vector<PlotSeries>& series, const std::st
   return s.str();
 }
 
-// Writes the SVG; `flag` names the path in messages (--plot, --out).
+// Writes the SVG atomically (a temporary beside it, renamed into place: a failed write, a full
+// disk included, leaves an earlier plot whole); `flag` names the path in messages (--plot, --out).
 inline void write_plot(const std::string& path, const std::vector<PlotSeries>& series, const std::string& title,
                        const PlotAxes& axes = {}, const char* flag = "--plot") {
   const std::string svg = plot_svg(series, title, axes);
-  std::ofstream f(path);
-  if (!f) tnn::fail<tnn::IoError>(flag, ": cannot open ", tnn::quote_path(path), " for writing");
-  f << svg;
-  f.flush();
-  if (!f) tnn::fail<tnn::IoError>(flag, ": writing ", tnn::quote_path(path), " failed");
+  tnn::check_output_path(path, flag);
+  try {
+    tnn::write_file_atomic(path, svg);
+  } catch (const tnn::IoError& e) {
+    tnn::fail<tnn::IoError>(flag, ": ", e.what());
+  }
 }
 
 }  // namespace tnncli

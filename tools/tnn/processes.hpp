@@ -62,10 +62,13 @@ inline void quiet_unless_rank0() {
   if (!std::freopen("/dev/null", "w", stdout) || !std::freopen("/dev/null", "w", stderr)) return;
 }
 
-// An error this process cannot continue from. One process: print it and return `code`. Several:
-// rank 0 prints it and aborts the job (every rank ends); another rank first waits a moment for
-// rank 0 to abort (most errors happen on every rank at the same point: one line for the job),
-// then prints it with its rank and aborts the job itself.
+// An error this process cannot continue from. One process: print it and return `code`. Under
+// mpirun, rank 0 prints it and ends the job (MPI up: an abort; before that: its exit, on which
+// mpirun ends the other ranks). Another rank first waits a moment for rank 0 to end the job
+// (most errors happen on every rank at the same point: one line for the job), then prints it
+// with its rank on its own stderr and ends the job itself -- also before MPI is up, so an error
+// only that rank meets (a bad flag in one part of `mpirun -np 1 tnn ... : -np 1 tnn ...`, a file
+// missing on one machine) is never lost.
 inline int report_error(const std::string& line, int code) {
   const int rank = launcher_rank();
   if (rank == 0) {
@@ -75,13 +78,12 @@ inline int report_error(const std::string& line, int code) {
     if (several_processes()) communicator().abort("", code);
     return code;
   }
-  if (!several_processes()) return code;  // before MPI started (flag parsing): rank 0 says the same
   std::this_thread::sleep_for(std::chrono::seconds(3));
   const std::string msg = line + " (rank " + std::to_string(rank) + ")\n";
   const int fd = detail::saved_stderr() >= 0 ? detail::saved_stderr() : STDERR_FILENO;
   if (::write(fd, msg.data(), msg.size()) < 0) { /* nowhere left to report */ }
-  communicator().abort("", code);
-  return code;  // not reached: abort ends the process
+  if (several_processes()) communicator().abort("", code);
+  return code;  // before MPI: this process's exit ends the job
 }
 
 }  // namespace tnncli

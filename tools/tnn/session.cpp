@@ -20,6 +20,7 @@
 
 #include "common.hpp"
 #include "flags.hpp"
+#include "processes.hpp"
 #include "tasks.hpp"
 
 namespace tnncli {
@@ -111,10 +112,21 @@ TrainSession::TrainSession(const TrainOptions& o)
   set_threads(o.threads);
 }
 
-void TrainSession::check_outputs() const {
+void TrainSession::check_outputs() {
+  const char* log_flag = o_.log.empty() ? "--out (its log)" : "--log";
   tnn::check_output_path(o_.out, "--out");
   tnn::check_output_path(state_path_, "--out (its training state)");
-  tnn::check_output_path(log_path_, o_.log.empty() ? "--out (its log)" : "--log");
+  tnn::check_output_path(log_path_, log_flag);
+  const std::vector<std::pair<std::string, std::string>> inputs = {
+      {"--data", o_.data}, {"--valid", o_.valid}, {"--config", o_.config_file}};
+  tnn::check_output_not_input(o_.out, "--out", inputs);
+  tnn::check_output_not_input(state_path_, "--out (its training state)", inputs);
+  tnn::check_output_not_input(log_path_, log_flag, inputs);
+  // The log is locked too: another run may name it as its --log.
+  if (launcher_rank() == 0) {
+    locks_.push_back(tnn::OutputLock::acquire(o_.out, "--out"));
+    locks_.push_back(tnn::OutputLock::acquire(log_path_, log_flag));
+  }
   if (o_.resume || o_.force) return;
   for (const std::string& p : {o_.out, state_path_, log_path_})
     if (::access(p.c_str(), F_OK) == 0)

@@ -15,8 +15,10 @@
 
 #include <set>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/config.hpp>
 #include <tnn/train/trainer.hpp>
 
@@ -42,8 +44,11 @@ class TrainSession {
   const TrainOptions& options() const { return o_; }
   const std::string& state_path() const { return state_path_; }
   const std::string& log_path() const { return log_path_; }
-  // Every output path, before any work; an existing run is never replaced silently.
-  void check_outputs() const;
+  // Every output path, before any work; an existing run is never replaced silently, an output
+  // naming an input (--out naming --data) is refused, and the run locks --out and its log for
+  // its whole life (a second run on the same files is refused with one line; the lock dies with
+  // its process, kill -9 included). Under mpirun rank 0 alone writes files and holds the locks.
+  void check_outputs();
   // With --resume: the saved model is of `task` (a one-line error naming what it is otherwise).
   void check_resumed_task(tnn::Task task) const;
 
@@ -85,6 +90,7 @@ class TrainSession {
   const TrainOptions& o_;
   const std::string state_path_, log_path_;
   const std::set<tnn::Index> inject_nan_, inject_nan_grad_;
+  std::vector<tnn::OutputLock> locks_;  // on --out and the log, held for the whole run
   Progress* progress_ = nullptr;  // set while the run goes; events before that print directly
   Progress resume_printer_;
   tnn::ScopedStopSignals* signals_ = nullptr;

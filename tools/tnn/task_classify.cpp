@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/io/safetensors.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>
@@ -180,15 +181,21 @@ void grad_classify(const GradOptions& o) {
 
 void classify_text(const ClassifyOptions& o) {
   tnn::TnnClassifier<float> model = tnn::load_model<tnn::TnnClassifier<float>>(o.checkpoint);
-  const std::vector<std::string> names = tnn::read_label_names(o.checkpoint);
+  const std::vector<std::string> names = tnn::read_label_names(o.checkpoint);  // one printable line each, distinct
   const tnn::Index seq_len = o.seq_len > 0 ? o.seq_len : tnn::read_train_seq_len(o.checkpoint);
   const tnn::Index K = model.config().num_classes;
-  // Lines are read in groups of --batch and answered in order; an empty line has no bytes to
-  // classify and is an error (the output would otherwise lose its line-for-line alignment).
+  // Lines are read one at a time, each cut to seq_len as it is read (the rest of a long line is
+  // read and dropped, never held), in groups of --batch answered in order. An empty line has no
+  // bytes to classify and is an error (the output would otherwise lose its line-for-line
+  // alignment); so is a line beyond kMaxWholeLine when no length is known to cut it to.
+  constexpr tnn::Index kMaxWholeLine = 1 << 20;
+  const std::size_t keep = static_cast<std::size_t>(seq_len > 0 ? seq_len : kMaxWholeLine);
+  tnn::LineReader in = tnn::LineReader::standard_input();
+  std::fflush(stdout);
+  tnn::OutputStream out = tnn::OutputStream::standard_output();
   std::vector<std::string> lines;
   tnn::LabeledTexts group;
   tnn::ClassifyBatch b;
-  tnn::Index line_no = 0;
   auto flush = [&] {
     if (lines.empty()) return;
     group.texts = lines;
@@ -206,26 +213,29 @@ void classify_text(const ClassifyOptions& o) {
         for (tnn::Index k = 0; k < K; ++k) sum += std::exp(double(zr[k] - m));
         nlohmann::json probs = nlohmann::json::object();
         for (tnn::Index k = 0; k < K; ++k) probs[names[static_cast<std::size_t>(k)]] = std::exp(double(zr[k] - m)) / sum;
-        std::cout << nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump()
-                  << "\n";
+        out.write(nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump());
       } else {
-        std::cout << names[static_cast<std::size_t>(best)] << "\n";
+        out.write(names[static_cast<std::size_t>(best)]);
       }
+      out.put('\n');
     }
-    std::cout.flush();
+    out.flush();  // answers as they come, and a closed pipe ends the reading of stdin here
     lines.clear();
   };
   std::string line;
-  while (std::getline(std::cin, line)) {
-    ++line_no;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    if (line.empty())
-      tnn::fail<tnn::ValueError>("stdin line ", line_no, ": expected a text to classify, got an empty line");
-    if (seq_len > 0 && static_cast<tnn::Index>(line.size()) > seq_len) line.resize(static_cast<std::size_t>(seq_len));
+  std::uint64_t length = 0;
+  while (in.next(line, keep, &length)) {
+    if (length == 0)
+      tnn::fail<tnn::ValueError>("standard input line ", in.line_number(), ": expected a text to classify, got an empty line");
+    if (seq_len <= 0 && length > static_cast<std::uint64_t>(kMaxWholeLine))
+      tnn::fail<tnn::ValueError>("standard input line ", in.line_number(), ": expected at most ", kMaxWholeLine,
+                                 " bytes (the checkpoint stores no training length to cut lines to; give --seq-len), got ",
+                                 length);
     lines.push_back(line);
     if (static_cast<tnn::Index>(lines.size()) == o.batch) flush();
   }
   flush();
+  out.close();
 }
 
 }  // namespace tnncli

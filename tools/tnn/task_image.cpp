@@ -13,10 +13,12 @@
 
 #include <nlohmann/json.hpp>
 #include <tnn/io/safetensors.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>
 #include <tnn/train/image_data.hpp>
+#include <tnn/train/image_file.hpp>
 
 #include "common.hpp"
 #include "data_record.hpp"
@@ -51,8 +53,8 @@ int train_image(TrainOptions& o) {
   std::vector<std::string> names = train.names;
   if (o.resume) {
     names = tnn::read_label_names(o.out);
-  } else if (names.empty()) {
-    for (tnn::Index k = 0; k < std::max<tnn::Index>(train.num_classes(), 2); ++k) names.push_back(std::to_string(k));
+  } else {
+    names = tnn::image_class_names(train, "--data " + tnn::quote_path(o.data));  // bounded by the file
   }
   const auto classes = static_cast<tnn::Index>(names.size());
   const std::vector<std::uint8_t> bytes = tnn::read_file_bytes(o.data);  // for the checkpoint's data record
@@ -120,6 +122,8 @@ void classify_images(const ClassifyOptions& o) {
   const tnn::Index K = model.config().num_classes;
   std::vector<tnn::Index> idx(static_cast<std::size_t>(set.size()));
   std::iota(idx.begin(), idx.end(), tnn::Index(0));
+  std::fflush(stdout);
+  tnn::OutputStream out = tnn::OutputStream::standard_output();  // a closed pipe stops the work at the next batch
   tnn::Tensor<float> x;
   tnn::Tensor<std::int32_t> unused;
   for (tnn::Index i = 0; i < set.size(); i += o.batch) {
@@ -135,14 +139,15 @@ void classify_images(const ClassifyOptions& o) {
         nlohmann::json probs = nlohmann::json::object();
         for (tnn::Index k = 0; k < K; ++k)
           probs[names[static_cast<std::size_t>(k)]] = std::exp(double(zr[k] - zr[best])) / sum;
-        std::cout << nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump()
-                  << "\n";
+        out.write(nlohmann::json{{"label", names[static_cast<std::size_t>(best)]}, {"probabilities", probs}}.dump());
       } else {
-        std::cout << names[static_cast<std::size_t>(best)] << "\n";
+        out.write(names[static_cast<std::size_t>(best)]);
       }
+      out.put('\n');
     }
-    std::cout.flush();
+    out.flush();
   }
+  out.close();
 }
 
 void grad_image(const GradOptions& o) {

@@ -15,12 +15,14 @@
 #include <cmath>
 #include <iostream>
 #include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 #include <tnn/core/rng.hpp>
+#include <tnn/core/text.hpp>
 #include <tnn/dist/evaluate.hpp>
 #include <tnn/dist/trainer_hooks.hpp>
 #include <tnn/infer/decoder.hpp>
@@ -28,6 +30,7 @@
 #include <tnn/infer/sampling.hpp>
 #include <tnn/io/file.hpp>
 #include <tnn/io/tokenizer.hpp>
+#include <tnn/io/stream.hpp>
 #include <tnn/model/checkpoint.hpp>
 #include <tnn/model/models.hpp>
 #include <tnn/train/classify.hpp>  // kSeqLenMetadataKey, read_train_seq_len
@@ -268,7 +271,12 @@ void eval_lm(const EvalOptions& o) {
                                o.labels.size());
   const bool lengths_given = o.was_given("--lengths");
   const std::vector<tnn::Index> lengths = lengths_given ? parse_lengths(o.lengths) : std::vector<tnn::Index>{};
-  if (!o.plot.empty()) check_svg_path(o.plot, "--plot");  // before the work, not after it
+  if (!o.plot.empty()) {  // before the work, not after it; a plot naming an input would replace it
+    check_svg_path(o.plot, "--plot");
+    std::vector<std::pair<std::string, std::string>> inputs = {{"--data", o.data}};
+    for (const std::string& c : o.checkpoints) inputs.emplace_back("--checkpoint", c);
+    tnn::check_output_not_input(o.plot, "--plot", inputs);
+  }
 
   // Every checkpoint is checked before the data is read; the records say whether --data is a
   // training file, which needs the whole file (to hash it) rather than --max-bytes of it.
@@ -417,6 +425,104 @@ void grad_lm(const GradOptions& o) {
 
 namespace {
 
+// A JSON string's content written as bytes arrive: '"', '\\' and control characters escaped
+// (\n, \t, \u0001, ...), well-formed UTF-8 passed through, each ill-formed subpart as U+FFFD
+// (a sequence cut by the end of a chunk waits for its next byte).
+class JsonStringWriter {
+ public:
+  explicit JsonStringWriter(tnn::OutputStream& out) : out_(out) {}
+  void add(const char* p, std::size_t n) {
+    for (std::size_t i = 0; i < n; ++i) {
+      pend_ += p[i];
+      drain(false);
+    }
+  }
+  void finish() { drain(true); }
+
+ private:
+  void drain(bool at_end) {
+    while (!pend_.empty()) {
+      char32_t cp = 0;
+      std::size_t bad = 1;
+      const std::size_t n = tnn::utf8_decode(pend_, 0, &cp, &bad);
+      if (n == 0) {
+        const auto lead = static_cast<unsigned char>(pend_[0]);
+        if (!at_end && bad == pend_.size() && lead >= 0xc2 && lead <= 0xf4) return;  // wait for the rest
+        out_.write("\xEF\xBF\xBD");
+        pend_.erase(0, bad);
+        continue;
+      }
+      if (cp == '"') out_.write("\\\"");
+      else if (cp == '\\') out_.write("\\\\");
+      else if (cp == '\n') out_.write("\\n");
+      else if (cp == '\t') out_.write("\\t");
+      else if (cp == '\r') out_.write("\\r");
+      else if (cp == '\b') out_.write("\\b");
+      else if (cp == '\f') out_.write("\\f");
+      else if (cp < 0x20) {
+        char u[8];
+        std::snprintf(u, sizeof u, "\\u%04x", static_cast<unsigned>(cp));
+        out_.write(u);
+      } else {
+        out_.write(std::string_view(pend_.data(), n));
+      }
+      pend_.erase(0, n);
+    }
+  }
+  tnn::OutputStream& out_;
+  std::string pend_;  // bytes of a UTF-8 sequence not complete yet (at most 3)
+};
+
+// A sample printed after the first: kept in an unlinked temporary file (in $TMPDIR, else /tmp)
+// while it is generated, so memory does not grow with --tokens; every write is checked.
+class SpillFile {
+ public:
+  explicit SpillFile(tnn::Index k) : what_("the temporary file of sample " + std::to_string(k)) {
+    const char* dir = std::getenv("TMPDIR");
+    std::string tmpl = std::string(dir && *dir ? dir : "/tmp") + "/tnn-generate-XXXXXX";
+    fd_ = ::mkstemp(tmpl.data());
+    if (fd_ < 0) tnn::fail<tnn::IoError>("creating ", what_, " in ", tnn::quote_path(tmpl), ": ", std::strerror(errno));
+    ::unlink(tmpl.c_str());  // gone from the directory now; the space is freed when we close it
+  }
+  ~SpillFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  SpillFile(const SpillFile&) = delete;
+  SpillFile& operator=(const SpillFile&) = delete;
+  void write(const char* p, std::size_t n) {
+    buf_.append(p, n);
+    if (buf_.size() >= (1 << 16)) flush();
+  }
+  // Everything written, in order, to `emit(const char*, n)`.
+  template <class Emit>
+  void replay(Emit&& emit) {
+    flush();
+    char chunk[1 << 16];
+    for (off_t at = 0;;) {
+      const ssize_t r = ::pread(fd_, chunk, sizeof chunk, at);
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) tnn::fail<tnn::IoError>("reading ", what_, ": ", std::strerror(errno));
+      if (r == 0) break;
+      emit(chunk, static_cast<std::size_t>(r));
+      at += r;
+    }
+  }
+
+ private:
+  void flush() {
+    for (std::size_t done = 0; done < buf_.size();) {
+      const ssize_t w = ::write(fd_, buf_.data() + done, buf_.size() - done);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0) tnn::fail<tnn::IoError>("writing ", what_, ": ", std::strerror(errno));
+      done += static_cast<std::size_t>(w);
+    }
+    buf_.clear();
+  }
+  std::string what_;
+  int fd_ = -1;
+  std::string buf_;
+};
+
 // The prompt's bytes: --prompt, or the file --prompt-file names ('-': standard input). At most
 // 64 MB: a prompt goes in by one forward pass.
 std::string prompt_text(const GenerateOptions& o) {
@@ -451,6 +557,8 @@ void generate(const GenerateOptions& o) {
                                 tnn::quote_path(o.checkpoint));
   if (o.tokens < 0) tnn::fail<tnn::ValueError>("--tokens: expected >= 0, got ", o.tokens);
   if (o.samples < 1) tnn::fail<tnn::ValueError>("--samples: expected >= 1, got ", o.samples);
+  constexpr tnn::Index kMaxSamples = 1 << 16;  // each sample after the first holds a temporary file
+  if (o.samples > kMaxSamples) tnn::fail<tnn::ValueError>("--samples: expected at most ", kMaxSamples, ", got ", o.samples);
   tnn::SamplingConfig sc;
   sc.temperature = o.temperature;
   sc.top_k = o.top_k;
@@ -488,10 +596,33 @@ void generate(const GenerateOptions& o) {
   tnn::Tensor<std::int32_t> tokens({static_cast<tnn::Index>(context_ids.size())});
   std::copy(context_ids.begin(), context_ids.end(), tokens.begin());
   const tnn::Tensor<float>* logits = &dec.prefill(tokens);  // [V] or [K, V]
-  const bool terminal = ::isatty(STDOUT_FILENO) == 1;
-  const bool stream = K == 1 && !o.json && terminal;  // on a terminal, show each token as it comes
-  if (stream && o.echo) std::fwrite(prompt.data(), 1, prompt.size(), stdout);
-  std::vector<std::string> text(static_cast<std::size_t>(K));
+
+  // The text is written as it is generated (sample 0 straight to stdout, flushed at every byte
+  // on a terminal and at least every 50 ms otherwise; later samples into temporary files until
+  // their turn), so memory stays flat whatever --tokens says, and a closed pipe or a full disk
+  // (`tnn generate | head -c 100`) stops the generation at the next flush with one error line.
+  std::fflush(stdout);
+  tnn::OutputStream out = tnn::OutputStream::standard_output("standard output", ::isatty(STDOUT_FILENO) == 1 ? 0 : 0.05);
+  JsonStringWriter json0(out);
+  const std::string head = o.echo ? prompt : std::string();
+  auto emit0 = [&](const char* p, std::size_t n) {
+    if (o.json)
+      json0.add(p, n);
+    else
+      out.write(std::string_view(p, n));
+  };
+  // Every sample of several under its own header; each text ends with a newline, so the shell's
+  // prompt (or the next header) starts on a line of its own.
+  auto header = [&](tnn::Index k) {
+    if (K > 1 && !o.json)
+      out.write("----- sample " + std::to_string(k) + " (seed " + std::to_string(o.seed + static_cast<std::uint64_t>(k)) +
+                ") -----\n");
+  };
+  if (o.json) out.write("[\"");
+  header(0);
+  emit0(head.data(), head.size());
+  std::vector<std::unique_ptr<SpillFile>> rest;
+  for (tnn::Index k = 1; k < K; ++k) rest.push_back(std::make_unique<SpillFile>(k));
   // Each sample's ids become text as soon as they decode to whole characters (TextStream).
   std::vector<tnn::TextStream> decoded(static_cast<std::size_t>(K), tnn::TextStream(tokenizer, context_ids));
   // A byte model samples over all of its V logits (ids past 255 become a space, as they always
@@ -505,45 +636,42 @@ void generate(const GenerateOptions& o) {
       if (tokenizer.is_bytes() && t > 255) t = ' ';  // never emit a non-byte symbol
       next[k] = t;
       const std::string piece = decoded[ks].push(t);
-      text[ks] += piece;
-      if (stream && k == 0) {
-        std::fwrite(piece.data(), 1, piece.size(), stdout);
-        std::fflush(stdout);
-      }
+      if (k == 0)
+        emit0(piece.data(), piece.size());
+      else
+        rest[ks - 1]->write(piece.data(), piece.size());
     }
-    // A full disk or a closed pipe: stop at once with one error line, not generate into the void.
-    if (std::ferror(stdout))
-      tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
     if (i + 1 < o.tokens) logits = &dec.step(next);
   }
   for (tnn::Index k = 0; k < K; ++k) {
-    const std::string rest = decoded[static_cast<std::size_t>(k)].finish();
-    text[static_cast<std::size_t>(k)] += rest;
-    if (stream && k == 0) std::fwrite(rest.data(), 1, rest.size(), stdout);
+    const std::string last = decoded[static_cast<std::size_t>(k)].finish();
+    if (k == 0)
+      emit0(last.data(), last.size());
+    else
+      rest[static_cast<std::size_t>(k - 1)]->write(last.data(), last.size());
   }
-  const std::string head = o.echo ? prompt : std::string();
   if (o.json) {
-    nlohmann::json arr = nlohmann::json::array();
-    for (const std::string& t : text) arr.push_back(head + t);
-    // bytes that are not valid UTF-8 are replaced (U+FFFD) rather than refused
-    std::printf("%s\n", arr.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    json0.finish();
+    out.write("\"");
+    for (tnn::Index k = 1; k < K; ++k) {
+      out.write(",\"");
+      JsonStringWriter js(out);
+      js.add(head.data(), head.size());
+      rest[static_cast<std::size_t>(k - 1)]->replay([&](const char* p, std::size_t n) { js.add(p, n); });
+      js.finish();
+      out.write("\"");
+    }
+    out.write("]\n");
   } else {
-    // Every sample of several under its own header; each text ends with a newline, so the shell's
-    // prompt (or the next header) starts on a line of its own.
-    for (tnn::Index k = 0; k < K; ++k) {
-      if (K > 1)
-        std::printf("----- sample %lld (seed %llu) -----\n", static_cast<long long>(k),
-                    static_cast<unsigned long long>(o.seed + static_cast<std::uint64_t>(k)));
-      if (!stream) {
-        const std::string t = head + text[static_cast<std::size_t>(k)];
-        std::fwrite(t.data(), 1, t.size(), stdout);
-      }
-      std::fputc('\n', stdout);
+    out.put('\n');
+    for (tnn::Index k = 1; k < K; ++k) {
+      header(k);
+      out.write(head);
+      rest[static_cast<std::size_t>(k - 1)]->replay([&](const char* p, std::size_t n) { out.write(std::string_view(p, n)); });
+      out.put('\n');
     }
   }
-  std::fflush(stdout);
-  if (std::ferror(stdout))
-    tnn::fail<tnn::IoError>("writing the generated text to standard output: ", std::strerror(errno));
+  out.close();
 }
 
 }  // namespace tnncli

@@ -4,10 +4,38 @@
 #pragma once
 
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <cstdint>
+#include <string>
+#include <string_view>
+#include <system_error>
+
+#include "tnn/core/error.hpp"
 
 namespace tnn {
+
+// What is wrong with a seed given as text (--seed), or "" when it is a decimal integer 0 to
+// 2^64 - 1, digits only. A sign, a fraction or a value beyond 64 bits is refused, never wrapped
+// around or clamped to the nearest seed (either would silently give another run's numbers).
+inline std::string seed_problem(std::string_view text) {
+  std::uint64_t v = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (text.empty() || text[0] < '0' || text[0] > '9' || ec != std::errc() || ptr != end)
+    return detail::concat("expected an integer 0 to 18446744073709551615, got ", quote(text, 60),
+                          ec == std::errc::result_out_of_range ? " (beyond 64 bits)" : "");
+  return "";
+}
+
+// The seed `text` names (seed_problem), or a ValueError naming `what`.
+inline std::uint64_t parse_seed(std::string_view text, std::string_view what = "--seed") {
+  const std::string problem = seed_problem(text);
+  if (!problem.empty()) fail<ValueError>(what, ": ", problem);
+  std::uint64_t v = 0;
+  std::from_chars(text.data(), text.data() + text.size(), v);
+  return v;
+}
 
 class Rng {
  public:

@@ -32,6 +32,7 @@
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/layers/param.hpp"
+#include "tnn/model/class_names.hpp"
 #include "tnn/model/config.hpp"
 #include "tnn/model/models.hpp"
 #include "tnn/io/json.hpp"
@@ -43,9 +44,6 @@ namespace tnn {
 inline constexpr const char* kConfigMetadataKey = "tnn.config";     // model file: TnnConfig JSON
 inline constexpr const char* kStepMetadataKey = "tnn.optim.step";   // optimizer file: decimal step
 inline constexpr const char* kExtraMetadataKey = "tnn.optim.extra"; // optimizer file: caller's JSON
-// A classifier's class names: a JSON array of strings, class k's name at index k (written by
-// `tnn train --task classify/image`, read by `tnn classify`).
-inline constexpr const char* kLabelsMetadataKey = "tnn.labels";
 // A model's tokenizer (io/tokenizer.hpp's tokenizer_to_json), absent for byte models.
 inline constexpr const char* kTokenizerMetadataKey = "tnn.tokenizer";
 

@@ -21,71 +21,12 @@
 #include "tnn/model/models.hpp"
 #include "tnn/model/loss.hpp"
 #include "tnn/train/data.hpp"
+#include "tnn/train/labeled_texts.hpp"
 #include "tnn/train/trainer.hpp"
 
 namespace tnn {
 
-struct LabeledTexts {
-  std::vector<std::string> texts;    // bytes, each 1..max_len long
-  std::vector<std::int32_t> labels;  // class ids, indices into the names the reader was given
-  Index size() const { return static_cast<Index>(texts.size()); }
-  bool empty() const { return texts.empty(); }
-};
-
-// Parses `label<TAB>text` lines (a final '\r' of CRLF files is dropped; empty lines are skipped).
-// Class names are looked up in `names`; an unseen one is appended when allow_new_labels (the
-// training file), and a ValueError naming it and its line otherwise (validation and evaluation
-// files must use the training file's labels). Texts longer than max_len bytes are truncated.
-inline LabeledTexts parse_labeled_texts(const std::vector<std::uint8_t>& bytes, const std::string& where,
-                                        Index max_len, std::vector<std::string>& names, bool allow_new_labels) {
-  if (max_len < 1) fail<ValueError>(where, ": maximum text length: expected >= 1, got ", max_len);
-  LabeledTexts out;
-  std::size_t pos = 0;
-  Index line_no = 0;
-  while (pos < bytes.size()) {
-    std::size_t end = pos;
-    while (end < bytes.size() && bytes[end] != '\n') ++end;
-    ++line_no;
-    std::size_t stop = end;
-    if (stop > pos && bytes[stop - 1] == '\r') --stop;
-    const std::size_t line_start = pos;
-    pos = end + 1;
-    if (stop == line_start) continue;  // empty line
-    std::size_t tab = line_start;
-    while (tab < stop && bytes[tab] != '\t') ++tab;
-    if (tab == stop)
-      fail<FormatError>(where, " line ", line_no, ": expected label<TAB>text, got a line without a tab");
-    if (tab == line_start) fail<FormatError>(where, " line ", line_no, ": expected a label before the tab, got none");
-    if (tab + 1 == stop) fail<FormatError>(where, " line ", line_no, ": expected a text after the tab, got none");
-    const std::string label(bytes.begin() + static_cast<std::ptrdiff_t>(line_start),
-                            bytes.begin() + static_cast<std::ptrdiff_t>(tab));
-    auto it = std::find(names.begin(), names.end(), label);
-    std::int32_t id;
-    if (it != names.end()) {
-      id = static_cast<std::int32_t>(it - names.begin());
-    } else if (allow_new_labels) {
-      if (names.size() >= static_cast<std::size_t>(TnnConfig::kMaxWidth))
-        fail<ValueError>(where, " line ", line_no, ": expected at most ", TnnConfig::kMaxWidth, " distinct labels");
-      id = static_cast<std::int32_t>(names.size());
-      names.push_back(label);
-    } else {
-      fail<ValueError>(where, " line ", line_no, ": expected one of the ", names.size(),
-                       " labels of the training data, got '", label, "'");
-    }
-    const std::size_t len = std::min<std::size_t>(stop - tab - 1, static_cast<std::size_t>(max_len));
-    out.texts.emplace_back(bytes.begin() + static_cast<std::ptrdiff_t>(tab + 1),
-                           bytes.begin() + static_cast<std::ptrdiff_t>(tab + 1 + len));
-    out.labels.push_back(id);
-  }
-  if (out.empty()) fail<FormatError>(where, ": expected at least one label<TAB>text line, got none");
-  return out;
-}
-
-inline LabeledTexts read_labeled_texts(const std::string& path, Index max_len, std::vector<std::string>& names,
-                                       bool allow_new_labels) {
-  return parse_labeled_texts(read_file_bytes(path), "data file " + quote_path(path), max_len, names,
-                             allow_new_labels);
-}
+static_assert(kMaxClasses == TnnConfig::kMaxWidth, "one limit on the number of classes");
 
 // One ragged batch: row b holds lengths[b] bytes, then padding (byte 0) up to N.
 struct ClassifyBatch {
@@ -213,6 +154,7 @@ class ClassifyTask : public SupervisedTask<TnnClassifier<T>> {
     if (static_cast<Index>(names_.size()) != model.config().num_classes)
       fail<ValueError>("classify task: expected ", model.config().num_classes,
                        " label names (the model's classes), got ", names_.size());
+    labels_json_ = class_names_json(names_, "classify task: label names");  // refused now, not at the first save
   }
   ClassifyTask(TnnClassifier<T>&, LabeledTexts&&, const LabeledTexts&, Index, std::uint64_t, std::vector<std::string>,
                Index = 0) = delete;
@@ -236,7 +178,7 @@ class ClassifyTask : public SupervisedTask<TnnClassifier<T>> {
     for (Index i = 0; i < batch_data_.lengths.size(); ++i) out.tokens += batch_data_.lengths[i];
   }
   std::map<std::string, std::string> metadata() const override {
-    std::map<std::string, std::string> meta = {{kLabelsMetadataKey, nlohmann::json(names_).dump()}};
+    std::map<std::string, std::string> meta = {{kLabelsMetadataKey, labels_json_}};
     if (seq_len_ > 0) meta[kSeqLenMetadataKey] = std::to_string(seq_len_);
     return meta;
   }
@@ -246,35 +188,25 @@ class ClassifyTask : public SupervisedTask<TnnClassifier<T>> {
   const LabeledTexts* valid_;
   Index batch_;
   std::vector<std::string> names_;
+  std::string labels_json_;  // names_ as the tnn.labels metadata
   Index seq_len_;
   ClassifyBatch batch_data_;
 };
 
-// The label names stored in a classifier checkpoint (kLabelsMetadataKey), checked against its
-// number of classes; FormatError when absent or malformed.
+// The label names stored in a classifier checkpoint (kLabelsMetadataKey): checked by
+// parse_class_names (printable one-line UTF-8, distinct) and against its number of classes;
+// FormatError when absent or malformed.
 inline std::vector<std::string> read_label_names(const std::string& path) {
   const SafetensorsHeader h = read_safetensors_header(path);
   const TnnConfig cfg = read_config(path);
+  const std::string where = "checkpoint " + quote_path(path) + ": metadata '" + kLabelsMetadataKey + "'";
   auto it = h.metadata.find(kLabelsMetadataKey);
   if (it == h.metadata.end())
-    fail<FormatError>("checkpoint '", path, "': expected the metadata key '", kLabelsMetadataKey,
+    fail<FormatError>("checkpoint ", quote_path(path), ": expected the metadata key '", kLabelsMetadataKey,
                       "' (the class names), it is missing");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(it->second);
-  } catch (const nlohmann::json::exception&) {
-    fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
-  }
-  std::vector<std::string> names;
-  if (!j.is_array()) fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
-  for (const auto& v : j) {
-    if (!v.is_string())
-      fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
-    names.push_back(v.get<std::string>());
-  }
+  std::vector<std::string> names = parse_class_names(it->second, where);
   if (static_cast<Index>(names.size()) != cfg.num_classes)
-    fail<FormatError>("checkpoint '", path, "': metadata '", kLabelsMetadataKey, "': expected ", cfg.num_classes,
-                      " names (num_classes), got ", names.size());
+    fail<FormatError>(where, ": expected ", cfg.num_classes, " names (num_classes), got ", names.size());
   return names;
 }
 
@@ -286,8 +218,8 @@ inline Index read_train_seq_len(const std::string& path) {
   Index v = 0;
   for (char c : it->second) {
     if (c < '0' || c > '9' || v > (Index(1) << 40))
-      fail<FormatError>("checkpoint '", path, "': metadata '", kSeqLenMetadataKey, "': expected a decimal length, got '",
-                        it->second, "'");
+      fail<FormatError>("checkpoint ", quote_path(path), ": metadata '", kSeqLenMetadataKey,
+                        "': expected a decimal length, got ", quote(it->second, 40));
     v = v * 10 + (c - '0');
   }
   return v;

@@ -5,8 +5,9 @@
 // Image file format (a safetensors file, e.g. written by examples/digits_to_safetensors.py):
 //   images  U8 [M, H, W, Ch]   pixel values 0..255 (rows top to bottom, channels last); I32 or
 //                              I64 with values 0..255 are accepted too
-//   labels  I32 [M]            class ids 0..K-1 (any integer dtype; optional for `tnn classify`)
-//   metadata "tnn.labels" (optional): a JSON array of the K class names
+//   labels  I32 [M]            class ids 0..K-1 (any integer dtype; optional for `tnn classify`);
+//                              without class names K is at most the number of images
+//   metadata "tnn.labels" (optional): a JSON array of the K class names (model/class_names.hpp)
 // M, H, W, Ch >= 1. A model takes the file's images when H, W, Ch equal its config's
 // image_height, image_width, image_channels (check_image_set_fits).
 #pragma once
@@ -27,70 +28,11 @@
 #include "tnn/io/safetensors.hpp"
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
+#include "tnn/train/image_file.hpp"
 #include "tnn/train/data.hpp"
 #include "tnn/train/trainer.hpp"
 
 namespace tnn {
-
-struct ImageSet {
-  Tensor<std::int32_t> images;      // [M, H, W, Ch] values 0..255
-  Tensor<std::int32_t> labels;      // [M] class ids >= 0; empty when read without labels
-  std::vector<std::string> names;   // class names from the file's "tnn.labels", or empty
-  Index size() const { return images.rank() == 4 ? images.dim(0) : 0; }
-  bool has_labels() const { return labels.size() > 0; }
-  Index height() const { return images.rank() == 4 ? images.dim(1) : 0; }
-  Index width() const { return images.rank() == 4 ? images.dim(2) : 0; }
-  Index channels() const { return images.rank() == 4 ? images.dim(3) : 0; }
-  // 1 + the largest label.
-  Index num_classes() const {
-    std::int32_t k = -1;
-    for (Index i = 0; i < labels.size(); ++i) k = std::max(k, labels[i]);
-    return Index(k) + 1;
-  }
-};
-
-// Reads and checks an image file (format at the top of this header). Without require_labels
-// a file with no 'labels' tensor is accepted (the set's labels are then empty).
-inline ImageSet read_image_set(const std::string& path, bool require_labels = true) {
-  const std::string where = "image file " + quote_path(path);
-  const SafetensorsFile f = read_safetensors(path);
-  ImageSet s;
-  for (const char* name : {"images", "labels"})
-    if (!f.has(name) && (require_labels || std::string(name) == "images"))
-      fail<FormatError>(where, ": expected a tensor '", name, "', it is missing");
-  for (const char* name : {"images", "labels"})
-    if (f.has(name) && dtype_is_float(f.dtype(name)))
-      fail<FormatError>(where, ": tensor '", name, "': expected dtype ", std::string(name) == "images" ? "U8 (or I32)" : "I32",
-                        ", got ", dtype_name(f.dtype(name)));
-  const Shape& shape = f.shape("images");
-  if (shape.size() != 4 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1 || shape[3] < 1)
-    fail<FormatError>(where, ": tensor 'images': expected shape [M, H, W, Ch] with every size >= 1, got ",
-                      shape_str(shape));
-  s.images = f.get<std::int32_t>("images");
-  if (!f.has("labels")) return s;
-  s.labels = f.get<std::int32_t>("labels");
-  if (s.labels.rank() != 1 || s.labels.dim(0) != s.images.dim(0))
-    fail<FormatError>(where, ": tensor 'labels': expected shape [", s.images.dim(0), "] (one per image), got ",
-                      shape_str(s.labels.shape()));
-  for (Index i = 0; i < s.images.size(); ++i)
-    if (s.images[i] < 0 || s.images[i] > 255)
-      fail<ValueError>(where, ": tensor 'images': expected pixel values 0..255, got ", s.images[i], " at element ", i);
-  for (Index i = 0; i < s.labels.size(); ++i)
-    if (s.labels[i] < 0) fail<ValueError>(where, ": tensor 'labels': expected class ids >= 0, got ", s.labels[i], " at ", i);
-  auto it = f.metadata().find(kLabelsMetadataKey);
-  if (it != f.metadata().end()) {
-    nlohmann::json j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_array()) fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
-    for (const auto& v : j) {
-      if (!v.is_string()) fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': expected a JSON array of strings");
-      s.names.push_back(v.get<std::string>());
-    }
-    if (static_cast<Index>(s.names.size()) < s.num_classes())
-      fail<FormatError>(where, ": metadata '", kLabelsMetadataKey, "': ", s.names.size(), " names for labels up to ",
-                        s.num_classes() - 1);
-  }
-  return s;
-}
 
 // ShapeError unless a model of `cfg` (task image) takes the images of `set` (height, width and
 // channels equal the config's) and ValueError unless every label is below its num_classes.
@@ -214,6 +156,7 @@ class ImageTask : public SupervisedTask<TnnImageClassifier<T>> {
     if (static_cast<Index>(names_.size()) != model.config().num_classes)
       fail<ValueError>("image task: expected ", model.config().num_classes, " label names (the model's classes), got ",
                        names_.size());
+    labels_json_ = class_names_json(names_, "image task: label names");  // refused now, not at the first save
   }
   ImageTask(TnnImageClassifier<T>&, ImageSet&&, const ImageSet&, Index, std::uint64_t, std::vector<std::string>) = delete;
   ImageTask(TnnImageClassifier<T>&, const ImageSet&, ImageSet&&, Index, std::uint64_t, std::vector<std::string>) = delete;
@@ -231,7 +174,7 @@ class ImageTask : public SupervisedTask<TnnImageClassifier<T>> {
     out.tokens = out.target.size() * this->model().input.tokens();
   }
   std::map<std::string, std::string> metadata() const override {
-    return {{kLabelsMetadataKey, nlohmann::json(names_).dump()}};
+    return {{kLabelsMetadataKey, labels_json_}};
   }
 
  private:
@@ -239,6 +182,7 @@ class ImageTask : public SupervisedTask<TnnImageClassifier<T>> {
   const ImageSet* valid_;
   Index batch_;
   std::vector<std::string> names_;
+  std::string labels_json_;  // names_ as the tnn.labels metadata
 };
 
 }  // namespace tnn

@@ -20,6 +20,14 @@
 //                           resume reads only this file, so a crash between the two writes (each
 //                           atomic) never pairs weights and moments of different steps. Nothing in
 //                           it depends on the number of processes.
+//   the CSV log             (TrainerConfig::log_path) lines kept in memory and written at each save,
+//                           before the training state: created at the first save (atomically), so a
+//                           run that fails before saving leaves no log behind; on resume the lines
+//                           past the saved step (a run killed between its log and its state) are
+//                           dropped, so the log reads as if the run had never stopped.
+// While it runs, the trainer holds an OutputLock (io/stream.hpp) on `out` and on the log: a second
+// run on the same files is refused, and a killed run's lock dies with it. A fresh
+// run whose first save fails removes the files that save created.
 #pragma once
 
 #include <algorithm>
@@ -28,7 +36,6 @@
 #include <cmath>
 #include <csignal>
 #include <cstdint>
-#include <fstream>
 #include <map>
 #include <functional>
 #include <string>
@@ -39,6 +46,8 @@
 #include "tnn/core/error.hpp"
 #include "tnn/core/tensor.hpp"
 #include "tnn/infer/evaluate.hpp"
+#include "tnn/io/file.hpp"
+#include "tnn/io/stream.hpp"
 #include "tnn/model/checkpoint.hpp"
 #include "tnn/model/models.hpp"
 #include "tnn/train/data.hpp"
@@ -211,6 +220,7 @@ class Trainer {
   // the identity (ResumeMismatch), sets the step. Call before run().
   void resume() {
     if (cfg_.out.empty()) fail<ValueError>("trainer resume: expected a checkpoint path (config out), got none");
+    lock_outputs();
     const OptimizerStateInfo info = load_optimizer_state(state_path(), [&](auto&& f) { visit_state(f); });
     // Strict JSON, every key's type checked, differences named key by key (train/state.hpp).
     const std::string where = "training state " + quote_path(state_path()) + ": metadata 'tnn.optim.extra'";
@@ -317,36 +327,61 @@ class Trainer {
     if (hooks_.reduce_validation) hooks_.reduce_validation(s);
     const EvalResult r = EvalResult::from(s);
     emit(TrainEvent::Kind::Validation, [&](TrainEvent& e) { e.eval = r; });
-    if (log_.is_open()) log_ << step_ << ",valid," << r.loss << ",,,," << r.bpb() << "," << r.accuracy << "\n";
+    if (logging()) log_pending_ += detail::concat(step_, ",valid,", r.loss, ",,,,", r.bpb(), ",", r.accuracy, "\n");
     return r;
   }
 
-  // The training state first (it alone is what resume reads), then the model file.
+  // The log's new lines, then the training state (it alone is what resume reads), then the
+  // model file. A fresh run whose first save fails removes what that save created.
   void save() {
     if (cfg_.out.empty() || !hooks_.writes_files) return;
-    nlohmann::json schedule = {{"total_steps", cfg_.schedule.total_steps}};
-    if (cfg_.schedule.restart_step >= 0) {
-      schedule["restart_step"] = cfg_.schedule.restart_step;
-      schedule["restart_lr"] = cfg_.schedule.restart_lr;  // 17 significant digits: read back exactly
+    begin();
+    try {
+      write_log();
+      nlohmann::json schedule = {{"total_steps", cfg_.schedule.total_steps}};
+      if (cfg_.schedule.restart_step >= 0) {
+        schedule["restart_step"] = cfg_.schedule.restart_step;
+        schedule["restart_lr"] = cfg_.schedule.restart_lr;  // 17 significant digits: read back exactly
+      }
+      const nlohmann::json extra = {{"identity", cfg_.identity}, {"adamw_step", opt_.step_count()},
+                                    {"bad_steps", bad_steps_}, {"steps", cfg_.steps}, {"schedule", schedule}};
+      save_optimizer_state(state_path(), step_, [&](auto&& f) { visit_state(f); }, extra.dump());
+      task_.save_model(cfg_.out, step_);
+    } catch (...) {
+      if (!saved_ && !resumed_)
+        for (const auto& [path, existed] : existed_)
+          if (!existed) ::unlink(path.c_str());
+      throw;
     }
-    const nlohmann::json extra = {{"identity", cfg_.identity}, {"adamw_step", opt_.step_count()},
-                                  {"bad_steps", bad_steps_}, {"steps", cfg_.steps}, {"schedule", schedule}};
-    save_optimizer_state(state_path(), step_, [&](auto&& f) { visit_state(f); }, extra.dump());
-    task_.save_model(cfg_.out, step_);
-    if (log_.is_open()) log_.flush();
+    saved_ = true;
     emit(TrainEvent::Kind::Saved, [](TrainEvent&) {});
   }
 
-  // Opens the CSV log (appending after resume()); run() calls it, a caller may call it earlier
-  // to see an unwritable log path before anything else happens. One row per logged step (kind
-  // "train": loss, grad_norm, lr, tokens_per_s) and per validation (kind "valid": loss, bpb,
-  // accuracy), under the header kLogHeader.
+  // Locks the outputs and prepares the CSV log (after resume(): its lines up to the saved step);
+  // run() calls it, a caller may call it earlier to see a locked or unwritable output before
+  // anything else happens. The log has one row per logged step (kind "train": loss, grad_norm,
+  // lr, tokens_per_s) and per validation (kind "valid": loss, bpb, accuracy), under the header
+  // kLogHeader; its rows reach the disk at each save.
   static constexpr const char* kLogHeader = "step,kind,loss,grad_norm,lr,tokens_per_s,bpb,accuracy";
   void begin() {
-    if (cfg_.log_path.empty() || !hooks_.writes_files || log_.is_open()) return;
-    log_.open(cfg_.log_path, resumed_ ? std::ios::app : std::ios::trunc);
-    if (!log_) fail<IoError>("training log '", cfg_.log_path, "': cannot open for writing");
-    if (!resumed_) log_ << kLogHeader << "\n";
+    if (begun_) return;
+    if (!cfg_.out.empty() && hooks_.writes_files) {
+      lock_outputs();
+      check_output_path(cfg_.out, "trainer out");
+      check_output_path(state_path(), "trainer out (its training state)");
+      for (const std::string& p : {cfg_.out, state_path(), cfg_.log_path})
+        if (!p.empty()) existed_.emplace_back(p, ::access(p.c_str(), F_OK) == 0);
+    }
+    if (logging()) {
+      check_output_path(cfg_.log_path, "training log");
+      if (resumed_) {
+        truncate_log_to_step();
+      } else {
+        log_pending_ = std::string(kLogHeader) + "\n";
+        log_on_disk_ = false;
+      }
+    }
+    begun_ = true;
   }
 
  private:
@@ -362,10 +397,68 @@ class Trainer {
     opt_.visit_state([&](const std::string& name, auto& t) { f("adamw." + name, t); });
   }
 
+  bool logging() const { return !cfg_.log_path.empty() && hooks_.writes_files && !cfg_.out.empty(); }
+
   void log_step() {
-    if (log_.is_open())
-      log_ << step_ << ",train," << last_.loss << "," << last_.grad_norm << "," << last_.lr << ","
-           << tokens_per_s_ << ",,\n";
+    if (logging())
+      log_pending_ += detail::concat(step_, ",train,", last_.loss, ",", last_.grad_norm, ",", last_.lr, ",", tokens_per_s_, ",,\n");
+  }
+
+  // The log's pending lines to disk: the first write creates the file atomically, later ones
+  // append and fsync. Every write is checked (IoError naming the log).
+  void write_log() {
+    if (!logging() || (log_on_disk_ && log_pending_.empty())) return;
+    const std::string what = "training log " + quote_path(cfg_.log_path);
+    if (!log_on_disk_) {
+      detail::write_file_atomically(cfg_.log_path, [&](auto& sink) {
+        sink(reinterpret_cast<const std::uint8_t*>(log_pending_.data()), log_pending_.size());
+      });
+      log_on_disk_ = true;
+    } else {
+      OutputStream log = OutputStream::append_to(cfg_.log_path, what);
+      log.write(log_pending_);
+      log.close();
+    }
+    log_pending_.clear();
+  }
+
+  // Resume: the log keeps its header and the lines of steps up to the saved one (lines written
+  // past it came from steps the run is about to take again), rewritten atomically.
+  void truncate_log_to_step() {
+    struct stat st {};
+    if (::stat(cfg_.log_path.c_str(), &st) != 0) {  // no log yet: start one at the next save
+      log_pending_ = std::string(kLogHeader) + "\n";
+      log_on_disk_ = false;
+      return;
+    }
+    const std::vector<std::uint8_t> bytes = read_file_bounded(cfg_.log_path, std::uint64_t(1) << 32, "training log");
+    std::string kept;
+    std::size_t pos = 0;
+    for (bool first = true; pos < bytes.size(); first = false) {
+      std::size_t end = pos;
+      while (end < bytes.size() && bytes[end] != '\n') ++end;
+      if (end == bytes.size()) break;  // a last line cut short by a crash
+      const std::string line(bytes.begin() + static_cast<std::ptrdiff_t>(pos), bytes.begin() + static_cast<std::ptrdiff_t>(end));
+      pos = end + 1;
+      std::int64_t step = 0;
+      std::size_t k = 0;
+      for (; k < line.size() && k < 18 && line[k] >= '0' && line[k] <= '9'; ++k) step = step * 10 + (line[k] - '0');
+      const bool numbered = k > 0 && k < line.size() && line[k] == ',';
+      if ((first && !numbered) || (numbered && step <= step_)) kept += line + "\n";
+    }
+    if (kept.empty()) kept = std::string(kLogHeader) + "\n";
+    detail::write_file_atomically(cfg_.log_path, [&](auto& sink) {
+      sink(reinterpret_cast<const std::uint8_t*>(kept.data()), kept.size());
+    });
+    log_on_disk_ = true;
+    log_pending_.clear();
+  }
+
+  // The OutputLocks on `out` and on the log (which another run may name as its --log).
+  void lock_outputs() {
+    if (cfg_.out.empty() || !hooks_.writes_files || out_lock_.held()) return;
+    out_lock_ = OutputLock::acquire(cfg_.out, "trainer out");
+    if (!cfg_.log_path.empty()) log_lock_ = OutputLock::acquire(cfg_.log_path, "training log");
   }
 
   template <class Fill>
@@ -385,10 +478,13 @@ class Trainer {
   NamedParams<T> params_;
   AdamW<T> opt_;
   std::int64_t step_ = 0, bad_steps_ = 0;
-  bool resumed_ = false;
+  bool resumed_ = false, begun_ = false, saved_ = false;
   double tokens_per_s_ = 0;
   Last last_;
-  std::ofstream log_;
+  OutputLock out_lock_, log_lock_;
+  std::string log_pending_;    // log lines not yet on disk
+  bool log_on_disk_ = false;   // the log file exists (created by this run or kept on resume)
+  std::vector<std::pair<std::string, bool>> existed_;  // out, state, log: did each exist at begin()?
 };
 
 // The step of any model of model/sequence_model.hpp on batches a subclass samples: zero the
