@@ -190,10 +190,6 @@ class ModelFlags {
   }
 
  private:
-  template <class V>
-  struct is_optional_enum : std::false_type {};
-  template <class E>
-  struct is_optional_enum<std::optional<E>> : std::is_enum<E> {};
   struct Flag {
     std::string key, name;
     CLI::Option* opt;
