@@ -463,4 +463,28 @@ inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Te
   return classifier_head(m.head, backbone(m, x, nullptr, {}), nullptr);
 }
 
+// The regressor's loss: features [B, N, F] through input_proj (plus the positions), the blocks,
+// the final norm and the head give values [B, N, Fo]; the loss is the mean of (value - target)^2
+// over row b's first lengths[b] positions (every position without lengths) and all Fo outputs,
+// one sum divided by one count, so a short row weighs less than a long one.
+inline double regress_loss(const TnnRegressor<double>& m, const Tensor<double>& features, const Tensor<double>& targets,
+                           const Tensor<std::int32_t>* lengths) {
+  Tensor<double> x = linear(m.input.input_proj, features);
+  add_positions(m.config().positions, x);
+  const Tensor<double> y = linear(m.head.head, backbone(m, x, lengths, {}));
+  const Index B = y.dim(0), N = y.dim(1), Fo = y.dim(2);
+  double total = 0;
+  Index count = 0;
+  for (Index b = 0; b < B; ++b) {
+    const Index len = lengths ? Index((*lengths)[b]) : N;
+    for (Index n = 0; n < len; ++n)
+      for (Index o = 0; o < Fo; ++o) {
+        const double d = y[(b * N + n) * Fo + o] - targets[(b * N + n) * Fo + o];
+        total += d * d;
+        ++count;
+      }
+  }
+  return total / double(count);
+}
+
 }  // namespace tnn::reference

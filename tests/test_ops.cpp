@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <memory>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -648,6 +649,7 @@ void add_lm(std::vector<OpSpec>& v) {
       }
   for (NormType n : kNorms)
     for (bool prenorm : {true, false}) {
+      if (n == NormType::None) continue;  // only final_norm_type and embed_norm_type may be none
       TnnConfig c = testing_helpers::tiny_lm_config();
       c.token_mixer = TokenMixerKind::Attention;
       c.positions = PositionScheme::Sinusoidal;
@@ -821,6 +823,97 @@ void add_classifiers(std::vector<OpSpec>& v) {
       v.push_back(image_spec(cat("Image_", to_string(n), "_", hi, "x", wi, "_P", p), c, hi, wi, p,
                              40 + std::uint64_t(hi * 10 + wi)));
     }
+}
+
+// The regressor: y = the mean squared error of B sequences of N positions, F features in and Fo
+// values out per position; with `lengths` a ragged batch, whose padded positions must count in
+// neither the sum nor the divisor. The features and targets are data, not differentiated.
+OpSpec regress_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index F, Index Fo,
+                    std::vector<std::int32_t> lengths, std::uint64_t seed) {
+  cfg.task = Task::Regress;
+  cfg.vocab_size = 0;
+  cfg.input_features = F;
+  cfg.output_features = Fo;
+  cfg.validate();
+  if (!lengths.empty() && static_cast<Index>(lengths.size()) != B)
+    throw std::invalid_argument(cat("regress_spec ", name, ": expected ", B, " lengths, got ", lengths.size()));
+  Options o;
+  o.unit_cotangent = true;
+  o.float_tol = 1e-5;
+  o.max_entries = 40;
+  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      TnnRegressor<T> m;
+      Tensor<T> features, targets;
+      Tensor<std::int32_t> lengths;
+    };
+    auto st = std::make_shared<St>(St{TnnRegressor<T>(cfg), random<T>({B, N, F}, seed + 1),
+                                      random<T>({B, N, Fo}, seed + 2), Tensor<std::int32_t>()});
+    if (!lengths.empty()) {
+      st->lengths.resize({B});
+      std::copy(lengths.begin(), lengths.end(), st->lengths.data());
+    }
+    st->m.init_weights(seed);
+    opcheck::perturb(st->m.named_parameters(), seed + 100);
+    const bool ragged = !lengths.empty();
+    Case<T> c;
+    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
+    c.forward = [st, ragged](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = st->m.forward(st->features, st->targets, ragged ? &st->lengths : nullptr);
+    };
+    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st, ragged](Tensor<T>& y) {
+        y.resize({1});
+        y[0] = reference::regress_loss(st->m, st->features, st->targets, ragged ? &st->lengths : nullptr);
+      };
+    return c;
+  });
+}
+
+// Causal and bidirectional regressors: one and several features in and out, every model norm,
+// pre- and post-norm, ragged batches (lengths 5, 2, 4 and 1 of N = 5), N = 1, and attention with
+// and without positions.
+void add_regressors(std::vector<OpSpec>& v) {
+  int k = 0;
+  for (bool causal : {true, false})
+    for (NormType n : kModelNorms) {
+      TnnConfig c = testing_helpers::tiny_lm_config();
+      c.causal = causal;
+      c.norm_type = n;
+      c.prenorm = n != NormType::RMSNorm;
+      c.layers = 2;
+      c.heads = k % 2 == 0 ? 1 : 3;
+      c.decay = (k % 3 == 2) ? TnoDecay::Learned : (k % 3 == 1) ? TnoDecay::Fixed : TnoDecay::None;
+      const Index F = k % 2 == 0 ? 1 : 3, Fo = k % 3 == 0 ? 1 : 2;
+      const bool ragged = n == NormType::LayerNorm;
+      v.push_back(regress_spec(cat("Regress", causal ? "_causal_" : "_bidir_", to_string(n), "_H", c.heads, "_F", F,
+                                   "_Fo", Fo, ragged ? "_ragged" : ""),
+                               c, ragged ? 4 : 2, 5, F, Fo,
+                               ragged ? std::vector<std::int32_t>{5, 2, 4, 1} : std::vector<std::int32_t>{},
+                               90 + std::uint64_t(k)));
+      ++k;
+    }
+  for (bool causal : {true, false}) {
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.causal = causal;
+    c.heads = 2;
+    v.push_back(regress_spec(cat("Regress", causal ? "_causal" : "_bidir", "_N1"), c, 3, 1, 2, 2, {}, 96));
+  }
+  for (bool causal : {true, false}) {
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.token_mixer = TokenMixerKind::Attention;
+    c.positions = causal ? PositionScheme::Sinusoidal : PositionScheme::None;
+    c.causal = causal;
+    c.heads = 2;
+    c.layers = 2;
+    v.push_back(regress_spec(cat("Regress_attention", causal ? "_causal_" : "_bidir_ragged_", to_string(c.positions)),
+                             c, 3, 6, 2, 3, causal ? std::vector<std::int32_t>{} : std::vector<std::int32_t>{6, 3, 1},
+                             98 + std::uint64_t(causal)));
+  }
 }
 
 void add_loss(std::vector<OpSpec>& v) {
@@ -1287,6 +1380,7 @@ std::vector<OpSpec> all_ops() {
   add_block(v);
   add_lm(v);
   add_classifiers(v);
+  add_regressors(v);
   add_loss(v);
   add_rpe_options(v);
   add_tno_options(v);

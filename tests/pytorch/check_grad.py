@@ -131,6 +131,34 @@ CONFIGS += [
     IMG("attn-img-p2-6x4x3-h2", 2, 6, 4, 3, 2, num_classes=3, heads=2, **A),
 ]
 
+# Regressors (task regress): float features [B, N, F] through input_proj, the 1-D backbone causal
+# or bidirectional, head [Fo, D] + [Fo] at every position, the mean squared error over all
+# B * N * Fo values (`tnn grad` takes no lengths). F and Fo of 1 and more, every norm, pre/post-norm,
+# the three decays, N = 1, 2, 17 and 300, attention with and without positions.
+def REG(name, B, N, F, Fo, **kw):
+    cfg = {k: v for k, v in BASE.items() if k != "vocab_size"}
+    cfg.update(task="regress", input_features=F, output_features=Fo)
+    cfg.update(kw)
+    return dict(name=name, cfg=cfg, B=B, N=N, targets="regress")
+
+
+CONFIGS += [
+    REG("reg-causal-F3-Fo2-simple-decay", 3, 17, 3, 2),
+    REG("reg-bidir-F1-Fo1-ln-h2-multi", 2, 17, 1, 1, causal=False, heads=2, norm_type="layernorm",
+        use_decay=False, use_multi_decay=True, gamma=0.9, gtu_act="gelu"),
+    REG("reg-causal-F1-Fo3-rms-post-n1", 3, 1, 1, 3, norm_type="rmsnorm", prenorm=False, rpe_layers=2,
+        glu_act="relu"),
+    REG("reg-bidir-F5-Fo2-nodecay-rpe0-n2", 2, 2, 5, 2, causal=False, heads=3, use_decay=False, rpe_layers=0,
+        rpe_act="none"),
+    REG("reg-causal-F2-Fo1-ln-n300", 2, 300, 2, 1, dim=4, layers=1, rpe_dim=4, heads=2, norm_type="layernorm",
+        gamma=0.95),
+    REG("reg-bidir-F4-Fo3-rms-multi-n300", 1, 300, 4, 3, dim=4, layers=1, rpe_dim=4, causal=False,
+        norm_type="rmsnorm", use_decay=False, use_multi_decay=True, gamma=0.9),
+    REG("attn-reg-causal-h2-F3-Fo2", 2, 33, 3, 2, heads=2, layers=2, token_mixer="attention", positions="sinusoidal"),
+    REG("attn-reg-bidir-h4-F1-Fo1-ln-post-nopos", 2, 17, 1, 1, heads=4, causal=False, norm_type="layernorm",
+        prenorm=False, token_mixer="attention"),
+]
+
 # The official options (docs/official.md): run by default now that the program implements them
 # (False would leave them to --with-official, or to --only naming them).
 OFFICIAL_BY_DEFAULT = True
@@ -138,6 +166,12 @@ OFFICIAL_BY_DEFAULT = True
 
 def O(name, B, N, targets="mixed", **kw):
     c = C("off-" + name, B, N, targets, **kw)
+    c["official"] = True
+    return c
+
+
+def O_REG(name, B, N, F, Fo, **kw):
+    c = REG("off-" + name, B, N, F, Fo, **kw)
     c["official"] = True
     return c
 
@@ -253,6 +287,14 @@ CONFIGS += [
           residual=True, rpe_layers=2, prenorm=False, postnorm_residual=True, decay="learned", gamma=0.9),
     O_IMG("img-acttype-1+elu-normalize", 2, 6, 4, 1, 2, num_classes=3, act_type="1+elu", normalize=True,
           use_norm=True, norm_type="layernorm"),
+    # regressors: the options that do not concern a token embedding or a vocabulary head
+    O_REG("reg-normalize-par2-usenorm-bidir", 2, 17, 3, 2, causal=False, normalize=True, par_type=2, use_norm=True,
+          norm_type="gatedrmsnorm", decay="learned", gamma=0.9),
+    # (final norm none: a final norm after the last norm(x + f(x)) would leave its ScaleNorm's scalar a
+    # gradient of pure cancellation, as for the LM above)
+    O_REG("reg-postres-scalenorm-residual-act", 2, 17, 2, 1, prenorm=False, postnorm_residual=True,
+          norm_type="scalenorm", final_norm_type="none", residual=True, rpe_layers=2, act_type="elu",
+          bias=False, gtu_act="1+elu", rpe_act="sigmoid"),
 ]
 QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied", "n1-causal-h2-rms-multi"]
 
@@ -260,7 +302,7 @@ QUICK = ["default-causal", "bidir-h2-rms-post-multi", "causal-h3-ln-nodecay-tied
 def uses_official_options(cfg):
     """True when the config sets a key beyond those every version of the program reads."""
     old = set(ref.BASE_KEYS) | set(ref.REQUIRED) | set(ref.CLASSIFY_DEFAULTS) | set(ref.IMAGE_KEYS) | set(
-        ref.LEGACY_DECAY_KEYS) | set(ref.MIXER_KEYS)
+        ref.REGRESS_KEYS) | set(ref.LEGACY_DECAY_KEYS) | set(ref.MIXER_KEYS)
     return any(k not in old for k in cfg)
 
 
@@ -405,7 +447,12 @@ def main(argv=None):
         params = ref.random_params(cfg, rng)
         classifier = ref.is_classifier(cfg)
         image = ref.is_image(cfg)
-        if image:  # pixel values as the model sees them, exact in f32 so both runs see the same input
+        regress = ref.is_regressor(cfg)
+        if regress:  # features and targets exact in f32, so both runs see the same batch
+            features = rng.normal(size=(c["B"], c["N"], cfg["input_features"])).astype(np.float32).astype(np.float64)
+            values = rng.normal(size=(c["B"], c["N"], cfg["output_features"])).astype(np.float32).astype(np.float64)
+            batch = {"inputs": features, "targets": values}
+        elif image:  # pixel values as the model sees them, exact in f32 so both runs see the same input
             images = rng.random((c["B"], cfg["image_height"], cfg["image_width"], cfg["image_channels"]))
             images = images.astype(np.float32).astype(np.float64)
             labels = rng.integers(0, cfg["num_classes"], (c["B"],)).astype(np.int32)
@@ -429,7 +476,9 @@ def main(argv=None):
             out_path = f"{stem}.out.{dtype}.safetensors"
             npdt = np.float64 if dtype == "f64" else np.float32
             safetensors_io.save(model_path, {n: a.astype(npdt) for n, a in p.items()}, meta)
-            if image:
+            if regress:
+                loss, logits, grads = ref.regress_loss_and_grads(cfg, p, features, values)
+            elif image:
                 loss, logits, grads = ref.image_loss_and_grads(cfg, p, images, labels)
             elif classifier:
                 loss, logits, grads = ref.classifier_loss_and_grads(cfg, p, tokens, lengths, labels)

@@ -2,7 +2,9 @@
 /work/shared/design/tnn-spec.md (sections 2-9) and docs/official.md (the options of the official
 code), used to check `tnn grad` (section 10); and of the sequence classifier (docs/model.md §12)
 and the 2-D TNN image classifier (§13: patch embedding, 2-D RPE, decay lambda^(|di|+|dj|), the
-2-D Toeplitz product done densely). The Transformer baseline in the same backbone: softmax
+2-D Toeplitz product done densely); and of the regressor (task "regress": float features
+[B, N, F] through input_proj, the 1-D backbone, causal or not, a per-position head to [B, N, Fo],
+the mean squared error over every value). The Transformer baseline in the same backbone: softmax
 attention as the token mixer (token_mixer "attention") and sinusoidal absolute positions added to
 the input (positions "sinusoidal").
 
@@ -85,6 +87,11 @@ REQUIRED = ("vocab_size", "dim", "layers")
 CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
 # Image classification (model.md §13): present only when task is "image" (no vocab_size).
 IMAGE_KEYS = ("image_height", "image_width", "image_channels", "patch_size")
+# Regression (task "regress"): F features in and Fo values out per position; no vocab_size.
+REGRESS_KEYS = ("input_features", "output_features")
+# The keys of a token embedding or a vocabulary head, which a regressor must leave at the default
+# (tnn refuses a key of another task that differs from its default).
+TOKEN_ONLY_KEYS = ("tie_embeddings", "scale_embedding", "embed_norm_type", "lm_head_type")
 
 
 def _decay_from_legacy(cfg):
@@ -101,7 +108,7 @@ def full_config(cfg):
     absent); the old use_decay / use_multi_decay become decay."""
     for k in cfg:
         if (k not in DEFAULTS and k not in REQUIRED and k not in CLASSIFY_DEFAULTS and k not in IMAGE_KEYS
-                and k not in LEGACY_DECAY_KEYS):
+                and k not in REGRESS_KEYS and k not in LEGACY_DECAY_KEYS):
             raise ValueError(f"config: unknown key '{k}'")
     out = dict(DEFAULTS)
     out.update({k: v for k, v in cfg.items() if k not in LEGACY_DECAY_KEYS})
@@ -121,6 +128,16 @@ def full_config(cfg):
             raise ValueError("config: patch_size must divide image_height and image_width")
     elif any(k in cfg for k in IMAGE_KEYS):
         raise ValueError("config: image keys only with task image")
+    regress = out.get("task", "lm") == "regress"
+    if regress:
+        if out.get("vocab_size", 0) != 0:
+            raise ValueError("config: a regressor has no vocab_size")
+        out.pop("vocab_size", None)
+        for k in REGRESS_KEYS:
+            if not isinstance(out.get(k), int) or isinstance(out.get(k), bool) or out[k] < 1:
+                raise ValueError(f"config: a regressor needs {k} >= 1, got {out.get(k)!r}")
+    elif any(k in cfg for k in REGRESS_KEYS):
+        raise ValueError("config: input_features and output_features only with task regress")
     if out.get("task", "lm") in ("classify", "image"):
         for k, v in CLASSIFY_DEFAULTS.items():
             out.setdefault(k, v)
@@ -129,7 +146,7 @@ def full_config(cfg):
     elif any(k in cfg for k in ("num_classes", "pooling")):
         raise ValueError("config: num_classes and pooling only with task classify")
     for k in REQUIRED:
-        if k not in out and not (image and k == "vocab_size"):
+        if k not in out and not ((image or regress) and k == "vocab_size"):
             raise ValueError(f"config: required key '{k}' is missing")
     if out["glu_dim"] is None:
         out["glu_dim"] = out["dim"]
@@ -163,6 +180,11 @@ def full_config(cfg):
     task = out.get("task", "lm")
     if task != "lm" and out["lm_head_type"] != "linear":
         raise ValueError("config key 'lm_head_type': only a language model has a vocabulary head")
+    if regress:
+        # Features go through input_proj: there is no token embedding to scale, normalize or tie.
+        for k in TOKEN_ONLY_KEYS:
+            if out[k] != DEFAULTS[k]:
+                raise ValueError(f"config key '{k}': expected the default {DEFAULTS[k]!r} for a regressor")
     if image:
         # A grid of patches has no token embedding to scale or normalize, and the 2-D RPE is fed
         # the raw offset pair (di, dj).
@@ -265,6 +287,8 @@ def param_specs(cfg):
     image = is_image(cfg)
     if image:  # each P x P x Ch patch is one token: patch_embed [D, P*P*Ch] + [D]
         specs = _linear_specs("patch_embed.", D, cfg["patch_size"] ** 2 * cfg["image_channels"])
+    elif is_regressor(cfg):  # F features per position: input_proj [D, F] + [D]
+        specs = _linear_specs("input_proj.", D, cfg["input_features"])
     else:
         specs = [("embed.weight", (V, D), "embed", True)]
         specs += _norm_specs("embed_norm.", D, cfg["embed_norm_type"])
@@ -282,6 +306,8 @@ def param_specs(cfg):
     specs += _norm_specs("final_norm.", D, cfg["final_norm_type"])
     if is_classifier(cfg) or image:  # head [K, D] + [K] instead of lm_head
         specs += _linear_specs("head.", cfg["num_classes"], D)
+    elif is_regressor(cfg):  # a value per output feature and position: head [Fo, D] + [Fo]
+        specs += _linear_specs("head.", cfg["output_features"], D)
     else:
         if cfg["lm_head_type"] == "roberta":  # dense D -> D, gelu, LayerNorm, then the vocabulary
             specs += _linear_specs("lm_head.dense.", D, D)
@@ -299,6 +325,10 @@ def is_classifier(cfg):
 
 def is_image(cfg):
     return cfg.get("task", "lm") == "image"
+
+
+def is_regressor(cfg):
+    return cfg.get("task", "lm") == "regress"
 
 
 def random_params(cfg, rng, weight_scale=0.8):
@@ -666,6 +696,31 @@ def image_forward(cfg, P, images, labels=None):
     return nll.mean(), logits
 
 
+def regress_forward(cfg, P, features, targets=None, toeplitz=toeplitz_dense):
+    """features [B, N, F], targets [B, N, Fo]: (loss or None, values [B, N, Fo]). The loss is the
+    mean of (value - target)^2 over all B * N * Fo values (tnn's grad passes no lengths)."""
+    cfg = full_config(cfg)
+    x = add_positions(cfg, linear(P, "input_proj.", features))
+    y = linear(P, "head.", layers_and_final_norm(cfg, P, x, tno_1d(toeplitz)))
+    if targets is None:
+        return None, y
+    return ((y - targets) ** 2).sum() / targets.numel(), y
+
+
+def regress_loss_and_grads(cfg, params_np, features_np, targets_np, dtype=torch.float64, toeplitz=toeplitz_dense):
+    """Returns (loss float, values numpy [B, N, Fo], {name: grad numpy}) for a regressor config."""
+    cfg = full_config(cfg)
+    specs = param_specs(cfg)
+    P = {n: torch.tensor(params_np[n], dtype=dtype, requires_grad=tr) for n, _, _, tr in specs}
+    features = torch.tensor(np.asarray(features_np), dtype=dtype)
+    targets = torch.tensor(np.asarray(targets_np), dtype=dtype)
+    loss, values = regress_forward(cfg, P, features, targets, toeplitz)
+    names = [n for n, _, _, tr in specs if tr]
+    grads = torch.autograd.grad(loss, [P[n] for n in names], allow_unused=True)
+    g = {n: (torch.zeros_like(P[n]) if gr is None else gr).detach().numpy() for n, gr in zip(names, grads)}
+    return float(loss.detach()), values.detach().numpy(), g
+
+
 def image_loss_and_grads(cfg, params_np, images_np, labels_np, dtype=torch.float64):
     """Returns (loss float, logits numpy [B, K], {name: grad numpy}) for an image config."""
     cfg = full_config(cfg)
@@ -858,6 +913,64 @@ def _selftest(verbose=True):
         good = False
     report("gradcheck tiny image config (1 = pass)", float(good), 0.5, above=True)
 
+    # 2c. the regressor: gradcheck (parameters and features), causal and bidirectional, one with
+    # attention and positions; its loss against F.mse_loss; a causal regressor's value at i does
+    # not depend on features after i, a bidirectional one's does; its config errors.
+    import torch.nn.functional as F
+    R = dict(task="regress", dim=4, layers=1, heads=2, expand_ratio=1.5, rpe_dim=3, gamma=0.9)
+    for rc in (dict(R, input_features=3, output_features=2, norm_type="layernorm"),
+               dict(R, input_features=1, output_features=1, causal=False, prenorm=False, decay="learned"),
+               dict(R, input_features=2, output_features=3, token_mixer="attention", positions="sinusoidal")):
+        rcfg = full_config(rc)
+        pnp = random_params(rcfg, rng)
+        specs = param_specs(rcfg)
+        names = [n for n, _, _, tr in specs if tr]
+        tgt = torch.tensor(rng.normal(size=(2, 5, rcfg["output_features"])))
+
+        def fr(features, *ts, rcfg=rcfg, pnp=pnp, specs=specs, names=names, tgt=tgt):
+            P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
+            P.update(dict(zip(names, ts)))
+            return regress_forward(rcfg, P, features, tgt)[0]
+
+        inputs = (torch.tensor(rng.normal(size=(2, 5, rcfg["input_features"])), requires_grad=True),) + tuple(
+            torch.tensor(pnp[n], requires_grad=True) for n in names)
+        try:
+            good = torch.autograd.gradcheck(fr, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+        except RuntimeError as e:
+            print(e)
+            good = False
+        report(f"gradcheck tiny regressor causal={rcfg['causal']} {rcfg['token_mixer']} (1 = pass)", float(good), 0.5,
+               above=True)
+        P = {n: torch.tensor(a) for n, a in pnp.items()}
+        loss, values = regress_forward(rcfg, P, inputs[0].detach(), tgt)
+        report(f"regressor causal={rcfg['causal']} loss vs F.mse_loss", abs(float(loss) - float(F.mse_loss(values, tgt))),
+               1e-14)
+        feats = inputs[0].detach()
+        _, base = regress_forward(rcfg, P, feats)
+        worst_past, worst_future = 0.0, 0.0
+        for pos in range(5):
+            f2 = feats.clone()
+            f2[:, pos] += 1.0
+            d = (regress_forward(rcfg, P, f2)[1] - base).abs().amax(-1).amax(0)  # [N]
+            worst_past = max(worst_past, float(d[:pos].max()) if pos > 0 else 0.0)
+            worst_future = max(worst_future, float(d[pos:].max()))
+        if rcfg["causal"]:
+            report("causal regressor: change at pos j leaves values < j unchanged", worst_past, 1e-13)
+        else:
+            report("bidirectional regressor: change at pos j moves values < j", worst_past, 1e-6, above=True)
+        report(f"regressor causal={rcfg['causal']}: change at pos j moves values >= j", worst_future, 1e-6, above=True)
+    for bad in (dict(R, input_features=2, output_features=1, vocab_size=3), dict(R, input_features=2),
+                dict(R, input_features=0, output_features=1), dict(R, input_features=2, output_features=1,
+                                                                   tie_embeddings=True),
+                dict(R, input_features=2, output_features=1, embed_norm_type="layernorm"),
+                dict(vocab_size=3, dim=2, layers=1, input_features=2)):
+        try:
+            full_config(bad)
+            refused = False
+        except ValueError:
+            refused = True
+        report(f"regressor config {bad} refused (1 = pass)", float(refused), 0.5, above=True)
+
     # 3. causal: logits at i do not depend on tokens after i; bidirectional: they do.
     attn = dict(token_mixer="attention", positions="sinusoidal")
     for causal, extra in ((True, {}), (False, {}), (True, dict(par_type=2, normalize=True, use_norm=True)),
@@ -990,7 +1103,7 @@ def _selftest(verbose=True):
     for causal in (True, False):
         ncfg = full_config(dict(vocab_size=5, dim=4, layers=1, heads=2, rpe_dim=3, causal=causal, normalize=True))
         P = {n: torch.tensor(a) for n, a in random_params(ncfg, rng).items()}
-        v = torch.full((2, 7, 12), 1.5, dtype=torch.float64)
+        v = torch.full((2, 7, dims(ncfg)[3]), 1.5, dtype=torch.float64)  # E channels, whatever the default expand_ratio
         valid = torch.tensor([[1.0] * 7, [1.0] * 3 + [0.0] * 4], dtype=torch.float64)
         y = tno_1d(toeplitz_dense)(ncfg, P, "layers.0.token_mixer.toep.", v * valid.unsqueeze(-1), valid)
         err = float((y - 1.5).abs()[valid.bool()].max())
@@ -1060,6 +1173,8 @@ def _grad_command(args):
     tb = {"fft": toeplitz_fft, "dense": toeplitz_dense}[args.toeplitz]
     if is_image(cfg):
         loss, logits, grads = image_loss_and_grads(cfg, params, batch["images"], batch["labels"], dtype)
+    elif is_regressor(cfg):
+        loss, logits, grads = regress_loss_and_grads(cfg, params, batch["inputs"], batch["targets"], dtype, tb)
     elif is_classifier(cfg):
         loss, logits, grads = classifier_loss_and_grads(cfg, params, batch["tokens"], batch["lengths"],
                                                         batch["labels"], dtype, tb)
