@@ -170,7 +170,7 @@ void ones_rows_grad(const Tensor<T>& ym, const Tensor<T>& dy, Index B, bool per_
   g.resize(ym.shape());
   const Index S = dy.size() / B;
   T* gd = g.data() + B * S;
-  if (!per_row) std::fill(gd, gd + S, T(0));
+  std::fill(gd, gd + (per_row ? B : 1) * S, T(0));  // g is reused from the last call: every d row is summed into
   for (Index b = 0; b < B; ++b) {
     const T* p = ym.data() + b * S;
     const Index mrow = per_row ? b : 0;
