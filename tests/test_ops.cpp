@@ -560,6 +560,15 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
     if (train) st->m.set_training(/*seed=*/9, /*step=*/4);
     Case<T> c;
     c.params = testing_helpers::without_key_bias(st->m.named_parameters());
+    // With one position, attention's softmax is over one key: the output is v whatever q and k
+    // are, so their gradients are 0 up to rounding, which relative checks would compare with itself.
+    if (cfg.token_mixer == TokenMixerKind::Attention && N == 1)
+      c.params.erase(std::remove_if(c.params.begin(), c.params.end(),
+                                    [](const auto& p) {
+                                      return p.first.find("q_proj.") != std::string::npos ||
+                                             p.first.find("k_proj.") != std::string::npos;
+                                    }),
+                     c.params.end());
     c.forward = [st](Tensor<T>& y) {
       y.resize({1});
       y[0] = st->m.forward(st->tokens, st->targets);
@@ -1064,7 +1073,10 @@ void add_tno_options(std::vector<OpSpec>& v) {
   for (Activation act : enum_values<Activation>())
     for (bool causal : {true, false}) {
       const bool normalize = act == Activation::Exp || act == Activation::Sigmoid;
-      const TnoDecay decay = k++ % 2 == 0 ? TnoDecay::Learned : TnoDecay::None;
+      // (exp always with a decay: without one, exp(bias) scales a channel's every coefficient,
+      // which normalize cancels, so the RPE's output bias would have a gradient of 0 up to rounding)
+      const bool alternate = k++ % 2 == 0;
+      const TnoDecay decay = alternate || act == Activation::Exp ? TnoDecay::Learned : TnoDecay::None;
       v.push_back(tno_options_spec(cat("Tno_act_", to_string(act), causal ? "_causal" : "_bidir",
                                        normalize ? "_normalize" : ""),
                                    opts(causal, decay, Activation::Silu, normalize, act), 2, 9, {}, false,
