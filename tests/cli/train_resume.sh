@@ -153,3 +153,11 @@ set -e
 [ $rc -ne 0 ] && [ "$(wc -l < bf16c.log)" -eq 1 ] && grep -q "precision" bf16c.log \
   || fail "resume of a bf16 run in fp32: rc $rc, $(cat bf16c.log)"
 echo "ok: --recompute gives the same model; a bf16 run trains and resumes in bf16 only"
+
+# 7. A model flag given with --config overrides that key, with one note line on stderr.
+printf '{"dim": 16, "layers": 1, "rpe_dim": 8}\n' > c16.json
+"$TNN" train --data corpus.txt --config c16.json --dim 8 --steps 2 --warmup 0 --seq-len 64 --batch 2 --eval-every 0 \
+  --eval-tokens 2000 --threads 1 --out override.safetensors 2> override.log || { cat override.log >&2; fail "--config + --dim"; }
+grep -q '^note: --dim 8 overrides "dim": 16 of --config' override.log || fail "no override note: $(cat override.log)"
+grep -q "(dim 8, layers 1," override.log || fail "--dim did not override the config: $(grep parameters override.log)"
+echo "ok: a flag given with --config overrides its key, with a note"
