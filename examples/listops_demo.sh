@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The Long-Range Arena's ListOps on this machine (issue 14): generate the data with tnn-listops
+# The Long-Range Arena's ListOps on this machine: generate the data with tnn-listops
 # (LRA's rules, 96,000 / 2,000 / 2,000 examples of 500-2,000 tokens, 10 classes, seeded), train a
 # bidirectional TNN classifier with `tnn train --task classify`, and report its test accuracy
 # beside the LRA table. Budget: about 30 minutes on 2 cores (STEPS scales it).

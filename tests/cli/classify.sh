@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end checks of sequence classification (issue 14), run by ctest:
+# End-to-end checks of sequence classification, run by ctest:
 #  - tnn-listops is reproducible and its labels are the values of its expressions (checked by an
 #    independent evaluator of LRA's text form, below in Python);
 #  - `tnn train --task classify` learns a small task; `tnn eval` reports accuracy (text and

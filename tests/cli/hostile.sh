@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Hostile and careless input to the `tnn` program, one case per class of issue 11: each bad
+# Hostile and careless input to the `tnn` program, one case per class of defect found in review: each bad
 # case exits non-zero (never on a signal) with exactly one "tnn: error:" line of at most 400
 # bytes, and leaves existing files untouched; each valid edge case keeps working.
 # Usage: hostile.sh /path/to/tnn WORKDIR

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# End-to-end checks of image classification in the program (issue 15), run by ctest:
+# End-to-end checks of image classification in the program, run by ctest:
 #  - `tnn train --task image` learns a small generated task from a U8 image file, and the same
 #    images stored as I32 give a byte-identical model;
 #  - `tnn eval` reports accuracy (text and --json), equal to the fraction of `tnn classify

@@ -68,7 +68,7 @@ CONFIGS = [
     C("causal-n1000-nodecay-post", 1, 1000, dim=4, layers=1, heads=1, rpe_dim=4, use_decay=False,
       prenorm=False, tie_embeddings=True),
 ]
-# Classifiers (issue 14): bidirectional backbone, pooling, head [K, D] + [K], ragged lengths
+# Classifiers: bidirectional backbone, pooling, head [K, D] + [K], ragged lengths
 # (every batch mixes full-length rows with short ones, down to length 1).
 CL = dict(causal=False, task="classify")
 CONFIGS += [
@@ -82,7 +82,7 @@ CONFIGS += [
     C("cls-mean-ln-n300", 3, 300, targets="ragged", num_classes=5, dim=4, layers=1, rpe_dim=4,
       norm_type="layernorm", gamma=0.95, **CL),
 ]
-# Image classifiers (issue 15, model.md §13): patch embedding, the 2-D TNO on a grid of patches
+# Image classifiers (model.md §13): patch embedding, the 2-D TNO on a grid of patches
 # (odd and even grid sides, 1 x W and H x 1 grids, up to 17 x 16 where tnn's 2-D product takes
 # the FFT path: above 196 positions), every norm, decays, pooling; N shows the grid's tokens.
 def IMG(name, B, H, W, Ch, patch, **kw):
