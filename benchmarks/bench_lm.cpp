@@ -115,11 +115,12 @@ bool skip_long_attention(benchmark::State& state, const TnnConfig& cfg, Index N,
 
 // One forward with loss and one backward (no optimizer step), at a fixed [1, N]:
 // after the warm-up step every buffer has its size and nothing is allocated.
-void train_step_bench(benchmark::State& state, const TnnConfig& cfg) {
+void train_step_bench(benchmark::State& state, const TnnConfig& cfg, Precision precision = Precision::F32) {
   const Index N = state.range(0);
   if (skip_long_attention(state, cfg, N, 3.5)) return;
   auto model = std::make_unique<TnnLM<Scalar>>(cfg);
   model->init_weights(1);
+  model->set_precision(precision);
   Tensor<std::int32_t> tokens, targets;
   make_tokens(N, 2, cfg.vocab_size, tokens, targets);
   model->zero_grad();
@@ -137,6 +138,9 @@ void train_step_bench(benchmark::State& state, const TnnConfig& cfg) {
   tnn_bench::set_peak_fraction(state, 3 * forward_flops(cfg, 1, N), t0, threads_used());
 }
 void BM_LM_TrainStep(benchmark::State& state) { train_step_bench(state, bench_config()); }
+// The same step with bf16 products (tnn train --precision bf16); the FLOP/s and peak% counters
+// still count against the fp32 FMA peak, so the ratio to BM_LM_TrainStep is the speed-up.
+void BM_LM_TrainStep_Bf16(benchmark::State& state) { train_step_bench(state, bench_config(), Precision::Bf16); }
 void BM_Attention_TrainStep(benchmark::State& state) { train_step_bench(state, bench_attention_config()); }
 
 // Logits only (evaluation).
@@ -244,6 +248,7 @@ void BM_Gemm_Roofline_Eigen(benchmark::State& state) { run_roofline(state, &deta
 // The TNN and attention families share their lengths, 512 .. 65536 by doubling (the table of
 // docs/paper.md); attention skips those beyond kMaxAttentionMacs.
 BENCHMARK(BM_LM_TrainStep)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_LM_TrainStep_Bf16)->RangeMultiplier(2)->Range(512, 8192)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_TrainStep)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_LM_Forward)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attention_Forward)->RangeMultiplier(2)->Range(512, 65536)->Unit(benchmark::kMillisecond);
