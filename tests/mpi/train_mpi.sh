@@ -115,8 +115,11 @@ echo "ok: a killed rank ends the job with exit $rc; the checkpoint resumes byte-
 ARGS_SAVED=("${ARGS[@]}")
 ARGS=("${ARGS[@]/#64/512}")  # --seq-len 64 -> 512
 "${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --steps 400 --out longref.safetensors --save-every 1000 2> longref.log
-STEPS=400 start_job term --save-every 1000
-wait_for_step term 5
+# (--pause-at-step 5, the hidden testing hook: the ranks wait after step 5 until the signal
+# comes, so a run faster than mpirun's forwarding cannot finish first)
+STEPS=400 start_job term --save-every 1000 --pause-at-step 5
+for _ in $(seq 1 2000); do grep -q "^step 5/" term1.log && break; sleep 0.01; done
+grep -q "^step 5/" term1.log || fail "term never reached step 5"
 kill -TERM $JOB
 set +e
 wait $JOB

@@ -148,8 +148,8 @@ inline GemmKernel best_gemm_kernel() {
 
 // ---------------------------------------------------------------- packing buffers
 
-// Each thread's packing buffers: grown to the largest block it has packed, then reused, so a
-// steady state of products of the same shapes allocates nothing. Freed when the thread ends.
+// Each thread's packing buffers: one whole block of each operand, allocated at the thread's first
+// product and reused, so products allocate nothing after it. Freed when the thread ends.
 struct PackBuffers {
   struct Free {
     void operator()(void* p) const { ::operator delete(p, std::align_val_t(64)); }
@@ -225,13 +225,12 @@ void packed_gemm(Op ta, Op tb, Index m, Index n, Index k, float alpha, const flo
   using E = typename K::Elem;
   constexpr Index MR = K::MR, NR = K::NR, KC = K::KC, MC = K::MC, NC = K::NC;
   const Index ku = (k + kPerUnit<E> - 1) / kPerUnit<E>;
-  const Index kcmax = std::min(KC, ku);
-  const Index ncmax = std::min(NC, (n + NR - 1) / NR * NR);
-  const Index mcmax = std::min(MC, (m + MR - 1) / MR * MR);
   PackBuffers& ws = pack_buffers();
-  // (+64 units: headroom past the last panel, never read)
-  PackBuffers::grow(ws.a, ws.a_bytes, std::size_t(mcmax * kcmax + 64) * sizeof(E));
-  PackBuffers::grow(ws.b, ws.b_bytes, std::size_t(ncmax * kcmax + 64) * sizeof(E));
+  // Whole blocks at once (MC x KC and NC x KC units: 3.4 MB a thread for the AVX-512 kernel), not
+  // the block this product needs: a product that grows step by step (attention's keys while
+  // decoding) then never allocates again. (+64 units: headroom past the last panel, never read)
+  PackBuffers::grow(ws.a, ws.a_bytes, std::size_t(MC * KC + 64) * sizeof(E));
+  PackBuffers::grow(ws.b, ws.b_bytes, std::size_t(NC * KC + 64) * sizeof(E));
   E* const ap = static_cast<E*>(ws.a.get());
   E* const bp = static_cast<E*>(ws.b.get());
   const bool a_along_k = ta == Op::N, b_along_k = tb == Op::T;

@@ -124,7 +124,7 @@ class Gtu : public Visits<Gtu<T, Backend, Mixer>> {
       const T* vp = c.v_pre.data();
       T* v = c.v.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
-        alignas(64) T pre[detail::kActChunk];
+        alignas(64) T pre[detail::kActChunk] = {};  // (zeroed: GCC 12 -O2 cannot see add_bias write it)
         add_bias(vp + off, bv, c0, n, pre);
         detail::act_eval(act, pre, n, v + off, static_cast<T*>(nullptr));
       });
@@ -141,8 +141,8 @@ class Gtu : public Visits<Gtu<T, Backend, Mixer>> {
       const T* yy = c.y.data();
       T* z = c.z.data();
       detail::for_each_chunk(rows, E, [&](Index off, Index c0, Index n) {
-        if (n <= 0) return;  // never (n >= 1): tells GCC 12 that pre is written, no -Wmaybe-uninitialized
-        alignas(64) T pre[detail::kActChunk], u[detail::kActChunk];
+        // (zeroed: GCC 12 at -O2 cannot see that add_bias writes pre before act_eval reads it)
+        alignas(64) T pre[detail::kActChunk] = {}, u[detail::kActChunk];
         add_bias(up + off, bu, c0, n, pre);
         detail::act_eval(act, pre, n, u, static_cast<T*>(nullptr));
         for (Index j = 0; j < n; ++j) z[off + j] = u[j] * yy[off + j];
