@@ -33,8 +33,10 @@ need=(build-essential cmake ninja-build clang-14 libclang-rt-14-dev libomp-14-de
       libfftw3-dev libgtest-dev googletest nlohmann-json3-dev libcli11-dev libopenblas-dev)
 bash .ci/install_missing.sh "${need[@]}"
 
-# Unit test targets, as tests/CMakeLists.txt declares them with tnn_add_test(name).
+# Unit test targets, as tests/CMakeLists.txt declares them with tnn_add_test(name), and test_ops
+# (declared on its own: one ctest test per check).
 mapfile -t unit_targets < <(sed -n 's/^tnn_add_test(\([a-z_0-9]*\).*/test_\1/p' tests/CMakeLists.txt | grep -vx test_alloc)
+unit_targets+=(test_ops)
 
 start=$SECONDS
 stamp() { echo "== [$(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s] $*"; }
