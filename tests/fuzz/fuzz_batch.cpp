@@ -3,24 +3,18 @@
 // crash, a sanitizer report, any other exception, or an accepted batch breaking its contract
 // (same [B, N] shapes, ids in range), is a finding.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "tnn/train/data.hpp"
 
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_batch: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
+#include "fuzz_common.hpp"
+
+const char tnn_fuzz::kTarget[] = "fuzz_batch";
+using tnn_fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   constexpr tnn::Index kVocab = 257;
-  try {
+  tnn_fuzz::errors_one_line([&] {
     const tnn::SafetensorsFile f = tnn::parse_safetensors(data, size, "fuzz-batch.safetensors");
     const tnn::Batch b = tnn::batch_from_safetensors(f, kVocab, "batch 'fuzz'");
     check(b.tokens.rank() == 2 && b.tokens.shape() == b.targets.shape(), "shapes differ");
@@ -29,8 +23,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(b.tokens[i] >= 0 && b.tokens[i] < kVocab, "token id out of range accepted");
       check(b.targets[i] >= -1 && b.targets[i] < kVocab, "target out of range accepted");
     }
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
+  });
   return 0;
 }

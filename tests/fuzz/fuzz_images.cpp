@@ -5,24 +5,18 @@
 // breaking its contract (pixels 0..255, one label >= 0 per image, labels below the names, names
 // printable and distinct, at most max(2, M) classes without names) is a finding.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <set>
 #include <string>
 
 #include "tnn/train/image_file.hpp"
 
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_images: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
+#include "fuzz_common.hpp"
+
+const char tnn_fuzz::kTarget[] = "fuzz_images";
+using tnn_fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  try {
+  tnn_fuzz::errors_one_line([&] {
     const tnn::SafetensorsFile f = tnn::parse_safetensors(data, size, "fuzz-images.safetensors");
     const bool require_labels = size % 2 == 0;
     const tnn::ImageSet s = tnn::image_set_from_safetensors(f, "image file 'fuzz'", require_labels);
@@ -41,8 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(names.size() >= 2 || !s.names.empty(), "fewer than 2 classes");
     check(!s.names.empty() || static_cast<tnn::Index>(names.size()) <= std::max<tnn::Index>(2, s.size()),
           "more classes than images without names");
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
+  });
   return 0;
 }

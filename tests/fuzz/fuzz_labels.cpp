@@ -4,25 +4,19 @@
 // one per line (or that --json would merge) is a finding. Accepted names survive the round trip
 // through the JSON a checkpoint stores.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <set>
 #include <string>
 
 #include "tnn/model/class_names.hpp"
 
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_labels: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
+#include "fuzz_common.hpp"
+
+const char tnn_fuzz::kTarget[] = "fuzz_labels";
+using tnn_fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);
-  try {
+  tnn_fuzz::errors_one_line([&] {
     const std::vector<std::string> names = tnn::parse_class_names(text, "metadata 'tnn.labels'");
     std::set<std::string> distinct(names.begin(), names.end());
     check(distinct.size() == names.size(), "a class name twice");
@@ -31,8 +25,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
       check(tnn::text_problem(n).empty(), "an unprintable class name");
     }
     check(tnn::parse_class_names(tnn::class_names_json(names, "fuzz"), "again") == names, "round trip differs");
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
+  });
   return 0;
 }

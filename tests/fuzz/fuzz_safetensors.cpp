@@ -2,21 +2,17 @@
 // to a bad file; a crash, a sanitizer report, any other exception, or an accepted file that
 // does not survive decode -> write -> parse -> write unchanged, is a finding.
 #include <cstdint>
-#include <cstdlib>
-#include <cstdio>
 #include <optional>
 #include <vector>
 
 #include "tnn/io/safetensors.hpp"
 
-namespace {
+#include "fuzz_common.hpp"
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_safetensors: %s\n", what);
-    std::abort();
-  }
-}
+const char tnn_fuzz::kTarget[] = "fuzz_safetensors";
+using tnn_fuzz::check;
+
+namespace {
 
 // Decodes every tensor in its own type and writes it all again.
 std::vector<std::uint8_t> rewrite(const tnn::SafetensorsFile& f) {

@@ -5,21 +5,17 @@
 // report, any other exception, or an accepted state that does not survive dump -> parse
 // unchanged, is a finding.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
 #include "tnn/io/safetensors.hpp"
 #include "tnn/train/state.hpp"
 
-namespace {
+#include "fuzz_common.hpp"
 
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_training_state: %s\n", what);
-    std::abort();
-  }
-}
+const char tnn_fuzz::kTarget[] = "fuzz_training_state";
+using tnn_fuzz::check;
+
+namespace {
 
 void read_state(const std::string& text) {
   const tnn::TrainingStateJson s = tnn::parse_training_state(text, "fuzz");
@@ -37,16 +33,10 @@ void read_state(const std::string& text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  try {
-    read_state(std::string(reinterpret_cast<const char*>(data), size));
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
-  try {
+  tnn_fuzz::errors_one_line([&] { read_state(std::string(reinterpret_cast<const char*>(data), size)); });
+  tnn_fuzz::errors_one_line([&] {
     const tnn::SafetensorsFile f = tnn::parse_safetensors(data, size, "fuzz.optim.safetensors");
     read_state(f.metadata_at("tnn.optim.extra"));
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
+  });
   return 0;
 }

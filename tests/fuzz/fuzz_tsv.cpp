@@ -4,22 +4,16 @@
 // exception, or an accepted file breaking the reader's contract is a finding: every text 1..max_len
 // bytes, every label a valid index, every class name printable one-line UTF-8 and distinct.
 #include <cstdint>
-#include <cstdio>
-#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "tnn/train/labeled_texts.hpp"
 
-namespace {
-void check(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "fuzz_tsv: %s\n", what);
-    std::abort();
-  }
-}
-}  // namespace
+#include "fuzz_common.hpp"
+
+const char tnn_fuzz::kTarget[] = "fuzz_tsv";
+using tnn_fuzz::check;
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size < 2) return 0;
@@ -29,7 +23,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!allow_new) names = {"a", "b", "pos"};
   const std::size_t given = names.size();
   const std::vector<std::uint8_t> bytes(data + 2, data + size);
-  try {
+  tnn_fuzz::errors_one_line([&] {
     const tnn::LabeledTexts t = tnn::parse_labeled_texts(bytes, "data file 'fuzz'", max_len, names, allow_new);
     check(!t.empty() && t.texts.size() == t.labels.size(), "texts and labels differ in number");
     for (std::size_t i = 0; i < t.texts.size(); ++i) {
@@ -41,8 +35,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     check(distinct.size() == names.size(), "a class name twice");
     for (const std::string& n : names) check(tnn::text_problem(n).empty() && !n.empty(), "an unprintable class name");
     (void)tnn::class_names_json(names, "fuzz");  // what a checkpoint stores: never throws for accepted names
-  } catch (const tnn::Error& e) {
-    check(std::string(e.what()).find('\n') == std::string::npos, "error message not one line");
-  }
+  });
   return 0;
 }
