@@ -14,10 +14,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <initializer_list>
 #include <iomanip>
 #include <limits>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -173,10 +175,36 @@ inline void check_svg_path(const std::string& path, const char* flag) {
   tnn::check_output_path(path, flag);
 }
 
-// The `tnn grad` output file (docs/model.md §10): `loss` (F64, shape []), the model's `logits`,
-// and `grad.<name>` for every trained parameter, after model.forward(..) and model.backward().
-template <class Model, class T>
-void write_grad_output(const std::string& out, T loss, Model& model) {
+// `tnn grad` in the precision --dtype names: `run(tag)` with a double (f64) or a float tag.
+template <class F>
+void run_in_dtype(const std::string& dtype, F&& run) {
+  if (dtype == "f64")
+    run(double{});
+  else
+    run(float{});
+}
+
+// `tnn grad`'s --inputs file `path`, holding every tensor of `names`: a FormatError naming the
+// missing one and what the model's inputs are (`inputs`) otherwise.
+inline tnn::SafetensorsFile read_grad_inputs(const std::string& path, std::initializer_list<const char*> names,
+                                             const char* inputs) {
+  tnn::SafetensorsFile f = tnn::read_safetensors(path);
+  for (const char* name : names)
+    if (!f.has(name))
+      tnn::fail<tnn::FormatError>("--inputs ", tnn::quote_path(path), ": expected a tensor named '", name, "' (", inputs,
+                                  "), it is missing");
+  return f;
+}
+
+// The `tnn grad` output file (docs/model.md §10) of one step of `model` on `inputs`
+// (model.forward(inputs...) with its loss, then model.backward()): `loss` (F64, shape []), the
+// model's `logits`, and `grad.<name>` for every trained parameter.
+template <class Model, class... Inputs>
+void write_grad_output(const std::string& out, Model& model, const Inputs&... inputs) {
+  model.zero_grad();
+  const auto loss = model.forward(inputs...);
+  model.backward();
+  using T = std::remove_const_t<decltype(loss)>;
   tnn::SafetensorsWriter w;
   tnn::Tensor<double> loss_t(tnn::Shape{});
   loss_t[0] = static_cast<double>(loss);

@@ -143,6 +143,15 @@ void TrainSession::check_resumed_task(tnn::Task task) const {
                                tnn::to_string(saved), "')");
 }
 
+void TrainSession::check_one_process(tnn::Task task) {
+  if (communicator().size() > 1)
+    tnn::fail<tnn::ValueError>("--task ", tnn::to_string(task),
+                               ": expected one process (data-parallel training is for --task lm), got ",
+                               communicator().size(), " under mpirun");
+  check_outputs();
+  check_resumed_task(task);
+}
+
 tnn::TnnConfig TrainSession::model_config(const nlohmann::json& data_keys) {
   nlohmann::json j = nlohmann::json::object();
   std::string source;

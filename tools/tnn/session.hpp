@@ -51,6 +51,9 @@ class TrainSession {
   void check_outputs();
   // With --resume: the saved model is of `task` (a one-line error naming what it is otherwise).
   void check_resumed_task(tnn::Task task) const;
+  // The checks of a task that trains in one process (every task but lm), before any work: one
+  // process under mpirun, then check_outputs() and check_resumed_task(task).
+  void check_one_process(tnn::Task task);
 
   // The model of this run: the saved run's config (--resume), or --config's keys, or none; then
   // every model flag given (one notice line for each key it overrides in --config); then
@@ -78,6 +81,20 @@ class TrainSession {
 
   // Runs to the end (or --stop-after, or a signal: saved either way) and prints the closing message.
   tnn::TrainResult run(tnn::Trainer<float>& trainer);
+
+  // The rest of a one-process task's run once its model and `task` are built: `record` stored in
+  // the checkpoint, the trainer (identity: the config and `extra_identity`), --resume, the begin,
+  // `summary()` (the model/data line), the run; returns the exit code.
+  template <class Model, class Task, class Summary>
+  int train(Model& model, Task& task, const tnn::TnnConfig& cfg, const DataRecord& record,
+            const nlohmann::json& extra_identity, Validation kind, Summary&& summary) {
+    task.set_metadata(kDataMetadataKey, record.to_json());
+    tnn::Trainer<float> trainer(task, trainer_config(cfg, extra_identity), hooks(model.named_parameters(), kind));
+    resume(trainer);
+    trainer.begin();
+    summary();
+    return exit_code(run(trainer));
+  }
   // The program's exit code for a result: 128 + the signal when interrupted, else 0.
   static int exit_code(const tnn::TrainResult& r) {
     return r.outcome == tnn::TrainResult::Outcome::Interrupted ? 128 + r.signal : 0;

@@ -78,11 +78,7 @@ EvalScope eval_scope(const std::string& checkpoint, const std::vector<std::uint8
 
 int train_classify(TrainOptions& o) {
   TrainSession session(o);
-  if (communicator().size() > 1)
-    tnn::fail<tnn::ValueError>("--task classify: expected one process (data-parallel training is for --task lm), got ",
-                               communicator().size(), " under mpirun");
-  session.check_outputs();
-  session.check_resumed_task(tnn::Task::Classify);
+  session.check_one_process(tnn::Task::Classify);
 
   // Labels are numbered in the order first seen in --data (a resumed run keeps its own numbering);
   // validation: --valid, or else the last --valid-fraction of --data's lines.
@@ -118,16 +114,15 @@ int train_classify(TrainOptions& o) {
   model.init_weights(o.seed);
   session.prepare(model);
   tnn::ClassifyTask<float> task(model, train, valid, o.batch, o.seed, names, o.seq_len);
-  task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
-  tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "classify"}, {"labels", names}}),
-                              session.hooks(model.named_parameters(), TrainSession::Validation::Accuracy));
-  session.resume(trainer);
-  trainer.begin();
-  std::fprintf(stderr, "model: %s, classifier, %lld classes, %s pooling); data: %lld train / %lld valid examples; %s\n",
-               model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.num_classes,
-               tnn::to_string(cfg.pooling), (long long)train.size(), (long long)valid.size(),
-               count_of(current_threads(), "thread").c_str());
-  return TrainSession::exit_code(session.run(trainer));
+  return session.train(
+      model, task, cfg, session.data_record(bytes, held_out), {{"task", "classify"}, {"labels", names}},
+      TrainSession::Validation::Accuracy, [&] {
+        std::fprintf(stderr,
+                     "model: %s, classifier, %lld classes, %s pooling); data: %lld train / %lld valid examples; %s\n",
+                     model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.num_classes,
+                     tnn::to_string(cfg.pooling), (long long)train.size(), (long long)valid.size(),
+                     count_of(current_threads(), "thread").c_str());
+      });
 }
 
 void eval_classify(const EvalOptions& o) {
@@ -148,19 +143,16 @@ void eval_classify(const EvalOptions& o) {
 }
 
 void grad_classify(const GradOptions& o) {
-  auto run = [&](auto tag) {
+  run_in_dtype(o.dtype, [&](auto tag) {
     using T = decltype(tag);
     tnn::TnnClassifier<T> model = tnn::load_model<tnn::TnnClassifier<T>>(o.checkpoint);
-    const tnn::SafetensorsFile f = tnn::read_safetensors(o.inputs);
+    const tnn::SafetensorsFile f = read_grad_inputs(o.inputs, {"tokens", "lengths", "labels"},
+                                                    "a classifier's inputs are tokens [B, N], lengths [B], labels [B]");
     const std::string where = "--inputs " + tnn::quote_path(o.inputs);
-    for (const char* name : {"tokens", "lengths", "labels"}) {
-      if (!f.has(name))
-        tnn::fail<tnn::FormatError>(where, ": expected a tensor named '", name,
-                                    "' (a classifier's inputs are tokens [B, N], lengths [B], labels [B]), it is missing");
+    for (const char* name : {"tokens", "lengths", "labels"})
       if (f.dtype(name) != tnn::Dtype::I32)
         tnn::fail<tnn::FormatError>(where, ": tensor '", name, "': expected dtype I32, got ",
                                     tnn::dtype_name(f.dtype(name)));
-    }
     if (f.shape("tokens").size() != 2)
       tnn::fail<tnn::FormatError>(where, ": tensor 'tokens': expected shape [B, N], got ",
                                   tnn::shape_str(f.shape("tokens")));
@@ -168,15 +160,8 @@ void grad_classify(const GradOptions& o) {
     f.get_into("tokens", tokens);
     f.get_into("lengths", lengths);
     f.get_into("labels", labels);
-    model.zero_grad();
-    const T loss = model.forward(tokens, labels, &lengths);  // checks shapes and ranges
-    model.backward();
-    write_grad_output(o.out, loss, model);
-  };
-  if (o.dtype == "f64")
-    run(double{});
-  else
-    run(float{});
+    write_grad_output(o.out, model, tokens, labels, &lengths);  // checks shapes and ranges
+  });
 }
 
 void classify_text(const ClassifyOptions& o) {

@@ -41,11 +41,7 @@ tnn::ImageSet read_images_for(const tnn::TnnImageClassifier<float>& model, const
 
 int train_image(TrainOptions& o) {
   TrainSession session(o);
-  if (communicator().size() > 1)
-    tnn::fail<tnn::ValueError>("--task image: expected one process (data-parallel training is for --task lm), got ",
-                               communicator().size(), " under mpirun");
-  session.check_outputs();
-  session.check_resumed_task(tnn::Task::Image);
+  session.check_one_process(tnn::Task::Image);
 
   // Class names: the saved run's, or the file's, or "0".."K-1". Validation: --valid, or else the
   // last --valid-fraction of --data's images.
@@ -84,20 +80,18 @@ int train_image(TrainOptions& o) {
   model.init_weights(o.seed);
   session.prepare(model);
   tnn::ImageTask<float> task(model, train, valid, o.batch, o.seed, names);
-  task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
-  tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "image"}, {"labels", names}}),
-                              session.hooks(model.named_parameters(), TrainSession::Validation::Accuracy));
-  session.resume(trainer);
-  trainer.begin();
-  std::fprintf(stderr,
-               "model: %s, image classifier, %lldx%lldx%lld images, %lldx%lld patches (a %lldx%lld grid), %lld classes, "
-               "%s pooling); data: %lld train / %lld valid images; %s\n",
-               model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.image_height,
-               (long long)cfg.image_width, (long long)cfg.image_channels, (long long)cfg.patch_size,
-               (long long)cfg.patch_size, (long long)cfg.grid_h(), (long long)cfg.grid_w(), (long long)cfg.num_classes,
-               tnn::to_string(cfg.pooling), (long long)train.size(), (long long)valid.size(),
-               count_of(current_threads(), "thread").c_str());
-  return TrainSession::exit_code(session.run(trainer));
+  return session.train(
+      model, task, cfg, session.data_record(bytes, held_out), {{"task", "image"}, {"labels", names}},
+      TrainSession::Validation::Accuracy, [&] {
+        std::fprintf(stderr,
+                     "model: %s, image classifier, %lldx%lldx%lld images, %lldx%lld patches (a %lldx%lld grid), "
+                     "%lld classes, %s pooling); data: %lld train / %lld valid images; %s\n",
+                     model_summary(cfg, model.num_parameters()).c_str(), (long long)cfg.image_height,
+                     (long long)cfg.image_width, (long long)cfg.image_channels, (long long)cfg.patch_size,
+                     (long long)cfg.patch_size, (long long)cfg.grid_h(), (long long)cfg.grid_w(),
+                     (long long)cfg.num_classes, tnn::to_string(cfg.pooling), (long long)train.size(),
+                     (long long)valid.size(), count_of(current_threads(), "thread").c_str());
+      });
 }
 
 void eval_image(const EvalOptions& o) {
@@ -151,15 +145,12 @@ void classify_images(const ClassifyOptions& o) {
 }
 
 void grad_image(const GradOptions& o) {
-  auto run = [&](auto tag) {
+  run_in_dtype(o.dtype, [&](auto tag) {
     using T = decltype(tag);
     tnn::TnnImageClassifier<T> model = tnn::load_model<tnn::TnnImageClassifier<T>>(o.checkpoint);
-    const tnn::SafetensorsFile f = tnn::read_safetensors(o.inputs);
+    const tnn::SafetensorsFile f = read_grad_inputs(o.inputs, {"images", "labels"},
+                                                    "an image classifier's inputs are images [B, H, W, Ch], labels [B]");
     const std::string where = "--inputs " + tnn::quote_path(o.inputs);
-    for (const char* name : {"images", "labels"})
-      if (!f.has(name))
-        tnn::fail<tnn::FormatError>(where, ": expected a tensor named '", name,
-                                    "' (an image classifier's inputs are images [B, H, W, Ch], labels [B]), it is missing");
     if (!tnn::dtype_is_float(f.dtype("images")))
       tnn::fail<tnn::FormatError>(where, ": tensor 'images': expected dtype F32 or F64 (the values the model sees), got ",
                                   tnn::dtype_name(f.dtype("images")));
@@ -179,15 +170,8 @@ void grad_image(const GradOptions& o) {
     for (tnn::Index i = 0; i < images.size(); ++i)
       if (!std::isfinite(images[i]))
         tnn::fail<tnn::ValueError>(where, ": tensor 'images': element ", i, " is ", images[i], "; expected finite values");
-    model.zero_grad();
-    const T loss = model.forward(images, labels);  // checks shapes and label ranges
-    model.backward();
-    write_grad_output(o.out, loss, model);
-  };
-  if (o.dtype == "f64")
-    run(double{});
-  else
-    run(float{});
+    write_grad_output(o.out, model, images, labels);  // checks shapes and label ranges
+  });
 }
 
 }  // namespace tnncli

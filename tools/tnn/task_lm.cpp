@@ -408,19 +408,12 @@ void eval_lm(const EvalOptions& o) {
 }
 
 void grad_lm(const GradOptions& o) {
-  auto run = [&](auto tag) {
+  run_in_dtype(o.dtype, [&](auto tag) {
     using T = decltype(tag);
     tnn::TnnLM<T> model = tnn::load_model<tnn::TnnLM<T>>(o.checkpoint);
     tnn::Batch b = tnn::read_batch_file(o.inputs, model.config().vocab_size);
-    model.zero_grad();
-    const T loss = model.forward(b.tokens, b.targets);
-    model.backward();
-    write_grad_output(o.out, loss, model);
-  };
-  if (o.dtype == "f64")
-    run(double{});
-  else
-    run(float{});
+    write_grad_output(o.out, model, b.tokens, b.targets);
+  });
 }
 
 namespace {

@@ -144,11 +144,7 @@ class RegressTask : public tnn::SupervisedTask<tnn::TnnRegressor<float>> {
 
 int train_regress(TrainOptions& o) {
   TrainSession session(o);
-  if (communicator().size() > 1)
-    tnn::fail<tnn::ValueError>("--task regress: expected one process (data-parallel training is for --task lm), got ",
-                               communicator().size(), " under mpirun");
-  session.check_outputs();
-  session.check_resumed_task(tnn::Task::Regress);
+  session.check_one_process(tnn::Task::Regress);
 
   Sequences train = read_sequences(o.data, "--data");
   const std::vector<std::uint8_t> bytes = tnn::read_file_bytes(o.data);  // for the checkpoint's data record
@@ -175,16 +171,16 @@ int train_regress(TrainOptions& o) {
   model.init_weights(o.seed);
   session.prepare(model);
   RegressTask task(model, train, valid, o.batch, o.seed);
-  task.set_metadata(kDataMetadataKey, session.data_record(bytes, held_out).to_json());
-  tnn::Trainer<float> trainer(task, session.trainer_config(cfg, {{"task", "regress"}}),
-                              session.hooks(model.named_parameters(), TrainSession::Validation::Mse));
-  session.resume(trainer);
-  trainer.begin();
-  std::fprintf(stderr, "model: %s, %s regressor, %lld -> %lld features); data: %lld train / %lld valid sequences of %lld; %s\n",
-               model_summary(cfg, model.num_parameters()).c_str(), cfg.causal ? "causal" : "bidirectional",
-               (long long)cfg.input_features, (long long)cfg.output_features, (long long)train.size(),
-               (long long)valid.size(), (long long)train.inputs.dim(1), count_of(current_threads(), "thread").c_str());
-  return TrainSession::exit_code(session.run(trainer));
+  return session.train(
+      model, task, cfg, session.data_record(bytes, held_out), {{"task", "regress"}}, TrainSession::Validation::Mse, [&] {
+        std::fprintf(stderr,
+                     "model: %s, %s regressor, %lld -> %lld features); data: %lld train / %lld valid sequences of "
+                     "%lld; %s\n",
+                     model_summary(cfg, model.num_parameters()).c_str(), cfg.causal ? "causal" : "bidirectional",
+                     (long long)cfg.input_features, (long long)cfg.output_features, (long long)train.size(),
+                     (long long)valid.size(), (long long)train.inputs.dim(1),
+                     count_of(current_threads(), "thread").c_str());
+      });
 }
 
 void eval_regress(const EvalOptions& o) {
@@ -211,27 +207,16 @@ void eval_regress(const EvalOptions& o) {
 }
 
 void grad_regress(const GradOptions& o) {
-  auto run = [&](auto tag) {
+  run_in_dtype(o.dtype, [&](auto tag) {
     using T = decltype(tag);
     tnn::TnnRegressor<T> model = tnn::load_model<tnn::TnnRegressor<T>>(o.checkpoint);
-    const tnn::SafetensorsFile f = tnn::read_safetensors(o.inputs);
-    const std::string where = "--inputs " + tnn::quote_path(o.inputs);
-    for (const char* name : {"inputs", "targets"})
-      if (!f.has(name))
-        tnn::fail<tnn::FormatError>(where, ": expected a tensor named '", name,
-                                    "' (a regressor's inputs are inputs [B, N, F], targets [B, N, Fo]), it is missing");
+    const tnn::SafetensorsFile f = read_grad_inputs(o.inputs, {"inputs", "targets"},
+                                                    "a regressor's inputs are inputs [B, N, F], targets [B, N, Fo]");
     tnn::Tensor<T> x, y;
     f.get_into("inputs", x);
     f.get_into("targets", y);
-    model.zero_grad();
-    const T loss = model.forward(x, y);  // checks shapes and finiteness
-    model.backward();
-    write_grad_output(o.out, loss, model);
-  };
-  if (o.dtype == "f64")
-    run(double{});
-  else
-    run(float{});
+    write_grad_output(o.out, model, x, y);  // checks shapes and finiteness
+  });
 }
 
 }  // namespace tnncli
