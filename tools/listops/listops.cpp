@@ -36,6 +36,8 @@
 #include <tnn/io/file.hpp>
 #include <tnn/io/stream.hpp>
 
+#include "../generator_main.hpp"
+
 namespace {
 
 enum Op { Max = 0, Min = 1, Med = 2, Sm = 3 };
@@ -152,16 +154,7 @@ void run(const Options& o) {
   if (longest <= o.min_length)
     tnn::fail<tnn::ValueError>("--min-length ", o.min_length, ": trees of --max-depth ", o.max_depth, " and --max-args ",
                                o.max_args, " have at most ", longest, " tokens; expected a range they can reach");
-  if (o.out_dir.empty()) tnn::fail<tnn::IoError>("--out-dir: expected a directory, got an empty string");
-  std::error_code ec;
-  std::filesystem::create_directories(o.out_dir, ec);
-  if (ec || !std::filesystem::is_directory(o.out_dir))
-    tnn::fail<tnn::IoError>("--out-dir ", tnn::quote_path(o.out_dir), ": expected a directory that can be created, got: ",
-                            ec ? ec.message() : std::string("not a directory"));
-  struct Split {
-    const char* name;
-    std::int64_t count;
-  };
+  create_out_dir(o.out_dir);
   const Split splits[3] = {{"train", o.train}, {"valid", o.valid}, {"test", o.test}};
   // Every output is checked and locked before any work: one run per directory at a time.
   std::vector<tnn::OutputLock> locks;
@@ -228,27 +221,5 @@ int main(int argc, char** argv) {
   app.add_option("--format", o.format, "compact: one byte per token; lra: LRA's text with brackets")
       ->check(CLI::IsMember({"compact", "lra"}))
       ->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // One line, like every other error.
-    std::cerr << "tnn-listops: error: " << tnn::detail::one_line(e.what(), 300) << " (see tnn-listops --help)\n";
-    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
-  }
-  try {
-    run(o);
-  } catch (const std::bad_alloc&) {
-    std::cerr << "tnn-listops: error: out of memory (fewer examples need less)\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "tnn-listops: error: " << tnn::detail::one_line(e.what(), 600) << "\n";
-    return 1;
-  }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-    std::cerr << "tnn-listops: error: writing to standard output failed\n";
-    return 1;
-  }
-  return 0;
+  return run_generator(app, argc, argv, "tnn-listops", "fewer examples need less", [&] { run(o); });
 }

@@ -80,6 +80,8 @@
 #include <tnn/model/checkpoint.hpp>  // kLabelsMetadataKey
 #include <tnn/train/data.hpp>        // detail::stream_seed
 
+#include "../generator_main.hpp"
+
 namespace {
 
 constexpr double kPi = 3.14159265358979323846;
@@ -525,16 +527,7 @@ void run(const Options& o) {
     tnn::fail<tnn::ValueError>("--threads: expected 1 to 1024 (or 0 for all cores), got ", o.threads);
   const std::uint64_t seed = tnn::parse_seed(o.seed);
   const Setting st = make_setting(o);
-  if (o.out_dir.empty()) tnn::fail<tnn::IoError>("--out-dir: expected a directory, got an empty string");
-  std::error_code ec;
-  std::filesystem::create_directories(o.out_dir, ec);
-  if (ec || !std::filesystem::is_directory(o.out_dir))
-    tnn::fail<tnn::IoError>("--out-dir ", tnn::quote_path(o.out_dir), ": expected a directory that can be created, got: ",
-                            ec ? ec.message() : std::string("not a directory"));
-  struct Split {
-    const char* name;
-    std::int64_t count;
-  };
+  create_out_dir(o.out_dir);
   const Split splits[3] = {{"train", o.train}, {"valid", o.valid}, {"test", o.test}};
   std::vector<tnn::OutputLock> locks;  // one run per output at a time, for the whole run
   for (const Split& s : splits)  // refuse before any work, not after the training split
@@ -639,27 +632,5 @@ int main(int argc, char** argv) {
   app.add_flag("--flat", o.flat, "Store images as [M, 1, H*W, 1] (one row of pixels: a 1-D TNN with --patch-size 1)");
   app.add_flag("--solid", o.solid, "Fill the gaps between dashes and add marker positions (for checking labels)");
   app.add_option("--threads", o.threads, "OpenMP threads (0: OMP_NUM_THREADS or all cores)")->capture_default_str();
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    return app.exit(e);
-  } catch (const CLI::ParseError& e) {
-    // One line, like every other error.
-    std::cerr << "tnn-pathfinder: error: " << tnn::detail::one_line(e.what(), 300) << " (see tnn-pathfinder --help)\n";
-    return e.get_exit_code() != 0 ? e.get_exit_code() : 2;
-  }
-  try {
-    run(o);
-  } catch (const std::bad_alloc&) {
-    std::cerr << "tnn-pathfinder: error: out of memory (fewer images per split need less)\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "tnn-pathfinder: error: " << tnn::detail::one_line(e.what(), 600) << "\n";
-    return 1;
-  }
-  if (std::fflush(stdout) != 0 || std::ferror(stdout)) {
-    std::cerr << "tnn-pathfinder: error: writing to standard output failed\n";
-    return 1;
-  }
-  return 0;
+  return run_generator(app, argc, argv, "tnn-pathfinder", "fewer images per split need less", [&] { run(o); });
 }
