@@ -14,9 +14,8 @@ set -euo pipefail
 TNN=$1
 LISTOPS=$2
 WORK=$3
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
+start_in "$WORK"
 
 # 1. ListOps: same seed, same files; labels are the expressions' values.
 "$LISTOPS" --out-dir lo1 --train 300 --valid 20 --test 20 --seed 5 > lo1.log
@@ -104,12 +103,7 @@ print(f"ok: eval accuracy {ev['accuracy']:.3f} over {ev['examples']} lines equal
 EOF
 
 # 4. stop + resume is byte-identical.
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --stop-after 27 2> stop1.log
-grep -q "stopped after step 27" stop1.log || fail "--stop-after did not stop at 27"
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --resume 2> stop2.log
-cmp full.safetensors stop.safetensors || fail "classify: stop + resume differs from the uninterrupted run"
-cmp full.optim.safetensors stop.optim.safetensors || fail "classify: stop + resume: training state differs"
-echo "ok: classify stop + resume is byte-identical"
+stop_resume_is_identical classify 27
 
 # 4b. eval on the training file: all of it was trained on (a separate --valid file), and it says so.
 "$TNN" eval --checkpoint full.safetensors --data train.tsv > train_eval.txt
@@ -121,17 +115,6 @@ grep -q "of 600)" train_eval.txt || fail "eval on the training file scored: $(ca
 echo "ok: eval on the training file says it was all trained on"
 
 # 5. refusals, one line on stderr each, exit 1.
-expect_error() {  # WHAT EXPECTED_SUBSTRING COMMAND...
-  local what=$1 needle=$2
-  shift 2
-  set +e
-  "$@" > err.out 2> err.txt
-  local rc=$?
-  set -e
-  [ $rc -ne 0 ] || fail "$what: expected a non-zero exit"
-  grep -q -- "$needle" err.txt || fail "$what: expected '$needle' in: $(cat err.txt)"
-  [ "$(wc -l < err.txt)" -eq 1 ] || fail "$what: expected one line on stderr, got: $(cat err.txt)"
-}
 printf 'lower\tabc\nother\tzzz\n' > badvalid.tsv
 expect_error "unknown validation label" "labels of the training data, got .other." \
   "$TNN" train "${ARGS[@]/valid.tsv/badvalid.tsv}" --out bad.safetensors

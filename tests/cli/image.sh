@@ -17,10 +17,8 @@
 set -euo pipefail
 TNN=$1
 WORK=$2
-PYIO=$(cd "$(dirname "$0")/../pytorch" && pwd)  # safetensors_io.py (numpy only)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
+start_in "$WORK"
 
 # 1. Data: 6 x 4 images, 2 channels, 3 classes by where the bright half is (top, bottom, left);
 #    the validation labels are 25% wrong, so accuracy is well below 1 and eval/classify can differ.
@@ -103,12 +101,7 @@ print(f"ok: eval accuracy {ev['accuracy']:.3f} over 80 images equals classify's;
 EOF
 
 # 4. stop + resume is byte-identical; SIGTERM saves and the run resumes; the default split.
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --stop-after 17 2> stop1.log
-grep -q "stopped after step 17" stop1.log || fail "--stop-after did not stop at 17"
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --resume 2> stop2.log
-cmp full.safetensors stop.safetensors || fail "image: stop + resume differs from the uninterrupted run"
-cmp full.optim.safetensors stop.optim.safetensors || fail "image: stop + resume: training state differs"
-echo "ok: image stop + resume is byte-identical"
+stop_resume_is_identical image 17
 "$TNN" train "${COMMON[@]}" --steps 1000000 --eval-every 0 --log-every 1 --out term.safetensors 2> term.log &
 pid=$!
 for _ in $(seq 1 200); do grep -q "^step [0-9]*/" term.log 2>/dev/null && break; sleep 0.05; done
@@ -133,30 +126,9 @@ echo "ok: SIGTERM, resume after it, the held-out split (and eval of only that pa
 
 # 5. tnn grad on an image checkpoint.
 "$TNN" grad --checkpoint full.safetensors --inputs batch.safetensors --out grad.safetensors --dtype f64
-$PY - "$PYIO" <<'EOF' || fail "tnn grad output"
-import sys
-sys.path.insert(0, sys.argv[1])
-import safetensors_io as st
-g, _ = st.load("grad.safetensors")
-m, _ = st.load("full.safetensors")
-assert g["loss"].shape == () and g["logits"].shape == (3, 3), (g["loss"].shape, g["logits"].shape)
-want = {"grad." + n for n in m} - {"grad.layers.0.token_mixer.toep.gamma"}  # fixed decay: not trained
-assert set(g) - {"loss", "logits"} == want, sorted(set(g) ^ want)
-print(f"ok: tnn grad: loss {float(g['loss']):.4f}, logits [3, 3], {len(want)} gradients")
-EOF
+check_grad_output full.safetensors grad.safetensors 3,3
 
 # 6. Refusals, one line on stderr each, non-zero exit.
-expect_error() {  # WHAT EXPECTED_SUBSTRING COMMAND...
-  local what=$1 needle=$2
-  shift 2
-  set +e
-  "$@" > err.out 2> err.txt
-  local rc=$?
-  set -e
-  [ $rc -ne 0 ] || fail "$what: expected a non-zero exit"
-  grep -qF -- "$needle" err.txt || fail "$what: expected '$needle' in: $(cat err.txt)"
-  [ "$(wc -l < err.txt)" -eq 1 ] || fail "$what: expected one line on stderr, got: $(cat err.txt)"
-}
 expect_error "float pixels" "tensor 'images': expected dtype U8 (or I32), got F32" \
   "$TNN" eval --checkpoint full.safetensors --data float.safetensors
 expect_error "images of another size" "expected images of 6 x 4 pixels x 2 channels" \

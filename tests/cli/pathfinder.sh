@@ -15,10 +15,8 @@ set -euo pipefail
 PF=$1
 TNN=$2
 WORK=$3
-PYIO=$(cd "$(dirname "$0")/../pytorch" && pwd)  # safetensors_io.py (numpy only)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
+start_in "$WORK"
 
 # 1. Reproducible; independent of --threads; the seed matters; the full 64-bit range.
 SMALL=(--train 300 --valid 40 --test 41)

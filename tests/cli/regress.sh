@@ -11,10 +11,8 @@
 set -euo pipefail
 TNN=$1
 WORK=$2
-PYIO=$(cd "$(dirname "$0")/../pytorch" && pwd)  # safetensors_io.py (numpy only)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "FAIL: $*" >&2; exit 1; }
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"
+start_in "$WORK"
 
 $PY - "$PYIO" <<'EOF' || fail "could not write the data files"
 import sys
@@ -56,35 +54,11 @@ assert e["mse"] < 0.05, f"mean squared error {e['mse']}: expected well below the
 print(f"ok: test mean squared error {e['mse']:.4f}; on the training file only its 10 held-out sequences")
 EOF
 
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --stop-after 73 2> stop1.log
-"$TNN" train "${ARGS[@]}" --out stop.safetensors --resume 2> stop2.log
-cmp full.safetensors stop.safetensors || fail "regress: stop + resume differs from the uninterrupted run"
-echo "ok: regress stop + resume is byte-identical"
+stop_resume_is_identical regress 73
 
 "$TNN" grad --checkpoint full.safetensors --inputs batch.safetensors --out grad.safetensors --dtype f64
-$PY - "$PYIO" <<'EOF' || fail "tnn grad output"
-import sys
-sys.path.insert(0, sys.argv[1])
-import safetensors_io as st
-g, _ = st.load("grad.safetensors")
-m, _ = st.load("full.safetensors")
-assert g["loss"].shape == () and g["logits"].shape == (3, 32, 1), (g["loss"].shape, g["logits"].shape)
-want = {"grad." + n for n in m} - {"grad.layers.0.token_mixer.toep.gamma"}  # fixed decay: not trained
-assert set(g) - {"loss", "logits"} == want, sorted(set(g) ^ want)
-print(f"ok: tnn grad: loss {float(g['loss']):.4f}, logits [3, 32, 1], {len(want)} gradients")
-EOF
+check_grad_output full.safetensors grad.safetensors 3,32,1
 
-expect_error() {  # WHAT EXPECTED_SUBSTRING COMMAND...
-  local what=$1 needle=$2
-  shift 2
-  set +e
-  "$@" > err.out 2> err.txt
-  local rc=$?
-  set -e
-  [ $rc -ne 0 ] || fail "$what: expected a non-zero exit"
-  grep -q -- "$needle" err.txt || fail "$what: expected '$needle' in: $(cat err.txt)"
-  [ "$(wc -l < err.txt)" -eq 1 ] || fail "$what: expected one line on stderr, got: $(cat err.txt)"
-}
 expect_error "--seq-len for a regressor" "--seq-len: applies to tasks lm and classify only, not to --task regress" \
   "$TNN" train "${ARGS[@]}" --out x.safetensors --seq-len 16
 expect_error "shapes that disagree" "expected inputs \[M, N, F\] and targets \[M, N, Fo\]" \

@@ -11,8 +11,8 @@
 set -euo pipefail
 TNN=$1
 WORK=$2
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/lib.sh"
+start_in "$WORK"
 command -v spm_train > /dev/null || { echo "spm_train not installed (Debian: sentencepiece): skipped"; exit 77; }
 
 words=(the and of light water earth said God was in unto them day night form void upon face deep moved)

@@ -19,12 +19,11 @@ TNN=$1
 MPIEXEC=$2
 WORK=$3
 HERE=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+. "$HERE/../cli/lib.sh"
+start_in "$WORK"
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMP_NUM_THREADS=1
 MPI=("$MPIEXEC" -q --oversubscribe)
 COMPARE=(python3 "$HERE/compare.py")
-
-fail() { echo "FAIL: $*" >&2; exit 1; }
 
 for i in $(seq 1 3000); do
   echo "Verse $i: and the word was spoken unto the people, and they heard it in the day $((i % 7))."
@@ -134,48 +133,27 @@ echo "ok: SIGTERM to mpirun saves once (exit $rc) and resumes byte-identically"
 ARGS=("${ARGS_SAVED[@]}")
 
 # 7. errors every rank sees: one line
-set +e
-"${MPI[@]}" -np 3 "$TNN" train "${BASE[@]}" --steps $STEPS --batch 8 --out bad.safetensors 2> bad.log
-rc=$?
-set -e
-[ $rc -ne 0 ] || fail "--batch 8 on 3 processes was accepted"
-[ "$(wc -l < bad.log)" -eq 1 ] || { cat bad.log >&2; fail "--batch 8 on 3 processes: expected one error line"; }
-grep -q "^tnn: error: --batch 8: expected a multiple of the number of processes (3)" bad.log \
-  || fail "unexpected message: $(cat bad.log)"
-echo "ok: $(cut -c1-110 bad.log)"
-set +e
-"${MPI[@]}" -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --out differ.safetensors : \
-  -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --lr 0.01 --out differ.safetensors 2> differ.log
-rc=$?
-set -e
-[ $rc -ne 0 ] || fail "ranks with different flags were accepted"
-[ "$(wc -l < differ.log)" -eq 1 ] || { cat differ.log >&2; fail "different flags: expected one error line"; }
-grep -q "^tnn: error: run settings" differ.log || fail "unexpected message: $(cat differ.log)"
-echo "ok: $(cut -c1-110 differ.log)"
+expect_error "--batch 8 on 3 processes" "^tnn: error: --batch 8: expected a multiple of the number of processes (3)" \
+  "${MPI[@]}" -np 3 "$TNN" train "${BASE[@]}" --steps $STEPS --batch 8 --out bad.safetensors
+echo "ok: $(cut -c1-110 err.txt)"
+expect_error "ranks with different flags" "^tnn: error: run settings" \
+  "${MPI[@]}" -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --out differ.safetensors : \
+  -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --lr 0.01 --out differ.safetensors
+echo "ok: $(cut -c1-110 err.txt)"
 
 # 7b. an error only one rank meets before MPI is up (one part of a multi-program mpirun with a
 #     bad flag value) reaches the user as one line naming it and the rank; the same error on
 #     every rank is still one line.
 for bad in "--steps notanumber" "--threads 5000" "--seed 18446744073709551616"; do
-  set +e
   # shellcheck disable=SC2086
-  "${MPI[@]}" -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --out mpmd.safetensors : \
-    -np 1 "$TNN" train "${ARGS[@]}" --out mpmd.safetensors $bad 2> mpmd.log
-  rc=$?
-  set -e
-  [ $rc -ne 0 ] || fail "rank 1 with $bad: the job succeeded"
-  [ "$(wc -l < mpmd.log)" -eq 1 ] || { cat mpmd.log >&2; fail "rank 1 with $bad: expected one error line"; }
-  grep -q "^tnn: error: .*${bad%% *}.*(rank 1)$" mpmd.log || fail "rank 1 with $bad: unexpected message: $(cat mpmd.log)"
-  echo "ok: $(cut -c1-140 mpmd.log)"
+  expect_error "rank 1 with $bad" "^tnn: error: .*${bad%% *}.*(rank 1)$" \
+    "${MPI[@]}" -np 1 "$TNN" train "${ARGS[@]}" --steps $STEPS --out mpmd.safetensors : \
+    -np 1 "$TNN" train "${ARGS[@]}" --out mpmd.safetensors $bad
+  echo "ok: $(cut -c1-140 err.txt)"
 done
-set +e
-"${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --out both.safetensors --threads 5000 2> both.log
-rc=$?
-set -e
-[ $rc -ne 0 ] || fail "--threads 5000 on every rank was accepted"
-[ "$(wc -l < both.log)" -eq 1 ] && grep -q "^tnn: error: --threads" both.log \
-  || { cat both.log >&2; fail "--threads 5000 on every rank: expected one error line"; }
-echo "ok: $(cut -c1-110 both.log)"
+expect_error "--threads 5000 on every rank" "^tnn: error: --threads" \
+  "${MPI[@]}" -np 2 "$TNN" train "${ARGS[@]}" --out both.safetensors --threads 5000
+echo "ok: $(cut -c1-110 err.txt)"
 
 # 8. eval split over processes
 EVAL=(eval --checkpoint one.safetensors --data corpus.txt --lengths 64,256 --json --threads 1)
