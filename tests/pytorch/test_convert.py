@@ -216,6 +216,22 @@ def load_tnn(path):
     return params, json.loads(meta["tnn.config"])
 
 
+def check_converted(c, label, argv, out, want):
+    """Runs the converter on argv (writing out) and checks that it succeeds, that the config is
+    `want` and that the tensors have the reference's names and shapes. (params, config) of out,
+    or None when the conversion failed."""
+    rc, err = run(argv)
+    c.check(f"{label}: converts", rc == 0, err)
+    if rc:
+        return None
+    params, cfg = load_tnn(out)
+    c.check(f"{label}: config", cfg == want, f"\n    got  {cfg}\n    want {want}")
+    specs = {n: s for n, s, _, _ in ref.param_specs(cfg)}
+    c.check(f"{label}: names and shapes are the reference's",
+            {n: tuple(a.shape) for n, a in params.items()} == specs, f"{sorted(set(params) ^ set(specs))}")
+    return params, cfg
+
+
 def logits_of(path, tokens):
     params, cfg = load_tnn(path)
     P = {n: torch.tensor(a, dtype=torch.float64) for n, a in params.items()}
@@ -263,16 +279,10 @@ def test_tnn_pytorch(c, work):
         ck = tp_checkpoint(**kw)
         src, out, back, out2 = (os.path.join(work, f) for f in ("tp.pt", "tp.safetensors", "back.pt", "tp2.safetensors"))
         torch.save(ck, src)
-        rc, err = run(["--from", "tnn-pytorch", src, out])
-        c.check(f"tnn-pytorch {name}: converts", rc == 0, err)
-        if rc:
+        converted = check_converted(c, f"tnn-pytorch {name}", ["--from", "tnn-pytorch", src, out], out, want)
+        if converted is None:
             continue
-        params, cfg = load_tnn(out)
-        c.check(f"tnn-pytorch {name}: config", cfg == want, f"\n    got  {cfg}\n    want {want}")
-        specs = {n: s for n, s, _, _ in ref.param_specs(cfg)}
-        c.check(f"tnn-pytorch {name}: names and shapes are the reference's",
-                {n: tuple(a.shape) for n, a in params.items()} == specs,
-                f"{sorted(set(params) ^ set(specs))}")
+        params, cfg = converted
         S = ck["state_dict"]
         same = all(np.array_equal(params[n], S[n].numpy()) for n in params)
         c.check(f"tnn-pytorch {name}: tensors carried unchanged ({'F32' if kw.get('dtype') else 'F64'})",
@@ -332,15 +342,10 @@ def test_fairseq(c, work):
     for name, ck, want in cases:
         src, out = os.path.join(work, "fs.pt"), os.path.join(work, "fs.safetensors")
         torch.save(ck, src)
-        rc, err = run(["--from", "fairseq", src, out])
-        c.check(f"fairseq {name}: converts", rc == 0, err)
-        if rc:
+        converted = check_converted(c, f"fairseq {name}", ["--from", "fairseq", src, out], out, want)
+        if converted is None:
             continue
-        params, cfg = load_tnn(out)
-        c.check(f"fairseq {name}: config", cfg == want, f"\n    got  {cfg}\n    want {want}")
-        specs = {n: s for n, s, _, _ in ref.param_specs(cfg)}
-        c.check(f"fairseq {name}: names and shapes are the reference's",
-                {n: tuple(a.shape) for n, a in params.items()} == specs, f"{sorted(set(params) ^ set(specs))}")
+        params, cfg = converted
         # every tnn tensor is the fairseq tensor of the documented name (docs/official.md)
         old = any(k.startswith("decoder.sentence_encoder.") for k in ck["model"])
         S = {(("encoder." + k[len("decoder."):]) if old and k.startswith("decoder.") else k)
