@@ -177,4 +177,20 @@ class Tensor {
   AlignedVector<T> data_;
 };
 
+// The row lengths of a ragged batch of B rows of N positions: `lengths` [B] with values in
+// [1, N] (a ShapeError or ValueError naming `what` otherwise) into `out`; null: `out` empty.
+inline void read_row_lengths(const Tensor<std::int32_t>* lengths, Index B, Index N, const char* what,
+                             std::vector<Index>& out) {
+  out.clear();
+  if (!lengths) return;
+  if (lengths->rank() != 1 || lengths->dim(0) != B)
+    fail<ShapeError>(what, ": expected shape [", B, "] (the batch), got ", shape_str(lengths->shape()));
+  out.resize(static_cast<std::size_t>(B));
+  for (Index b = 0; b < B; ++b) {
+    const Index n = (*lengths)[b];
+    if (n < 1 || n > N) fail<ValueError>(what, ": expected values in [1, ", N, "], got ", n, " at row ", b);
+    out[static_cast<std::size_t>(b)] = n;
+  }
+}
+
 }  // namespace tnn

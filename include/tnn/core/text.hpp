@@ -83,9 +83,10 @@ inline std::string text_problem(std::string_view s) {
   return "";
 }
 
-// `s` with every ill-formed subpart replaced by U+FFFD, and every control code point too when
-// `controls` is given (each replaced by `controls`, e.g. " "); well-formed text is unchanged.
-inline std::string utf8_repaired(std::string_view s, const char* controls = nullptr) {
+// `s` rewritten code point by code point: every ill-formed subpart as U+FFFD, every well-formed
+// code point `cp` as write(out, cp, bytes) appends it (`bytes`: its UTF-8 in `s`).
+template <class Write>
+std::string utf8_rewritten(std::string_view s, Write&& write) {
   std::string out;
   out.reserve(s.size());
   for (std::size_t i = 0; i < s.size();) {
@@ -96,14 +97,22 @@ inline std::string utf8_repaired(std::string_view s, const char* controls = null
       out += "\xEF\xBF\xBD";
       i += bad;
     } else {
-      if (controls && is_control_code_point(cp))
-        out += controls;
-      else
-        out.append(s.data() + i, n);
+      write(out, cp, s.substr(i, n));
       i += n;
     }
   }
   return out;
+}
+
+// `s` with every ill-formed subpart replaced by U+FFFD, and every control code point too when
+// `controls` is given (each replaced by `controls`, e.g. " "); well-formed text is unchanged.
+inline std::string utf8_repaired(std::string_view s, const char* controls = nullptr) {
+  return utf8_rewritten(s, [&](std::string& out, char32_t cp, std::string_view bytes) {
+    if (controls && is_control_code_point(cp))
+      out += controls;
+    else
+      out += bytes;
+  });
 }
 
 // A class name as it is read (a TSV label, a name in a file's or checkpoint's metadata): one

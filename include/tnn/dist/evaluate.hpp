@@ -6,7 +6,6 @@
 
 #include <vector>
 
-#include "tnn/core/error.hpp"
 #include "tnn/dist/communicator.hpp"
 #include "tnn/infer/evaluate.hpp"
 
@@ -32,16 +31,8 @@ template <class Model, class MakeWindows, class OnRow>
 std::vector<LengthResult> evaluate_lengths(Communicator& comm, Model& model, const std::vector<Index>& lengths,
                                            MakeWindows&& make_windows, OnRow&& on_row) {
   if (comm.size() == 1) return tnn::evaluate_lengths(model, lengths, make_windows, on_row);
-  if (lengths.empty()) fail<ValueError>("evaluate_lengths: expected at least one length, got none");
-  std::vector<LengthResult> rows;
-  rows.reserve(lengths.size());
-  for (Index n : lengths) {
-    if (n < 1) fail<ValueError>("evaluate_lengths: expected lengths >= 1, got ", n);
-    const auto windows = make_windows(n);
-    rows.push_back(LengthResult{n, evaluate(comm, model, windows)});
-    on_row(rows.back());
-  }
-  return rows;
+  return evaluate_lengths_by([&](const auto& windows) { return evaluate(comm, model, windows); }, lengths, make_windows,
+                             on_row);
 }
 
 }  // namespace tnn::dist

@@ -133,19 +133,27 @@ struct LengthResult {
 // one length (e.g. [&](Index n) { return EvalWindows(corpus, batch, n, objective, seed); }).
 // on_row(const LengthResult&), if given, sees each row as soon as it is done (a long table
 // prints as it goes).
-template <class Model, class MakeWindows, class OnRow>
-std::vector<LengthResult> evaluate_lengths(Model& model, const std::vector<Index>& lengths, MakeWindows&& make_windows,
-                                           OnRow&& on_row) {
+// evaluate_lengths_by(eval, ...) scores each length's windows with eval(windows) (dist/evaluate.hpp
+// splits them over processes).
+template <class Eval, class MakeWindows, class OnRow>
+std::vector<LengthResult> evaluate_lengths_by(Eval&& eval, const std::vector<Index>& lengths,
+                                              MakeWindows&& make_windows, OnRow&& on_row) {
   if (lengths.empty()) fail<ValueError>("evaluate_lengths: expected at least one length, got none");
   std::vector<LengthResult> rows;
   rows.reserve(lengths.size());
   for (Index n : lengths) {
     if (n < 1) fail<ValueError>("evaluate_lengths: expected lengths >= 1, got ", n);
     const auto windows = make_windows(n);
-    rows.push_back(LengthResult{n, evaluate(model, windows)});
+    rows.push_back(LengthResult{n, eval(windows)});
     on_row(rows.back());
   }
   return rows;
+}
+template <class Model, class MakeWindows, class OnRow>
+std::vector<LengthResult> evaluate_lengths(Model& model, const std::vector<Index>& lengths, MakeWindows&& make_windows,
+                                           OnRow&& on_row) {
+  return evaluate_lengths_by([&](const auto& windows) { return evaluate(model, windows); }, lengths, make_windows,
+                             on_row);
 }
 template <class Model, class MakeWindows>
 std::vector<LengthResult> evaluate_lengths(Model& model, const std::vector<Index>& lengths,

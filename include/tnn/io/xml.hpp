@@ -16,17 +16,7 @@ namespace tnn {
 // C1 controls, U+FFFE, U+FFFF) as U+FFFD. Character references cannot carry those controls
 // either (&#1; is not well-formed in XML 1.0), so replacing them is the only faithful choice.
 inline std::string xml_text(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size();) {
-    char32_t cp = 0;
-    std::size_t bad = 1;
-    const std::size_t n = utf8_decode(s, i, &cp, &bad);
-    if (n == 0) {
-      out += "\xEF\xBF\xBD";
-      i += bad;
-      continue;
-    }
+  return utf8_rewritten(s, [](std::string& out, char32_t cp, std::string_view bytes) {
     switch (cp) {
       case '&': out += "&amp;"; break;
       case '<': out += "&lt;"; break;
@@ -40,11 +30,9 @@ inline std::string xml_text(std::string_view s) {
         if (is_control_code_point(cp) && cp != 0x2028 && cp != 0x2029)
           out += "\xEF\xBF\xBD";
         else
-          out.append(s.data() + i, n);
+          out += bytes;
     }
-    i += n;
-  }
-  return out;
+  });
 }
 
 }  // namespace tnn

@@ -573,17 +573,7 @@ class Attention : public Visits<Attention<T>> {
   }
 
   static void set_lengths(const Tensor<T>& x, const Tensor<std::int32_t>* lengths, Cache& c) {
-    c.lengths.clear();
-    if (!lengths) return;
-    const Index B = x.dim(0), N = x.dim(1);
-    if (lengths->rank() != 1 || lengths->dim(0) != B)
-      fail<ShapeError>("attention lengths: expected shape [", B, "] (the batch), got ", shape_str(lengths->shape()));
-    c.lengths.resize(static_cast<std::size_t>(B));
-    for (Index b = 0; b < B; ++b) {
-      const Index n = (*lengths)[b];
-      if (n < 1 || n > N) fail<ValueError>("attention lengths: expected values in [1, ", N, "], got ", n, " at row ", b);
-      c.lengths[static_cast<std::size_t>(b)] = n;
-    }
+    read_row_lengths(lengths, x.dim(0), x.dim(1), "attention lengths", c.lengths);
   }
 
   Index heads_ = 0;

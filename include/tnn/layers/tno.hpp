@@ -185,6 +185,13 @@ void ones_rows_grad(const Tensor<T>& ym, const Tensor<T>& dy, Index B, bool per_
     }
   }
 }
+// A TNO's width E = H * Dh; a ConfigError naming `layer` ("Tno", "Tno2d") unless both are positive.
+inline Index tno_width(const char* layer, Index heads, Index head_dim) {
+  if (heads <= 0 || head_dim <= 0)
+    fail<ConfigError>(layer, ": expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
+  return heads * head_dim;
+}
+
 }  // namespace detail
 
 template <class T, class Backend = DefaultFftBackend>
@@ -192,7 +199,7 @@ class Tno : public Visits<Tno<T, Backend>> {
  public:
   Tno() = default;
   // head_dim Dh channels per head; E = H * Dh.
-  Tno(const TnoOptions& o, Index head_dim) : rpe(o.rpe, checked_width(o.heads, head_dim)), opts_(o), head_dim_(head_dim) {
+  Tno(const TnoOptions& o, Index head_dim) : rpe(o.rpe, detail::tno_width("Tno", o.heads, head_dim)), opts_(o), head_dim_(head_dim) {
     detail::init_decay(gamma, head_dim, o);
   }
 
@@ -345,11 +352,6 @@ class Tno : public Visits<Tno<T, Backend>> {
     m.rpe.visit(prefix + "rpe.", f);
   }
 
-  static Index checked_width(Index heads, Index head_dim) {
-    if (heads <= 0 || head_dim <= 0)
-      fail<ConfigError>("Tno: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
-    return heads * head_dim;
-  }
   void check_input(const Tensor<T>& v, const char* what) const {
     if (v.rank() != 3 || v.dim(2) != channels() || v.dim(1) < 1)
       fail<ShapeError>(what, ": expected shape [B, N >= 1, ", channels(), "], got ", shape_str(v.shape()));

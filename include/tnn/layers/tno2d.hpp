@@ -29,8 +29,8 @@ class Tno2d : public Visits<Tno2d<T, Backend>> {
   // head_dim Dh channels per head over a grid_h x grid_w grid. A grid has no "past": the
   // options' causal must be false.
   Tno2d(const TnoOptions& o, Index head_dim, Index grid_h, Index grid_w)
-      : rpe(o.rpe, checked_width(o.heads, head_dim), /*offset_dims=*/2), opts_(o), head_dim_(head_dim), grid_h_(grid_h),
-        grid_w_(grid_w) {
+      : rpe(o.rpe, detail::tno_width("Tno2d", o.heads, head_dim), /*offset_dims=*/2), opts_(o), head_dim_(head_dim),
+        grid_h_(grid_h), grid_w_(grid_w) {
     if (grid_h < 1 || grid_w < 1) fail<ConfigError>("Tno2d: expected a grid of at least 1 x 1, got ", grid_h, " x ", grid_w);
     if (o.causal) fail<ConfigError>("Tno2d: a 2-D TNO mixes a grid in every direction, expected causal false, got true");
     if (o.rpe.par_type != 1)
@@ -178,11 +178,6 @@ class Tno2d : public Visits<Tno2d<T, Backend>> {
     m.rpe.visit(prefix + "rpe.", f);
   }
 
-  static Index checked_width(Index heads, Index head_dim) {
-    if (heads <= 0 || head_dim <= 0)
-      fail<ConfigError>("Tno2d: expected positive heads and head_dim, got heads=", heads, ", head_dim=", head_dim);
-    return heads * head_dim;
-  }
   void check_input(const Tensor<T>& v, const char* what) const {
     if (v.rank() != 3 || v.dim(1) != grid_h_ * grid_w_ || v.dim(2) != channels())
       fail<ShapeError>(what, ": expected shape [B, ", grid_h_ * grid_w_, " (", grid_h_, " x ", grid_w_, "), ",
