@@ -21,23 +21,9 @@ namespace {
 
 // Keep in step with the --config JSON in examples/listops_demo.sh.
 TnnConfig listops_config() {
-  TnnConfig c;
-  c.vocab_size = 256;
-  c.dim = 64;
-  c.layers = 4;
-  c.heads = 1;
-  c.expand_ratio = 2;
-  c.glu_dim = 128;
-  c.rpe_dim = 32;
-  c.rpe_layers = 1;
-  c.causal = false;
-  c.decay = TnoDecay::Learned;
-  c.gamma = 0.9;
-  c.task = Task::Classify;
-  c.num_classes = 10;
-  c.pooling = Pooling::First;
-  c.validate();
-  return c;
+  return TnnConfig::parse(R"({"vocab_size": 256, "dim": 64, "layers": 4, "heads": 1, "expand_ratio": 2,
+      "glu_dim": 128, "rpe_dim": 32, "rpe_layers": 1, "causal": false, "decay": "learned", "gamma": 0.9,
+      "task": "classify", "num_classes": 10, "pooling": "first"})");
 }
 
 constexpr Index kBatch = 8;

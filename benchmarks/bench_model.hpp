@@ -9,20 +9,8 @@
 namespace tnn_bench {
 
 inline tnn::TnnConfig bench_config() {
-  tnn::TnnConfig c;
-  c.vocab_size = 256;
-  c.dim = 512;
-  c.layers = 1;
-  c.heads = 1;
-  c.expand_ratio = 3;
-  c.glu_dim = 512;
-  c.rpe_dim = 64;
-  c.rpe_layers = 6;
-  c.causal = true;
-  c.decay = tnn::TnoDecay::Fixed;
-  c.gamma = 0.99;
-  c.validate();
-  return c;
+  return tnn::TnnConfig::parse(R"({"vocab_size": 256, "dim": 512, "layers": 1, "heads": 1, "expand_ratio": 3,
+      "glu_dim": 512, "rpe_dim": 64, "rpe_layers": 6, "causal": true, "decay": "fixed", "gamma": 0.99})");
 }
 
 // The same model with attention as its token mixer, the Transformer baseline in the same

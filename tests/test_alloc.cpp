@@ -162,17 +162,8 @@ TEST(Alloc, HooksCountVectorAndMalloc) {
 }
 
 TnnConfig small_config() {
-  TnnConfig c;
-  c.vocab_size = 37;
-  c.dim = 24;
-  c.layers = 2;
-  c.heads = 2;
-  c.expand_ratio = 2;
-  c.glu_dim = 32;
-  c.rpe_dim = 16;
-  c.rpe_layers = 2;
-  c.causal = true;
-  return c;
+  return TnnConfig::parse(R"({"vocab_size": 37, "dim": 24, "layers": 2, "heads": 2, "expand_ratio": 2, "glu_dim": 32,
+                              "rpe_dim": 16, "rpe_layers": 2, "causal": true})");
 }
 
 void make_batch(Index B, Index N, Index V, Tensor<std::int32_t>& tokens, Tensor<std::int32_t>& targets) {

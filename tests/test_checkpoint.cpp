@@ -27,14 +27,7 @@ using tnn_test::TempDir;
 
 namespace {
 
-TnnConfig small_config() {
-  TnnConfig c;
-  c.vocab_size = 5;
-  c.dim = 3;
-  c.layers = 1;
-  c.rpe_dim = 4;
-  return c;
-}
+TnnConfig small_config() { return TnnConfig::parse(R"({"vocab_size": 5, "dim": 3, "layers": 1, "rpe_dim": 4})"); }
 
 // Stands in for TnnLM: a config and a few named parameters, one of them frozen. `extra`
 // adds a tensor, `drop_last` removes final_norm.scale, `wide` changes one shape.
@@ -581,18 +574,8 @@ TEST(Checkpoint, HugeVocabularyInATinyFileFailsBeforeAnyAllocation) {
 namespace {
 
 TnnConfig small_image_config() {
-  TnnConfig c;
-  c.task = tnn::Task::Image;
-  c.causal = false;
-  c.image_height = 6;
-  c.image_width = 4;
-  c.image_channels = 2;
-  c.patch_size = 2;
-  c.num_classes = 3;
-  c.dim = 4;
-  c.layers = 1;
-  c.rpe_dim = 3;
-  return c;
+  return TnnConfig::parse(R"({"task": "image", "causal": false, "image_height": 6, "image_width": 4, "image_channels": 2,
+                              "patch_size": 2, "num_classes": 3, "dim": 4, "layers": 1, "rpe_dim": 3})");
 }
 
 }  // namespace

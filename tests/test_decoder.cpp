@@ -10,23 +10,22 @@ using namespace tnn;
 
 namespace {
 TnnConfig small_config() {
-  TnnConfig c;
-  c.vocab_size = 13;
-  c.dim = 8;
-  c.layers = 2;
-  c.heads = 2;
-  c.rpe_dim = 6;
-  c.rpe_layers = 2;
-  return c;
+  return TnnConfig::parse(R"({"vocab_size": 13, "dim": 8, "layers": 2, "heads": 2, "rpe_dim": 6, "rpe_layers": 2})");
+}
+
+// n random ids [1, n] of cfg's vocabulary, the same every time.
+Tensor<std::int32_t> random_tokens(const TnnConfig& cfg, Index n) {
+  Rng rng(3);
+  Tensor<std::int32_t> tokens({1, n});
+  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(cfg.vocab_size)));
+  return tokens;
 }
 
 template <class T>
 double max_rel_diff_to_full_forward(const TnnConfig& cfg, Index n, Index capacity) {
   TnnLM<T> model(cfg);
   model.init_weights(7);
-  Rng rng(3);
-  Tensor<std::int32_t> tokens({1, n});
-  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(cfg.vocab_size)));
+  const Tensor<std::int32_t> tokens = random_tokens(cfg, n);
   const Tensor<T> full = model.forward(tokens);  // [1, n, V]
   IncrementalDecoder<T> dec(model, capacity);
   double diff = 0, scale = 0;
@@ -191,9 +190,7 @@ template <class T>
 double method_vs_full_forward(const TnnConfig& cfg, Index n, Index prompt, DecoderMethod method, Index capacity = 64) {
   TnnLM<T> model(cfg);
   model.init_weights(7);
-  Rng rng(3);
-  Tensor<std::int32_t> tokens({1, n});
-  for (auto& t : tokens) t = static_cast<std::int32_t>(rng.below(std::uint64_t(cfg.vocab_size)));
+  const Tensor<std::int32_t> tokens = random_tokens(cfg, n);
   const Tensor<T> full = model.forward(tokens);  // [1, n, V]
   IncrementalDecoder<T> dec(model, capacity, 1, method);
   const Index V = cfg.vocab_size;

@@ -28,13 +28,19 @@ tnn::dist::Communicator* g_comm = nullptr;
 tnn::dist::Communicator& comm() { return *g_comm; }
 
 tnn::TnnConfig small_config(bool tie = false) {
-  tnn::TnnConfig c;
-  c.vocab_size = 256;
-  c.dim = 16;
-  c.layers = 2;
-  c.expand_ratio = 2;
-  c.rpe_dim = 8;
+  tnn::TnnConfig c =
+      tnn::TnnConfig::parse(R"({"vocab_size": 256, "dim": 16, "layers": 2, "expand_ratio": 2, "rpe_dim": 8})");
   c.tie_embeddings = tie;
+  return c;
+}
+
+// The small model for `obj`: a causal byte model, or a bidirectional one over bytes + the mask.
+tnn::TnnConfig small_config(tnn::LmObjective obj) {
+  tnn::TnnConfig c = small_config();
+  if (obj == tnn::LmObjective::Mlm) {
+    c.vocab_size = tnn::kMlmVocab;
+    c.causal = false;
+  }
   return c;
 }
 
@@ -193,11 +199,7 @@ TEST(Dist, BroadcastGivesEveryRankTheRootsParameters) {
 // R processes' summed gradient of the global batch equals one process's, in double.
 TEST(Dist, GradientEqualsOneProcessInDouble) {
   for (tnn::LmObjective obj : {tnn::LmObjective::Clm, tnn::LmObjective::Mlm}) {
-    tnn::TnnConfig cfg = small_config();
-    if (obj == tnn::LmObjective::Mlm) {
-      cfg.vocab_size = tnn::kMlmVocab;
-      cfg.causal = false;
-    }
+    const tnn::TnnConfig cfg = small_config(obj);
     tnn::TnnLM<double> dist_model(cfg), ref(cfg);
     dist_model.init_weights(7);
     ref.init_weights(7);
@@ -263,11 +265,7 @@ TEST(Dist, FloatTrainingMatchesOneProcessFor30Steps) {
 // Trainer: the same losses (rank 0 reports them), validation and final parameters.
 TEST(Dist, TrainerWithDataParallelHooksMatchesOneProcess) {
   for (tnn::LmObjective obj : {tnn::LmObjective::Clm, tnn::LmObjective::Mlm}) {
-    tnn::TnnConfig cfg = small_config();
-    if (obj == tnn::LmObjective::Mlm) {
-      cfg.vocab_size = tnn::kMlmVocab;
-      cfg.causal = false;
-    }
+    const tnn::TnnConfig cfg = small_config(obj);
     const tnn::ByteCorpus data = corpus();
     const tnn::ByteCorpus valid(std::vector<std::uint8_t>(data.bytes().begin(), data.bytes().begin() + 3000), "valid");
     tnn::TrainerConfig tc;

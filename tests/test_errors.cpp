@@ -48,15 +48,7 @@ std::string with(const std::string& key, const std::string& value) {
   return j.dump();
 }
 
-TnnConfig tiny() {
-  TnnConfig c;
-  c.vocab_size = 7;
-  c.dim = 4;
-  c.layers = 1;
-  c.expand_ratio = 2;
-  c.rpe_dim = 4;
-  return c;
-}
+TnnConfig tiny() { return TnnConfig::parse(R"({"vocab_size": 7, "dim": 4, "layers": 1, "expand_ratio": 2, "rpe_dim": 4})"); }
 
 }  // namespace
 

@@ -17,25 +17,10 @@ using namespace tnn;
 namespace {
 
 TnnConfig image_config(Index hi = 4, Index wi = 6, Index ch = 2, Index p = 2) {
-  TnnConfig c;
-  c.task = Task::Image;
-  c.vocab_size = 0;
-  c.dim = 4;
-  c.layers = 2;
-  c.heads = 2;
-  c.expand_ratio = 1;
-  c.rpe_dim = 4;
-  c.rpe_layers = 1;
-  c.causal = false;
-  c.decay = TnoDecay::Learned;
-  c.gamma = 0.9;
-  c.norm_type = NormType::LayerNorm;
-  c.num_classes = 3;
-  c.image_height = hi;
-  c.image_width = wi;
-  c.image_channels = ch;
-  c.patch_size = p;
-  return c;
+  return TnnConfig::from_json({{"task", "image"}, {"dim", 4}, {"layers", 2}, {"heads", 2}, {"expand_ratio", 1},
+                               {"rpe_dim", 4}, {"rpe_layers", 1}, {"causal", false}, {"decay", "learned"},
+                               {"gamma", 0.9}, {"norm_type", "layernorm"}, {"num_classes", 3}, {"image_height", hi},
+                               {"image_width", wi}, {"image_channels", ch}, {"patch_size", p}});
 }
 
 template <class T>
@@ -87,10 +72,7 @@ TEST(ImageClassifier, ConfigRoundTripsAndRejectsImpossibleSizes) {
   bad = c;
   bad.causal = true;
   EXPECT_THROW(bad.validate(), ConfigError);
-  TnnConfig lm;
-  lm.vocab_size = 5;
-  lm.dim = 4;
-  lm.layers = 1;
+  TnnConfig lm = TnnConfig::parse(R"({"vocab_size": 5, "dim": 4, "layers": 1})");
   lm.patch_size = 2;  // an image key on an LM config
   EXPECT_THROW(lm.validate(), ConfigError);
   EXPECT_THROW(TnnImageClassifier<double>{lm}, ConfigError);

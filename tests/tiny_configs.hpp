@@ -12,16 +12,9 @@ namespace tnn::testing_helpers {
 
 // V 11, D 8, one layer, E 12 (expand 1.5), GLU 10, RPE 6 x 1, gamma 0.9; `heads` heads.
 inline TnnConfig tiny_config(Index heads = 1) {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 8;
-  c.layers = 1;
+  TnnConfig c = TnnConfig::parse(R"({"vocab_size": 11, "dim": 8, "layers": 1, "expand_ratio": 1.5, "glu_dim": 10,
+                                     "rpe_dim": 6, "rpe_layers": 1, "gamma": 0.9})");
   c.heads = heads;
-  c.expand_ratio = 1.5;
-  c.glu_dim = 10;
-  c.rpe_dim = 6;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
   return c;
 }
 
@@ -44,15 +37,9 @@ inline TnnConfig tiny_lm_config() {
 
 // The GTU tests' config: D 4, E 6 (expand 1.5), RPE 4 x 1, gamma 0.9.
 inline TnnConfig tiny_gtu_config(Index heads, bool causal) {
-  TnnConfig c;
-  c.vocab_size = 11;
-  c.dim = 4;
-  c.layers = 1;
+  TnnConfig c = TnnConfig::parse(
+      R"({"vocab_size": 11, "dim": 4, "layers": 1, "expand_ratio": 1.5, "rpe_dim": 4, "rpe_layers": 1, "gamma": 0.9})");
   c.heads = heads;
-  c.expand_ratio = 1.5;
-  c.rpe_dim = 4;
-  c.rpe_layers = 1;
-  c.gamma = 0.9;
   c.causal = causal;
   return c;
 }

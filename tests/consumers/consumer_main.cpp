@@ -16,12 +16,8 @@ namespace {
 // A small causal model: forward, backward, and the loss must be finite and near ln V
 // at initialization; some gradient must be non-zero; the config must survive JSON.
 int check_model() {
-  tnn::TnnConfig cfg;
-  cfg.vocab_size = 32;
-  cfg.dim = 16;
-  cfg.layers = 2;
-  cfg.expand_ratio = 2;
-  cfg.rpe_dim = 8;
+  const tnn::TnnConfig cfg =
+      tnn::TnnConfig::parse(R"({"vocab_size": 32, "dim": 16, "layers": 2, "expand_ratio": 2, "rpe_dim": 8})");
   tnn::TnnLM<float> model(cfg);
   model.init_weights(/*seed=*/1);
   const tnn::Index B = 2, N = 24;
