@@ -26,6 +26,7 @@
 #include <functional>
 #include <memory>
 #include <ostream>
+#include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,6 +38,14 @@ namespace tnn::opcheck {
 
 using testing_helpers::ParamList;
 using testing_helpers::params_of;
+
+// Its arguments written one after another: a case's name.
+template <class... A>
+std::string cat(const A&... a) {
+  std::ostringstream os;
+  (os << ... << a);
+  return os.str();
+}
 
 // Passed to an op's maker to choose its scalar: [](auto s) { using T = typename decltype(s)::type; ... }.
 template <class T>

@@ -129,6 +129,17 @@ inline Tensor<double> rpe_rows(const Rpe<double>& r, Index n, bool causal) {
   return y;
 }
 
+// lambda of channel e from a TNO's (Tno, Tno2d) "gamma" tensor (1 without decay).
+template <class Op>
+double decay_lambda(const Op& tno, Index e) {
+  if (tno.decay() == TnoDecay::Fixed) return tno.gamma.value[e];
+  if (tno.decay() == TnoDecay::Learned) {
+    const double g = tno.options().gamma;
+    return g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
+  }
+  return 1;
+}
+
 // t_k for k = -(N-1)..N-1 at index k + N-1 (zero for k < 0 when causal), written
 // without Tno: the RPE of each offset's input alone, lambda from the "gamma" tensor,
 // lambda^|k| by std::pow, then the coefficient activation (act_type).
@@ -139,28 +150,12 @@ inline std::vector<std::vector<double>> tno_coefficients(const Tno<double>& tno,
     if (tno.causal() && k < 0) continue;
     const std::vector<double> r = rpe(tno.rpe, rpe_input(k, n, tno.rpe.par_type()));
     for (Index e = 0; e < E; ++e) {
-      double lam = 1;
-      if (tno.decay() == TnoDecay::Fixed) lam = tno.gamma.value[e];
-      if (tno.decay() == TnoDecay::Learned) {
-        const double g = tno.options().gamma;
-        lam = g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
-      }
+      const double lam = decay_lambda(tno, e);
       t[std::size_t(k + n - 1)][std::size_t(e)] =
           act_forward(tno.options().act, r[std::size_t(e)] * std::pow(lam, double(std::abs(k))));
     }
   }
   return t;
-}
-
-// lambda of channel e from a TNO's "gamma" tensor (1 without decay).
-template <class Op>
-double decay_lambda(const Op& tno, Index e) {
-  if (tno.decay() == TnoDecay::Fixed) return tno.gamma.value[e];
-  if (tno.decay() == TnoDecay::Learned) {
-    const double g = tno.options().gamma;
-    return g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
-  }
-  return 1;
 }
 
 // The 2-D TNO over its H x W grid, v [B, H*W, E]: y[i, j] = sum_{i', j'} t(i - i', j - j') v[i', j']

@@ -17,30 +17,11 @@
 #include <utility>
 #include <vector>
 
+#include "count_new.hpp"
 #include "op_check.hpp"
 #include "reference.hpp"
 #include "tnn/layers/attention.hpp"
 #include "tnn/layers/positions.hpp"
-
-// Counts operator new calls while g_counting is set (as in test_gtu.cpp).
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-void* counted_alloc(std::size_t n, std::size_t align) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
-                                              : std::malloc(n);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-void* operator new(std::size_t n) { return counted_alloc(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_alloc(n, static_cast<std::size_t>(a)); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 using namespace tnn;
 using opcheck::Case;
@@ -51,13 +32,6 @@ using testing_helpers::throws;
 using testing_helpers::without_key_bias;
 
 namespace {
-
-template <class... A>
-std::string cat(const A&... a) {
-  std::ostringstream os;
-  (os << ... << a);
-  return os.str();
-}
 
 // As the `tnn` program runs: OpenMP's threads for tnn's loops, one BLAS thread per call, so the
 // layer's own parallel loops run here (a BLAS left multithreaded makes them serial).
@@ -77,7 +51,7 @@ struct PathChoice {
   std::string name() const {
     if (method == AttentionMethod::Direct) return "direct";
     if (tile_q == Attention<double>::kDefaultTile && tile_k == tile_q) return "tiled";
-    return cat("tiled", tile_q, "x", tile_k);
+    return opcheck::cat("tiled", tile_q, "x", tile_k);
   }
 };
 const PathChoice kDirect{AttentionMethod::Direct, 0, 0};
@@ -102,8 +76,8 @@ OpSpec attention_spec(bool causal, Index H, Index N, const PathChoice& path, std
   o.float_tol = 2e-4;
   o.float_grad_tol = 2e-3;
   const std::uint64_t seed = 100 + std::uint64_t(N) * 7 + std::uint64_t(H) * 3 + (causal ? 1 : 0);
-  const std::string name = cat("Attention_", causal ? "causal" : "bidir", "_H", H, "_N", N, "_", path.name(),
-                               lengths.empty() ? "" : "_ragged");
+  const std::string name = opcheck::cat("Attention_", causal ? "causal" : "bidir", "_H", H, "_N", N, "_",
+                                        path.name(), lengths.empty() ? "" : "_ragged");
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
@@ -280,7 +254,7 @@ TEST(Attention, TiledMatchesDirect) {
       for (Index N : {1, 127, 128, 129, 300})
         for (auto [tq, tk] : {std::pair<Index, Index>{128, 128}, {64, 32}, {33, 100}, {1, 1000}}) {
           if ((tq == 1 || tk < 64) && N > 129) continue;  // the small tiles are covered at 127..129
-          SCOPED_TRACE(cat("causal=", causal, " H=", H, " N=", N, " tiles=", tq, "x", tk));
+          SCOPED_TRACE(opcheck::cat("causal=", causal, " H=", H, " N=", N, " tiles=", tq, "x", tk));
           Attention<double> a = make_layer<double>(H, causal, kDirect, 5 + std::uint64_t(N));
           const Tensor<double> x = gradcheck::random_tensor({2, N, kDim}, 6), dy = gradcheck::random_tensor({2, N, kDim}, 7);
           Attention<double> t = a;
@@ -331,7 +305,7 @@ TEST(Attention, RaggedRowsEqualRowsRunAlone) {
     for (const PathChoice& p : {kDirect, kTiled, PathChoice{AttentionMethod::Tiled, 4, 3}})
       for (Index N : {17, 300}) {
         if (N == 300 && p.tile_q == 4) continue;
-        SCOPED_TRACE(cat("causal=", causal, " path=", p.name(), " N=", N));
+        SCOPED_TRACE(opcheck::cat("causal=", causal, " path=", p.name(), " N=", N));
         const std::vector<Index> lens = {N, N / 3, 1};
         const Index B = Index(lens.size());
         Attention<double> a = make_layer<double>(2, causal, p, 40);
@@ -375,7 +349,7 @@ TEST(Attention, KvCacheStepMatchesFullForwardAtEveryPosition) {
   double worst = 0;
   for (Index H : {1, 2, 3})
     for (const PathChoice& p : {kDirect, kTiled, PathChoice{AttentionMethod::Tiled, 4, 3}}) {
-      SCOPED_TRACE(cat("H=", H, " path=", p.name()));
+      SCOPED_TRACE(opcheck::cat("H=", H, " path=", p.name()));
       const Index B = 2, N = 40;
       Attention<double> a = make_layer<double>(H, true, p, 70 + std::uint64_t(H));
       const Tensor<double> x = gradcheck::random_tensor({B, N, kDim}, 71);
@@ -432,7 +406,7 @@ TEST(Attention, KvCacheStepMatchesFullForwardAtEveryPosition) {
 TEST(Attention, WarmStepsDoNotAllocate) {
   for (const PathChoice& p : {kDirect, kTiled, PathChoice{AttentionMethod::Tiled, 16, 8}})
     for (bool causal : {true, false}) {
-      SCOPED_TRACE(cat("path=", p.name(), " causal=", causal));
+      SCOPED_TRACE(opcheck::cat("path=", p.name(), " causal=", causal));
       Attention<float> a(16, 2, causal);
       a.init_weights(1);
       a.set_method(p.method);

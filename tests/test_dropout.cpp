@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "test_helpers.hpp"
 #include "tiny_configs.hpp"
 #include "tnn/layers/dropout.hpp"
 #include "tnn/model/models.hpp"
@@ -135,19 +136,12 @@ TEST(Dropout, RecomputationDrawsTheSameMasks) {
   const TnnConfig c = dropout_config(0.3);
   Tensor<std::int32_t> tokens, targets;
   testing_helpers::lm_batch(c, 2, 7, 5, tokens, targets);
-  std::vector<std::vector<float>> grads[2];
-  float loss[2];
-  for (int recompute = 0; recompute < 2; ++recompute) {
-    TnnLM<float> m(c);
-    m.init_weights(3);
-    m.backbone.set_recompute(recompute == 1);
-    m.set_training(2, 8);
-    m.zero_grad();
-    loss[recompute] = m.forward(tokens, targets);
-    m.backward();
-    for (auto& [name, p] : m.named_parameters()) grads[recompute].emplace_back(p->grad.begin(), p->grad.end());
-  }
-  EXPECT_EQ(loss[0], loss[1]);
-  ASSERT_EQ(grads[0].size(), grads[1].size());
-  for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+  testing_helpers::expect_recompute_bit_identical(
+      [&] {
+        TnnLM<float> m(c);
+        m.init_weights(3);
+        m.set_training(2, 8);
+        return m;
+      },
+      [&](TnnLM<float>& m) { return m.forward(tokens, targets); });
 }

@@ -15,18 +15,10 @@ testing_helpers::ParamList<double> params_of(Glu<double>& g) { return testing_he
 }  // namespace
 
 TEST(Glu, NamesAndShapesFromConfig) {
-  TnnConfig cfg;
-  cfg.vocab_size = 10;
-  cfg.dim = 4;
-  cfg.layers = 1;
-  cfg.glu_dim = 6;
-  Glu<double> g = make_glu<double>(cfg);
-  std::vector<std::string> names;
-  std::vector<Shape> shapes;
-  for (auto& [n, p] : params_of(g)) {
-    names.push_back(n);
-    shapes.push_back(p->shape());
-  }
+  Glu<double> g = make_glu<double>(TnnConfig::parse(R"({"vocab_size": 10, "dim": 4, "layers": 1, "glu_dim": 6})"));
+  const auto params = params_of(g);
+  const std::vector<std::string> names = testing_helpers::names_of(params);
+  const std::vector<Shape> shapes = testing_helpers::shapes_of(params);
   EXPECT_EQ(names, (std::vector<std::string>{"feature_mixer.l1.weight", "feature_mixer.l1.bias",
                                              "feature_mixer.l2.weight", "feature_mixer.l2.bias",
                                              "feature_mixer.l3.weight", "feature_mixer.l3.bias"}));

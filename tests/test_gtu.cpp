@@ -11,33 +11,13 @@
 #include <new>
 #include <vector>
 
+#include "count_new.hpp"
 #include "gradcheck.hpp"
 #include "reference.hpp"
 #include "test_helpers.hpp"
 #include "tnn/layers/gtu.hpp"
 #include "tnn/model/config.hpp"
 #include "tiny_configs.hpp"
-
-// Counts operator new calls while g_counting is set (Tensor storage, std::vector,
-// std::string all come through here).
-namespace {
-std::atomic<bool> g_counting{false};
-std::atomic<long> g_allocs{0};
-void* counted_alloc(std::size_t n, std::size_t align) {
-  if (g_counting.load(std::memory_order_relaxed)) g_allocs.fetch_add(1, std::memory_order_relaxed);
-  if (n == 0) n = 1;
-  void* p = align > alignof(std::max_align_t) ? std::aligned_alloc(align, (n + align - 1) / align * align)
-                                              : std::malloc(n);
-  if (!p) throw std::bad_alloc();
-  return p;
-}
-}  // namespace
-void* operator new(std::size_t n) { return counted_alloc(n, 0); }
-void* operator new(std::size_t n, std::align_val_t a) { return counted_alloc(n, static_cast<std::size_t>(a)); }
-void operator delete(void* p) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t) noexcept { std::free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
 
 using namespace tnn;
 
@@ -70,12 +50,9 @@ TEST(Gtu, NamesAndShapesFollowTheCheckpointLayout) {
   cfg.norm_type = NormType::RMSNorm;
   set_decay(cfg, 2);
   Gtu<double> g = make_gtu<double>(cfg);
-  std::vector<std::string> names;
-  std::vector<Shape> shapes;
-  for (auto& [n, p] : params_of(g)) {
-    names.push_back(n);
-    shapes.push_back(p->shape());
-  }
+  const auto params = params_of(g);
+  const std::vector<std::string> names = testing_helpers::names_of(params);
+  const std::vector<Shape> shapes = testing_helpers::shapes_of(params);
   const std::string m = "token_mixer.";
   EXPECT_EQ(names, (std::vector<std::string>{
                        m + "u_proj.weight", m + "u_proj.bias", m + "v_proj.weight", m + "v_proj.bias",
@@ -142,8 +119,7 @@ TEST(Gtu, SameLayerRunsAtTwoLengths) {
     TnnConfig cfg = testing_helpers::tiny_gtu_config(3, causal);
     Gtu<double> g = make_gtu<double>(cfg);
     randomize(g, 61);
-    Index count = 0;
-    for (auto& [n, p] : params_of(g)) count += p->value.size();
+    const Index count = testing_helpers::value_count(params_of(g));
     Gtu<double>::Cache c;
     Tensor<double> y, dx;
     for (Index n : {7, 80, 7}) {
@@ -153,9 +129,7 @@ TEST(Gtu, SameLayerRunsAtTwoLengths) {
       g.backward(x, x, c, &dx);
       EXPECT_EQ(dx.shape(), x.shape());
     }
-    Index after = 0;
-    for (auto& [n, p] : params_of(g)) after += p->value.size();
-    EXPECT_EQ(after, count);
+    EXPECT_EQ(testing_helpers::value_count(params_of(g)), count);
   }
 }
 

@@ -31,6 +31,28 @@ ParamList<T> params_of(Layer<T, Rest...>& layer, const std::string& prefix = "")
   return v;
 }
 
+// The names, and the shapes, of a list's parameters, in its order.
+template <class T>
+std::vector<std::string> names_of(const ParamList<T>& params) {
+  std::vector<std::string> names;
+  for (const auto& [name, p] : params) names.push_back(name);
+  return names;
+}
+template <class T>
+std::vector<Shape> shapes_of(const ParamList<T>& params) {
+  std::vector<Shape> shapes;
+  for (const auto& [name, p] : params) shapes.push_back(p->shape());
+  return shapes;
+}
+
+// How many values the list's parameters hold.
+template <class T>
+Index value_count(const ParamList<T>& params) {
+  Index n = 0;
+  for (const auto& [name, p] : params) n += p->value.size();
+  return n;
+}
+
 // The list without attention's key biases (every "...k_proj.bias"). k_proj.bias shifts every
 // score of a query row by the same q . b_k, which the softmax cancels: the output does not depend
 // on it and its gradient is 0 up to rounding (PyTorch's too). Relative checks would compare that
@@ -76,6 +98,25 @@ std::string error_of(F&& f) {
     return e.what();
   }
   return "<no error>";
+}
+
+// One step (step(m): the forward with its loss; then the backward) of a fresh model from make(),
+// without and with recomputation (Backbone::set_recompute): the same loss and gradients, to the bit.
+template <class Make, class Step>
+void expect_recompute_bit_identical(Make&& make, Step&& step) {
+  std::vector<std::vector<float>> grads[2];
+  float loss[2];
+  for (int recompute = 0; recompute < 2; ++recompute) {
+    auto m = make();
+    m.backbone.set_recompute(recompute == 1);
+    m.zero_grad();
+    loss[recompute] = step(m);
+    m.backward();
+    for (auto& [name, p] : m.named_parameters()) grads[recompute].emplace_back(p->grad.begin(), p->grad.end());
+  }
+  EXPECT_EQ(loss[0], loss[1]);
+  ASSERT_EQ(grads[0].size(), grads[1].size());
+  for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
 }
 
 // An I32 tensor of the given shape holding v in order (token ids, targets).

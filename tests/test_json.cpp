@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "test_helpers.hpp"
 #include "tnn/core/error.hpp"
 #include "tnn/io/json.hpp"
 #include "tnn/model/config.hpp"
@@ -13,17 +14,7 @@ namespace {
 
 using tnn::ConfigError;
 using tnn::FormatError;
-
-// The message of the E that f throws ("<no exception>" if none).
-template <class E, class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<no exception>";
-}
+using tnn::testing_helpers::error_of;  // the message of the E f throws ("<no error>" if none)
 
 #define EXPECT_CONTAINS(msg, piece) \
   EXPECT_NE(std::string(msg).find(piece), std::string::npos) << "missing '" << (piece) << "' in: " << (msg)
@@ -91,7 +82,7 @@ TEST(Json, ErrorsAreOneBoundedLineWhateverTheInput) {
   const std::string newline_key = "{\"a\\nb\":1,\"a\\nb\":2}";  // the key holds a newline
   for (const std::string& text : {long_string, newline_key, std::string("{\"a\":\x01}"), std::string("\xff\xfe")}) {
     const std::string msg = strict_error(text);
-    EXPECT_NE(msg, "<no exception>");
+    EXPECT_NE(msg, "<no error>");
     EXPECT_TRUE(one_line(msg)) << msg;
     EXPECT_LT(msg.size(), 300u) << msg.substr(0, 400);
   }

@@ -207,14 +207,7 @@ TEST(TnnLM, Errors) {
   m.init_weights(1);
   Tensor<std::int32_t> tokens({2, 3}), targets({2, 3});
   tokens[4] = 11;
-  try {
-    m.forward(tokens, targets);
-    FAIL() << "expected ValueError";
-  } catch (const ValueError& e) {
-    const std::string msg = e.what();
-    EXPECT_NE(msg.find("[1, 1]"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("11"), std::string::npos) << msg;
-  }
+  EXPECT_TRUE(testing_helpers::throws<ValueError>([&] { m.forward(tokens, targets); }, {"[1, 1]", "11"}));
   tokens[4] = -3;
   EXPECT_THROW(m.forward(tokens), ValueError);
   tokens[4] = 0;
@@ -342,19 +335,12 @@ TEST(TnnLM, RecomputationGivesBitIdenticalGradients) {
     Tensor<std::int32_t> tokens, targets;
     testing_helpers::lm_batch(c, 2, 9, 4, tokens, targets);
     const Tensor<std::int32_t> lengths = testing_helpers::ids({2}, {9, 5});
-    std::vector<std::vector<float>> grads[2];
-    float loss[2];
-    for (int recompute = 0; recompute < 2; ++recompute) {
-      TnnLM<float> m(c);
-      m.init_weights(3);
-      m.backbone.set_recompute(recompute == 1);
-      m.zero_grad();
-      loss[recompute] = m.forward(tokens, targets, causal ? nullptr : &lengths);
-      m.backward();
-      for (auto& [name, p] : m.named_parameters()) grads[recompute].emplace_back(p->grad.begin(), p->grad.end());
-    }
-    EXPECT_EQ(loss[0], loss[1]);
-    ASSERT_EQ(grads[0].size(), grads[1].size());
-    for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
+    testing_helpers::expect_recompute_bit_identical(
+        [&] {
+          TnnLM<float> m(c);
+          m.init_weights(3);
+          return m;
+        },
+        [&](TnnLM<float>& m) { return m.forward(tokens, targets, causal ? nullptr : &lengths); });
   }
 }

@@ -30,18 +30,12 @@
 
 using namespace tnn;
 using opcheck::Case;
+using opcheck::cat;
 using opcheck::OpSpec;
 using opcheck::Options;
 using opcheck::random;
 
 namespace {
-
-template <class... A>
-std::string cat(const A&... a) {
-  std::ostringstream os;
-  (os << ... << a);
-  return os.str();
-}
 
 const std::vector<NormType> kNorms = enum_values<NormType>();
 const Index kNumNorms = static_cast<Index>(kNorms.size());

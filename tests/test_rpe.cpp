@@ -44,12 +44,9 @@ TEST(Rpe, NamesAndShapesFollowTheCheckpointLayout) {
   cfg.rpe_layers = 2;
   cfg.norm_type = NormType::LayerNorm;
   Rpe<double> r = make_rpe<double>(cfg);
-  std::vector<std::string> names;
-  std::vector<Shape> shapes;
-  for (auto& [n, p] : params_of(r)) {
-    names.push_back(n);
-    shapes.push_back(p->shape());
-  }
+  const auto params = params_of(r);
+  const std::vector<std::string> names = testing_helpers::names_of(params);
+  const std::vector<Shape> shapes = testing_helpers::shapes_of(params);
   EXPECT_EQ(names, (std::vector<std::string>{
                        "rpe.pos_proj.weight", "rpe.pos_proj.bias",                      //
                        "rpe.layers.0.0.weight", "rpe.layers.0.0.bias",                  //
@@ -61,16 +58,13 @@ TEST(Rpe, NamesAndShapesFollowTheCheckpointLayout) {
 
   // rmsnorm: one "scale" per norm; simplermsnorm and no hidden layers: linears only.
   Rpe<double> rms(RpeOptions{5, 1, NormType::RMSNorm, Activation::Relu}, 6);
-  names.clear();
-  for (auto& [n, p] : params_of(rms)) names.push_back(n);
-  EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.layers.0.0.scale",
-                                             "rpe.layers.0.2.weight", "rpe.layers.0.2.bias", "rpe.out.0.scale",
-                                             "rpe.out.2.weight", "rpe.out.2.bias"}));
+  EXPECT_EQ(testing_helpers::names_of(params_of(rms)),
+            (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.layers.0.0.scale",
+                                      "rpe.layers.0.2.weight", "rpe.layers.0.2.bias", "rpe.out.0.scale",
+                                      "rpe.out.2.weight", "rpe.out.2.bias"}));
   Rpe<double> simple(RpeOptions{5, 0, NormType::SimpleRMSNorm, Activation::Relu}, 6);
-  names.clear();
-  for (auto& [n, p] : params_of(simple)) names.push_back(n);
-  EXPECT_EQ(names, (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.out.2.weight",
-                                             "rpe.out.2.bias"}));
+  EXPECT_EQ(testing_helpers::names_of(params_of(simple)),
+            (std::vector<std::string>{"rpe.pos_proj.weight", "rpe.pos_proj.bias", "rpe.out.2.weight", "rpe.out.2.bias"}));
 }
 
 TEST(Rpe, OffsetsFollowTheCoefficientRowOrder) {
@@ -128,17 +122,12 @@ TEST(Rpe, ArbitraryOffsetsGiveTheSameRowsAsTheSequenceForm) {
 TEST(Rpe, ParameterCountDoesNotDependOnLength) {
   Rpe<double> r(RpeOptions{4, 2, NormType::LayerNorm, Activation::Relu}, 6);
   randomize(r, 9);
-  auto count = [&] {
-    Index s = 0;
-    for (auto& [n, p] : params_of(r)) s += p->value.size();
-    return s;
-  };
-  const Index before = count();
+  const Index before = testing_helpers::value_count(params_of(r));
   Tensor<double> a, b;
   Rpe<double>::Cache c;
   r.forward(3, true, a, c);
   r.forward(50, true, b, c);
-  EXPECT_EQ(count(), before);
+  EXPECT_EQ(testing_helpers::value_count(params_of(r)), before);
   for (Index i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-13 * (1 + std::abs(b[i])));  // rows k = 0..2
 }
 

@@ -143,8 +143,7 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
   for (bool causal : {true, false}) {
     Tno<double> tno = make(3, causal, TnoDecay::Learned, NormType::LayerNorm, Activation::Relu, 2);
     randomize(tno, 12);
-    Index count = 0;
-    for (auto& [n, p] : params_of(tno)) count += p->value.size();
+    const Index count = testing_helpers::value_count(params_of(tno));
     const Tensor<double> a = tno.coefficients(5), b = tno.coefficients(40);
     // Offset k sits at row k (causal) or k + n-1: rows of the same k agree (up to
     // rounding: the RPE's GEMMs may take other kernels for another row count).
@@ -162,9 +161,7 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
       tno.backward(v, v, c, &dv);
       EXPECT_EQ(dv.shape(), v.shape());
     }
-    Index after = 0;
-    for (auto& [n, p] : params_of(tno)) after += p->value.size();
-    EXPECT_EQ(after, count);
+    EXPECT_EQ(testing_helpers::value_count(params_of(tno)), count);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "gradcheck.hpp"
+#include "reference.hpp"
 #include "tnn/layers/gtu2d.hpp"
 #include "tnn/layers/tno2d.hpp"
 
@@ -51,13 +52,7 @@ Tensor<double> naive_tno2d(const Tno2d<double>& tno, const Tensor<double>& v) {
       Rpe<double>::Cache c;
       tno.rpe.forward(pos, r, c);
       for (Index e = 0; e < E; ++e) {
-        double lam = 1;
-        if (tno.decay() == TnoDecay::Fixed) lam = tno.gamma.value[e];
-        if (tno.decay() == TnoDecay::Learned) {
-          const double g = tno.options().gamma;
-          lam = g + (1 - g) / (1 + std::exp(-tno.gamma.value[e]));
-        }
-        const double t = r[e] * std::pow(lam, double(std::abs(di) + std::abs(dj)));
+        const double t = r[e] * std::pow(reference::decay_lambda(tno, e), double(std::abs(di) + std::abs(dj)));
         for (Index b = 0; b < B; ++b)
           for (Index i = std::max(Index(0), di); i < std::min(H, H + di); ++i)
             for (Index j = std::max(Index(0), dj); j < std::min(W, W + dj); ++j)
