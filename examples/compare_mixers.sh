@@ -25,51 +25,25 @@ TIMING_STEPS=${TIMING_STEPS:-20}
 THREADS=${THREADS:-0}
 ATTN_FLAGS=${ATTN_FLAGS:-}
 MAX_BYTES=${MAX_BYTES:-100000}
-mkdir -p "$OUT"
+# shellcheck source=examples/kjv_lib.sh
+source "$(dirname "$0")/kjv_lib.sh"
 
 # 1. Data: examples/lm_demo.sh's, the KJV with verse references stripped; every 20th block of
 #    64 KiB held out for validation and evaluation.
-if [ ! -s "$OUT/kjv.txt" ]; then
-  bible -f "Gen1:1-Rev22:21" | sed -E 's/^[0-9]?[A-Za-z]+[0-9]+:[0-9]+ //' > "$OUT/kjv.txt"
-fi
-echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
+kjv_data
 
-TNN_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)
+TNN_MODEL=("${KJV_MODEL[@]}")
 # shellcheck disable=SC2206  # ATTN_FLAGS is split into flags on purpose
 ATTN_MODEL=(--token-mixer attention --positions sinusoidal --dim 192 --layers 4 --heads 3 $ATTN_FLAGS)
 
-train() {  # NAME STEPS WARMUP EVAL_EVERY [model flags]: writes $OUT/NAME.safetensors and NAME.log
-  local name=$1 steps=$2 warmup=$3 eval_every=$4
-  shift 4
-  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --force --seq-len 512 --batch 8 \
-    --steps "$steps" --warmup "$warmup" --lr 3e-3 --min-lr 1e-4 --eval-every "$eval_every" --eval-tokens 65536 \
-    --valid-block 65536 --threads "$THREADS" --seed 1 "$@" 2>&1 | tee "$OUT/$name.log"
-}
-now() { date +%s.%N; }
-params() { sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$OUT/$1.log" | head -1; }
-
-# 2. Seconds per step of each model: two short runs, their difference.
-seconds_per_step() {  # NAME [model flags]
-  local name=$1
-  shift
-  local t0 t1 t2
-  t0=$(now)
-  train "timing-$name-a" 5 1 0 "$@" > /dev/null
-  t1=$(now)
-  train "timing-$name-b" $((5 + TIMING_STEPS)) 1 0 "$@" > /dev/null
-  t2=$(now)
-  python3 -c "import sys; a, b, c, n = map(float, sys.argv[1:]); print(max((c - b) - (b - a), 1e-3) / n)" \
-    "$t0" "$t1" "$t2" "$TIMING_STEPS"
-}
+# 2. Seconds per step of each model, and the attention model's steps at equal time.
 echo "== timing ($TIMING_STEPS steps of each model)"
 tnn_sps=$(seconds_per_step tnn "${TNN_MODEL[@]}")
 attn_sps=$(seconds_per_step attention "${ATTN_MODEL[@]}")
-ATTN_STEPS=$(python3 -c "import sys; s, a, b = map(float, sys.argv[1:]); print(max(1, round(s * a / b)))" \
-  "$STEPS" "$tnn_sps" "$attn_sps")
+ATTN_STEPS=$(equal_time_steps "$STEPS" "$tnn_sps" "$attn_sps")
 echo "TNN $tnn_sps s/step, attention $attn_sps s/step: $STEPS TNN steps take as long as $ATTN_STEPS attention steps"
 
 # 3. Train both (the warm-up of the demo, or a tenth of a shorter run).
-warmup_of() { python3 -c "import sys; s = int(sys.argv[1]); print(min(60, s // 10))" "$1"; }
 echo "== train the TNN ($STEPS steps)"
 train tnn "$STEPS" "$(warmup_of "$STEPS")" 500 "${TNN_MODEL[@]}"
 echo "== train attention ($ATTN_STEPS steps)"

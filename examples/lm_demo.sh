@@ -6,22 +6,22 @@
 #   examples/lm_demo.sh [TNN_BINARY] [OUT_DIR]
 # Settings can be overridden from the environment, e.g. STEPS=200 for a quick look;
 # NO_DECAY=1 also trains the same model without decay and draws both models in one figure,
-# OUT_DIR/extrapolation-decay-vs-nodecay.svg (the comparison in the README; about 6 more minutes).
+# OUT_DIR/extrapolation-decay-vs-nodecay.svg (the comparison in the README; about 6 more minutes);
+# TRAIN_FLAGS adds `tnn train` flags, e.g. TRAIN_FLAGS="--precision bf16".
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/demo}
 STEPS=${STEPS:-1500}
 THREADS=${THREADS:-0}
 NO_DECAY=${NO_DECAY:-0}
-mkdir -p "$OUT"
+read -ra EXTRA <<< "${TRAIN_FLAGS:-}"  # split into flags
+# shellcheck source=examples/kjv_lib.sh
+source "$(dirname "$0")/kjv_lib.sh"
 
 # 1. Data: the whole KJV as plain text, verse references stripped. Training
 #    holds out every 20th block of 64 KiB (5% of the text, from every part of
 #    the Bible) for validation; eval reads the same held-out blocks.
-if [ ! -s "$OUT/kjv.txt" ]; then
-  bible -f "Gen1:1-Rev22:21" | sed -E 's/^[0-9]?[A-Za-z]+[0-9]+:[0-9]+ //' > "$OUT/kjv.txt"
-fi
-echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
+kjv_data
 
 # 2. Train at 512 tokens: 3 layers, width 192, exponential decay 0.99 (1.1M parameters).
 #    Batches of 8 x 512 bytes: at a fixed number of tokens, more and smaller steps
@@ -30,8 +30,8 @@ echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
 train() {  # NAME [extra tnn train flags]
   local name=$1; shift
   "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --seq-len 512 --batch 8 --steps "$STEPS" \
-    --warmup 60 --lr 3e-3 --min-lr 1e-4 --dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99 \
-    --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1 "$@"
+    --warmup 60 --lr 3e-3 --min-lr 1e-4 "${KJV_MODEL[@]}" \
+    --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1 "${EXTRA[@]}" "$@"
 }
 # 3. Length extrapolation on the held-out text: trained at 512, evaluated up to 14336.
 evaluate() {  # NAME PLOT

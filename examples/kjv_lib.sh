@@ -1,0 +1,46 @@
+# shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the sourcing script
+# Shared by the KJV comparisons (compare_mixers.sh, compare_tokenizers.sh): the demo's text, its
+# training recipe (examples/lm_demo.sh: 512 positions, batches of 8, the same schedule, seed and
+# held-out text) and a timing of seconds per step. Source it with TNN, OUT and THREADS set.
+
+# The demo's model: dim 192, 3 layers, GTU expand 2, RPE 32 wide, decay 0.99.
+KJV_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)
+
+kjv_data() {  # writes $OUT/kjv.txt (the KJV, verse references stripped) once
+  mkdir -p "$OUT"
+  if [ ! -s "$OUT/kjv.txt" ]; then
+    bible -f "Gen1:1-Rev22:21" | sed -E 's/^[0-9]?[A-Za-z]+[0-9]+:[0-9]+ //' > "$OUT/kjv.txt"
+  fi
+  echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
+}
+
+train() {  # NAME STEPS WARMUP EVAL_EVERY [flags]: writes $OUT/NAME.safetensors and NAME.log
+  local name=$1 steps=$2 warmup=$3 eval_every=$4
+  shift 4
+  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --force --seq-len 512 --batch 8 \
+    --steps "$steps" --warmup "$warmup" --lr 3e-3 --min-lr 1e-4 --eval-every "$eval_every" --eval-tokens 65536 \
+    --valid-block 65536 --threads "$THREADS" --seed 1 "$@" 2>&1 | tee "$OUT/$name.log"
+}
+now() { date +%s.%N; }
+params() { sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$OUT/$1.log" | head -1; }
+warmup_of() { python3 -c "import sys; s = int(sys.argv[1]); print(min(60, s // 10))" "$1"; }
+
+# Seconds per step of a model: the difference of a run of 5 steps and one of 5 + TIMING_STEPS, so
+# start-up and the final validation cancel.
+seconds_per_step() {  # NAME [flags]
+  local name=$1
+  shift
+  local t0 t1 t2
+  t0=$(now)
+  train "timing-$name-a" 5 1 0 "$@" > /dev/null
+  t1=$(now)
+  train "timing-$name-b" $((5 + TIMING_STEPS)) 1 0 "$@" > /dev/null
+  t2=$(now)
+  rm -f "$OUT/timing-$name"-*
+  python3 -c "import sys; a, b, c, n = map(float, sys.argv[1:]); print(max((c - b) - (b - a), 1e-3) / n)" \
+    "$t0" "$t1" "$t2" "$TIMING_STEPS"
+}
+# The steps of model B that take as long as STEPS of model A.
+equal_time_steps() {  # STEPS SECONDS_PER_STEP_A SECONDS_PER_STEP_B
+  python3 -c "import sys; s, a, b = map(float, sys.argv[1:]); print(max(1, round(s * a / b)))" "$@"
+}
