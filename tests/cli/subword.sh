@@ -12,6 +12,7 @@ set -euo pipefail
 TNN=$1
 WORK=$2
 . "$(dirname "$0")/lib.sh"
+CONFIGS=$(cd "$(dirname "$0")/../../configs" && pwd)  # the paper's models
 start_in "$WORK"
 command -v spm_train > /dev/null || { echo "spm_train not installed (Debian: sentencepiece): skipped"; exit 77; }
 
@@ -51,7 +52,7 @@ echo "ok: train --tokenizer; the checkpoint carries the tokenizer"
 
 # The paper's language model as shipped (configs/, 7 layers of D 512) on the subword vocabulary:
 # the config names no vocabulary, the tokenizer gives it. One step of 16 positions.
-"$TNN" train --config "$(dirname "$0")/../../configs/wikitext103_tnn_lm.json" --data corpus.txt --tokenizer sp.model \
+"$TNN" train --config "$CONFIGS/wikitext103_tnn_lm.json" --data corpus.txt --tokenizer sp.model \
   --out paper.safetensors --steps 1 --seq-len 16 --batch 1 --warmup 0 --eval-every 0 --eval-tokens 64 --threads 1 \
   --valid-fraction 0.1 --valid-block 2000 2> paper.log || { cat paper.log >&2; fail "train --config wikitext103_tnn_lm.json --tokenizer"; }
 grep -q "dim 512, layers 7" paper.log || fail "the paper's LM: not the config's model: $(head -3 paper.log)"
