@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2034  # sourced: its variables are used by the sourcing script
-# Shared by the KJV comparisons (compare_mixers.sh, compare_tokenizers.sh): the demo's text, its
-# training recipe (examples/lm_demo.sh: 512 positions, batches of 8, the same schedule, seed and
-# held-out text) and a timing of seconds per step. Source it with TNN, OUT and THREADS set.
+# The KJV recipe, shared by lm_demo.sh and the comparisons built on it (compare_mixers.sh,
+# compare_tokenizers.sh): the text, the demo's model and training flags (512 positions, batches of
+# 8, the same schedule, seed and held-out text), and a timing of seconds per step. Source it with
+# TNN, OUT and THREADS set.
 
 # The demo's model: dim 192, 3 layers, GTU expand 2, RPE 32 wide, decay 0.99.
 KJV_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)

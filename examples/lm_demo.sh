@@ -6,7 +6,7 @@
 #   examples/lm_demo.sh [TNN_BINARY] [OUT_DIR]
 # Settings can be overridden from the environment, e.g. STEPS=200 for a quick look;
 # NO_DECAY=1 also trains the same model without decay and draws both models in one figure,
-# OUT_DIR/extrapolation-decay-vs-nodecay.svg (the comparison in the README; about 6 more minutes);
+# OUT_DIR/extrapolation-decay-vs-nodecay.svg (the comparison in docs/results.md; about 6 more minutes);
 # TRAIN_FLAGS adds `tnn train` flags, e.g. TRAIN_FLAGS="--precision bf16".
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}

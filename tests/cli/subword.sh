@@ -54,7 +54,8 @@ echo "ok: train --tokenizer; the checkpoint carries the tokenizer"
 # the config names no vocabulary, the tokenizer gives it. One step of 16 positions.
 "$TNN" train --config "$CONFIGS/wikitext103_tnn_lm.json" --data corpus.txt --tokenizer sp.model \
   --out paper.safetensors --steps 1 --seq-len 16 --batch 1 --warmup 0 --eval-every 0 --eval-tokens 64 --threads 1 \
-  --valid-fraction 0.1 --valid-block 2000 2> paper.log || { cat paper.log >&2; fail "train --config wikitext103_tnn_lm.json --tokenizer"; }
+  --valid-fraction 0.1 --valid-block 2000 2> paper.log \
+  || { cat paper.log >&2; fail "train --config wikitext103_tnn_lm.json --tokenizer"; }
 grep -q "dim 512, layers 7" paper.log || fail "the paper's LM: not the config's model: $(head -3 paper.log)"
 grep -q "tokenizer sentencepiece" paper.log || fail "the paper's LM: not on the tokenizer's ids: $(head -3 paper.log)"
 rm -f paper.*safetensors*
