@@ -4,9 +4,12 @@ compute what the official code computes.
 For each option: build the official modules (tnn-pytorch's TnnLayer / Gtu / GLU / norms, and
 fairseq-evo's TnnV2DecoderLayer / TnnV2EncoderLayer) in float64 with random weights, wired into the
 language models the converter reads, save their state_dict in the official form, convert it, run the
-reference on the converted file and compare the logits (max |diff| / max |official|). Each case
-also converts back (--to tnn-pytorch, where that form can hold the model) and reloads the result
-into the official modules. Options tnn refuses are checked to be refused.
+reference on the converted file and compare the logits (max |diff| / max |official|). With the
+tnn program (--tnn, built by default), every case also compares gradients: the official model's
+loss and parameter gradients from PyTorch autograd, put through the converter as if they were a
+checkpoint, against `tnn grad` on the converted model (tolerance 1e-10). Each case also converts
+back (--to tnn-pytorch, where that form can hold the model) and reloads the result into the
+official modules. Options tnn refuses are checked to be refused.
 
 The official code is not part of this repository: point --official at a directory with
   tnn-pytorch/   a checkout of Doraemonzzz/tnn-pytorch (the package tnn_pytorch)
@@ -15,13 +18,14 @@ The official code is not part of this repository: point --official at a director
                  loaded, beside small stand-ins for the fairseq core they import)
 Without tnn_pytorch the script prints why and exits 77 (skipped).
 
-  /usr/bin/python3 tests/pytorch/check_official.py [--official DIR] [--only SUBSTR] [-v]
+  /usr/bin/python3 tests/pytorch/check_official.py [--official DIR] [--tnn PROGRAM] [--only SUBSTR] [-v]
 """
 import argparse
 import io
 import math
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from argparse import Namespace
@@ -35,13 +39,16 @@ os.environ.setdefault("LOGLEVEL", "WARNING")  # the official modules log every c
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
 
 import convert_checkpoint  # noqa: E402
 import safetensors_io  # noqa: E402
 import tnn_reference as ref  # noqa: E402
 
 TOL = 1e-12
+GRAD_TOL = 1e-10  # gradients: tnn's FFT products against the official code's, both in f64
 SKIP = 77
+TNN = None  # the tnn program for the gradient checks (main sets it; None: logits only)
 
 
 # ------------------------------------------------------------------ random official weights
@@ -91,6 +98,57 @@ def reference_logits(path, tokens):
     P = {n: torch.tensor(a, dtype=torch.float64) for n, a in params.items()}
     _, logits = ref.forward(cfg, P, torch.as_tensor(tokens))
     return logits.numpy(), cfg
+
+
+def grad_check(model, tokens, converted, convert_state, work):
+    """The official model's cross-entropy loss (next-token targets, some positions ignored as tnn
+    ignores -1) and parameter gradients by autograd, against `tnn grad` on the converted model.
+    `converted` is the model's converted file. The gradients reach tnn's names through the
+    converter itself: convert_state(state, src, out) saves them in the official checkpoint form
+    (buffers such as a fixed decay keep their values) and converts them like weights, which is
+    exact because the converter only renames.
+    Returns (worst relative difference over the loss and every gradient, note)."""
+    if TNN is None:
+        return 0.0, "gradients not checked (no tnn program)"
+    targets = np.roll(tokens, -1, axis=1)
+    targets[:, -1] = -1
+    targets[0, 1] = -1
+    model.zero_grad()
+    logits = model(torch.as_tensor(tokens))
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), torch.as_tensor(targets).reshape(-1),
+                           ignore_index=-1)
+    loss.backward()
+    state = {}
+    for k, v in model.state_dict(keep_vars=True).items():
+        trained = isinstance(v, nn.Parameter) and v.requires_grad
+        state[k] = (v.grad if v.grad is not None else torch.zeros_like(v)).detach() if trained else v.detach()
+    gout = os.path.join(work, "grads.safetensors")
+    rc, err = convert_state(state, os.path.join(work, "grads.pt"), gout)
+    if rc != 0:
+        return float("inf"), f"converting the gradients: {err}"
+    want, _ = safetensors_io.load(gout)
+    batch, out = os.path.join(work, "batch.safetensors"), os.path.join(work, "tnn_grad.safetensors")
+    safetensors_io.save(batch, {"tokens": tokens.astype(np.int32), "targets": targets.astype(np.int32)})
+    p = subprocess.run([TNN, "grad", "--checkpoint", converted, "--inputs", batch, "--out", out,
+                        "--dtype", "f64"], capture_output=True, text=True, timeout=600)
+    if p.returncode != 0:
+        return float("inf"), f"tnn grad: {p.stderr.strip()[-300:]}"
+    got, _ = safetensors_io.load(out)
+    worst, where = rel_err(got["loss"], float(loss)), "loss"
+    names = [n[len("grad."):] for n in got if n.startswith("grad.")]
+    missing = [n for n in names if n not in want]
+    if missing:
+        return float("inf"), f"tnn grad has gradients the official model lacks: {missing[:4]}"
+    # Relative to each tensor's own gradient, but at least a thousandth of the model's largest: a
+    # gradient that is zero but for rounding (an RPE whose ReLUs are all off for these weights) is
+    # then measured against a meaningful scale rather than against its own rounding noise.
+    floor = 1e-3 * max(float(np.abs(want[n]).max()) for n in names if want[n].size)
+    for n in names:
+        g, w = np.asarray(got["grad." + n], np.float64), np.asarray(want[n], np.float64)
+        e = float(np.abs(g - w).max()) / max(float(np.abs(w).max()), floor) if w.size else 0.0
+        if e > worst:
+            worst, where = e, n
+    return worst, f"loss and the gradients of {len(names)} tensors, worst {where}"
 
 
 def convert(argv):
@@ -217,8 +275,10 @@ def run_tnn_pytorch(tp, rng, work, only, verbose):
         randomize(model, rng, normalize)
         model = model.double().eval()
         src, out, back = (os.path.join(work, f) for f in ("in.pt", "out.safetensors", "back.pt"))
-        torch.save({"args": A, "state_dict": model.state_dict()}, src)
-        rc, err = convert(["--from", "tnn-pytorch", src, out])
+        def convert_state(state, src, out):
+            torch.save({"args": A, "state_dict": state}, src)
+            return convert(["--from", "tnn-pytorch", src, out])
+        rc, err = convert_state(model.state_dict(), src, out)
         if rc != 0:
             results.append((name, float("inf"), f"converter refused: {err}"))
             continue
@@ -229,6 +289,8 @@ def run_tnn_pytorch(tp, rng, work, only, verbose):
                 official = model(torch.as_tensor(tokens)).numpy()
             mine, _ = reference_logits(out, tokens)
             worst = max(worst, rel_err(mine, official))
+        g_err, g_note = grad_check(model, rng.integers(0, A["vocab_size"], (2, 9)), out, convert_state, work)
+        results.append((name + " (gradients)", g_err, g_note, GRAD_TOL))
         # back to the official form: the same model, loaded strictly
         rc, err = convert(["--to", "tnn-pytorch", out, back])
         note = ""
@@ -524,8 +586,10 @@ def run_fairseq(fs, rng, work, only, verbose):
         randomize(model, rng, bool(a.get("normalize")))
         model = model.double().eval()
         src, out = os.path.join(work, "fs.pt"), os.path.join(work, "fs.safetensors")
-        torch.save({"args": None, "cfg": {"model": a}, "model": model.state_dict()}, src)
-        rc, err = convert(["--from", "fairseq", src, out])
+        def convert_state(state, src, out):
+            torch.save({"args": None, "cfg": {"model": a}, "model": state}, src)
+            return convert(["--from", "fairseq", src, out])
+        rc, err = convert_state(model.state_dict(), src, out)
         if rc != 0:
             results.append((f"fairseq {name}", float("inf"), f"converter refused: {err}"))
             continue
@@ -536,6 +600,8 @@ def run_fairseq(fs, rng, work, only, verbose):
                 official = model(torch.as_tensor(tokens)).numpy()
             mine, _ = reference_logits(out, tokens)
             worst = max(worst, rel_err(mine, official))
+        g_err, g_note = grad_check(model, rng.integers(2, V, (2, 9)), out, convert_state, work)
+        results.append((f"fairseq {name} (gradients)", g_err, g_note, GRAD_TOL))
         results.append((f"fairseq {name}", worst, ""))
     for name, kw in FS_REFUSALS:
         if only and only not in name:
@@ -562,6 +628,9 @@ def main(argv=None):
     ap.add_argument("--official", default=os.environ.get("TNN_OFFICIAL_DIR", "/tmp/official"),
                     help="directory with tnn-pytorch/, einops/ and optionally fairseq-evo/ (default "
                          "$TNN_OFFICIAL_DIR or /tmp/official)")
+    ap.add_argument("--tnn", default=os.path.join(HERE, "..", "..", "build", "release", "bin", "tnn"),
+                    help="the tnn program for the gradient checks (default: the release preset's); "
+                         "without it only logits are compared")
     ap.add_argument("--only", metavar="SUBSTR", help="only the cases whose name contains SUBSTR")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("-v", "--verbose", action="store_true")
@@ -576,6 +645,11 @@ def main(argv=None):
         print(f"check_official: skipped: the official tnn_pytorch package is not importable ({e}); "
               f"see --help for the directory layout")
         return SKIP
+    global TNN
+    if os.access(args.tnn, os.X_OK):
+        TNN = args.tnn
+    else:
+        print(f"check_official: {args.tnn} is not a program: logits only, gradients not checked")
     torch.set_default_dtype(torch.float64)
     rng = np.random.default_rng(args.seed)
     work = tempfile.mkdtemp(prefix="tnn_check_official_")
@@ -590,12 +664,13 @@ def main(argv=None):
     finally:
         shutil.rmtree(work, ignore_errors=True)
     failed = 0
-    print(f"{'case':60} {'worst rel err':>13}  result")
-    for name, err, note in results:
-        ok = err < TOL
+    print(f"{'case':66} {'worst rel err':>13}  result")
+    for name, err, note, *tol in results:  # tol: GRAD_TOL for gradients, else TOL
+        ok = err < (tol[0] if tol else TOL)
         failed += not ok
-        print(f"{name:60} {err:13.2e}  {'ok' if ok else 'FAIL'}  {note}")
-    print(f"\n{len(results) - failed} passed, {failed} failed (tolerance {TOL:.0e}, f64)")
+        print(f"{name:66} {err:13.2e}  {'ok' if ok else 'FAIL'}  {note}")
+    print(f"\n{len(results) - failed} passed, {failed} failed (tolerance {TOL:.0e} for logits, {GRAD_TOL:.0e} for "
+          f"gradients, f64)")
     return 1 if failed else 0
 
 
