@@ -32,22 +32,21 @@ source "$(dirname "$0")/kjv_lib.sh"
 #    64 KiB held out for validation and evaluation.
 kjv_data
 
-TNN_MODEL=("${KJV_MODEL[@]}")
 # shellcheck disable=SC2206  # ATTN_FLAGS is split into flags on purpose
 ATTN_MODEL=(--token-mixer attention --positions sinusoidal --dim 192 --layers 4 --heads 3 $ATTN_FLAGS)
 
 # 2. Seconds per step of each model, and the attention model's steps at equal time.
 echo "== timing ($TIMING_STEPS steps of each model)"
-tnn_sps=$(seconds_per_step tnn "${TNN_MODEL[@]}")
+tnn_sps=$(seconds_per_step tnn "${KJV_MODEL[@]}")
 attn_sps=$(seconds_per_step attention "${ATTN_MODEL[@]}")
 ATTN_STEPS=$(equal_time_steps "$STEPS" "$tnn_sps" "$attn_sps")
 echo "TNN $tnn_sps s/step, attention $attn_sps s/step: $STEPS TNN steps take as long as $ATTN_STEPS attention steps"
 
 # 3. Train both (the warm-up of the demo, or a tenth of a shorter run).
 echo "== train the TNN ($STEPS steps)"
-train tnn "$STEPS" "$(warmup_of "$STEPS")" 500 "${TNN_MODEL[@]}"
+kjv_train tnn "$STEPS" "$(warmup_of "$STEPS")" 500 "${KJV_MODEL[@]}"
 echo "== train attention ($ATTN_STEPS steps)"
-train attention "$ATTN_STEPS" "$(warmup_of "$ATTN_STEPS")" 500 "${ATTN_MODEL[@]}"
+kjv_train attention "$ATTN_STEPS" "$(warmup_of "$ATTN_STEPS")" 500 "${ATTN_MODEL[@]}"
 p_tnn=$(params tnn)
 p_attn=$(params attention)
 python3 - "$p_tnn" "$p_attn" <<'EOF'

@@ -50,9 +50,9 @@ echo "bytes $bytes_sps s/step, subword $subword_sps s/step: $STEPS byte steps ta
 
 # 3. Train both.
 echo "== train on bytes ($STEPS steps)"
-train bytes "$STEPS" "$(warmup_of "$STEPS")" 500 "${KJV_MODEL[@]}"
+kjv_train bytes "$STEPS" "$(warmup_of "$STEPS")" 500 "${KJV_MODEL[@]}"
 echo "== train on $VOCAB subwords ($SUBWORD_STEPS steps)"
-train subword "$SUBWORD_STEPS" "$(warmup_of "$SUBWORD_STEPS")" 500 "${KJV_MODEL[@]}" "${SUBWORD[@]}"
+kjv_train subword "$SUBWORD_STEPS" "$(warmup_of "$SUBWORD_STEPS")" 500 "${KJV_MODEL[@]}" "${SUBWORD[@]}"
 
 # 4. Both on the same held-out bytes, each at the length it was trained at (512 bytes; 512 pieces).
 echo "== evaluate both on the held-out 5%"

@@ -6,6 +6,9 @@
 
 # The demo's model: dim 192, 3 layers, GTU expand 2, RPE 32 wide, decay 0.99.
 KJV_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)
+# The demo's training: 512 positions, batches of 8, cosine schedule 3e-3 -> 1e-4, seed 1, every 20th
+# block of 64 KiB held out, validation on its first 65,536 tokens.
+KJV_RECIPE=(--seq-len 512 --batch 8 --lr 3e-3 --min-lr 1e-4 --eval-tokens 65536 --valid-block 65536 --seed 1)
 
 kjv_data() {  # writes $OUT/kjv.txt (the KJV, verse references stripped) once
   mkdir -p "$OUT"
@@ -15,12 +18,11 @@ kjv_data() {  # writes $OUT/kjv.txt (the KJV, verse references stripped) once
   echo "== data: $OUT/kjv.txt, $(wc -c < "$OUT/kjv.txt") bytes"
 }
 
-train() {  # NAME STEPS WARMUP EVAL_EVERY [flags]: writes $OUT/NAME.safetensors and NAME.log
+kjv_train() {  # NAME STEPS WARMUP EVAL_EVERY [flags]: writes $OUT/NAME.safetensors and NAME.log
   local name=$1 steps=$2 warmup=$3 eval_every=$4
   shift 4
-  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --force --seq-len 512 --batch 8 \
-    --steps "$steps" --warmup "$warmup" --lr 3e-3 --min-lr 1e-4 --eval-every "$eval_every" --eval-tokens 65536 \
-    --valid-block 65536 --threads "$THREADS" --seed 1 "$@" 2>&1 | tee "$OUT/$name.log"
+  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --force --steps "$steps" --warmup "$warmup" \
+    --eval-every "$eval_every" --threads "$THREADS" "${KJV_RECIPE[@]}" "$@" 2>&1 | tee "$OUT/$name.log"
 }
 now() { date +%s.%N; }
 params() { sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$OUT/$1.log" | head -1; }
@@ -33,9 +35,9 @@ seconds_per_step() {  # NAME [flags]
   shift
   local t0 t1 t2
   t0=$(now)
-  train "timing-$name-a" 5 1 0 "$@" > /dev/null
+  kjv_train "timing-$name-a" 5 1 0 "$@" > /dev/null
   t1=$(now)
-  train "timing-$name-b" $((5 + TIMING_STEPS)) 1 0 "$@" > /dev/null
+  kjv_train "timing-$name-b" $((5 + TIMING_STEPS)) 1 0 "$@" > /dev/null
   t2=$(now)
   rm -f "$OUT/timing-$name"-*
   python3 -c "import sys; a, b, c, n = map(float, sys.argv[1:]); print(max((c - b) - (b - a), 1e-3) / n)" \

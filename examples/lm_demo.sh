@@ -29,9 +29,8 @@ kjv_data
 #    1,800 steps of 8 x 512).
 train() {  # NAME [extra tnn train flags]
   local name=$1; shift
-  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --seq-len 512 --batch 8 --steps "$STEPS" \
-    --warmup 60 --lr 3e-3 --min-lr 1e-4 "${KJV_MODEL[@]}" \
-    --eval-every 500 --eval-tokens 65536 --valid-block 65536 --threads "$THREADS" --seed 1 "${EXTRA[@]}" "$@"
+  "$TNN" train --data "$OUT/kjv.txt" --out "$OUT/$name.safetensors" --steps "$STEPS" --warmup 60 --eval-every 500 \
+    --threads "$THREADS" "${KJV_RECIPE[@]}" "${KJV_MODEL[@]}" "${EXTRA[@]}" "$@"
 }
 # 3. Length extrapolation on the held-out text: trained at 512, evaluated up to 14336.
 evaluate() {  # NAME PLOT
