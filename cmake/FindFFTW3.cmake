@@ -9,17 +9,8 @@ include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(FFTW3 REQUIRED_VARS FFTW3_INCLUDE_DIR FFTW3_LIBRARY FFTW3F_LIBRARY)
 
 if(FFTW3_FOUND)
-  if(NOT TARGET FFTW3::fftw3)
-    add_library(FFTW3::fftw3 UNKNOWN IMPORTED)
-    set_target_properties(FFTW3::fftw3 PROPERTIES
-      IMPORTED_LOCATION "${FFTW3_LIBRARY}"
-      INTERFACE_INCLUDE_DIRECTORIES "${FFTW3_INCLUDE_DIR}")
-  endif()
-  if(NOT TARGET FFTW3::fftw3f)
-    add_library(FFTW3::fftw3f UNKNOWN IMPORTED)
-    set_target_properties(FFTW3::fftw3f PROPERTIES
-      IMPORTED_LOCATION "${FFTW3F_LIBRARY}"
-      INTERFACE_INCLUDE_DIRECTORIES "${FFTW3_INCLUDE_DIR}")
-  endif()
+  include(${CMAKE_CURRENT_LIST_DIR}/tnn_import_library.cmake)
+  tnn_import_library(FFTW3::fftw3 "${FFTW3_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${FFTW3_INCLUDE_DIR}")
+  tnn_import_library(FFTW3::fftw3f "${FFTW3F_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${FFTW3_INCLUDE_DIR}")
 endif()
 mark_as_advanced(FFTW3_INCLUDE_DIR FFTW3_LIBRARY FFTW3F_LIBRARY)

@@ -10,16 +10,11 @@ include(FindPackageHandleStandardArgs)
 find_package_handle_standard_args(SentencePiece REQUIRED_VARS SentencePiece_INCLUDE_DIR SentencePiece_LIBRARY)
 
 if(SentencePiece_FOUND)
-  if(NOT TARGET SentencePiece::sentencepiece)
-    add_library(SentencePiece::sentencepiece UNKNOWN IMPORTED)
-    set_target_properties(SentencePiece::sentencepiece PROPERTIES
-      IMPORTED_LOCATION "${SentencePiece_LIBRARY}"
-      INTERFACE_INCLUDE_DIRECTORIES "${SentencePiece_INCLUDE_DIR}")
-  endif()
-  if(SentencePiece_TRAIN_LIBRARY AND NOT TARGET SentencePiece::sentencepiece_train)
-    add_library(SentencePiece::sentencepiece_train UNKNOWN IMPORTED)
-    set_target_properties(SentencePiece::sentencepiece_train PROPERTIES
-      IMPORTED_LOCATION "${SentencePiece_TRAIN_LIBRARY}"
+  include(${CMAKE_CURRENT_LIST_DIR}/tnn_import_library.cmake)
+  tnn_import_library(SentencePiece::sentencepiece "${SentencePiece_LIBRARY}"
+    INTERFACE_INCLUDE_DIRECTORIES "${SentencePiece_INCLUDE_DIR}")
+  if(SentencePiece_TRAIN_LIBRARY)
+    tnn_import_library(SentencePiece::sentencepiece_train "${SentencePiece_TRAIN_LIBRARY}"
       INTERFACE_LINK_LIBRARIES SentencePiece::sentencepiece)
   endif()
 endif()

@@ -10,7 +10,9 @@ TNN=$1
 LISTOPS=$2
 PATHFINDER=$3
 WORK=$4
-PYIO=$(cd "$(dirname "$0")/../pytorch" && pwd)  # safetensors_io.py (numpy only)
+# import safetensors_io (tests/pytorch; numpy only)
+PYTHONPATH=$(cd "$(dirname "$0")/../pytorch" && pwd)${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 PY=/usr/bin/python3
 failures=0
@@ -41,10 +43,9 @@ tiny_img=("${base[@]}" --batch 2)  # --seq-len is for text tasks only
 for i in $(seq 1 40); do echo -e "pos\tgood text $i"; echo -e "neg\tbad text $i"; done > labels.tsv
 "$TNN" train --task classify --data labels.tsv --out cls.safetensors "${tiny[@]}" 2> fixture.err \
   || { echo "FAIL: classifier fixture: $(tail -1 fixture.err)"; exit 1; }
-$PY - "$PYIO" <<'EOF' || { echo "FAIL: image fixtures"; exit 1; }
+$PY - <<'EOF' || { echo "FAIL: image fixtures"; exit 1; }
 import json, sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 r = np.random.default_rng(1)
 img = r.integers(0, 256, (8, 4, 4, 1)).astype(np.uint8)
@@ -104,9 +105,8 @@ expect_error "expected a class name of printable UTF-8.*U+000A" \
 expect_error "expected distinct class names" \
   "$TNN" train --task image --data names_dup.safetensors --out nd.safetensors --patch-size 2 "${tiny_img[@]}"
 # ... and from a checkpoint's metadata (a hand-edited or hostile file).
-$PY - "$PYIO" <<'EOF'
+$PY - <<'EOF'
 import json, sys
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 t, meta = st.load("cls.safetensors")
 for name, labels in (("cls_newline", ["po\ns", "neg"]), ("cls_dup", ["pos", "pos"]), ("cls_ctrl", ["\u0085x", "neg"])):

@@ -22,10 +22,9 @@ start_in "$WORK"
 
 # 1. Data: 6 x 4 images, 2 channels, 3 classes by where the bright half is (top, bottom, left);
 #    the validation labels are 25% wrong, so accuracy is well below 1 and eval/classify can differ.
-$PY - "$PYIO" <<'EOF' || fail "could not write the image files"
+$PY - <<'EOF' || fail "could not write the image files"
 import json, sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 def make(n, seed):
     r = np.random.default_rng(seed)
@@ -79,9 +78,8 @@ grep -q "^accuracy 0\.[0-9]* ([0-9]* of 80 images), loss" eval.txt || fail "eval
 "$TNN" classify --checkpoint full.safetensors --images valid.safetensors --json > pred.json
 "$TNN" classify --checkpoint full.safetensors --images nolabels.safetensors --batch 7 > pred_nolabels.txt
 cmp pred.txt pred_nolabels.txt || fail "classify: a file without labels (batch 7) gave other answers"
-$PY - "$PYIO" <<'EOF' || fail "eval / classify disagree or are wrong"
+$PY - <<'EOF' || fail "eval / classify disagree or are wrong"
 import json, sys
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 names = ["top", "bottom", "left"]
 labels = [names[int(l)] for l in st.load("valid.safetensors")[0]["labels"]]

@@ -1,6 +1,7 @@
 # What the end-to-end scripts of tests/cli share, sourced before they change directory:
 #   . "$(dirname "$0")/lib.sh"
-#   PY, PYIO              the Python they run, and tests/pytorch (safetensors_io.py, numpy only)
+#   PY                    the Python they run, with tests/pytorch on its path (import safetensors_io:
+#                         safetensors files from numpy, no torch)
 #   fail MESSAGE          FAIL: MESSAGE on stderr, exit 1
 #   start_in DIR          DIR emptied and made the current directory
 #   expect_error WHAT PATTERN COMMAND...
@@ -12,7 +13,8 @@
 #                         `tnn grad`'s output GRAD: loss [], logits of LOGITS_SHAPE ("3,32,1"),
 #                         a gradient for every tensor of CHECKPOINT but the fixed decay's gamma
 PY=/usr/bin/python3
-PYIO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pytorch" && pwd)
+PYTHONPATH=$(cd "$(dirname "${BASH_SOURCE[0]}")/../pytorch" && pwd)${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONPATH
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
@@ -40,13 +42,12 @@ stop_resume_is_identical() {  # WHAT STEP
 }
 
 check_grad_output() {  # CHECKPOINT GRAD LOGITS_SHAPE
-  $PY - "$PYIO" "$1" "$2" "$3" <<'PYEOF' || fail "tnn grad output"
+  $PY - "$1" "$2" "$3" <<'PYEOF' || fail "tnn grad output"
 import sys
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
-m, _ = st.load(sys.argv[2])
-g, _ = st.load(sys.argv[3])
-shape = tuple(int(d) for d in sys.argv[4].split(","))
+m, _ = st.load(sys.argv[1])
+g, _ = st.load(sys.argv[2])
+shape = tuple(int(d) for d in sys.argv[3].split(","))
 assert g["loss"].shape == () and g["logits"].shape == shape, (g["loss"].shape, g["logits"].shape)
 want = {"grad." + n for n in m} - {"grad.layers.0.token_mixer.toep.gamma"}  # fixed decay: not trained
 assert set(g) - {"loss", "logits"} == want, sorted(set(g) ^ want)

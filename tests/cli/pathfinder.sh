@@ -10,10 +10,10 @@
 #    the dashed images are the solid ones with gaps; and the check fails on flipped labels and
 #    on a solid file of another seed;
 #  - refusals: one line on stderr, non-zero exit, no file left behind.
-# Usage: pathfinder.sh /path/to/tnn-pathfinder /path/to/tnn WORKDIR
+# Usage: pathfinder.sh /path/to/tnn /path/to/tnn-pathfinder WORKDIR
 set -euo pipefail
-PF=$1
-TNN=$2
+TNN=$1
+PF=$2
 WORK=$3
 . "$(dirname "$0")/lib.sh"
 start_in "$WORK"
@@ -31,10 +31,9 @@ echo "ok: reproducible for a seed, independent of --threads"
 
 # 2. Format, balance, and the flat variant.
 "$PF" --out-dir flat "${SMALL[@]}" --seed 7 --flat > /dev/null
-$PY - "$PYIO" <<'EOF' || fail "format, balance or the flat variant is wrong"
+$PY - <<'EOF' || fail "format, balance or the flat variant is wrong"
 import json, sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 for split, m in (("train", 300), ("valid", 40), ("test", 41)):
     t, meta = st.load(f"a/{split}.safetensors")
@@ -53,16 +52,15 @@ EOF
 
 # 3. Labels: flood fill over the solid rendering (checker below), on all difficulties and Path-X.
 cat > check.py <<'EOF'
-# check.py PYIO DASHED SOLID: for every image, the dashed pixels lie on the solid (gap-filled)
+# check.py DASHED SOLID: for every image, the dashed pixels lie on the solid (gap-filled)
 # strokes, the solid strokes lie within two pixels of a dashed one (the gaps are short), the
 # markers are bright in the dashed image, and an 8-connected flood fill over the solid
 # strokes from one marker reaches the other exactly when the label is 1.
 import collections, sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
-d, _ = st.load(sys.argv[2])
-s, _ = st.load(sys.argv[3])
+d, _ = st.load(sys.argv[1])
+s, _ = st.load(sys.argv[2])
 img, sol, lab, mk = d["images"][..., 0], s["images"][..., 0], d["labels"], s["markers"]
 assert np.array_equal(lab, s["labels"]), "dashed and solid files have different labels"
 M, H, W = img.shape
@@ -97,15 +95,14 @@ EOF
 for d in easy intermediate hard; do
   "$PF" --out-dir $d --train 200 --valid 0 --test 0 --seed 3 --difficulty $d > /dev/null
   "$PF" --out-dir ${d}_solid --train 200 --valid 0 --test 0 --seed 3 --difficulty $d --solid > /dev/null
-  $PY check.py "$PYIO" $d/train.safetensors ${d}_solid/train.safetensors || fail "--difficulty $d: labels"
+  $PY check.py $d/train.safetensors ${d}_solid/train.safetensors || fail "--difficulty $d: labels"
 done
 "$PF" --out-dir x --size 128 --train 6 --valid 0 --test 0 --seed 3 > /dev/null
 "$PF" --out-dir x_solid --size 128 --train 6 --valid 0 --test 0 --seed 3 --solid > /dev/null
-$PY check.py "$PYIO" x/train.safetensors x_solid/train.safetensors || fail "--size 128: labels"
+$PY check.py x/train.safetensors x_solid/train.safetensors || fail "--size 128: labels"
 # The check can fail: flipped labels, and a solid file of another seed.
-$PY - "$PYIO" <<'EOF'
+$PY - <<'EOF'
 import sys
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 for src, dst in (("hard/train.safetensors", "flipped.safetensors"),
                  ("hard_solid/train.safetensors", "flipped_solid.safetensors")):
@@ -113,18 +110,17 @@ for src, dst in (("hard/train.safetensors", "flipped.safetensors"),
     t["labels"] = 1 - t["labels"]
     st.save(dst, t, meta)
 EOF
-$PY check.py "$PYIO" flipped.safetensors flipped_solid.safetensors > flip.log 2>&1 && fail "the label check passed flipped labels"
+$PY check.py flipped.safetensors flipped_solid.safetensors > flip.log 2>&1 && fail "the label check passed flipped labels"
 grep -q "200 of 200 labels disagree" flip.log || fail "flipped labels: $(tail -1 flip.log)"
 "$PF" --out-dir other_solid --train 200 --valid 0 --test 0 --seed 4 --solid > /dev/null
-$PY - "$PYIO" <<'EOF'  # seed 4's paths under seed 3's labels
+$PY - <<'EOF'  # seed 4's paths under seed 3's labels
 import sys
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 t, meta = st.load("other_solid/train.safetensors")
 t["labels"] = st.load("hard/train.safetensors")[0]["labels"]
 st.save("other_paths.safetensors", t, meta)
 EOF
-$PY check.py "$PYIO" hard/train.safetensors other_paths.safetensors > other.log 2>&1 &&
+$PY check.py hard/train.safetensors other_paths.safetensors > other.log 2>&1 &&
   fail "the label check passed a solid file of another seed"
 grep -q "dashed pixels off the solid strokes" other.log || fail "another seed's paths: $(tail -1 other.log)"
 echo "ok: the label check fails on flipped labels and on another seed's paths"

@@ -14,10 +14,9 @@ WORK=$2
 . "$(dirname "$0")/lib.sh"
 start_in "$WORK"
 
-$PY - "$PYIO" <<'EOF' || fail "could not write the data files"
+$PY - <<'EOF' || fail "could not write the data files"
 import sys
 import numpy as np
-sys.path.insert(0, sys.argv[1])
 import safetensors_io as st
 def make(m, seed):
     r = np.random.default_rng(seed)
