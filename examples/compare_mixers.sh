@@ -20,11 +20,7 @@
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/compare}
-STEPS=${STEPS:-1500}
-TIMING_STEPS=${TIMING_STEPS:-20}
-THREADS=${THREADS:-0}
 ATTN_FLAGS=${ATTN_FLAGS:-}
-MAX_BYTES=${MAX_BYTES:-100000}
 # shellcheck source=examples/kjv_lib.sh
 source "$(dirname "$0")/kjv_lib.sh"
 
@@ -63,6 +59,5 @@ echo "== evaluate both on the held-out 5% at several lengths"
 "$TNN" eval --checkpoint "$OUT/tnn.safetensors" --label "TNN ($STEPS steps)" \
   --checkpoint "$OUT/attention.safetensors" --label "attention ($ATTN_STEPS steps)" \
   --title "Trained at 512 tokens for equal time: TNN vs attention" \
-  --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 --max-bytes "$MAX_BYTES" \
-  --lengths 512,1024,2048,4096,8192,14336 --plot "$OUT/tnn-vs-attention.svg" --threads "$THREADS"
+  "${KJV_HELDOUT[@]}" --lengths "$KJV_LENGTHS" --plot "$OUT/tnn-vs-attention.svg" --threads "$THREADS"
 rm -f "$OUT"/timing-*

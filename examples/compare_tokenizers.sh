@@ -15,11 +15,7 @@
 set -euo pipefail
 TNN=${1:-build/release/bin/tnn}
 OUT=${2:-build/subword}
-STEPS=${STEPS:-1500}
 VOCAB=${VOCAB:-4000}
-TIMING_STEPS=${TIMING_STEPS:-20}
-THREADS=${THREADS:-0}
-MAX_BYTES=${MAX_BYTES:-100000}
 # shellcheck source=examples/kjv_lib.sh
 source "$(dirname "$0")/kjv_lib.sh"
 kjv_data
@@ -58,4 +54,4 @@ kjv_train subword "$SUBWORD_STEPS" "$(warmup_of "$SUBWORD_STEPS")" 500 "${KJV_MO
 echo "== evaluate both on the held-out 5%"
 "$TNN" eval --checkpoint "$OUT/bytes.safetensors" --label "bytes ($STEPS steps)" \
   --checkpoint "$OUT/subword.safetensors" --label "BPE $VOCAB ($SUBWORD_STEPS steps)" \
-  --data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 --max-bytes "$MAX_BYTES" --threads "$THREADS"
+  "${KJV_HELDOUT[@]}" --threads "$THREADS"

@@ -2,13 +2,26 @@
 # The KJV recipe, shared by lm_demo.sh and the comparisons built on it (compare_mixers.sh,
 # compare_tokenizers.sh): the text, the demo's model and training flags (512 positions, batches of
 # 8, the same schedule, seed and held-out text), and a timing of seconds per step. Source it with
-# TNN, OUT and THREADS set.
+# TNN and OUT set.
+
+# Settings from the environment, the demo's by default:
+#   STEPS         training steps (1500; in a comparison, the first model's)
+#   THREADS       threads of every run (0: all cores)
+#   TIMING_STEPS  steps of each timing run of seconds_per_step (20)
+#   MAX_BYTES     held-out bytes evaluated (100000)
+STEPS=${STEPS:-1500}
+THREADS=${THREADS:-0}
+TIMING_STEPS=${TIMING_STEPS:-20}
+MAX_BYTES=${MAX_BYTES:-100000}
 
 # The demo's model: dim 192, 3 layers, GTU expand 2, RPE 32 wide, decay 0.99.
 KJV_MODEL=(--dim 192 --layers 3 --expand-ratio 2 --rpe-dim 32 --gamma 0.99)
 # The demo's training: 512 positions, batches of 8, cosine schedule 3e-3 -> 1e-4, seed 1, every 20th
 # block of 64 KiB held out, validation on its first 65,536 tokens.
 KJV_RECIPE=(--seq-len 512 --batch 8 --lr 3e-3 --min-lr 1e-4 --eval-tokens 65536 --valid-block 65536 --seed 1)
+# `tnn eval` on the same held-out blocks, at the training length and up to 28 times it.
+KJV_HELDOUT=(--data "$OUT/kjv.txt" --valid-fraction 0.05 --valid-block 65536 --max-bytes "$MAX_BYTES")
+KJV_LENGTHS=512,1024,2048,4096,8192,14336
 
 kjv_data() {  # writes $OUT/kjv.txt (the KJV, verse references stripped) once
   mkdir -p "$OUT"

@@ -89,6 +89,8 @@ CLASSIFY_DEFAULTS = {"task": "lm", "num_classes": None, "pooling": "mean"}
 IMAGE_KEYS = ("image_height", "image_width", "image_channels", "patch_size")
 # Regression (task "regress"): F features in and Fo values out per position; no vocab_size.
 REGRESS_KEYS = ("input_features", "output_features")
+# The tasks without a vocabulary: what an error calls the model, and the keys only that task has.
+TASK_KEYS = {"image": ("an image model", IMAGE_KEYS), "regress": ("a regressor", REGRESS_KEYS)}
 # The keys of a token embedding or a vocabulary head, which a regressor must leave at the default
 # (tnn refuses a key of another task that differs from its default).
 TOKEN_ONLY_KEYS = ("tie_embeddings", "scale_embedding", "embed_norm_type", "lm_head_type")
@@ -116,28 +118,20 @@ def full_config(cfg):
         if "decay" in cfg:
             raise ValueError("config: expected decay or the old use_decay/use_multi_decay, got both")
         out["decay"] = _decay_from_legacy(cfg)
-    image = out.get("task", "lm") == "image"
-    if image:
-        if out.get("vocab_size", 0) != 0:
-            raise ValueError("config: an image model has no vocab_size")
-        out.pop("vocab_size", None)
-        for k in IMAGE_KEYS:
-            if not isinstance(out.get(k), int) or out[k] < 1:
-                raise ValueError(f"config: an image model needs {k} >= 1")
-        if out["image_height"] % out["patch_size"] or out["image_width"] % out["patch_size"]:
-            raise ValueError("config: patch_size must divide image_height and image_width")
-    elif any(k in cfg for k in IMAGE_KEYS):
-        raise ValueError("config: image keys only with task image")
-    regress = out.get("task", "lm") == "regress"
-    if regress:
-        if out.get("vocab_size", 0) != 0:
-            raise ValueError("config: a regressor has no vocab_size")
-        out.pop("vocab_size", None)
-        for k in REGRESS_KEYS:
-            if not isinstance(out.get(k), int) or isinstance(out.get(k), bool) or out[k] < 1:
-                raise ValueError(f"config: a regressor needs {k} >= 1, got {out.get(k)!r}")
-    elif any(k in cfg for k in REGRESS_KEYS):
-        raise ValueError("config: input_features and output_features only with task regress")
+    task = out.get("task", "lm")
+    for name, (what, keys) in TASK_KEYS.items():  # the keys of a task without a vocabulary
+        if task == name:
+            if out.get("vocab_size", 0) != 0:
+                raise ValueError(f"config: {what} has no vocab_size")
+            out.pop("vocab_size", None)
+            for k in keys:
+                if not isinstance(out.get(k), int) or isinstance(out.get(k), bool) or out[k] < 1:
+                    raise ValueError(f"config: {what} needs {k} >= 1, got {out.get(k)!r}")
+        elif any(k in cfg for k in keys):
+            raise ValueError(f"config: {', '.join(keys)} only with task {name}")
+    image, regress = task == "image", task == "regress"
+    if image and (out["image_height"] % out["patch_size"] or out["image_width"] % out["patch_size"]):
+        raise ValueError("config: patch_size must divide image_height and image_width")
     if out.get("task", "lm") in ("classify", "image"):
         for k, v in CLASSIFY_DEFAULTS.items():
             out.setdefault(k, v)
