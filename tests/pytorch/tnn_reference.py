@@ -794,6 +794,26 @@ def _selftest(verbose=True):
         if verbose:
             print(f"  {'ok  ' if good else 'FAIL'} {what}: {err:.3e} ({'>' if above else '<'} {tol:.0e})")
 
+    def report_gradcheck(what, cfg, pnp, loss, data=()):
+        """torch.autograd.gradcheck of loss(P, *data) over the tensors data and every trained
+        parameter of cfg (values pnp); returns data."""
+        specs = param_specs(cfg)
+        names = [n for n, _, _, tr in specs if tr]
+
+        def f(*ts):
+            P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
+            P.update(dict(zip(names, ts[len(data):])))
+            return loss(P, *ts[:len(data)])
+
+        inputs = tuple(data) + tuple(torch.tensor(pnp[n], requires_grad=True) for n in names)
+        try:
+            good = torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
+        except RuntimeError as e:
+            print(e)
+            good = False
+        report(f"gradcheck {what} (1 = pass)", float(good), 0.5, above=True)
+        return data
+
     # 1. dense Toeplitz == FFT Toeplitz == explicit loop, both modes, several N.
     for causal in (True, False):
         for N in (1, 2, 7, 64):
@@ -864,48 +884,21 @@ def _selftest(verbose=True):
     for ci, cfg in enumerate(tiny):
         cfg = full_config(cfg)
         pnp = random_params(cfg, rng)
-        specs = param_specs(cfg)
-        names = [n for n, _, _, tr in specs if tr]
         B, N = 2, 4
         tokens = torch.as_tensor(rng.integers(0, cfg["vocab_size"], (B, N)))
         targets = torch.as_tensor(rng.integers(0, cfg["vocab_size"], (B, N)))
         targets[0, 1] = -1
-
-        def f(*ts):
-            P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
-            P.update(dict(zip(names, ts)))
-            return forward(cfg, P, tokens, targets)[0]
-
-        inputs = tuple(torch.tensor(pnp[n], requires_grad=True) for n in names)
-        try:
-            good = torch.autograd.gradcheck(f, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
-        except RuntimeError as e:
-            print(e)
-            good = False
-        report(f"gradcheck tiny config {ci} (1 = pass)", float(good), 0.5, above=True)
+        report_gradcheck(f"tiny config {ci}", cfg, pnp,
+                         lambda P, cfg=cfg, tokens=tokens, targets=targets: forward(cfg, P, tokens, targets)[0])
 
     # 2b. gradcheck of the image model (patch 2 over a 4 x 6 x 2 image: a 2 x 3 grid), parameters and pixels.
     icfg = full_config(dict(task="image", causal=False, image_height=4, image_width=6, image_channels=2, patch_size=2,
                             num_classes=3, dim=4, layers=1, heads=2, expand_ratio=1, rpe_dim=3, rpe_layers=1,
                             norm_type="layernorm", use_decay=False, use_multi_decay=True, gamma=0.8))
-    pnp = random_params(icfg, rng)
-    specs = param_specs(icfg)
-    names = [n for n, _, _, tr in specs if tr]
     labels = torch.tensor([0, 2])
-
-    def fi(images, *ts):
-        P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
-        P.update(dict(zip(names, ts)))
-        return image_forward(icfg, P, images, labels)[0]
-
-    inputs = (torch.tensor(rng.random((2, 4, 6, 2)), requires_grad=True),) + tuple(
-        torch.tensor(pnp[n], requires_grad=True) for n in names)
-    try:
-        good = torch.autograd.gradcheck(fi, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
-    except RuntimeError as e:
-        print(e)
-        good = False
-    report("gradcheck tiny image config (1 = pass)", float(good), 0.5, above=True)
+    report_gradcheck("tiny image config", icfg, random_params(icfg, rng),
+                     lambda P, images: image_forward(icfg, P, images, labels)[0],
+                     (torch.tensor(rng.random((2, 4, 6, 2)), requires_grad=True),))
 
     # 2c. the regressor: gradcheck (parameters and features), causal and bidirectional, one with
     # attention and positions; its loss against F.mse_loss; a causal regressor's value at i does
@@ -917,24 +910,11 @@ def _selftest(verbose=True):
                dict(R, input_features=2, output_features=3, token_mixer="attention", positions="sinusoidal")):
         rcfg = full_config(rc)
         pnp = random_params(rcfg, rng)
-        specs = param_specs(rcfg)
-        names = [n for n, _, _, tr in specs if tr]
         tgt = torch.tensor(rng.normal(size=(2, 5, rcfg["output_features"])))
-
-        def fr(features, *ts, rcfg=rcfg, pnp=pnp, specs=specs, names=names, tgt=tgt):
-            P = {n: torch.tensor(pnp[n]) for n, _, _, _ in specs}
-            P.update(dict(zip(names, ts)))
-            return regress_forward(rcfg, P, features, tgt)[0]
-
-        inputs = (torch.tensor(rng.normal(size=(2, 5, rcfg["input_features"])), requires_grad=True),) + tuple(
-            torch.tensor(pnp[n], requires_grad=True) for n in names)
-        try:
-            good = torch.autograd.gradcheck(fr, inputs, eps=1e-6, atol=1e-6, rtol=1e-5)
-        except RuntimeError as e:
-            print(e)
-            good = False
-        report(f"gradcheck tiny regressor causal={rcfg['causal']} {rcfg['token_mixer']} (1 = pass)", float(good), 0.5,
-               above=True)
+        inputs = report_gradcheck(
+            f"tiny regressor causal={rcfg['causal']} {rcfg['token_mixer']}", rcfg, pnp,
+            lambda P, features, rcfg=rcfg, tgt=tgt: regress_forward(rcfg, P, features, tgt)[0],
+            (torch.tensor(rng.normal(size=(2, 5, rcfg["input_features"])), requires_grad=True),))
         P = {n: torch.tensor(a) for n, a in pnp.items()}
         loss, values = regress_forward(rcfg, P, inputs[0].detach(), tgt)
         report(f"regressor causal={rcfg['causal']} loss vs F.mse_loss", abs(float(loss) - float(F.mse_loss(values, tgt))),
