@@ -17,11 +17,8 @@
 #include <cstdint>
 #include <memory>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "bench_model.hpp"
+#include "bench_util.hpp"
 #include "tnn/core/gemm.hpp"
 #include "tnn/layers/attention.hpp"
 #include "tnn/model/config.hpp"
@@ -53,17 +50,6 @@ double gtu_forward_flops(const TnnConfig& c, Index N) {
   return 2 * double(N) * 3 * D * E + 2 * K * (R + double(c.rpe_layers) * R * R + R * E);
 }
 
-void set_counters(benchmark::State& state, Index N, double flops) {
-  state.counters["tokens/s"] = benchmark::Counter(double(N), benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/step"] = flops;
-#ifdef _OPENMP
-  state.counters["threads"] = omp_get_max_threads();
-#else
-  state.counters["threads"] = 1;
-#endif
-}
-
 std::unique_ptr<Attention<Scalar>> make_attention(AttentionMethod m, Index tile = Attention<Scalar>::kDefaultTile) {
   auto a = std::make_unique<Attention<Scalar>>(tnn_bench::bench_config().dim, kHeads, true);
   a->init_weights(1);
@@ -72,51 +58,62 @@ std::unique_ptr<Attention<Scalar>> make_attention(AttentionMethod m, Index tile 
   return a;
 }
 
-// One forward and one backward, after a warm-up pass that sizes every buffer.
-void run_fwd_bwd(benchmark::State& state, Attention<Scalar>& a, Index N) {
-  const Index D = a.dim();
+// One forward of `layer` (Attention or Gtu) over [1, N, its width], after a warm-up pass that
+// sizes every buffer; `flops` per iteration.
+template <class Layer>
+void run_forward(benchmark::State& state, Layer& layer, Index N, double flops) {
+  const Tensor<Scalar> x = random_tensor({1, N, layer.dim()}, 2);
+  Tensor<Scalar> y;
+  typename Layer::Cache c;
+  layer.forward(x, y, c);
+  for (auto _ : state) {
+    layer.forward(x, y, c);
+    benchmark::DoNotOptimize(y.data());
+  }
+  tnn_bench::set_model_counters(state, double(N), flops);
+}
+
+// One forward and one backward, likewise; `forward_flops` of one forward (the iteration counts 3x).
+template <class Layer>
+void run_fwd_bwd(benchmark::State& state, Layer& layer, Index N, double forward_flops) {
+  const Index D = layer.dim();
   const Tensor<Scalar> x = random_tensor({1, N, D}, 2), dy = random_tensor({1, N, D}, 3);
   Tensor<Scalar> y, dx;
-  Attention<Scalar>::Cache c;
-  a.forward(x, y, c);
-  a.backward(x, dy, c, &dx);
+  typename Layer::Cache c;
+  layer.forward(x, y, c);
+  layer.backward(x, dy, c, &dx);
   for (auto _ : state) {
-    a.forward(x, y, c);
-    a.backward(x, dy, c, &dx);
+    layer.forward(x, y, c);
+    layer.backward(x, dy, c, &dx);
     benchmark::DoNotOptimize(dx.data());
   }
-  set_counters(state, N, 3 * attention_forward_flops(D, N, true));
+  tnn_bench::set_model_counters(state, double(N), 3 * forward_flops);
+}
+
+// Attention with method `m` (and square tiles of `tile` rows) over N positions.
+void attention_fwd_bwd(benchmark::State& state, AttentionMethod m, Index N,
+                       Index tile = Attention<Scalar>::kDefaultTile) {
+  auto a = make_attention(m, tile);
+  run_fwd_bwd(state, *a, N, attention_forward_flops(a->dim(), N, true));
 }
 
 void BM_AttentionLayer_Forward(benchmark::State& state) {
   const Index N = state.range(0);
   auto a = make_attention(AttentionMethod::Auto);
-  const Tensor<Scalar> x = random_tensor({1, N, a->dim()}, 2);
-  Tensor<Scalar> y;
-  Attention<Scalar>::Cache c;
-  a->forward(x, y, c);
-  for (auto _ : state) {
-    a->forward(x, y, c);
-    benchmark::DoNotOptimize(y.data());
-  }
-  set_counters(state, N, attention_forward_flops(a->dim(), N, true));
+  run_forward(state, *a, N, attention_forward_flops(a->dim(), N, true));
 }
 
 void BM_AttentionLayer_FwdBwd(benchmark::State& state) {
-  auto a = make_attention(AttentionMethod::Auto);
-  run_fwd_bwd(state, *a, state.range(0));
+  attention_fwd_bwd(state, AttentionMethod::Auto, state.range(0));
 }
 void BM_AttentionLayer_FwdBwd_Direct(benchmark::State& state) {
-  auto a = make_attention(AttentionMethod::Direct);
-  run_fwd_bwd(state, *a, state.range(0));
+  attention_fwd_bwd(state, AttentionMethod::Direct, state.range(0));
 }
 void BM_AttentionLayer_FwdBwd_Tiled(benchmark::State& state) {
-  auto a = make_attention(AttentionMethod::Tiled);
-  run_fwd_bwd(state, *a, state.range(0));
+  attention_fwd_bwd(state, AttentionMethod::Tiled, state.range(0));
 }
 void BM_AttentionLayer_FwdBwd_Tile(benchmark::State& state) {
-  auto a = make_attention(AttentionMethod::Tiled, state.range(0));
-  run_fwd_bwd(state, *a, state.range(1));
+  attention_fwd_bwd(state, AttentionMethod::Tiled, state.range(1), state.range(0));
 }
 
 // One token through a cache holding N - 1 positions (the newest one forgotten again after it).
@@ -134,42 +131,22 @@ void BM_AttentionLayer_DecodeStep(benchmark::State& state) {
     a->step(xt, yt, kv);
     benchmark::DoNotOptimize(yt.data());
   }
-  set_counters(state, 1, 4 * 2.0 * double(D) * double(D) + 2 * 2.0 * double(N) * double(D));
+  tnn_bench::set_model_counters(state, 1, 4 * 2.0 * double(D) * double(D) + 2 * 2.0 * double(N) * double(D));
 }
 
-void BM_Gtu_Forward(benchmark::State& state) {
+// The bench model's GTU over N positions: a forward, or (`backward`) a forward and a backward.
+void run_gtu(benchmark::State& state, bool backward) {
   const Index N = state.range(0);
   const TnnConfig cfg = tnn_bench::bench_config();
   Gtu<Scalar> g = make_gtu<Scalar>(cfg);
   g.init_weights(1);
-  const Tensor<Scalar> x = random_tensor({1, N, cfg.dim}, 2);
-  Tensor<Scalar> y;
-  Gtu<Scalar>::Cache c;
-  g.forward(x, y, c);
-  for (auto _ : state) {
-    g.forward(x, y, c);
-    benchmark::DoNotOptimize(y.data());
-  }
-  set_counters(state, N, gtu_forward_flops(cfg, N));
+  if (backward)
+    run_fwd_bwd(state, g, N, gtu_forward_flops(cfg, N));
+  else
+    run_forward(state, g, N, gtu_forward_flops(cfg, N));
 }
-
-void BM_Gtu_FwdBwd(benchmark::State& state) {
-  const Index N = state.range(0);
-  const TnnConfig cfg = tnn_bench::bench_config();
-  Gtu<Scalar> g = make_gtu<Scalar>(cfg);
-  g.init_weights(1);
-  const Tensor<Scalar> x = random_tensor({1, N, cfg.dim}, 2), dy = random_tensor({1, N, cfg.dim}, 3);
-  Tensor<Scalar> y, dx;
-  Gtu<Scalar>::Cache c;
-  g.forward(x, y, c);
-  g.backward(x, dy, c, &dx);
-  for (auto _ : state) {
-    g.forward(x, y, c);
-    g.backward(x, dy, c, &dx);
-    benchmark::DoNotOptimize(dx.data());
-  }
-  set_counters(state, N, 3 * gtu_forward_flops(cfg, N));
-}
+void BM_Gtu_Forward(benchmark::State& state) { run_gtu(state, false); }
+void BM_Gtu_FwdBwd(benchmark::State& state) { run_gtu(state, true); }
 
 // 512 .. 16384, doubling, and 3072 where attention and the GTU cross.
 void lengths(benchmark::internal::Benchmark* b) {

@@ -19,12 +19,9 @@
 #include <memory>
 #include <string>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "bench_model.hpp"
 #include "bench_peak.hpp"
+#include "bench_util.hpp"
 #include "tnn/core/gemm.hpp"
 #include "tnn/model/models.hpp"
 
@@ -36,6 +33,8 @@ using Scalar = float;
 
 using tnn_bench::bench_attention_config;
 using tnn_bench::bench_config;
+using tnn_bench::omp_threads;
+using tnn_bench::set_model_counters;
 
 // Multiply-adds of attention's N x N products in one forward over B rows: q k^T and p v per
 // head, over the visible (query, key) pairs (N (N + 1) / 2 of them when causal).
@@ -72,25 +71,6 @@ void make_tokens(Index N, std::uint64_t seed, Index V, Tensor<std::int32_t>& tok
 // As the `tnn` program does: OpenMP's threads for tnn, one BLAS thread per call
 // (tnn splits large products itself), before any benchmark runs.
 [[maybe_unused]] const int kThreadsSet = tnn::set_num_threads(0);
-
-int threads_used() {
-#ifdef _OPENMP
-  return omp_get_max_threads();
-#else
-  return 1;
-#endif
-}
-
-void set_counters(benchmark::State& state, double tokens, double flops) {
-  state.counters["tokens/s"] = benchmark::Counter(tokens, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/s"] = benchmark::Counter(flops, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["FLOP/step"] = flops;
-#ifdef _OPENMP
-  state.counters["threads"] = omp_get_max_threads();
-#else
-  state.counters["threads"] = 1;
-#endif
-}
 
 // Attention's work grows as N^2: lengths whose iteration would take minutes on one core are
 // skipped with a message rather than run. The bound is on the multiply-adds of its N x N
@@ -134,8 +114,8 @@ void train_step_bench(benchmark::State& state, const TnnConfig& cfg, Precision p
     model->backward();
     benchmark::DoNotOptimize(loss);
   }
-  set_counters(state, double(N), 3 * forward_flops(cfg, 1, N));
-  tnn_bench::set_peak_fraction(state, 3 * forward_flops(cfg, 1, N), t0, threads_used());
+  set_model_counters(state, double(N), 3 * forward_flops(cfg, 1, N));
+  tnn_bench::set_peak_fraction(state, 3 * forward_flops(cfg, 1, N), t0, omp_threads());
 }
 void BM_LM_TrainStep(benchmark::State& state) { train_step_bench(state, bench_config()); }
 // The same step with bf16 products (tnn train --precision bf16); the FLOP/s and peak% counters
@@ -156,7 +136,7 @@ void forward_bench(benchmark::State& state, const TnnConfig& cfg) {
     const Tensor<Scalar>& logits = model->forward(tokens);
     benchmark::DoNotOptimize(logits.data());
   }
-  set_counters(state, double(N), forward_flops(cfg, 1, N));
+  set_model_counters(state, double(N), forward_flops(cfg, 1, N));
 }
 void BM_LM_Forward(benchmark::State& state) { forward_bench(state, bench_config()); }
 void BM_Attention_Forward(benchmark::State& state) { forward_bench(state, bench_attention_config()); }
@@ -192,7 +172,7 @@ void run_roofline(benchmark::State& state, Product product, int threads) {
     benchmark::DoNotOptimize(dx.data());
   }
   const double flops = 3 * 2.0 * double(N) * double(D) * double(E);
-  set_counters(state, double(N), flops);
+  set_model_counters(state, double(N), flops);
   state.counters["threads"] = threads;
   tnn_bench::set_peak_fraction(state, flops, t0, threads);
 }
@@ -203,11 +183,11 @@ void gemm_at(Op ta, Op tb, Index m, Index n, Index k, float alpha, const float* 
   gemm<float>(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, P);
 }
 
-void BM_Gemm_Roofline(benchmark::State& state) { run_roofline(state, &gemm_at<Precision::F32>, threads_used()); }
+void BM_Gemm_Roofline(benchmark::State& state) { run_roofline(state, &gemm_at<Precision::F32>, omp_threads()); }
 
 // The same products in bf16 (inputs rounded to bf16, fp32 sums).
 void BM_Gemm_Roofline_Bf16(benchmark::State& state) {
-  run_roofline(state, &gemm_at<Precision::Bf16>, threads_used());
+  run_roofline(state, &gemm_at<Precision::Bf16>, omp_threads());
   state.SetLabel(detail::cpu().avx512_bf16 ? "vdpbf16ps" : "rounded inputs, fp32 kernel (no AVX512_BF16)");
 }
 

@@ -25,66 +25,67 @@ inline double thread_seconds() {
 // Each loop runs `iters` rounds of one multiply-add per accumulator and returns the FLOPs done
 // (2 per multiply-add). Twelve to sixteen chains: more than latency x pipes (4 x 2 on Zen 4/5
 // and recent Intel cores), so the pipes never wait on a result.
-#ifdef TNN_GEMM_X86
-TNN_TARGET_AVX512 inline double fma_loop_avx512(long iters) {
-  constexpr int kChains = 16;
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
-  const __m512 x = _mm512_set1_ps(0.9999f), y = _mm512_set1_ps(1e-7f);
+//
+// The loop they share: kChains register accumulators started at 0.001 i, each round one
+// multiply-add `madd(acc)` on every one (unrolled in full: independent chains), then their
+// sum, kept so that the loop is not dead. Lanes: the vector type V and its broadcast and
+// add. The ISA-specific parts (Lanes' members, madd) carry their target attribute and are
+// inlined into the caller, which carries the same one; they take the vectors by reference,
+// so that this function (no target of its own) passes none by value. Returns the FLOPs:
+// 2 per multiply-add, kMaddsPerLane multiply-adds per lane of V per accumulator per round.
+template <int kChains, int kMaddsPerLane, class Lanes, class Madd>
+__attribute__((always_inline)) inline double run_chains(long iters, const Madd& madd) {
+  using V = typename Lanes::V;
+  V acc[kChains];
+  for (int i = 0; i < kChains; ++i) Lanes::set1(acc[i], 0.001f * float(i));
   for (long it = 0; it < iters; ++it) {
 #pragma GCC unroll 16
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_fmadd_ps(acc[i], x, y);
+    for (int i = 0; i < kChains; ++i) madd(acc[i]);
   }
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
+  V s = acc[0];
+  for (int i = 1; i < kChains; ++i) Lanes::add_to(s, acc[i]);
   benchmark::DoNotOptimize(s);
-  return double(iters) * kChains * 16 * 2;
+  return double(iters) * kChains * int(sizeof(V) / sizeof(float)) * 2 * kMaddsPerLane;
+}
+
+#ifdef TNN_GEMM_X86
+struct Lanes512 {
+  using V = __m512;
+  TNN_TARGET_AVX512 static void set1(V& v, float a) { v = _mm512_set1_ps(a); }
+  TNN_TARGET_AVX512 static void add_to(V& s, const V& a) { s = _mm512_add_ps(s, a); }
+};
+struct Lanes256 {
+  using V = __m256;
+  TNN_TARGET_AVX2 static void set1(V& v, float a) { v = _mm256_set1_ps(a); }
+  TNN_TARGET_AVX2 static void add_to(V& s, const V& a) { s = _mm256_add_ps(s, a); }
+};
+
+TNN_TARGET_AVX512 inline double fma_loop_avx512(long iters) {
+  const __m512 x = _mm512_set1_ps(0.9999f), y = _mm512_set1_ps(1e-7f);
+  return run_chains<16, 1, Lanes512>(iters, [x, y](__m512& a) TNN_TARGET_AVX512 { a = _mm512_fmadd_ps(a, x, y); });
 }
 TNN_TARGET_AVX2 inline double fma_loop_avx2(long iters) {
-  constexpr int kChains = 12;
-  __m256 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm256_set1_ps(0.001f * float(i));
   const __m256 x = _mm256_set1_ps(0.9999f), y = _mm256_set1_ps(1e-7f);
-  for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 12
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm256_fmadd_ps(acc[i], x, y);
-  }
-  __m256 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm256_add_ps(s, acc[i]);
-  benchmark::DoNotOptimize(s);
-  return double(iters) * kChains * 8 * 2;
+  return run_chains<12, 1, Lanes256>(iters, [x, y](__m256& a) TNN_TARGET_AVX2 { a = _mm256_fmadd_ps(a, x, y); });
 }
 // vdpbf16ps: 16 lanes x 2 products each per instruction.
 TNN_TARGET_AVX512BF16 inline double bf16_loop(long iters) {
-  constexpr int kChains = 16;
-  __m512 acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = _mm512_set1_ps(0.001f * float(i));
   const __m512bh x = _mm512_cvtne2ps_pbh(_mm512_set1_ps(0.5f), _mm512_set1_ps(0.25f));
   const __m512bh y = _mm512_cvtne2ps_pbh(_mm512_set1_ps(1e-3f), _mm512_set1_ps(-1e-3f));
-  for (long it = 0; it < iters; ++it) {
-#pragma GCC unroll 16
-    for (int i = 0; i < kChains; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
-  }
-  __m512 s = acc[0];
-  for (int i = 1; i < kChains; ++i) s = _mm512_add_ps(s, acc[i]);
-  benchmark::DoNotOptimize(s);
-  return double(iters) * kChains * 16 * 2 * 2;
+  return run_chains<16, 2, Lanes512>(iters, [x, y](__m512& a) TNN_TARGET_AVX512BF16 { a = _mm512_dpbf16_ps(a, x, y); });
 }
 #endif
 
 // The portable form (4-lane vectors) for CPUs with neither.
-inline double fma_loop_portable(long iters) {
+struct Lanes128 {
   typedef float V __attribute__((vector_size(16)));
-  constexpr int kChains = 8;
-  V acc[kChains];
-  for (int i = 0; i < kChains; ++i) acc[i] = V{} + 0.001f * float(i);
+  static void set1(V& v, float a) { v = V{} + a; }
+  static void add_to(V& s, const V& a) { s += a; }
+};
+inline double fma_loop_portable(long iters) {
+  using V = Lanes128::V;
   const V x = V{} + 0.9999f, y = V{} + 1e-7f;
-  for (long it = 0; it < iters; ++it)
-    for (int i = 0; i < kChains; ++i) acc[i] = acc[i] * x + y;
-  V s = acc[0];
-  for (int i = 1; i < kChains; ++i) s += acc[i];
-  benchmark::DoNotOptimize(s);
-  return double(iters) * kChains * 4 * 2;
+  return run_chains<8, 1, Lanes128>(iters, [x, y](V& a) { a = a * x + y; });
 }
 
 // The widest fp32 FMA loop this CPU runs, and its name.

@@ -27,15 +27,7 @@ void BM_Toeplitz_FFT(benchmark::State& state, Index C) {
   const Index N = state.range(0);
   auto t = random_tensor({N, C}, 1);
   auto x = random_tensor({1, N, C}, 2);
-  Tensor<Scalar> y;
-  ToeplitzOp<Scalar> op;
-  op.prepare(t, N, true, ToeplitzMethod::FFT);
-  op.forward(x, y, false);  // warm-up: plans and workspaces
-  for (auto _ : state) {
-    op.forward(x, y, false);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
+  time_fft_forward<ToeplitzOp<Scalar>>(state, t, x, N, true);  // causal
   set_counters(state, N, C);
 }
 
@@ -45,17 +37,7 @@ void BM_Toeplitz_FFT_Backward(benchmark::State& state, Index C) {
   auto t = random_tensor({N, C}, 1);
   auto x = random_tensor({1, N, C}, 2);
   auto g = random_tensor({1, N, C}, 3);
-  Tensor<Scalar> y, dx, dt;
-  ToeplitzOp<Scalar> op;
-  op.prepare(t, N, true, ToeplitzMethod::FFT);
-  op.forward(x, y, true);
-  op.backward(g, &dx, &dt);
-  for (auto _ : state) {
-    op.backward(g, &dx, &dt);
-    benchmark::DoNotOptimize(dx.data());
-    benchmark::DoNotOptimize(dt.data());
-    benchmark::ClobberMemory();
-  }
+  time_fft_backward<ToeplitzOp<Scalar>>(state, Kept::DxDt, t, x, g, N, true);  // causal
   set_counters(state, N, C);
 }
 
@@ -65,11 +47,9 @@ void BM_Toeplitz_Prepare(benchmark::State& state, Index C) {
   const Index N = state.range(0);
   auto t = random_tensor({N, C}, 1);
   ToeplitzOp<Scalar> op;
-  op.prepare(t, N, true, ToeplitzMethod::FFT);
-  for (auto _ : state) {
-    op.prepare(t, N, true, ToeplitzMethod::FFT);
-    benchmark::ClobberMemory();
-  }
+  const auto prepare = [&] { op.prepare(t, N, true, ToeplitzMethod::FFT); };
+  prepare();  // warm-up
+  time_calls(state, prepare);
   set_counters(state, N, C);
 }
 
@@ -78,11 +58,7 @@ void run_direct(benchmark::State& state, Index C, bool causal) {
   auto t = random_tensor({toeplitz_num_coeffs(N, causal), C}, 1);
   auto x = random_tensor({1, N, C}, 2);
   Tensor<Scalar> y;
-  for (auto _ : state) {
-    toeplitz_forward_direct(t, x, y, causal);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
+  time_calls(state, [&] { toeplitz_forward_direct(t, x, y, causal); }, y);
   set_counters(state, N, C);
 }
 void BM_Toeplitz_Direct(benchmark::State& state, Index C) { run_direct(state, C, true); }

@@ -26,15 +26,7 @@ void BM_Toeplitz2d_FFT(benchmark::State& state, Index C) {
   const Index S = state.range(0);
   auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
   auto x = random_tensor({1, S, S, C}, 2);
-  Tensor<Scalar> y;
-  Toeplitz2dOp<Scalar> op;
-  op.prepare(t, S, S, ToeplitzMethod::FFT);
-  op.forward(x, y, false);  // warm-up: workspaces
-  for (auto _ : state) {
-    op.forward(x, y, false);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
+  time_fft_forward<Toeplitz2dOp<Scalar>>(state, t, x, S, S);
   set_counters_2d(state, S, C);
 }
 
@@ -44,16 +36,7 @@ void BM_Toeplitz2d_FFT_Backward(benchmark::State& state, Index C) {
   auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
   auto x = random_tensor({1, S, S, C}, 2);
   auto g = random_tensor({1, S, S, C}, 3);
-  Tensor<Scalar> y, dx, dt;
-  Toeplitz2dOp<Scalar> op;
-  op.prepare(t, S, S, ToeplitzMethod::FFT);
-  op.forward(x, y, true);
-  op.backward(g, &dx, &dt);
-  for (auto _ : state) {
-    op.backward(g, &dx, &dt);
-    benchmark::DoNotOptimize(dt.data());
-    benchmark::ClobberMemory();
-  }
+  time_fft_backward<Toeplitz2dOp<Scalar>>(state, Kept::Dt, t, x, g, S, S);
   set_counters_2d(state, S, C);
 }
 
@@ -62,12 +45,9 @@ void BM_Toeplitz2d_Direct(benchmark::State& state, Index C) {
   auto t = random_tensor({2 * S - 1, 2 * S - 1, C}, 1);
   auto x = random_tensor({1, S, S, C}, 2);
   Tensor<Scalar> y;
-  toeplitz2d_forward_direct(t, x, y);
-  for (auto _ : state) {
-    toeplitz2d_forward_direct(t, x, y);
-    benchmark::DoNotOptimize(y.data());
-    benchmark::ClobberMemory();
-  }
+  const auto direct = [&] { toeplitz2d_forward_direct(t, x, y); };
+  direct();  // warm-up
+  time_calls(state, direct, y);
   set_counters_2d(state, S, C);
 }
 
