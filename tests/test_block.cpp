@@ -55,21 +55,19 @@ TEST(TnnBlock, ForwardIsTheResidualComposition) {
     Norm<double>::Cache nc;
     TokenMixer<double>::Cache gc;
     Glu<double>::Cache lc;
-    if (prenorm) {
-      b.token_norm.forward(x, a, nc);
-      b.token_mixer.forward(a, m, gc);
-    } else {
-      b.token_mixer.forward(x, a, gc);
-      b.token_norm.forward(a, m, nc);
-    }
+    // m = mixer(norm(in)) (pre-norm) or norm(mixer(in)) (post-norm), through a.
+    auto sublayer = [&](auto& norm, auto& mixer, const Tensor<double>& in, auto& mixer_cache) {
+      if (prenorm) {
+        norm.forward(in, a, nc);
+        mixer.forward(a, m, mixer_cache);
+      } else {
+        mixer.forward(in, a, mixer_cache);
+        norm.forward(a, m, nc);
+      }
+    };
+    sublayer(b.token_norm, b.token_mixer, x, gc);
     for (Index i = 0; i < x.size(); ++i) mid[i] = x[i] + m[i];
-    if (prenorm) {
-      b.feature_norm.forward(mid, a, nc);
-      b.feature_mixer.forward(a, m, lc);
-    } else {
-      b.feature_mixer.forward(mid, a, lc);
-      b.feature_norm.forward(a, m, nc);
-    }
+    sublayer(b.feature_norm, b.feature_mixer, mid, lc);
     for (Index i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], mid[i] + m[i], 1e-13) << "prenorm=" << prenorm;
   }
 }

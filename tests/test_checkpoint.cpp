@@ -77,6 +77,12 @@ void expect_same_values(FakeModel<A>& a, FakeModel<B>& b, double tol) {
 using tnn::testing_helpers::error_of;  // the message of the E f throws (test_helpers.hpp)
 #define EXPECT_CONTAINS(msg, piece) EXPECT_NE((msg).find(piece), std::string::npos) << (msg)
 
+// The message of the E that read_config throws on the file at `path`.
+template <class E = tnn::FormatError>
+std::string read_config_error(const std::string& path) {
+  return error_of<E>([&] { tnn::read_config(path); });
+}
+
 }  // namespace
 
 TEST(Checkpoint, SaveThenLoadRestoresEveryTensorExactly) {
@@ -178,10 +184,10 @@ TEST(Checkpoint, ReadConfigNeedsAValidConfig) {
   tnn::SafetensorsWriter w;
   w.add("x", Tensor<float>({1}));
   w.write(dir.file("none.safetensors"));
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("none.safetensors")); }), "tnn.config");
+  EXPECT_CONTAINS(read_config_error(dir.file("none.safetensors")), "tnn.config");
   w.set_metadata("tnn.config", "{\"vocab_size\": 5, \"dim\": 3, \"layers\": 0}");  // no layers
   w.write(dir.file("bad.safetensors"));
-  const std::string msg = error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("bad.safetensors")); });
+  const std::string msg = read_config_error<tnn::ConfigError>(dir.file("bad.safetensors"));
   EXPECT_CONTAINS(msg, "layers");
   EXPECT_CONTAINS(msg, dir.file("bad.safetensors"));
 }
@@ -427,16 +433,53 @@ long peak_rss_kb() {
   return u.ru_maxrss;
 }
 
+// A model config of 7 tokens, `dim` wide and `layers` deep; the rest as TnnConfig has it.
+TnnConfig lm_config(Index dim, Index layers) {
+  TnnConfig c;
+  c.vocab_size = 7;
+  c.dim = dim;
+  c.layers = layers;
+  return c;
+}
+
+// Saves m, a model of config c, at dir/m.safetensors: read_config gives c back. A file holding as
+// many tensors as c's model but the shapes of c after change(c), under c's config, is refused (a
+// FormatError) with a message containing `piece`.
+template <class Model, class Change>
+void expect_read_config_checks_tensors(const TempDir& dir, Model& m, const TnnConfig& c, Change change,
+                                       const std::string& piece) {
+  tnn::save_model(dir.file("m.safetensors"), m);
+  EXPECT_EQ(tnn::read_config(dir.file("m.safetensors")).to_json(), c.to_json());
+  TnnConfig other = c;
+  change(other);
+  write_model_file(dir.file("other.safetensors"), other, c.to_json().dump());
+  const std::string msg = read_config_error(dir.file("other.safetensors"));
+  EXPECT_CONTAINS(msg, piece);
+}
+
+// `tiny` with layers 2^22 wide (expand ratio 1): a config that asks for tensors of TiBs.
+TnnConfig huge_width(TnnConfig tiny) {
+  tiny.dim = Index(1) << 22;
+  tiny.expand_ratio = 1;
+  return tiny;
+}
+
+// Runs read, which reads files whose configs ask for far more than they hold, and expects the peak
+// RSS to grow by less than 16 MiB meanwhile: the configs are refused before any allocation.
+template <class Read>
+void expect_refused_before_allocation(const std::string& what, Read read) {
+  const long before = peak_rss_kb();
+  read();
+  EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading " << what;
+}
+
 }  // namespace
 
 TEST(Checkpoint, ModelTensorsMatchTheModelsVisit) {
   std::vector<TnnConfig> cfgs;
   for (auto norm : {tnn::NormType::SimpleRMSNorm, tnn::NormType::RMSNorm, tnn::NormType::LayerNorm})
     for (int variant = 0; variant < 4; ++variant) {
-      TnnConfig c;
-      c.vocab_size = 7;
-      c.dim = 4 + variant;
-      c.layers = 1 + variant % 2;
+      TnnConfig c = lm_config(4 + variant, 1 + variant % 2);
       c.heads = variant == 3 ? 2 : 1;
       c.rpe_dim = 3;
       c.rpe_layers = variant;
@@ -458,10 +501,7 @@ TEST(Checkpoint, ModelTensorsMatchTheModelsVisit) {
 // The tensors of the official options (docs/official.md §3), by name and shape, and the
 // description read_config checks a file against says the same.
 TEST(Checkpoint, OfficialOptionTensorNames) {
-  TnnConfig c;
-  c.vocab_size = 7;
-  c.dim = 4;
-  c.layers = 1;
+  TnnConfig c = lm_config(4, 1);
   c.expand_ratio = 1;
   c.rpe_dim = 3;
   c.rpe_layers = 1;
@@ -542,23 +582,16 @@ TEST(Checkpoint, ReadConfigAcceptsARealModelAndChecksItsTensors) {
   TempDir dir("tnn_ck_");
   TnnConfig c = small_config();
   tnn::TnnLM<float> m(c);
-  tnn::save_model(dir.file("m.safetensors"), m);
-  EXPECT_EQ(tnn::read_config(dir.file("m.safetensors")).to_json(), c.to_json());
-  TnnConfig wider = c;
-  wider.dim = 6;
-  write_model_file(dir.file("w.safetensors"), wider, c.to_json().dump());  // same count, other shapes
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("w.safetensors")); }),
-                  "its config implies shape [5, 3], the file has [5, 6]");
+  expect_read_config_checks_tensors(dir, m, c, [](TnnConfig& wider) { wider.dim = 6; },
+                                    "its config implies shape [5, 3], the file has [5, 6]");
 }
 
 TEST(Checkpoint, HugeVocabularyInATinyFileFailsBeforeAnyAllocation) {
   TempDir dir("tnn_ck_");
   const TnnConfig tiny = small_config();
   // Same tensor count as `tiny`, but a config asking for a 2^24 x 2^22 embedding (256 TiB).
-  TnnConfig huge = tiny;
+  TnnConfig huge = huge_width(tiny);
   huge.vocab_size = Index(1) << 24;
-  huge.dim = Index(1) << 22;
-  huge.expand_ratio = 1;
   write_model_file(dir.file("h.safetensors"), tiny, huge.to_json().dump());
   // And one claiming 65536 layers of that.
   huge.layers = Index(1) << 16;
@@ -568,13 +601,13 @@ TEST(Checkpoint, HugeVocabularyInATinyFileFailsBeforeAnyAllocation) {
   w.write(dir.file("l.safetensors"));
   ASSERT_LT(read_bytes(dir.file("l.safetensors")).size(), 1000u);
 
-  const long before = peak_rss_kb();
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); }),
-                  "tensor \"embed.weight\": its config implies shape [16777216, 4194304]");
-  const std::string many = error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("l.safetensors")); });
-  EXPECT_CONTAINS(many, "layers 65536) needs");
-  EXPECT_CONTAINS(many, "the file has 1");
-  EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading two tiny checkpoints";
+  expect_refused_before_allocation("two tiny checkpoints", [&] {
+    EXPECT_CONTAINS(read_config_error(dir.file("h.safetensors")),
+                    "tensor \"embed.weight\": its config implies shape [16777216, 4194304]");
+    const std::string many = read_config_error(dir.file("l.safetensors"));
+    EXPECT_CONTAINS(many, "layers 65536) needs");
+    EXPECT_CONTAINS(many, "the file has 1");
+  });
 }
 
 namespace {
@@ -610,15 +643,12 @@ TEST(Checkpoint, ImageModelLoadsThroughReadConfig) {
   const TnnConfig c = small_image_config();
   tnn::TnnImageClassifier<float> m(c);
   m.init_weights(3);
-  tnn::save_model(dir.file("m.safetensors"), m);
-  EXPECT_EQ(tnn::read_config(dir.file("m.safetensors")).to_json(), c.to_json());
+  // patch_embed.weight [4, 2] instead of [4, 8]
+  expect_read_config_checks_tensors(
+      dir, m, c, [](TnnConfig& other) { other.patch_size = 1; },
+      "tensor \"patch_embed.weight\": its config implies shape [4, 8], the file has [4, 2]");
   auto back = tnn::load_model<tnn::TnnImageClassifier<double>>(dir.file("m.safetensors"));
   EXPECT_EQ(back.num_parameters(), m.num_parameters());
-  TnnConfig other = c;
-  other.patch_size = 1;  // same tensor count, patch_embed.weight [4, 2] instead of [4, 8]
-  write_model_file(dir.file("p.safetensors"), other, c.to_json().dump());
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("p.safetensors")); }),
-                  "tensor \"patch_embed.weight\": its config implies shape [4, 8], the file has [4, 2]");
 }
 
 TEST(Checkpoint, HugeImageModelInATinyFileFailsBeforeAnyAllocation) {
@@ -626,9 +656,7 @@ TEST(Checkpoint, HugeImageModelInATinyFileFailsBeforeAnyAllocation) {
   const TnnConfig tiny = small_image_config();
   // The tensors of `tiny`, and a config asking for 2^22-wide layers over 1024 x 1024 x 16 patches
   // (a patch_embed of 2^22 x 2^24 floats: 256 TiB).
-  TnnConfig huge = tiny;
-  huge.dim = Index(1) << 22;
-  huge.expand_ratio = 1;
+  TnnConfig huge = huge_width(tiny);
   huge.image_height = huge.image_width = Index(1) << 12;
   huge.patch_size = Index(1) << 10;
   huge.image_channels = 16;
@@ -639,16 +667,16 @@ TEST(Checkpoint, HugeImageModelInATinyFileFailsBeforeAnyAllocation) {
   write_model_file(dir.file("o.safetensors"), tiny, over.to_json().dump());
   ASSERT_LT(read_bytes(dir.file("h.safetensors")).size(), 8000u);  // a few kB
 
-  const long before = peak_rss_kb();
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); }),
-                  "tensor \"patch_embed.weight\": its config implies shape [4194304, 16777216]");
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] {
-                    tnn::load_model<tnn::TnnImageClassifier<float>>(dir.file("h.safetensors"));
-                  }),
-                  "its config implies shape");
-  EXPECT_CONTAINS(error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("o.safetensors")); }),
-                  "expected patch_size^2 * image_channels <= 16777216");
-  EXPECT_LT(peak_rss_kb() - before, 16 * 1024) << "peak RSS grew while reading two tiny image checkpoints";
+  expect_refused_before_allocation("two tiny image checkpoints", [&] {
+    EXPECT_CONTAINS(read_config_error(dir.file("h.safetensors")),
+                    "tensor \"patch_embed.weight\": its config implies shape [4194304, 16777216]");
+    EXPECT_CONTAINS(error_of<tnn::FormatError>([&] {
+                      tnn::load_model<tnn::TnnImageClassifier<float>>(dir.file("h.safetensors"));
+                    }),
+                    "its config implies shape");
+    EXPECT_CONTAINS(read_config_error<tnn::ConfigError>(dir.file("o.safetensors")),
+                    "expected patch_size^2 * image_channels <= 16777216");
+  });
 }
 
 TEST(Checkpoint, TrainingStateGivenAsCheckpointSaysWhichFileToUse) {
@@ -658,7 +686,7 @@ TEST(Checkpoint, TrainingStateGivenAsCheckpointSaysWhichFileToUse) {
   tnn::save_optimizer_state(optim, 3, [&](auto&& f) {
     for (auto& [k, v] : t) f(k, v);
   });
-  const std::string msg = error_of<tnn::FormatError>([&] { tnn::read_config(optim); });
+  const std::string msg = read_config_error(optim);
   EXPECT_CONTAINS(msg, "training-state");
   EXPECT_CONTAINS(msg, "'" + dir.file("run.safetensors") + "'");
   FakeModel<float> a;
@@ -684,7 +712,7 @@ TEST(Checkpoint, TnnConfigMetadataIsStrictJson) {
   };
   for (const auto& [text, piece] : cases) {
     write_model_file(dir.file("c.safetensors"), c, text);
-    const std::string msg = error_of<tnn::ConfigError>([&] { tnn::read_config(dir.file("c.safetensors")); });
+    const std::string msg = read_config_error<tnn::ConfigError>(dir.file("c.safetensors"));
     EXPECT_CONTAINS(msg, piece);
     EXPECT_CONTAINS(msg, "tnn.config");
     EXPECT_EQ(msg.find('\n'), std::string::npos);
@@ -695,7 +723,7 @@ TEST(Checkpoint, TnnConfigMetadataIsStrictJson) {
 TEST(Checkpoint, PathsWithNewlinesStayOnOneLineInMessages) {
   TempDir dir("tnn_ck_");
   const std::string path = dir.file("a\nb.safetensors");
-  const std::string msg = error_of<tnn::IoError>([&] { tnn::read_config(path); });
+  const std::string msg = read_config_error<tnn::IoError>(path);
   EXPECT_CONTAINS(msg, "a\\nb.safetensors");
   EXPECT_EQ(msg.find('\n'), std::string::npos);
 }
@@ -705,10 +733,7 @@ TEST(Checkpoint, PathsWithNewlinesStayOnOneLineInMessages) {
 // logits; a GTU checkpoint is not one, and a huge layer count fails on the header alone.
 TEST(Checkpoint, AttentionModelRoundTripsAndIsCheckedLikeAnyModel) {
   TempDir dir("tnn_ck_");
-  TnnConfig c;
-  c.vocab_size = 7;
-  c.dim = 4;
-  c.layers = 2;
+  TnnConfig c = lm_config(4, 2);
   c.heads = 2;
   c.token_mixer = tnn::TokenMixerKind::Attention;
   c.positions = tnn::PositionScheme::Sinusoidal;
@@ -721,9 +746,10 @@ TEST(Checkpoint, AttentionModelRoundTripsAndIsCheckedLikeAnyModel) {
 
   tnn::TnnLM<float> m(c);
   m.init_weights(4);
-  tnn::save_model(dir.file("a.safetensors"), m);
-  EXPECT_EQ(tnn::read_config(dir.file("a.safetensors")).to_json(), c.to_json());
-  auto back = tnn::load_model<tnn::TnnLM<float>>(dir.file("a.safetensors"));
+  // GTU tensors, attention config
+  expect_read_config_checks_tensors(
+      dir, m, c, [](TnnConfig& gtu) { gtu.token_mixer = tnn::TokenMixerKind::Tno; }, "tensors, the file has");
+  auto back = tnn::load_model<tnn::TnnLM<float>>(dir.file("m.safetensors"));
   Tensor<std::int32_t> tokens({1, 6});
   for (Index i = 0; i < 6; ++i) tokens[i] = std::int32_t(i % 7);
   const Tensor<float> want = m.forward(tokens);
@@ -731,14 +757,9 @@ TEST(Checkpoint, AttentionModelRoundTripsAndIsCheckedLikeAnyModel) {
   ASSERT_EQ(got.shape(), want.shape());
   for (Index i = 0; i < want.size(); ++i) EXPECT_EQ(got[i], want[i]) << i;
 
-  TnnConfig gtu = c;
-  gtu.token_mixer = tnn::TokenMixerKind::Tno;
-  write_model_file(dir.file("g.safetensors"), gtu, c.to_json().dump());  // GTU tensors, attention config
-  EXPECT_CONTAINS(error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("g.safetensors")); }),
-                  "tensors, the file has");
   TnnConfig huge = c;
   huge.layers = Index(1) << 16;
   write_model_file(dir.file("h.safetensors"), c, huge.to_json().dump());
-  const std::string many = error_of<tnn::FormatError>([&] { tnn::read_config(dir.file("h.safetensors")); });
+  const std::string many = read_config_error(dir.file("h.safetensors"));
   EXPECT_CONTAINS(many, "token_mixer attention, layers 65536) needs at least 262144 tensors");
 }

@@ -57,6 +57,22 @@ Tensor<std::int32_t> ints(std::initializer_list<std::int32_t> v) {
   return t;
 }
 
+// A labelled ragged batch: one row per length, of N random ids below the vocabulary (seeded).
+struct Batch {
+  Tensor<std::int32_t> tokens, lengths, labels;
+};
+Batch ragged_batch(const TnnConfig& cfg, Index N, std::uint64_t seed, std::initializer_list<std::int32_t> lengths,
+                   std::initializer_list<std::int32_t> labels) {
+  return {random_tokens(static_cast<Index>(lengths.size()), N, cfg.vocab_size, seed), ints(lengths), ints(labels)};
+}
+
+// Every parameter's gradient, in visit order.
+std::vector<Tensor<double>> grads_of(TnnClassifier<double>& m) {
+  std::vector<Tensor<double>> g;
+  m.visit([&](const std::string&, Param<double>& p) { g.push_back(p.grad); });
+  return g;
+}
+
 // Row b of tokens, its first n positions, as a [1, n] batch.
 Tensor<std::int32_t> row(const Tensor<std::int32_t>& tokens, Index b, Index n) {
   Tensor<std::int32_t> r({1, n});
@@ -122,18 +138,17 @@ TEST(TnnClassifier, PaddingTokensChangeNothing) {
     SCOPED_TRACE(cfg.to_json().dump());
     auto m = make_model(cfg, 2);
     const Index B = 3, N = 16;
-    Tensor<std::int32_t> tokens = random_tokens(B, N, cfg.vocab_size, 3);
-    const Tensor<std::int32_t> lengths = ints({16, 9, 4});
-    const Tensor<std::int32_t> labels = ints({0, 3, 1});
+    Batch batch = ragged_batch(cfg, N, 3, {16, 9, 4}, {0, 3, 1});
+    Tensor<std::int32_t>& tokens = batch.tokens;
     m.zero_grad();
-    const double l1 = m.forward(tokens, labels, &lengths);
+    const double l1 = m.forward(tokens, batch.labels, &batch.lengths);
     m.backward();
-    std::vector<Tensor<double>> g1;
-    m.visit([&](const std::string&, Param<double>& p) { g1.push_back(p.grad); });
+    const std::vector<Tensor<double>> g1 = grads_of(m);
     for (Index b = 0; b < B; ++b)
-      for (Index n = lengths[b]; n < N; ++n) tokens[b * N + n] = static_cast<std::int32_t>((tokens[b * N + n] + 5) % 9);
+      for (Index n = batch.lengths[b]; n < N; ++n)
+        tokens[b * N + n] = static_cast<std::int32_t>((tokens[b * N + n] + 5) % 9);
     m.zero_grad();
-    const double l2 = m.forward(tokens, labels, &lengths);
+    const double l2 = m.forward(tokens, batch.labels, &batch.lengths);
     m.backward();
     EXPECT_EQ(l1, l2);
     std::size_t i = 0;
@@ -148,10 +163,8 @@ TEST(TnnClassifier, GradientsMatchCentralDifferencesRagged) {
   for (const TnnConfig& cfg : variants()) {
     SCOPED_TRACE(cfg.to_json().dump());
     auto m = make_model(cfg, 11);
-    const Index B = 3, N = 9;
-    const Tensor<std::int32_t> tokens = random_tokens(B, N, cfg.vocab_size, 12);
-    const Tensor<std::int32_t> lengths = ints({9, 4, 6});
-    const Tensor<std::int32_t> labels = ints({1, 3, 0});
+    const Batch batch = ragged_batch(cfg, /*N=*/9, 12, {9, 4, 6}, {1, 3, 0});
+    const Tensor<std::int32_t>&tokens = batch.tokens, &lengths = batch.lengths, &labels = batch.labels;
     m.zero_grad();
     const double l0 = m.forward(tokens, labels, &lengths);
     ASSERT_TRUE(std::isfinite(l0));
@@ -250,13 +263,12 @@ TEST(TnnClassifier, NamesAreTheLmsWithHeadInsteadOfLmHead) {
 TEST(TnnClassifier, BackwardAccumulates) {
   const TnnConfig cfg = base();
   auto m = make_model(cfg, 6);
-  const Tensor<std::int32_t> tokens = random_tokens(2, 7, cfg.vocab_size, 1);
-  const Tensor<std::int32_t> lengths = ints({7, 3}), labels = ints({2, 1});
+  const Batch batch = ragged_batch(cfg, /*N=*/7, 1, {7, 3}, {2, 1});
+  const Tensor<std::int32_t>&tokens = batch.tokens, &lengths = batch.lengths, &labels = batch.labels;
   m.zero_grad();
   m.forward(tokens, labels, &lengths);
   m.backward();
-  std::vector<Tensor<double>> once;
-  m.visit([&](const std::string&, Param<double>& p) { once.push_back(p.grad); });
+  const std::vector<Tensor<double>> once = grads_of(m);
   m.forward(tokens, labels, &lengths);
   m.backward();
   std::size_t i = 0;
@@ -277,10 +289,9 @@ TEST(TnnClassifier, FloatMatchesDouble) {
         for (Index i = 0; i < p.value.size(); ++i) q.value[i] = static_cast<float>(p.value[i]);
     });
   });
-  const Tensor<std::int32_t> tokens = random_tokens(3, 30, cfg.vocab_size, 2);
-  const Tensor<std::int32_t> lengths = ints({30, 11, 2}), labels = ints({0, 1, 2});
-  const double ld = md.forward(tokens, labels, &lengths);
-  const float lf = mf.forward(tokens, labels, &lengths);
+  const Batch batch = ragged_batch(cfg, /*N=*/30, 2, {30, 11, 2}, {0, 1, 2});
+  const double ld = md.forward(batch.tokens, batch.labels, &batch.lengths);
+  const float lf = mf.forward(batch.tokens, batch.labels, &batch.lengths);
   EXPECT_NEAR(lf, ld, 1e-5 * std::max(1.0, std::abs(ld)));
 }
 

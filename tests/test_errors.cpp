@@ -48,6 +48,21 @@ std::string with(const std::string& key, const std::string& value) {
   return j.dump();
 }
 
+// A layer whose backward takes dx by pointer (GLU, GTU, TNO), and the calls to hand throws<E>:
+// forward(x) and backward(x, dy = x) on zero tensors of a given shape, all on one cache.
+template <class Layer>
+struct LayerCalls {
+  Layer layer;
+  typename Layer::Cache cache{};
+  Tensor<double> y{}, dx{};
+  std::function<void()> forward(const Shape& x) {
+    return [this, x] { layer.forward(Tensor<double>(x), y, cache); };
+  }
+  std::function<void()> backward(const Shape& x) {
+    return [this, x] { layer.backward(Tensor<double>(x), Tensor<double>(x), cache, &dx); };
+  }
+};
+
 TnnConfig tiny() { return TnnConfig::parse(R"({"vocab_size": 7, "dim": 4, "layers": 1, "expand_ratio": 2, "rpe_dim": 4})"); }
 
 }  // namespace
@@ -333,25 +348,19 @@ TEST(ModelErrors, LayersNameTheirArgument) {
       [&] { cross_entropy(Tensor<double>({2, 3, 5}), Tensor<std::int32_t>({2, 2}), &dx); },
       {"cross_entropy logits", "[2, 2]", "[2, 3, 5]"}));
 
-  Glu<double> glu = make_glu<double>(cfg);
-  Glu<double>::Cache gc;
-  EXPECT_TRUE(throws<ShapeError>([&] { glu.forward(Tensor<double>({1, 2, 3}), y, gc); }, {"Linear x", "[1, 2, 3]"}));
-  EXPECT_TRUE(throws<ShapeError>([&] { glu.backward(Tensor<double>({1, 2, 4}), Tensor<double>({1, 2, 4}), gc, &dx); },
-                                 {"Glu cache", "2 rows"}));
+  LayerCalls<Glu<double>> glu{make_glu<double>(cfg)};
+  EXPECT_TRUE(throws<ShapeError>(glu.forward({1, 2, 3}), {"Linear x", "[1, 2, 3]"}));
+  EXPECT_TRUE(throws<ShapeError>(glu.backward({1, 2, 4}), {"Glu cache", "2 rows"}));
 
-  Gtu<double> gtu = make_gtu<double>(cfg);
-  Gtu<double>::Cache uc;
-  EXPECT_TRUE(throws<ShapeError>([&] { gtu.forward(Tensor<double>({1, 3, 5}), y, uc); }, {"gtu x", "[B, N >= 1, 4]", "[1, 3, 5]"}));
-  EXPECT_TRUE(throws<ShapeError>([&] { gtu.forward(Tensor<double>({1, 0, 4}), y, uc); }, {"gtu x", "[1, 0, 4]"}));
-  EXPECT_TRUE(throws<ShapeError>([&] { gtu.backward(Tensor<double>({1, 3, 4}), Tensor<double>({1, 3, 4}), uc, &dx); },
-                                 {"gtu cache", "[1, 3, 4]"}));
+  LayerCalls<Gtu<double>> gtu{make_gtu<double>(cfg)};
+  EXPECT_TRUE(throws<ShapeError>(gtu.forward({1, 3, 5}), {"gtu x", "[B, N >= 1, 4]", "[1, 3, 5]"}));
+  EXPECT_TRUE(throws<ShapeError>(gtu.forward({1, 0, 4}), {"gtu x", "[1, 0, 4]"}));
+  EXPECT_TRUE(throws<ShapeError>(gtu.backward({1, 3, 4}), {"gtu cache", "[1, 3, 4]"}));
 
-  Tno<double> tno = make_tno<double>(cfg);
-  Tno<double>::Cache tc;
-  EXPECT_TRUE(throws<ShapeError>([&] { tno.forward(Tensor<double>({1, 3, 4}), y, tc); }, {"tno v", "8", "[1, 3, 4]"}));
-  EXPECT_TRUE(throws<Error>([&] { tno.backward(Tensor<double>({1, 3, 8}), Tensor<double>({1, 3, 8}), tc, &dx); },
-                            {"tno backward", "length-3", "none"}));
-  EXPECT_TRUE(throws<ShapeError>([&] { tno.coefficients(0); }, {"sequence length", ">= 1", "got 0"}));
+  LayerCalls<Tno<double>> tno{make_tno<double>(cfg)};
+  EXPECT_TRUE(throws<ShapeError>(tno.forward({1, 3, 4}), {"tno v", "8", "[1, 3, 4]"}));
+  EXPECT_TRUE(throws<Error>(tno.backward({1, 3, 8}), {"tno backward", "length-3", "none"}));
+  EXPECT_TRUE(throws<ShapeError>([&] { tno.layer.coefficients(0); }, {"sequence length", ">= 1", "got 0"}));
 
   Rpe<double> rpe = make_rpe<double>(cfg);
   Rpe<double>::Cache rc;

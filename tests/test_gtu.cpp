@@ -119,17 +119,11 @@ TEST(Gtu, SameLayerRunsAtTwoLengths) {
     TnnConfig cfg = testing_helpers::tiny_gtu_config(3, causal);
     Gtu<double> g = make_gtu<double>(cfg);
     randomize(g, 61);
-    const Index count = testing_helpers::value_count(params_of(g));
-    Gtu<double>::Cache c;
-    Tensor<double> y, dx;
-    for (Index n : {7, 80, 7}) {
-      const Tensor<double> x = gradcheck::random_tensor({1, n, 4}, 62 + std::uint64_t(n));
-      g.forward(x, y, c);
-      EXPECT_LT(gradcheck::max_rel_diff(y, reference::gtu(g, x)), 1e-12) << "N=" << n;
-      g.backward(x, x, c, &dx);
-      EXPECT_EQ(dx.shape(), x.shape());
-    }
-    EXPECT_EQ(testing_helpers::value_count(params_of(g)), count);
+    testing_helpers::expect_runs_at_lengths(
+        g, {7, 80, 7}, [](Index n) { return gradcheck::random_tensor({1, n, 4}, 62 + std::uint64_t(n)); },
+        [&](Index n, const Tensor<double>& x, const Tensor<double>& y) {
+          EXPECT_LT(gradcheck::max_rel_diff(y, reference::gtu(g, x)), 1e-12) << "N=" << n;
+        });
   }
 }
 

@@ -119,6 +119,24 @@ void expect_recompute_bit_identical(Make&& make, Step&& step) {
   for (std::size_t i = 0; i < grads[0].size(); ++i) EXPECT_EQ(grads[0][i], grads[1][i]) << "parameter " << i;
 }
 
+// One layer and one cache, as a trainer reuses them, run at each of `lengths` in turn on
+// x = input(n): after each forward check(n, x, y); each backward (dy = x) gives a dx of x's shape;
+// and the layer holds as many parameter values afterwards as before.
+template <class Layer, class Input, class Check>
+void expect_runs_at_lengths(Layer& layer, std::initializer_list<Index> lengths, Input input, Check check) {
+  const Index count = value_count(params_of(layer));
+  typename Layer::Cache c;
+  Tensor<double> y, dx;
+  for (Index n : lengths) {
+    const Tensor<double> x = input(n);
+    layer.forward(x, y, c);
+    check(n, x, y);
+    layer.backward(x, x, c, &dx);
+    EXPECT_EQ(dx.shape(), x.shape());
+  }
+  EXPECT_EQ(value_count(params_of(layer)), count);
+}
+
 // An I32 tensor of the given shape holding v in order (token ids, targets).
 inline Tensor<std::int32_t> ids(const Shape& s, std::initializer_list<std::int32_t> v) {
   Tensor<std::int32_t> t(s);

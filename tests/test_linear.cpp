@@ -10,10 +10,21 @@
 
 using namespace tnn;
 
-TEST(Linear, ForwardMatchesLoops) {
-  Rng rng(3);
-  Linear<double> lin(4, 3);
+namespace {
+
+// Linear(in, out) initialized as PyTorch's default, from Rng(seed).
+template <class T = double>
+Linear<T> initialized(Index in, Index out, std::uint64_t seed) {
+  Rng rng(seed);
+  Linear<T> lin(in, out);
   lin.init_uniform(rng);
+  return lin;
+}
+
+}  // namespace
+
+TEST(Linear, ForwardMatchesLoops) {
+  Linear<double> lin = initialized(4, 3, 3);
   const Tensor<double> x = gradcheck::random_tensor({2, 5, 4}, 11);
   Tensor<double> y;
   lin.forward(x, y);
@@ -28,9 +39,7 @@ TEST(Linear, ForwardMatchesLoops) {
 
 // The checker must be able to fail: a wrong gradient entry is reported.
 TEST(Linear, GradcheckDetectsAWrongGradient) {
-  Rng rng(9);
-  Linear<double> lin(3, 2);
-  lin.init_uniform(rng);
+  Linear<double> lin = initialized(3, 2, 9);
   const Tensor<double> x = gradcheck::random_tensor({4, 3}, 1);
   const Tensor<double> w = gradcheck::random_tensor({4, 2}, 2);
   Tensor<double> y;
@@ -48,9 +57,7 @@ TEST(Linear, GradcheckDetectsAWrongGradient) {
 }
 
 TEST(Linear, BackwardAccumulatesAndOverwritesDx) {
-  Rng rng(1);
-  Linear<double> lin(3, 2);
-  lin.init_uniform(rng);
+  Linear<double> lin = initialized(3, 2, 1);
   const Tensor<double> x = gradcheck::random_tensor({4, 3}, 2);
   const Tensor<double> g = gradcheck::random_tensor({4, 2}, 3);
   Tensor<double> dx1, dx2({4, 3}, 99.0);
@@ -65,9 +72,7 @@ TEST(Linear, BackwardAccumulatesAndOverwritesDx) {
 }
 
 TEST(Linear, InitIsPyTorchDefaultUniform) {
-  Rng rng(42);
-  Linear<float> lin(16, 64);
-  lin.init_uniform(rng);
+  const Linear<float> lin = initialized<float>(16, 64, 42);
   const double bound = 1.0 / 4.0;
   double wmax = 0, bmax = 0;
   for (float v : lin.weight.value) wmax = std::max(wmax, std::abs(double(v)));
@@ -76,9 +81,7 @@ TEST(Linear, InitIsPyTorchDefaultUniform) {
   EXPECT_GT(wmax, 0.9 * bound);  // 1024 draws reach near the edge
   EXPECT_LE(bmax, bound);
   EXPECT_GT(bmax, 0.5 * bound);
-  Rng again(42);
-  Linear<float> lin2(16, 64);
-  lin2.init_uniform(again);
+  const Linear<float> lin2 = initialized<float>(16, 64, 42);  // the same seed again
   for (Index i = 0; i < lin.weight.value.size(); ++i) EXPECT_EQ(lin.weight.value[i], lin2.weight.value[i]);
 }
 

@@ -53,6 +53,86 @@ const char* method_name(ToeplitzMethod m) {
   return m == ToeplitzMethod::Direct ? "direct" : m == ToeplitzMethod::FFT ? "fft" : "auto";
 }
 
+// ---- the shapes most ops share ----
+
+// The state of a layer op on one differentiable input: the layer, its cache and the input.
+template <class T, class Layer>
+struct LayerState {
+  Layer layer;
+  typename Layer::Cache c;
+  Tensor<T> x;
+};
+
+// A layer op's state holding `layer` and `x`, shared by its Case's functions.
+template <class T, class Layer>
+std::shared_ptr<LayerState<T, Layer>> layer_state(Layer layer, Tensor<T> x = {}) {
+  return std::make_shared<LayerState<T, Layer>>(LayerState<T, Layer>{std::move(layer), {}, std::move(x)});
+}
+
+// layer.backward(x, dy, cache, dx) with dx as the layer takes it: by pointer (GLU, GTU, TNO) or
+// by reference (norm, block); the int/long argument picks the pointer form where it compiles.
+template <class Layer, class T>
+auto backward_into(Layer& l, const Tensor<T>& x, const Tensor<T>& dy, typename Layer::Cache& c, Tensor<T>& dx, int)
+    -> decltype(l.backward(x, dy, c, &dx)) {
+  l.backward(x, dy, c, &dx);
+}
+template <class Layer, class T>
+void backward_into(Layer& l, const Tensor<T>& x, const Tensor<T>& dy, typename Layer::Cache& c, Tensor<T>& dx, long) {
+  l.backward(x, dy, c, dx);
+}
+
+// The Case of a layer op: y = layer.forward(x, cache), the input named `input`, the given
+// parameters and, in double, the reference y = ref(layer, x).
+template <class T, class Layer, class Ref>
+Case<T> layer_case(const std::shared_ptr<LayerState<T, Layer>>& st, const char* input, opcheck::ParamList<T> params,
+                   Ref ref) {
+  Case<T> c;
+  c.inputs = {{input, &st->x}};
+  c.params = std::move(params);
+  c.forward = [st](Tensor<T>& y) { st->layer.forward(st->x, y, st->c); };
+  c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+    backward_into(st->layer, st->x, dy, st->c, dx[0], 0);
+  };
+  if constexpr (std::is_same_v<T, double>) c.reference = [st, ref](Tensor<T>& y) { y = ref(st->layer, st->x); };
+  return c;
+}
+
+// The references of the layers, as layer_case takes them.
+const auto kGluRef = [](const auto& g, const auto& x) { return reference::glu(g, x); };
+const auto kGtuRef = [](const auto& g, const auto& x) { return reference::gtu(g, x); };
+
+// Options for a model whose output is its mean loss: a scalar, whose backward() takes no dy.
+Options loss_options(const TnnConfig& cfg, Index max_entries = -1) {
+  Options o;
+  o.unit_cotangent = true;
+  o.max_entries = max_entries;
+  o.float_tol = 1e-5;  // the loss, a mean
+  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
+  return o;
+}
+
+// The Case of a model st->m seeded with `seed` and perturbed (seed + 100) whose output is a scalar
+// loss: y = loss(*st), in double the reference y = ref(*st); every parameter but attention's key
+// biases (testing_helpers::without_key_bias).
+template <class T, class St, class Loss, class Ref>
+Case<T> loss_case(const std::shared_ptr<St>& st, std::uint64_t seed, Loss loss, Ref ref) {
+  st->m.init_weights(seed);
+  opcheck::perturb(st->m.named_parameters(), seed + 100);
+  Case<T> c;
+  c.params = testing_helpers::without_key_bias(st->m.named_parameters());
+  c.forward = [st, loss](Tensor<T>& y) {
+    y.resize({1});
+    y[0] = loss(*st);
+  };
+  c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
+  if constexpr (std::is_same_v<T, double>)
+    c.reference = [st, ref](Tensor<T>& y) {
+      y.resize({1});
+      y[0] = ref(*st);
+    };
+  return c;
+}
+
 // ---- kernels: y = T x (Toeplitz), y = C x (circulant); inputs x and the coefficients ----
 
 template <class Backend>
@@ -163,24 +243,31 @@ void add_kernels(std::vector<OpSpec>& v) {
 
 // ---- layers ----
 
-void add_activations(std::vector<OpSpec>& v) {
+// One op per activation a, named prefix + a, made by make(s, a) as opcheck::op's makers are by
+// make(s); kinked where a is.
+template <class Maker>
+void add_per_activation(std::vector<OpSpec>& v, const char* prefix, Maker make) {
   for (Activation a : kActs) {
     Options o;
     o.kinked = kinked(a);
-    v.push_back(opcheck::op(cat("Activation_", to_string(a)), o, [=](auto s) {
-      using T = typename decltype(s)::type;
-      auto x = std::make_shared<Tensor<T>>(random<T>({3, 4, 5}, 7));
-      Case<T> c;
-      c.inputs = {{"x", x.get()}};
-      c.forward = [x, a](Tensor<T>& y) { activation_forward(a, *x, y); };
-      c.backward = [x, a](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { activation_backward(a, *x, dy, d[0]); };
-      c.reference = [x, a](Tensor<T>& y) {
-        y.resize(x->shape());
-        for (Index i = 0; i < y.size(); ++i) y[i] = act_forward(a, (*x)[i]);
-      };
-      return c;
-    }));
+    v.push_back(opcheck::op(cat(prefix, to_string(a)), o, [=](auto s) { return make(s, a); }));
   }
+}
+
+void add_activations(std::vector<OpSpec>& v) {
+  add_per_activation(v, "Activation_", [](auto s, Activation a) {
+    using T = typename decltype(s)::type;
+    auto x = std::make_shared<Tensor<T>>(random<T>({3, 4, 5}, 7));
+    Case<T> c;
+    c.inputs = {{"x", x.get()}};
+    c.forward = [x, a](Tensor<T>& y) { activation_forward(a, *x, y); };
+    c.backward = [x, a](const Tensor<T>& dy, std::vector<Tensor<T>>& d) { activation_backward(a, *x, dy, d[0]); };
+    c.reference = [x, a](Tensor<T>& y) {
+      y.resize(x->shape());
+      for (Index i = 0; i < y.size(); ++i) y[i] = act_forward(a, (*x)[i]);
+    };
+    return c;
+  });
 }
 
 void add_linear(std::vector<OpSpec>& v) {
@@ -233,49 +320,53 @@ void add_norms(std::vector<OpSpec>& v) {
       if (t == NormType::LayerNorm && d == 2) o.float_grad_tol = 1e-2;
       v.push_back(opcheck::op(cat("Norm_", to_string(t), "_d", d), o, [=](auto s) {
         using T = typename decltype(s)::type;
-        struct St {
-          Norm<T> n;
-          typename Norm<T>::Cache c;
-          Tensor<T> x;
-        };
-        auto st = std::make_shared<St>(St{Norm<T>(t, d), {}, random<T>({2, 3, d}, 5)});
+        auto st = layer_state(Norm<T>(t, d), random<T>({2, 3, d}, 5));
         Rng rng(3);
-        for (auto& [name, p] : opcheck::params_of(st->n))  // scales in [0.5, 1.5], biases in [0.15, 0.45]
+        for (auto& [name, p] : opcheck::params_of(st->layer))  // scales in [0.5, 1.5], biases in [0.15, 0.45]
           for (auto& x : p->value) x = T(rng.uniform(0.5, 1.5) * (name == "bias" ? 0.3 : 1.0));
-        Case<T> c;
-        c.inputs = {{"x", &st->x}};
-        c.params = opcheck::params_of(st->n);
-        c.forward = [st](Tensor<T>& y) { st->n.forward(st->x, y, st->c); };
-        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->n.backward(st->x, dy, st->c, dx[0]); };
-        if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::norm(st->n, st->x); };
-        return c;
+        return layer_case(st, "x", opcheck::params_of(st->layer),
+                          [](const auto& n, const auto& x) { return reference::norm(n, x); });
       }));
     }
 }
 
+// A GLU on x [2, 3, 4] (seed 5), its weights initialized from seed 4.
+template <class T>
+Case<T> glu_case(Glu<T> glu) {
+  auto st = layer_state(std::move(glu), random<T>({2, 3, 4}, 5));
+  Rng rng(4);
+  st->layer.init_weights(rng);
+  return layer_case(st, "x", opcheck::params_of(st->layer, "feature_mixer."), kGluRef);
+}
+
 void add_glu(std::vector<OpSpec>& v) {
-  for (Activation a : kActs) {
-    Options o;
-    o.kinked = kinked(a);
-    v.push_back(opcheck::op(cat("Glu_", to_string(a)), o, [=](auto s) {
-      using T = typename decltype(s)::type;
-      struct St {
-        Glu<T> g;
-        typename Glu<T>::Cache c;
-        Tensor<T> x;
-      };
-      auto st = std::make_shared<St>(St{Glu<T>(4, 7, a), {}, random<T>({2, 3, 4}, 5)});
-      Rng rng(4);
-      st->g.init_weights(rng);
-      Case<T> c;
-      c.inputs = {{"x", &st->x}};
-      c.params = opcheck::params_of(st->g, "feature_mixer.");
-      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
-      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
-      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::glu(st->g, st->x); };
-      return c;
-    }));
-  }
+  add_per_activation(v, "Glu_", [](auto s, Activation a) {
+    using T = typename decltype(s)::type;
+    return glu_case(Glu<T>(4, 7, a));
+  });
+}
+
+// The RPE of options `ro` (6 outputs) giving the coefficient rows of length n; every parameter,
+// norms included (none may be ignored), drawn from N(0, 0.7^2) with `seed`.
+OpSpec rpe_spec(const std::string& name, const Options& o, RpeOptions ro, Index n, bool causal, std::uint64_t seed) {
+  return opcheck::op(name, o, [=](auto s) {
+    using T = typename decltype(s)::type;
+    struct St {
+      Rpe<T> r;
+      typename Rpe<T>::Cache c;
+    };
+    auto st = std::make_shared<St>(St{Rpe<T>(ro, 6), {}});
+    Rng rng(seed);
+    for (auto& [nm, p] : opcheck::params_of(st->r))
+      for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
+    Case<T> c;
+    c.params = opcheck::params_of(st->r, "rpe.");
+    c.forward = [st, n, causal](Tensor<T>& y) { st->r.forward(n, causal, y, st->c); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->r.backward(dy, st->c); };
+    if constexpr (std::is_same_v<T, double>)
+      c.reference = [st, n, causal](Tensor<T>& y) { y = reference::rpe_rows(st->r, n, causal); };
+    return c;
+  });
 }
 
 // RPE: every norm, activation, depth, direction and length (the ~600 offsets of
@@ -289,26 +380,10 @@ void add_rpe(std::vector<OpSpec>& v) {
             Options o;
             o.kinked = kinked(act);
             if (n == 300) o.max_entries = 12;
-            v.push_back(opcheck::op(
-                cat("Rpe_", to_string(norm), "_", to_string(act), "_h", hidden, causal ? "_causal" : "_bidir", "_N", n),
-                o, [=](auto s) {
-                  using T = typename decltype(s)::type;
-                  struct St {
-                    Rpe<T> r;
-                    typename Rpe<T>::Cache c;
-                  };
-                  auto st = std::make_shared<St>(St{Rpe<T>(RpeOptions{4, hidden, norm, act}, 6), {}});
-                  Rng rng(100 + std::uint64_t(n));
-                  for (auto& [name, p] : opcheck::params_of(st->r))  // norms included: none may be ignored
-                    for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
-                  Case<T> c;
-                  c.params = opcheck::params_of(st->r, "rpe.");
-                  c.forward = [st, n, causal](Tensor<T>& y) { st->r.forward(n, causal, y, st->c); };
-                  c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->r.backward(dy, st->c); };
-                  if constexpr (std::is_same_v<T, double>)
-                    c.reference = [st, n, causal](Tensor<T>& y) { y = reference::rpe_rows(st->r, n, causal); };
-                  return c;
-                }));
+            v.push_back(
+                rpe_spec(cat("Rpe_", to_string(norm), "_", to_string(act), "_h", hidden, causal ? "_causal" : "_bidir",
+                             "_N", n),
+                         o, RpeOptions{4, hidden, norm, act}, n, causal, 100 + std::uint64_t(n)));
           }
 }
 
@@ -324,26 +399,15 @@ OpSpec tno_spec(const std::string& name, Index heads, bool causal, TnoDecay deca
   o.kinked = kinked(act);
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
-    struct St {
-      Tno<T> tno;
-      typename Tno<T>::Cache c;
-      Tensor<T> v;
-    };
-    auto st = std::make_shared<St>();
-    st->tno = make_tno_layer<T>(heads, causal, decay, norm, act, rpe_layers);
-    st->tno.method = method;
+    auto st = layer_state<T>(make_tno_layer<T>(heads, causal, decay, norm, act, rpe_layers));
+    st->layer.method = method;
     Rng rng(seed);
-    for (auto& [nm, p] : opcheck::params_of(st->tno))
+    for (auto& [nm, p] : opcheck::params_of(st->layer))
       if (p->trainable)
         for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
-    st->v = random<T>({2, n, st->tno.channels()}, seed + 10);
-    Case<T> c;
-    c.inputs = {{"v", &st->v}};
-    c.params = opcheck::params_of(st->tno, "toep.");
-    c.forward = [st](Tensor<T>& y) { st->tno.forward(st->v, y, st->c); };
-    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dv) { st->tno.backward(st->v, dy, st->c, &dv[0]); };
-    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::tno(st->tno, st->v); };
-    return c;
+    st->x = random<T>({2, n, st->layer.channels()}, seed + 10);
+    return layer_case(st, "v", opcheck::params_of(st->layer, "toep."),
+                      [](const auto& tno, const auto& v) { return reference::tno(tno, v); });
   });
 }
 
@@ -403,30 +467,14 @@ void add_gtu(std::vector<OpSpec>& v) {
                   "_rpe", to_string(cfg.rpe_act), cfg.rpe_layers, "_gtu", to_string(cfg.gtu_act), "_N", n),
               o, [=](auto s) {
                 using T = typename decltype(s)::type;
-                struct St {
-                  Gtu<T> g;
-                  typename Gtu<T>::Cache c;
-                  Tensor<T> x;
-                };
-                auto st = std::make_shared<St>();
-                st->g = make_gtu<T>(cfg);
+                auto st = layer_state(make_gtu<T>(cfg), random<T>({2, n, 4}, seed + 10));
                 Rng rng(seed);
-                st->g.init_weights(rng);
-                for (auto& [nm, p] : opcheck::params_of(st->g))  // the RPE's norm parameters and theta too
+                st->layer.init_weights(rng);
+                for (auto& [nm, p] : opcheck::params_of(st->layer))  // the RPE's norm parameters and theta too
                   if (nm.find(".0.scale") != std::string::npos || nm.find(".0.weight") != std::string::npos ||
                       nm.find(".0.bias") != std::string::npos)
                     for (auto& x : p->value) x = T(1.0 + rng.normal(0.0, 0.3));
-                st->x = random<T>({2, n, 4}, seed + 10);
-                Case<T> c;
-                c.inputs = {{"x", &st->x}};
-                c.params = opcheck::params_of(st->g, "token_mixer.");
-                c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
-                c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
-                  st->g.backward(st->x, dy, st->c, &dx[0]);
-                };
-                if constexpr (std::is_same_v<T, double>)
-                  c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
-                return c;
+                return layer_case(st, "x", opcheck::params_of(st->layer, "token_mixer."), kGtuRef);
               }));
         }
 }
@@ -438,6 +486,38 @@ Tno2d<T> make_tno2d_layer(Index H, Index W, TnoDecay decay, NormType norm, Activ
   return Tno2d<T>(TnoOptions{2, false, decay, 0.9, RpeOptions{4, rpe_layers, norm, act}}, 2, H, W);
 }
 
+// The Case of a 2-D GTU g (with `gtu`) or of its TNO alone (input width 3 or the TNO's channels,
+// [2, H*W, width] drawn from x_seed): both keep the whole GTU, so its values are drawn alike.
+template <class T>
+Case<T> gtu2d_case(Gtu2d<T> g, bool gtu, std::uint64_t x_seed) {
+  struct St {
+    Gtu2d<T> g;
+    typename Gtu2d<T>::Cache gc;
+    typename Tno2d<T>::Cache tc;
+    Tensor<T> x;
+  };
+  const Index H = g.toep.grid_h(), W = g.toep.grid_w();
+  auto st = std::make_shared<St>();
+  st->x = random<T>({2, H * W, gtu ? 3 : g.toep.channels()}, x_seed);
+  st->g = std::move(g);
+  Case<T> c;
+  c.inputs = {{"x", &st->x}};
+  if (gtu) {
+    c.params = opcheck::params_of(st->g, "token_mixer.");
+    c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->gc); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->gc, &dx[0]); };
+    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
+  } else {
+    c.params = opcheck::params_of(st->g.toep, "toep.");
+    c.forward = [st](Tensor<T>& y) { st->g.toep.forward(st->x, y, st->tc); };
+    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
+      st->g.toep.backward(st->x, dy, st->tc, &dx[0]);
+    };
+    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::tno(st->g.toep, st->x); };
+  }
+  return c;
+}
+
 OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation act, Index rpe_layers,
                   ToeplitzMethod method, bool gtu, std::uint64_t seed) {
   Options o;
@@ -447,36 +527,13 @@ OpSpec tno2d_spec(Index H, Index W, TnoDecay decay, NormType norm, Activation ac
                                to_string(act), "_rpe", rpe_layers, "_", method_name(method));
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
-    struct St {
-      Gtu2d<T> g;
-      typename Gtu2d<T>::Cache gc;
-      typename Tno2d<T>::Cache tc;
-      Tensor<T> x;
-    };
-    auto st = std::make_shared<St>();
-    st->g = Gtu2d<T>(3, Activation::Silu, make_tno2d_layer<T>(H, W, decay, norm, act, rpe_layers));
-    st->g.toep.method = method;
+    Gtu2d<T> g(3, Activation::Silu, make_tno2d_layer<T>(H, W, decay, norm, act, rpe_layers));
+    g.toep.method = method;
     Rng rng(seed);
-    for (auto& [nm, p] : opcheck::params_of(st->g))
+    for (auto& [nm, p] : opcheck::params_of(g))
       if (p->trainable)
         for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
-    st->x = random<T>({2, H * W, gtu ? 3 : st->g.toep.channels()}, seed + 10);
-    Case<T> c;
-    c.inputs = {{"x", &st->x}};
-    if (gtu) {
-      c.params = opcheck::params_of(st->g, "token_mixer.");
-      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->gc); };
-      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->gc, &dx[0]); };
-      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
-    } else {
-      c.params = opcheck::params_of(st->g.toep, "toep.");
-      c.forward = [st](Tensor<T>& y) { st->g.toep.forward(st->x, y, st->tc); };
-      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
-        st->g.toep.backward(st->x, dy, st->tc, &dx[0]);
-      };
-      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::tno(st->g.toep, st->x); };
-    }
-    return c;
+    return gtu2d_case(std::move(g), gtu, seed + 10);
   });
 }
 
@@ -513,26 +570,14 @@ void add_block(std::vector<OpSpec>& v) {
                                       causal ? "_causal" : "_bidir"),
                                   {}, [=](auto s) {
                                     using T = typename decltype(s)::type;
-                                    struct St {
-                                      TnnBlock<T> b;
-                                      typename TnnBlock<T>::Cache c;
-                                      Tensor<T> x;
-                                    };
-                                    auto st = std::make_shared<St>(St{make_block<T>(cfg), {}, random<T>({2, 6, 8}, 8)});
+                                    auto st = layer_state(make_block<T>(cfg), random<T>({2, 6, 8}, 8));
                                     Rng rng(11);  // no relu (rpe_act) input within the step of its kink
-                                    st->b.init_weights(rng);
-                                    opcheck::perturb(opcheck::params_of(st->b), 12);
-                                    Case<T> c;
-                                    c.inputs = {{"x", &st->x}};
-                                    c.params =
-                                        testing_helpers::without_key_bias(opcheck::params_of(st->b, "layers.0."));
-                                    c.forward = [st](Tensor<T>& y) { st->b.forward(st->x, y, st->c); };
-                                    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
-                                      st->b.backward(st->x, dy, st->c, dx[0]);
-                                    };
-                                    if constexpr (std::is_same_v<T, double>)
-                                      c.reference = [st](Tensor<T>& y) { y = reference::block(st->b, st->x); };
-                                    return c;
+                                    st->layer.init_weights(rng);
+                                    opcheck::perturb(opcheck::params_of(st->layer), 12);
+                                    return layer_case(
+                                        st, "x",
+                                        testing_helpers::without_key_bias(opcheck::params_of(st->layer, "layers.0.")),
+                                        [](const auto& b, const auto& x) { return reference::block(b, x); });
                                   }));
         }
 }
@@ -542,24 +587,21 @@ void add_block(std::vector<OpSpec>& v) {
 OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index max_entries = -1,
                std::uint64_t seed = 3, bool train = false) {
   cfg.validate();
-  Options o;
-  o.unit_cotangent = true;
-  o.max_entries = max_entries;
-  o.float_tol = 1e-5;  // the loss, a mean
-  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
-  return opcheck::op(name, o, [=](auto s) {
+  return opcheck::op(name, loss_options(cfg, max_entries), [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
       TnnLM<T> m;
       Tensor<std::int32_t> tokens, targets;
     };
     auto st = std::make_shared<St>(St{TnnLM<T>(cfg), {}, {}});
-    st->m.init_weights(seed);
-    opcheck::perturb(st->m.named_parameters(), seed + 100);
     testing_helpers::lm_batch(cfg, B, N, seed + 1, st->tokens, st->targets);
+    Case<T> c = loss_case<T>(
+        st, seed, [](St& t) { return t.m.forward(t.tokens, t.targets); },
+        [cfg, train](auto& t) {
+          const DropoutContext drop{cfg.dropout, 9, 4, 0};
+          return reference::cross_entropy(reference::lm_logits(t.m, t.tokens, train ? &drop : nullptr), t.targets);
+        });
     if (train) st->m.set_training(/*seed=*/9, /*step=*/4);
-    Case<T> c;
-    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
     // With one position, attention's softmax is over one key: the output is v whatever q and k
     // are, so their gradients are 0 up to rounding, which relative checks would compare with itself.
     if (cfg.token_mixer == TokenMixerKind::Attention && N == 1)
@@ -569,17 +611,6 @@ OpSpec lm_spec(const std::string& name, TnnConfig cfg, Index B, Index N, Index m
                                              p.first.find("k_proj.") != std::string::npos;
                                     }),
                      c.params.end());
-    c.forward = [st](Tensor<T>& y) {
-      y.resize({1});
-      y[0] = st->m.forward(st->tokens, st->targets);
-    };
-    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
-    if constexpr (std::is_same_v<T, double>)
-      c.reference = [st, cfg, train](Tensor<T>& y) {
-        const DropoutContext drop{cfg.dropout, 9, 4, 0};
-        y.resize({1});
-        y[0] = reference::cross_entropy(reference::lm_logits(st->m, st->tokens, train ? &drop : nullptr), st->targets);
-      };
     return c;
   });
 }
@@ -710,11 +741,7 @@ OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t see
   cfg.causal = false;
   cfg.num_classes = 3;
   cfg.validate();
-  Options o;
-  o.unit_cotangent = true;
-  o.float_tol = 1e-5;
-  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
-  return opcheck::op(name, o, [=](auto s) {
+  return opcheck::op(name, loss_options(cfg), [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
       TnnClassifier<T> m;
@@ -722,24 +749,13 @@ OpSpec classifier_spec(const std::string& name, TnnConfig cfg, std::uint64_t see
     };
     auto st = std::make_shared<St>(St{TnnClassifier<T>(cfg), {}, testing_helpers::ids({3}, {5, 2, 4}),
                                       testing_helpers::ids({3}, {2, 0, 1})});
-    st->m.init_weights(seed);
-    opcheck::perturb(st->m.named_parameters(), seed + 100);
     Tensor<std::int32_t> unused;
     testing_helpers::lm_batch(cfg, 3, 5, seed + 1, st->tokens, unused);
-    Case<T> c;
-    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
-    c.forward = [st](Tensor<T>& y) {
-      y.resize({1});
-      y[0] = st->m.forward(st->tokens, st->labels, &st->lengths);
-    };
-    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
-    if constexpr (std::is_same_v<T, double>)
-      c.reference = [st](Tensor<T>& y) {
-        y.resize({1});
-        y[0] = reference::cross_entropy(reference::classifier_logits(st->m, st->tokens, &st->lengths),
-                                             st->labels);
-      };
-    return c;
+    return loss_case<T>(
+        st, seed, [](St& t) { return t.m.forward(t.tokens, t.labels, &t.lengths); },
+        [](auto& t) {
+          return reference::cross_entropy(reference::classifier_logits(t.m, t.tokens, &t.lengths), t.labels);
+        });
   });
 }
 
@@ -754,35 +770,18 @@ OpSpec image_spec(const std::string& name, TnnConfig cfg, Index hi, Index wi, In
   cfg.image_channels = 2;
   cfg.patch_size = p;
   cfg.validate();
-  Options o;
-  o.unit_cotangent = true;
-  o.float_tol = 1e-5;
-  o.max_entries = 40;
-  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
-  return opcheck::op(name, o, [=](auto s) {
+  return opcheck::op(name, loss_options(cfg, 40), [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
       TnnImageClassifier<T> m;
-      Tensor<T> images;
+      Tensor<T> images;  // data, not differentiated
       Tensor<std::int32_t> labels;
     };
     auto st = std::make_shared<St>(St{TnnImageClassifier<T>(cfg), random<T>({2, hi, wi, 2}, seed + 1),
                                       testing_helpers::ids({2}, {1, 2})});
-    st->m.init_weights(seed);
-    opcheck::perturb(st->m.named_parameters(), seed + 100);
-    Case<T> c;
-    c.params = testing_helpers::without_key_bias(st->m.named_parameters());  // the images are data, not differentiated
-    c.forward = [st](Tensor<T>& y) {
-      y.resize({1});
-      y[0] = st->m.forward(st->images, st->labels);
-    };
-    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
-    if constexpr (std::is_same_v<T, double>)
-      c.reference = [st](Tensor<T>& y) {
-        y.resize({1});
-        y[0] = reference::cross_entropy(reference::image_logits(st->m, st->images), st->labels);
-      };
-    return c;
+    return loss_case<T>(
+        st, seed, [](St& t) { return t.m.forward(t.images, t.labels); },
+        [](auto& t) { return reference::cross_entropy(reference::image_logits(t.m, t.images), t.labels); });
   });
 }
 
@@ -846,12 +845,7 @@ OpSpec regress_spec(const std::string& name, TnnConfig cfg, Index B, Index N, In
   cfg.validate();
   if (!lengths.empty() && static_cast<Index>(lengths.size()) != B)
     throw std::invalid_argument(cat("regress_spec ", name, ": expected ", B, " lengths, got ", lengths.size()));
-  Options o;
-  o.unit_cotangent = true;
-  o.float_tol = 1e-5;
-  o.max_entries = 40;
-  o.kinked = kinked(cfg.rpe_act) || kinked(cfg.gtu_act) || kinked(cfg.glu_act);
-  return opcheck::op(name, o, [=](auto s) {
+  return opcheck::op(name, loss_options(cfg, 40), [=](auto s) {
     using T = typename decltype(s)::type;
     struct St {
       TnnRegressor<T> m;
@@ -864,22 +858,12 @@ OpSpec regress_spec(const std::string& name, TnnConfig cfg, Index B, Index N, In
       st->lengths.resize({B});
       std::copy(lengths.begin(), lengths.end(), st->lengths.data());
     }
-    st->m.init_weights(seed);
-    opcheck::perturb(st->m.named_parameters(), seed + 100);
     const bool ragged = !lengths.empty();
-    Case<T> c;
-    c.params = testing_helpers::without_key_bias(st->m.named_parameters());
-    c.forward = [st, ragged](Tensor<T>& y) {
-      y.resize({1});
-      y[0] = st->m.forward(st->features, st->targets, ragged ? &st->lengths : nullptr);
-    };
-    c.backward = [st](const Tensor<T>&, std::vector<Tensor<T>>&) { st->m.backward(); };
-    if constexpr (std::is_same_v<T, double>)
-      c.reference = [st, ragged](Tensor<T>& y) {
-        y.resize({1});
-        y[0] = reference::regress_loss(st->m, st->features, st->targets, ragged ? &st->lengths : nullptr);
-      };
-    return c;
+    return loss_case<T>(
+        st, seed, [ragged](St& t) { return t.m.forward(t.features, t.targets, ragged ? &t.lengths : nullptr); },
+        [ragged](auto& t) {
+          return reference::regress_loss(t.m, t.features, t.targets, ragged ? &t.lengths : nullptr);
+        });
   });
 }
 
@@ -984,25 +968,9 @@ void add_rpe_options(std::vector<OpSpec>& v) {
       for (Index n : {1, 2, 17}) {
         Options o;
         o.max_entries = n == 17 ? 20 : -1;
-        v.push_back(opcheck::op(cat("Rpe_", var.name, causal ? "_causal" : "_bidir", "_N", n), o, [=](auto s) {
-          using T = typename decltype(s)::type;
-          struct St {
-            Rpe<T> r;
-            typename Rpe<T>::Cache c;
-          };
-          const RpeOptions ro{4, var.hidden, NormType::LayerNorm, Activation::Silu, var.residual, var.bias, var.par_type};
-          auto st = std::make_shared<St>(St{Rpe<T>(ro, 6), {}});
-          Rng rng(300 + std::uint64_t(n));
-          for (auto& [name, p] : opcheck::params_of(st->r))
-            for (auto& x : p->value) x = T(rng.normal(0.0, 0.7));
-          Case<T> c;
-          c.params = opcheck::params_of(st->r, "rpe.");
-          c.forward = [st, n, causal](Tensor<T>& y) { st->r.forward(n, causal, y, st->c); };
-          c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>&) { st->r.backward(dy, st->c); };
-          if constexpr (std::is_same_v<T, double>)
-            c.reference = [st, n, causal](Tensor<T>& y) { y = reference::rpe_rows(st->r, n, causal); };
-          return c;
-        }));
+        const RpeOptions ro{4, var.hidden, NormType::LayerNorm, Activation::Silu, var.residual, var.bias, var.par_type};
+        v.push_back(rpe_spec(cat("Rpe_", var.name, causal ? "_causal" : "_bidir", "_N", n), o, ro, n, causal,
+                             300 + std::uint64_t(n)));
       }
 }
 
@@ -1015,49 +983,46 @@ OpSpec tno_options_spec(const std::string& name, TnoOptions to, Index B, Index n
   if (n >= 17) o.max_entries = 20;
   return opcheck::op(name, o, [=](auto s) {
     using T = typename decltype(s)::type;
-    struct St {
-      Tno<T> tno;
-      typename Tno<T>::Cache c;
-      Tensor<T> v;
-      std::vector<Index> lengths;
-      Tensor<std::int32_t> lengths_i32;
+    auto st = layer_state<T>(Tno<T>(to, 2));  // x: v
+    st->layer.method = method;
+    randomize_tno<T>(st->layer, seed, positive);
+    st->x = random<T>({B, n, st->layer.channels()}, seed + 10);
+    // The lengths as the TNO (a list) and the reference (a tensor) take them.
+    struct Lengths {
+      std::vector<Index> list;
+      Tensor<std::int32_t> i32;
     };
-    auto st = std::make_shared<St>();
-    st->tno = Tno<T>(to, 2);
-    st->tno.method = method;
-    randomize_tno<T>(st->tno, seed, positive);
-    st->v = random<T>({B, n, st->tno.channels()}, seed + 10);
-    st->lengths = lengths;
+    auto len = std::make_shared<Lengths>(Lengths{lengths, {}});
     if (!lengths.empty()) {
-      st->lengths_i32 = Tensor<std::int32_t>({B});
-      for (Index b = 0; b < B; ++b) st->lengths_i32[b] = std::int32_t(lengths[std::size_t(b)]);
+      len->i32 = Tensor<std::int32_t>({B});
+      for (Index b = 0; b < B; ++b) len->i32[b] = std::int32_t(lengths[std::size_t(b)]);
     }
     Case<T> c;
-    c.inputs = {{"v", &st->v}};
-    c.params = opcheck::params_of(st->tno, "toep.");
+    c.inputs = {{"v", &st->x}};
+    c.params = opcheck::params_of(st->layer, "toep.");
     // Ragged rows: only the valid positions are the op's output. Beyond a row's length the
     // normalizer is a sum of ever smaller coefficients, whose FFT rounding the division blows up;
     // the models never read those positions (the next GTU zeroes them, pooling skips them), so
     // their outputs are masked here and their cotangents are zero, as in a model.
-    auto mask = [st](Tensor<T>& t) {
-      if (st->lengths.empty()) return;
+    auto mask = [len](Tensor<T>& t) {
+      if (len->list.empty()) return;
       const Index B = t.dim(0), N = t.dim(1), E = t.dim(2);
       for (Index b = 0; b < B; ++b)
-        std::fill(t.data() + (b * N + st->lengths[std::size_t(b)]) * E, t.data() + (b + 1) * N * E, T(0));
+        std::fill(t.data() + (b * N + len->list[std::size_t(b)]) * E, t.data() + (b + 1) * N * E, T(0));
     };
-    mask(st->v);  // the GTU zeroes the padding of the TNO's input
-    c.forward = [st, mask](Tensor<T>& y) {
-      st->tno.forward(st->v, y, st->c, st->lengths.empty() ? nullptr : &st->lengths);
+    mask(st->x);  // the GTU zeroes the padding of the TNO's input
+    c.forward = [st, len, mask](Tensor<T>& y) {
+      st->layer.forward(st->x, y, st->c, len->list.empty() ? nullptr : &len->list);
       mask(y);
     };
     c.backward = [st, mask](const Tensor<T>& dy, std::vector<Tensor<T>>& dv) {
       Tensor<T> g = dy;
       mask(g);
-      st->tno.backward(st->v, g, st->c, &dv[0]);
+      st->layer.backward(st->x, g, st->c, &dv[0]);
     };
     if constexpr (std::is_same_v<T, double>)
-      c.reference = [st, mask](Tensor<T>& y) {
-        y = reference::tno(st->tno, st->v, st->lengths.empty() ? nullptr : &st->lengths_i32);
+      c.reference = [st, len, mask](Tensor<T>& y) {
+        y = reference::tno(st->layer, st->x, len->list.empty() ? nullptr : &len->i32);
         mask(y);
       };
     return c;
@@ -1137,24 +1102,11 @@ void add_gtu_options(std::vector<OpSpec>& v) {
     o.max_entries = 20;
     v.push_back(opcheck::op(name, o, [=](auto s) {
       using T = typename decltype(s)::type;
-      struct St {
-        Gtu<T> g;
-        typename Gtu<T>::Cache c;
-        Tensor<T> x;
-      };
-      auto st = std::make_shared<St>();
-      st->g = make_gtu<T>(cfg);
+      auto st = layer_state(make_gtu<T>(cfg), random<T>({2, 9, 4}, sd + 10));
       Rng rng(sd);
-      st->g.init_weights(rng);
-      opcheck::perturb(opcheck::params_of(st->g), sd + 1, 0.3);
-      st->x = random<T>({2, 9, 4}, sd + 10);
-      Case<T> c;
-      c.inputs = {{"x", &st->x}};
-      c.params = opcheck::params_of(st->g, "token_mixer.");
-      c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
-      c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
-      if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
-      return c;
+      st->layer.init_weights(rng);
+      opcheck::perturb(opcheck::params_of(st->layer), sd + 1, 0.3);
+      return layer_case(st, "x", opcheck::params_of(st->layer, "token_mixer."), kGtuRef);
     }));
   }
   // The 2-D TNO and GTU: normalize, a coefficient activation, no biases, residual RPE, use_norm.
@@ -1164,38 +1116,14 @@ void add_gtu_options(std::vector<OpSpec>& v) {
     o.max_entries = 20;
     v.push_back(opcheck::op(name, o, [=](auto s) {
       using T = typename decltype(s)::type;
-      struct St {
-        Gtu2d<T> g;
-        typename Gtu2d<T>::Cache gc;
-        typename Tno2d<T>::Cache tc;
-        Tensor<T> x;
-      };
       TnoOptions to{2, false, TnoDecay::Learned, 0.9,
                     RpeOptions{4, 1, NormType::GatedRMSNorm, Activation::Silu, true, false, 1}};
       to.normalize = true;
       to.act = Activation::Sigmoid;
-      auto st = std::make_shared<St>();
-      st->g = Gtu2d<T>(GtuOptions{3, Activation::Silu, false, true, NormType::ScaleNorm}, Tno2d<T>(to, 2, 3, 4));
-      randomize_tno<T>(st->g.toep, 600, false);
-      opcheck::perturb(opcheck::params_of(st->g), 601, 0.3);
-      st->x = random<T>({2, 12, gtu ? 3 : st->g.toep.channels()}, 602);
-      Case<T> c;
-      c.inputs = {{"x", &st->x}};
-      if (gtu) {
-        c.params = opcheck::params_of(st->g, "token_mixer.");
-        c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->gc); };
-        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->gc, &dx[0]); };
-        if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::gtu(st->g, st->x); };
-      } else {
-        c.params = opcheck::params_of(st->g.toep, "toep.");
-        c.forward = [st](Tensor<T>& y) { st->g.toep.forward(st->x, y, st->tc); };
-        c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) {
-          st->g.toep.backward(st->x, dy, st->tc, &dx[0]);
-        };
-        if constexpr (std::is_same_v<T, double>)
-          c.reference = [st](Tensor<T>& y) { y = reference::tno(st->g.toep, st->x); };
-      }
-      return c;
+      Gtu2d<T> g(GtuOptions{3, Activation::Silu, false, true, NormType::ScaleNorm}, Tno2d<T>(to, 2, 3, 4));
+      randomize_tno<T>(g.toep, 600, false);
+      opcheck::perturb(opcheck::params_of(g), 601, 0.3);
+      return gtu2d_case(std::move(g), gtu, 602);
     }));
   }
 }
@@ -1205,21 +1133,7 @@ void add_gtu_options(std::vector<OpSpec>& v) {
 void add_block_options(std::vector<OpSpec>& v) {
   v.push_back(opcheck::op("Glu_nobias", {}, [](auto s) {
     using T = typename decltype(s)::type;
-    struct St {
-      Glu<T> g;
-      typename Glu<T>::Cache c;
-      Tensor<T> x;
-    };
-    auto st = std::make_shared<St>(St{Glu<T>(4, 7, Activation::Gelu, /*bias=*/false), {}, random<T>({2, 3, 4}, 5)});
-    Rng rng(4);
-    st->g.init_weights(rng);
-    Case<T> c;
-    c.inputs = {{"x", &st->x}};
-    c.params = opcheck::params_of(st->g, "feature_mixer.");
-    c.forward = [st](Tensor<T>& y) { st->g.forward(st->x, y, st->c); };
-    c.backward = [st](const Tensor<T>& dy, std::vector<Tensor<T>>& dx) { st->g.backward(st->x, dy, st->c, &dx[0]); };
-    if constexpr (std::is_same_v<T, double>) c.reference = [st](Tensor<T>& y) { y = reference::glu(st->g, st->x); };
-    return c;
+    return glu_case(Glu<T>(4, 7, Activation::Gelu, /*bias=*/false));
   }));
   struct Variant {
     std::string name;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "tnn/core/text.hpp"
 #include "tnn/io/xml.hpp"
@@ -38,14 +39,17 @@ TEST(Utf8, DecodesWellFormedSequencesAndMeasuresMaximalSubparts) {
 }
 
 TEST(Utf8, TextProblemNamesTheFirstBadByteOrControl) {
-  EXPECT_EQ(text_problem("caf\xC3\xA9 \xE2\x82\xAC"), "");
-  EXPECT_EQ(text_problem("ab\xFF"), "invalid UTF-8 at byte 2 (0xFF)");
-  EXPECT_EQ(text_problem("two\nlines"), "control character U+000A at byte 3");
-  EXPECT_EQ(text_problem("tab\there"), "control character U+0009 at byte 3");
-  EXPECT_EQ(text_problem("c1 \xC2\x85"), "control character U+0085 at byte 3");
-  EXPECT_EQ(text_problem("ls \xE2\x80\xA8"), "control character U+2028 at byte 3");
-  EXPECT_EQ(text_problem(std::string("nul\0", 4)), "control character U+0000 at byte 3");
-  EXPECT_EQ(text_problem("del\x7f"), "control character U+007F at byte 3");
+  const std::pair<std::string, std::string> cases[] = {  // (text, its problem)
+      {"caf\xC3\xA9 \xE2\x82\xAC", ""},
+      {"ab\xFF", "invalid UTF-8 at byte 2 (0xFF)"},
+      {"two\nlines", "control character U+000A at byte 3"},
+      {"tab\there", "control character U+0009 at byte 3"},
+      {"c1 \xC2\x85", "control character U+0085 at byte 3"},
+      {"ls \xE2\x80\xA8", "control character U+2028 at byte 3"},
+      {std::string("nul\0", 4), "control character U+0000 at byte 3"},
+      {"del\x7f", "control character U+007F at byte 3"},
+  };
+  for (const auto& [text, problem] : cases) EXPECT_EQ(text_problem(text), problem);
 }
 
 TEST(Utf8, RepairReplacesEachMaximalSubpartOnce) {

@@ -152,16 +152,13 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
         const Index ra = causal ? k : k + 4, rb = causal ? k : k + 39;
         EXPECT_NEAR(a[ra * 6 + e], b[rb * 6 + e], 1e-13 * (1 + std::abs(b[rb * 6 + e]))) << "k=" << k;
       }
-    Tno<double>::Cache c;  // one cache reused across lengths, as a trainer would
-    Tensor<double> y, dv;
-    for (Index n : {5, 40, 5}) {
-      const Tensor<double> v = gradcheck::random_tensor({1, n, 6}, 13 + std::uint64_t(n));
-      tno.forward(v, y, c);
-      EXPECT_LT(gradcheck::max_rel_diff(y, reference::tno(tno, v)), 1e-12) << "N=" << n;
-      tno.backward(v, v, c, &dv);
-      EXPECT_EQ(dv.shape(), v.shape());
-    }
-    EXPECT_EQ(testing_helpers::value_count(params_of(tno)), count);
+    // one cache reused across lengths, as a trainer would
+    testing_helpers::expect_runs_at_lengths(
+        tno, {5, 40, 5}, [](Index n) { return gradcheck::random_tensor({1, n, 6}, 13 + std::uint64_t(n)); },
+        [&](Index n, const Tensor<double>& v, const Tensor<double>& y) {
+          EXPECT_LT(gradcheck::max_rel_diff(y, reference::tno(tno, v)), 1e-12) << "N=" << n;
+        });
+    EXPECT_EQ(testing_helpers::value_count(params_of(tno)), count);  // coefficients() kept none either
   }
 }
 

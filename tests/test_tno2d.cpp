@@ -32,6 +32,25 @@ void randomize(M& m, std::uint64_t seed) {
       for (auto& v : p->value) v = rng.normal(0.0, 0.7);
 }
 
+// The layer's backward against central differences of L = <layer(x), w>: the input's gradient
+// (named `input`) and every parameter's in `params`, each to 1e-7.
+template <class Layer>
+void expect_gradients_match(Layer& layer, const char* input, Tensor<double>& x, const Tensor<double>& w,
+                            const Params& params) {
+  typename Layer::Cache c;
+  Tensor<double> y, dx;
+  layer.forward(x, y, c);
+  layer.backward(x, w, c, &dx);
+  auto loss = [&] {
+    typename Layer::Cache cc;
+    Tensor<double> yy;
+    layer.forward(x, yy, cc);
+    return gradcheck::dot(yy, w);
+  };
+  EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient(input, x, dx, loss), 1e-7));
+  for (const auto& r : gradcheck::check_params(params, loss)) EXPECT_TRUE(gradcheck::ok(r, 1e-7));
+}
+
 const TnoDecay kDecays[] = {TnoDecay::None, TnoDecay::Fixed, TnoDecay::Learned};
 
 Tno2d<double> make(Index H, Index W, TnoDecay decay, NormType norm = NormType::SimpleRMSNorm,
@@ -151,18 +170,7 @@ TEST(Tno2d, GradientsMatchCentralDifferences) {
       tno.method = method;
       auto v = gradcheck::random_tensor({2, H * W, tno.channels()}, 9);
       auto w = gradcheck::random_tensor({2, H * W, tno.channels()}, 10);
-      Tno2d<double>::Cache c;
-      Tensor<double> y, dv;
-      tno.forward(v, y, c);
-      tno.backward(v, w, c, &dv);
-      auto loss = [&] {
-        Tno2d<double>::Cache cc;
-        Tensor<double> yy;
-        tno.forward(v, yy, cc);
-        return gradcheck::dot(yy, w);
-      };
-      EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient("v", v, dv, loss), 1e-7));
-      for (const auto& r : gradcheck::check_params(params_of(tno, "toep."), loss)) EXPECT_TRUE(gradcheck::ok(r, 1e-7));
+      expect_gradients_match(tno, "v", v, w, params_of(tno, "toep."));
     }
 }
 
@@ -187,19 +195,8 @@ TEST(Gtu2d, GradientsMatchCentralDifferences) {
     EXPECT_EQ(g.inner_dim(), 4);
     auto x = gradcheck::random_tensor({2, H * W, D}, 12);
     auto w = gradcheck::random_tensor({2, H * W, D}, 13);
-    Gtu2d<double>::Cache c;
-    Tensor<double> y, dx;
-    g.forward(x, y, c);
-    g.backward(x, w, c, &dx);
-    auto loss = [&] {
-      Gtu2d<double>::Cache cc;
-      Tensor<double> yy;
-      g.forward(x, yy, cc);
-      return gradcheck::dot(yy, w);
-    };
-    EXPECT_TRUE(gradcheck::ok(gradcheck::check_gradient("x", x, dx, loss), 1e-7));
     const auto ps = params_of(g, "token_mixer.");
     EXPECT_EQ(ps.front().first, "token_mixer.u_proj.weight");
-    for (const auto& r : gradcheck::check_params(ps, loss)) EXPECT_TRUE(gradcheck::ok(r, 1e-7));
+    expect_gradients_match(g, "x", x, w, ps);
   }
 }

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,33 @@ tnn::TrainerConfig config(const std::string& out, std::int64_t steps) {
   return c;
 }
 
+// `c` that saves and returns Stopped after step `stop` (0: runs to the end).
+tnn::TrainerConfig stopping(tnn::TrainerConfig c, std::int64_t stop) {
+  c.stop_after = stop;
+  return c;
+}
+
+// A fresh process (a new LmRun) training with `c`; with `resume`, from the state saved at c.out.
+tnn::TrainResult train_process(const tnn::TrainerConfig& c, bool resume = false, double dropout = 0) {
+  LmRun<float> r(dropout);
+  tnn::Trainer<float> t(r.task, c);
+  if (resume) t.resume();
+  return t.run();
+}
+
+// The message of the ResumeMismatch that resuming with `c` in a fresh process throws; none if it
+// resumes.
+std::optional<std::string> resume_mismatch(const tnn::TrainerConfig& c) {
+  LmRun<float> r;
+  tnn::Trainer<float> t(r.task, c);
+  try {
+    t.resume();
+  } catch (const tnn::ResumeMismatch& e) {
+    return std::string(e.what());
+  }
+  return std::nullopt;
+}
+
 template <class T>
 std::vector<T> flat_params(tnn::TnnLM<T>& m) {
   std::vector<T> v;
@@ -82,11 +110,7 @@ TEST(Trainer, ResumeAfterStopIsBitIdenticalToAnUninterruptedRun) {
   EXPECT_EQ(ta.run().outcome, tnn::TrainResult::Outcome::Finished);
 
   {
-    LmRun<float> b;
-    tnn::TrainerConfig c = config(part, 12);
-    c.stop_after = 5;
-    tnn::Trainer<float> tb(b.task, c);
-    const tnn::TrainResult r = tb.run();
+    const tnn::TrainResult r = train_process(stopping(config(part, 12), 5));
     EXPECT_EQ(r.outcome, tnn::TrainResult::Outcome::Stopped);
     EXPECT_EQ(r.step, 5);
   }
@@ -125,6 +149,12 @@ tnn::TrainerConfig extendable(const std::string& out, std::int64_t steps) {
   c.identity.erase("steps");
   return c;
 }
+// extendable(out, steps) logging every step, stopped after `stop` (0: not).
+tnn::TrainerConfig extendable_logged(const std::string& out, std::int64_t steps, std::int64_t stop = 0) {
+  tnn::TrainerConfig c = stopping(extendable(out, steps), stop);
+  c.log_every = 1;
+  return c;
+}
 std::vector<double> logged_lrs(const std::string& csv) {  // the lr of every training row, in order
   std::vector<double> out;
   std::ifstream f(csv);
@@ -141,16 +171,9 @@ std::vector<double> logged_lrs(const std::string& csv) {  // the lr of every tra
 TEST(Trainer, ResumeWithMoreStepsRestretchesTheScheduleFromWhereItWas) {
   tnn_test::TempDir dir("tnn_trainer_");
   const std::string a_out = dir.file("a.safetensors"), b_out = dir.file("b.safetensors");
-  {  // 12 steps planned, stopped after 6
-    LmRun<float> r;
-    tnn::TrainerConfig c = extendable(a_out, 12);
-    c.stop_after = 6;
-    c.log_every = 1;
-    tnn::Trainer<float>(r.task, c).run();
-  }
+  train_process(extendable_logged(a_out, 12, 6));  // 12 steps planned, stopped after 6
   LmRun<float> r;
-  tnn::TrainerConfig c = extendable(a_out, 20);
-  c.log_every = 1;
+  tnn::TrainerConfig c = extendable_logged(a_out, 20);
   std::vector<tnn::TrainEvent> resumed;
   tnn::TrainHooks<float> hooks;
   hooks.on_event = [&](const tnn::TrainEvent& e) {
@@ -174,28 +197,9 @@ TEST(Trainer, ResumeWithMoreStepsRestretchesTheScheduleFromWhereItWas) {
 
   // Stopped again part-way through the extended run and resumed with the same length: the
   // re-stretched schedule was saved, so the result is the same as the run above, byte for byte.
-  {
-    LmRun<float> b;
-    tnn::TrainerConfig first = extendable(b_out, 12);
-    first.stop_after = 6;
-    first.log_every = 1;
-    tnn::Trainer<float>(b.task, first).run();
-  }
-  {
-    LmRun<float> b;
-    tnn::TrainerConfig more = extendable(b_out, 20);
-    more.stop_after = 9;
-    more.log_every = 1;
-    tnn::Trainer<float> tb(b.task, more);
-    tb.resume();
-    tb.run();
-  }
-  LmRun<float> b;
-  tnn::TrainerConfig rest = extendable(b_out, 20);
-  rest.log_every = 1;
-  tnn::Trainer<float> tb(b.task, rest);
-  tb.resume();
-  tb.run();
+  train_process(extendable_logged(b_out, 12, 6));
+  train_process(extendable_logged(b_out, 20, 9), /*resume=*/true);
+  train_process(extendable_logged(b_out, 20), /*resume=*/true);
   EXPECT_EQ(tnn_test::read_bytes(a_out), tnn_test::read_bytes(b_out));
   EXPECT_EQ(logged_lrs(a_out + ".csv"), logged_lrs(b_out + ".csv"));
 }
@@ -203,20 +207,11 @@ TEST(Trainer, ResumeWithMoreStepsRestretchesTheScheduleFromWhereItWas) {
 TEST(Trainer, ResumeRefusesFewerStepsThanDoneAndReadsOlderStates) {
   tnn_test::TempDir dir("tnn_trainer_");
   const std::string out = dir.file("m.safetensors");
-  {
-    LmRun<float> a;
-    tnn::Trainer<float>(a.task, extendable(out, 6)).run();
-  }
-  LmRun<float> b;
-  tnn::Trainer<float> t(b.task, extendable(out, 4));
-  try {
-    t.resume();
-    FAIL() << "expected ResumeMismatch";
-  } catch (const tnn::ResumeMismatch& e) {
-    EXPECT_NE(std::string(e.what()).find("steps: expected at least the 6 steps the saved run has done, got 4"),
-              std::string::npos)
-        << e.what();
-  }
+  train_process(extendable(out, 6));
+  const std::optional<std::string> fewer = resume_mismatch(extendable(out, 4));
+  ASSERT_TRUE(fewer) << "expected ResumeMismatch";
+  EXPECT_NE(fewer->find("steps: expected at least the 6 steps the saved run has done, got 4"), std::string::npos)
+      << *fewer;
   // A state written before the length left the identity (identity.steps, no "steps" key) resumes
   // under an identity without it, the saved length read from there.
   tnn::TrainingStateJson old = tnn::parse_training_state(
@@ -225,11 +220,7 @@ TEST(Trainer, ResumeRefusesFewerStepsThanDoneAndReadsOlderStates) {
   EXPECT_EQ(old.restart_step, -1);
   LmRun<float> c;
   const std::string legacy = dir.file("legacy.safetensors");
-  {
-    LmRun<float> a;
-    tnn::TrainerConfig lc = config(legacy, 6);  // identity {"seed", "steps"}: as the older program wrote it
-    tnn::Trainer<float>(a.task, lc).run();
-  }
+  train_process(config(legacy, 6));  // identity {"seed", "steps"}: as the older program wrote it
   tnn::Trainer<float> tl(c.task, extendable(legacy, 8));
   EXPECT_NO_THROW(tl.resume());
   EXPECT_EQ(tl.run().step, 8);
@@ -242,12 +233,7 @@ TEST(Trainer, ResumeWithDropoutIsBitIdentical) {
   const std::string full = dir.file("full.safetensors"), part = dir.file("part.safetensors");
   LmRun<float> a(0.2);
   tnn::Trainer<float>(a.task, config(full, 8)).run();
-  {
-    LmRun<float> b(0.2);
-    tnn::TrainerConfig c = config(part, 8);
-    c.stop_after = 3;
-    tnn::Trainer<float>(b.task, c).run();
-  }
+  train_process(stopping(config(part, 8), 3), /*resume=*/false, /*dropout=*/0.2);
   LmRun<float> c(0.2);
   tnn::Trainer<float> tc(c.task, config(part, 8));
   tc.resume();
@@ -262,20 +248,12 @@ TEST(Trainer, ResumeWithDropoutIsBitIdentical) {
 TEST(Trainer, ResumeRefusesDifferentSettings) {
   tnn_test::TempDir dir("tnn_trainer_");
   const std::string out = dir.file("m.safetensors");
-  {
-    LmRun<float> a;
-    tnn::Trainer<float>(a.task, config(out, 3)).run();
-  }
-  LmRun<float> b;
+  train_process(config(out, 3));
   tnn::TrainerConfig c = config(out, 3);
   c.identity["seed"] = 6;
-  tnn::Trainer<float> t(b.task, c);
-  try {
-    t.resume();
-    FAIL() << "expected ResumeMismatch";
-  } catch (const tnn::ResumeMismatch& e) {
-    EXPECT_NE(std::string(e.what()).find("seed: saved 5, now 6"), std::string::npos) << e.what();  // names the key
-  }
+  const std::optional<std::string> seed = resume_mismatch(c);
+  ASSERT_TRUE(seed) << "expected ResumeMismatch";
+  EXPECT_NE(seed->find("seed: saved 5, now 6"), std::string::npos) << *seed;  // names the key
 }
 
 TEST(Trainer, NonFiniteStepsAreSkippedAndCounted) {
@@ -504,24 +482,14 @@ TEST(Trainer, AFailedFirstSaveRemovesWhatItCreated) {
 TEST(Trainer, ResumeDropsLogLinesPastTheSavedStep) {
   tnn_test::TempDir dir("tnn_trainer_");
   const std::string out = dir.file("m.safetensors");
-  {
-    LmRun<float> a;
-    tnn::TrainerConfig c = config(out, 12);
-    c.stop_after = 4;
-    tnn::Trainer<float>(a.task, c).run();
-  }
+  train_process(stopping(config(out, 12), 4));
   const std::vector<std::string> saved = file_lines(out + ".csv");
   ASSERT_EQ(saved.size(), 1u + 2u + 1u);  // header, steps 2 and 4, validation at 4
   {
     std::ofstream log(out + ".csv", std::ios::app);
     log << "6,1.0,1.0,0.001,100,,\n7,1.0,1.0,0.001,100,,\n8,1.";  // a later step, and a line cut by a crash
   }
-  LmRun<float> b;
-  tnn::TrainerConfig c = config(out, 12);
-  c.stop_after = 6;
-  tnn::Trainer<float> t(b.task, c);
-  t.resume();
-  t.run();
+  train_process(stopping(config(out, 12), 6), /*resume=*/true);
   const std::vector<std::string> now = file_lines(out + ".csv");
   ASSERT_EQ(now.size(), saved.size() + 1u);  // + step 6
   EXPECT_TRUE(std::equal(saved.begin(), saved.end(), now.begin()));
