@@ -1,6 +1,8 @@
 // Train a small TNN language model on a text file with the library's trainer (the loop `tnn
 // train` runs: validation, CSV log, atomic checkpoints, resume, Ctrl-C), then save it.
 //   train_lm FILE [STEPS]   ->  writes train_lm.safetensors, train_lm.optim.safetensors, train_lm.csv
+#include <algorithm>
+#include <cstdint>
 #include <cstdio>
 #include <string>
 
@@ -28,7 +30,7 @@ int main(int argc, char** argv) try {
 
   tnn::TrainerConfig tc;
   tc.steps = steps;
-  tc.schedule = {tnn::ScheduleKind::Cosine, /*peak=*/3e-3, /*min=*/1e-4, /*warmup=*/20, /*total=*/steps};
+  tc.schedule = {tnn::ScheduleKind::Cosine, /*peak=*/3e-3, /*min=*/1e-4, /*warmup=*/std::min<std::int64_t>(20, steps / 10), /*total=*/steps};
   tc.eval_every = 100;
   tc.out = "train_lm.safetensors";  // + train_lm.optim.safetensors: trainer.resume() continues from it
   tc.log_path = "train_lm.csv";

@@ -46,3 +46,7 @@
 #include "tnn/infer/decoder.hpp"
 #include "tnn/infer/evaluate.hpp"
 #include "tnn/infer/sampling.hpp"
+
+// With TNN_COMPILED_LIB (CMake: tnn::compiled), the float language-model stack comes from the
+// compiled library instead of being generated here.
+#include "tnn/compiled.hpp"
