@@ -10,11 +10,9 @@ TNN=$1
 LISTOPS=$2
 PATHFINDER=$3
 WORK=$4
-# import safetensors_io (tests/pytorch; numpy only)
-PYTHONPATH=$(cd "$(dirname "$0")/../pytorch" && pwd)${PYTHONPATH:+:$PYTHONPATH}
-export PYTHONPATH
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-PY=/usr/bin/python3
+. "$(dirname "$0")/lib.sh"  # PY (with safetensors_io), start_in
+start_in "$WORK"
+# This script goes on after a failure and counts them: its fail and expect_error replace lib.sh's.
 failures=0
 fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
 
