@@ -162,6 +162,31 @@ TEST(Tno, SameLayerRunsAtTwoLengthsWithTheSameCoefficients) {
   }
 }
 
+// The decay powers a cache keeps between calls follow the length, the direction and the
+// rates: one workspace reused as a trainer reuses it gives the coefficients of a fresh one,
+// bit for bit, after each change.
+TEST(Tno, DecayPowersKeptInTheCacheFollowLengthAndRates) {
+  for (bool causal : {true, false})
+    for (TnoDecay decay : {TnoDecay::Fixed, TnoDecay::Learned}) {
+      SCOPED_TRACE(testing::Message() << "causal=" << causal << " decay=" << name(decay));
+      Tno<double> tno = make(3, causal, decay);
+      randomize(tno, 21);
+      Tno<double>::Cache ws;
+      Tensor<double> t;
+      auto expect_fresh = [&](Index n, const char* what) {
+        tno.coefficients(n, t, ws);
+        const Tensor<double> fresh = tno.coefficients(n);
+        EXPECT_EQ(std::vector<double>(t.begin(), t.end()), std::vector<double>(fresh.begin(), fresh.end())) << what;
+      };
+      expect_fresh(7, "first call");
+      expect_fresh(7, "same length again");
+      expect_fresh(12, "longer");
+      expect_fresh(5, "shorter");
+      for (auto& v : tno.gamma.value) v = decay == TnoDecay::Learned ? v + 0.3 : 0.5 * v;  // new rates
+      expect_fresh(5, "new rates");
+    }
+}
+
 TEST(Tno, IncrementalDecodingWithCoefficientsOfTheLongestLengthIsExact) {
   // Spec section 11: y_t = sum_{j<=t} t_{t-j} v_j with t fetched once for the
   // longest length the decoder will reach, against the full forward of the prefix.

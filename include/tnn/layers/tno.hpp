@@ -226,7 +226,10 @@ class Tno : public Visits<Tno<T, Backend>> {
     typename Rpe<T>::Cache rpe;
     Tensor<T> t;     // [K, E] coefficients t_k (rows as in toeplitz.hpp)
     Tensor<T> tpre;  // [K, E] t before the coefficient activation (act_type other than none)
-    Tensor<T> pw;    // [K, E] lambda^|k| (decay only)
+    Tensor<T> pw;    // [K, E] lambda^|k| (decay only), for pw_n, pw_causal and the rates pw_lam
+    Index pw_n = 0;
+    bool pw_causal = false;
+    Tensor<T> pw_lam;
     Tensor<T> lam;   // [E]    lambda (decay only)
     Tensor<T> loglam;  // [E]  log lambda (decay only)
     Tensor<T> dlam;  // [E]    d lambda / d theta (Learned only)
@@ -315,17 +318,24 @@ class Tno : public Visits<Tno<T, Backend>> {
 
  private:
   friend Visits<Tno<T, Backend>>;
-  // t [K, E] = RPE(k) * lambda^|k| in place (nothing without a decay).
+  // t [K, E] = RPE(k) * lambda^|k| in place (nothing without a decay). The powers depend on
+  // n, causal and lambda only, so ws keeps them: a fixed decay computes them once, and a
+  // learned one whenever its rates change (the same values either way).
   void apply_decay(Index n, Tensor<T>& t, Cache& ws) const {
     const bool causal = opts_.causal;
     if (opts_.decay == TnoDecay::None) return;
     const Index K = t.rows(), E = channels();
     detail::decay_rates(gamma, opts_, ws.lam, ws.dlam, "tno");
+    const bool fresh = ws.pw_n != n || ws.pw_causal != causal || ws.pw_lam.shape() != ws.lam.shape() ||
+                       !std::equal(ws.lam.begin(), ws.lam.end(), ws.pw_lam.begin());
+    if (fresh) {
+      ws.pw_n = 0;  // invalid until the powers below are complete
+      ws.pw.resize({K, E});
+      ws.loglam.resize({E});
+      for (Index e = 0; e < E; ++e) ws.loglam[e] = std::log(ws.lam[e]);  // -inf for lambda = 0
+    }
     // lambda^|k| = exp(|k| log lambda): underflows to 0 at long range, as it should.
     // The k = 0 row is set to 1 explicitly, so lambda = 0 gives 1, 0, 0, ...
-    ws.pw.resize({K, E});
-    ws.loglam.resize({E});
-    for (Index e = 0; e < E; ++e) ws.loglam[e] = std::log(ws.lam[e]);  // -inf for lambda = 0
     const Index zero_row = causal ? 0 : n - 1;
     using Arr = Eigen::Array<T, Eigen::Dynamic, 1>;
     const Eigen::Map<const Arr> loglam(ws.loglam.data(), E);
@@ -334,16 +344,21 @@ class Tno : public Visits<Tno<T, Backend>> {
     ::tnn::parallel_for(n, n * E >= grain::kDecayPowersMinWork, [&](Index a) {
       T* row = ws.pw.data() + (zero_row + a) * E;
       Eigen::Map<Arr> pw(row, E);
-      if (a == 0)
-        pw.setOnes();
-      else  // below the normal range flushed to 0 (Eigen's double exp would not reach 0)
-        pw = (static_cast<T>(a) * loglam >= kLogMin).select((static_cast<T>(a) * loglam).exp(), T(0));
-      Eigen::Map<Arr>(t.data() + (zero_row + a) * E, E) *= pw;
-      if (!causal && a > 0) {
-        std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
-        Eigen::Map<Arr>(t.data() + (zero_row - a) * E, E) *= pw;
+      if (fresh) {
+        if (a == 0)
+          pw.setOnes();
+        else  // below the normal range flushed to 0 (Eigen's double exp would not reach 0)
+          pw = (static_cast<T>(a) * loglam >= kLogMin).select((static_cast<T>(a) * loglam).exp(), T(0));
+        if (!causal && a > 0) std::copy(row, row + E, ws.pw.data() + (zero_row - a) * E);
       }
+      Eigen::Map<Arr>(t.data() + (zero_row + a) * E, E) *= pw;
+      if (!causal && a > 0) Eigen::Map<Arr>(t.data() + (zero_row - a) * E, E) *= pw;
     });
+    if (fresh) {
+      ws.pw_lam = ws.lam;
+      ws.pw_causal = causal;
+      ws.pw_n = n;
+    }
   }
 
   template <class Self, class F>
