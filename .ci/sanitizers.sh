@@ -63,7 +63,8 @@ if [ "$mode" != tsan ]; then
   cmake --build "$asan_dir" -j "$jobs" --target "${unit_targets[@]}" tnn-cli tnn-listops tnn-pathfinder
   stamp "asan+ubsan: run the unit and CLI tests"
   # cli_hostile_surfaces is left to the Release ctest: it bounds time and memory (generation into a
-  # closed pipe), which ASan inflates several times.
+  # closed pipe), which ASan inflates several times. cli_demos too: it checks the example scripts,
+  # whose program paths cli_classify, cli_image and cli_pathfinder run here already.
   # The op harness's central-difference cases (hundreds of forward passes each, ~0.5 s apiece
   # under ASan) run the same code as its forward/backward cases: the Release ctest checks them.
   # abort_on_error: a report kills the process with SIGABRT, which every test sees as a
@@ -71,7 +72,7 @@ if [ "$mode" != tsan ]; then
   if ! ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:detect_stack_use_after_return=1:strict_init_order=1 \
       UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:abort_on_error=1 OMP_NUM_THREADS=2 \
       ctest --test-dir "$asan_dir" --output-on-failure -j "$jobs" -L 'unit|cli' \
-        -E 'pytorch|consumer|_NOT_BUILT|include_direction|cli_hostile_surfaces|^Ops/OpCheck\.GradientsMatchCentralDifferences/'; then
+        -E 'pytorch|consumer|_NOT_BUILT|include_direction|cli_hostile_surfaces|cli_demos|^Ops/OpCheck\.GradientsMatchCentralDifferences/'; then
     status=1
   fi
 fi

@@ -40,7 +40,7 @@ JSON
 esac
 
 "$BIN/tnn" train --task classify --data "$OUT/data/train.tsv" --valid "$OUT/data/valid500.tsv" \
-  --config "$OUT/listops_config.json" --seq-len 2000 --batch "$BATCH" --steps "$STEPS" --warmup 50 \
+  --config "$OUT/listops_config.json" --seq-len 2000 --batch "$BATCH" --steps "$STEPS" --warmup $(( STEPS / 10 < 50 ? STEPS / 10 : 50 )) \
   --lr "$LR" --eval-every $((STEPS / 5 > 0 ? STEPS / 5 : 1)) --log-every 10 --threads "$THREADS" --seed "$SEED" \
   --out "$OUT/listops.safetensors" --force 2>&1 | tee "$OUT/train.log"
 

@@ -34,7 +34,7 @@ GEN=(--train "$TRAIN" --valid "$VALID" --test "$TEST" --difficulty "$DIFFICULTY"
 [ -f "$OUT/data2d/test.safetensors" ] || "$BIN/tnn-pathfinder" --out-dir "$OUT/data2d" "${GEN[@]}"
 [ -f "$OUT/data1d/test.safetensors" ] || "$BIN/tnn-pathfinder" --out-dir "$OUT/data1d" "${GEN[@]}" --flat
 
-COMMON=(--task image --dim "$DIM" --layers "$LAYERS" --rpe-dim 32 --decay multi --gamma 0.9 --batch "$BATCH"
+COMMON=(--task image --dim "$DIM" --layers "$LAYERS" --rpe-dim 32 --decay learned --gamma 0.9 --batch "$BATCH"
         --steps "$STEPS" --warmup $((STEPS / 20 > 0 ? STEPS / 20 : 1)) --lr "$LR"
         --eval-every $((STEPS / 5 > 0 ? STEPS / 5 : 1)) --log-every 10 --threads "$THREADS" --seed "$SEED" --force)
 run() {  # NAME DATA_DIR PATCH

@@ -3,6 +3,7 @@
 // TRAIN, TEST: safetensors image files (images U8 [M, H, W, Ch] 0..255, labels I32 [M];
 // the format is described in tnn/train/image_data.hpp; examples/digits_to_safetensors.py
 // writes the UCI digits in it).
+#include <algorithm>
 #include <cstdio>
 #include <string>
 
@@ -36,7 +37,7 @@ int main(int argc, char** argv) try {
   model.init_weights(/*seed=*/1);
   auto params = model.named_parameters();
   tnn::AdamW<float> opt(params);
-  tnn::LrSchedule lr{tnn::ScheduleKind::Cosine, /*peak=*/3e-3, /*min=*/1e-4, /*warmup=*/30, /*total=*/steps};
+  tnn::LrSchedule lr{tnn::ScheduleKind::Cosine, /*peak=*/3e-3, /*min=*/1e-4, /*warmup=*/std::min<std::int64_t>(30, steps / 10), /*total=*/steps};
   tnn::ImageSampler sampler(train, /*batch=*/32, /*seed=*/1);
   tnn::Tensor<float> images;                 // [32, H, W, Ch] in [0, 1]
   tnn::Tensor<std::int32_t> labels;          // [32]
