@@ -25,7 +25,7 @@ TRAIN=300 VALID=50 TEST=60 STEPS=5 BATCH=8 THREADS=2 "$EXAMPLES/pathfinder_demo.
 grep -q "| 1-D TNN over 1,024 pixels, this run" pathfinder.log || fail "pathfinder_demo.sh printed no result"
 echo "ok: pathfinder_demo.sh at 5 steps"
 
-if [ -x "$BIN/train_images" ] && $PY -c "import sklearn" 2> /dev/null; then
+if [ -x "$BIN/train_images" ] && python3 -c "import sklearn" 2> /dev/null; then  # the python3 digits_demo.sh runs
   "$EXAMPLES/digits_demo.sh" "$(dirname "$BIN")" digits 3 > digits.log 2>&1 || fail "digits_demo.sh: $(tail -n 3 digits.log)"
   grep -q "1-D TNN: test accuracy" digits.log || fail "digits_demo.sh printed no result"
   echo "ok: digits_demo.sh at 3 steps"
