@@ -7,7 +7,7 @@
 # a sanitizer report, an exception that is not a tnn::Error, a failed round-trip check); the
 # input that triggered it is kept in $TNN_FUZZ_DIR/artifacts/ to be added to the seed corpus
 # once fixed.
-#   usage: .ci/fuzz.sh [SECONDS_PER_TARGET]      (default 60; 7 targets, so 7 min of fuzzing
+#   usage: .ci/fuzz.sh [SECONDS_PER_TARGET]      (default 60; 7 targets, two at a time, so 4 min of fuzzing
 #                                                plus the builds)
 #   env:   TNN_FUZZ_DIR   build and output directory (default build/fuzz)
 set -euo pipefail

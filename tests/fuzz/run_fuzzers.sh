@@ -38,16 +38,30 @@ for t in "${targets[@]}"; do
   if [[ ${#pids[@]} -ge 2 ]]; then wait "${pids[0]}"; pids=("${pids[@]:1}"); fi
 done
 for p in "${pids[@]}"; do wait "$p"; done
-for t in "${targets[@]}"; do
-  echo "== running $t for $seconds s"
+# Run two at a time too: each libFuzzer process uses one core, and each keeps its full budget.
+# A target's output goes to its own log, printed when it ends, so the two do not interleave.
+fuzz() {  # TARGET: fuzzes it for $seconds; its exit status is the finding
+  local t=$1 extra=() dict="$here/${1#fuzz_}.dict"
   mkdir -p "$out/corpus/$t"
-  extra=()
-  dict="$here/${t#fuzz_}.dict"
   [[ -f "$dict" ]] && extra+=(-dict="$dict")
-  if ! UBSAN_OPTIONS=print_stacktrace=1 "$out/$t" -max_total_time="$seconds" -timeout=25 -print_final_stats=1 -print_funcs=0 \
-      -artifact_prefix="$out/artifacts/$t-" "${extra[@]}" "$out/corpus/$t" "$here/corpus/$t"; then
-    echo "== $t: FINDING (see $out/artifacts/)" >&2
+  UBSAN_OPTIONS=print_stacktrace=1 "$out/$t" -max_total_time="$seconds" -timeout=25 -print_final_stats=1 -print_funcs=0 \
+    -artifact_prefix="$out/artifacts/$t-" "${extra[@]}" "$out/corpus/$t" "$here/corpus/$t" > "$out/$t.log" 2>&1
+}
+finish() {  # TARGET PID: waits for it, prints its log, records a finding
+  local rc=0
+  wait "$2" || rc=$?
+  cat "$out/$1.log"
+  if [[ $rc -ne 0 ]]; then
+    echo "== $1: FINDING (see $out/artifacts/)" >&2
     status=1
   fi
+}
+running=()  # "target pid" pairs
+for t in "${targets[@]}"; do
+  echo "== running $t for $seconds s"
+  fuzz "$t" &
+  running+=("$t $!")
+  if [[ ${#running[@]} -ge 2 ]]; then finish ${running[0]}; running=("${running[@]:1}"); fi
 done
+for r in "${running[@]}"; do finish $r; done
 exit $status
