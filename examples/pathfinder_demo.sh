@@ -7,9 +7,10 @@
 # with the same width, depth, steps and seed; both evaluated on the held-out test images.
 #   examples/pathfinder_demo.sh [BIN_DIR] [OUT_DIR]      (BIN_DIR holds tnn and tnn-pathfinder)
 #   TRAIN=N VALID=N TEST=N DIFFICULTY=hard STEPS=N BATCH=B LR=X DIM=D LAYERS=L PATCH=P \
-#     THREADS=T SEED=S examples/pathfinder_demo.sh ...
+#     GAMMA=G POOLING=max|mean THREADS=T SEED=S examples/pathfinder_demo.sh ...
 # Defaults: LRA's 160,000 training and 20,000 test images (validation: 2,000, to keep the
-# learning curve cheap); the model and step count are a starting point, not a tuned recipe.
+# learning curve cheap); 2 x 2 patches, 4 layers of D 32, learned decay down to 0.5 and max
+# pooling (the mean dilutes a path's few pixels among the grid's 256 positions).
 # A smoke run (a few minutes): TRAIN=2000 VALID=200 TEST=400 STEPS=30 examples/pathfinder_demo.sh
 set -euo pipefail
 BIN=${1:-build/release/bin}
@@ -21,9 +22,11 @@ DIFFICULTY=${DIFFICULTY:-hard}
 STEPS=${STEPS:-2000}
 BATCH=${BATCH:-32}
 LR=${LR:-2e-3}
-DIM=${DIM:-64}
-LAYERS=${LAYERS:-2}
-PATCH=${PATCH:-4}
+DIM=${DIM:-32}
+LAYERS=${LAYERS:-4}
+PATCH=${PATCH:-2}
+GAMMA=${GAMMA:-0.5}
+POOLING=${POOLING:-max}
 THREADS=${THREADS:-2}
 SEED=${SEED:-1}
 mkdir -p "$OUT"
@@ -34,7 +37,7 @@ GEN=(--train "$TRAIN" --valid "$VALID" --test "$TEST" --difficulty "$DIFFICULTY"
 [ -f "$OUT/data2d/test.safetensors" ] || "$BIN/tnn-pathfinder" --out-dir "$OUT/data2d" "${GEN[@]}"
 [ -f "$OUT/data1d/test.safetensors" ] || "$BIN/tnn-pathfinder" --out-dir "$OUT/data1d" "${GEN[@]}" --flat
 
-COMMON=(--task image --dim "$DIM" --layers "$LAYERS" --rpe-dim 32 --decay learned --gamma 0.9 --batch "$BATCH"
+COMMON=(--task image --dim "$DIM" --layers "$LAYERS" --rpe-dim 16 --decay learned --gamma "$GAMMA" --pooling "$POOLING" --batch "$BATCH"
         --steps "$STEPS" --warmup $((STEPS / 20 > 0 ? STEPS / 20 : 1)) --lr "$LR"
         --eval-every $((STEPS / 5 > 0 ? STEPS / 5 : 1)) --log-every 10 --threads "$THREADS" --seed "$SEED" --force)
 run() {  # NAME DATA_DIR PATCH

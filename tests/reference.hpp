@@ -419,7 +419,8 @@ inline Tensor<double> lm_logits(const TnnLM<double>& m, const Tensor<std::int32_
   return z;
 }
 
-// Pooling (mean over row b's first lengths[b] positions, or position 0) and the head: logits [B, K].
+// Pooling (mean over row b's first lengths[b] positions, position 0, or each channel's maximum over
+// those positions) and the head: logits [B, K].
 inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Tensor<double>& x,
                                       const Tensor<std::int32_t>* lengths) {
   const Index B = x.dim(0), N = x.dim(1), D = x.dim(2);
@@ -427,8 +428,15 @@ inline Tensor<double> classifier_head(const ClassifierHead<double>& h, const Ten
   pooled.set_zero();
   for (Index b = 0; b < B; ++b) {
     const Index len = h.pooling() == Pooling::First ? 1 : lengths ? Index((*lengths)[b]) : N;
-    for (Index n = 0; n < len; ++n)
-      for (Index d = 0; d < D; ++d) pooled[b * D + d] += x[(b * N + n) * D + d] / double(len);
+    for (Index d = 0; d < D; ++d) {
+      double m = x[b * N * D + d];
+      for (Index n = 0; n < len; ++n) {
+        const double v = x[(b * N + n) * D + d];
+        if (h.pooling() == Pooling::Max) m = std::max(m, v);
+        else pooled[b * D + d] += v / double(len);
+      }
+      if (h.pooling() == Pooling::Max) pooled[b * D + d] = m;
+    }
   }
   return linear(h.head, pooled);
 }
@@ -440,7 +448,7 @@ inline Tensor<double> classifier_logits(const TnnClassifier<double>& m, const Te
 }
 
 // The image classifier's logits [B, K]: each P x P patch's values in (row, column, channel)
-// order through patch_embed, the 2-D blocks, the final norm, mean pooling, the head.
+// order through patch_embed, the 2-D blocks, the final norm, the pooling, the head.
 inline Tensor<double> image_logits(const TnnImageClassifier<double>& m, const Tensor<double>& images) {
   const TnnConfig& c = m.config();
   const Index B = images.dim(0), Hi = images.dim(1), Wi = images.dim(2), Ch = images.dim(3), P = c.patch_size;

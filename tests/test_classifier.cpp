@@ -192,13 +192,14 @@ TEST(TnnClassifier, NoLengthsMeansFullLength) {
 }
 
 TEST(ClassifierHead, MeanAndFirstPoolingMatchTheirDefinitions) {
-  // Dense reference: pooled = mean of the first len rows (or row 0), logits = pooled W^T + b,
+  // Dense reference: pooled = mean of the first len rows (or row 0, or each channel's maximum over
+  // the first len rows), logits = pooled W^T + b,
   // loss = mean -log softmax; dx by the chain rule written out.
   const Index B = 2, N = 5, D = 3, K = 4;
   Rng rng(9);
   const Tensor<double> x = gradcheck::random_tensor({B, N, D}, rng);
   const Tensor<std::int32_t> lengths = ints({5, 2}), labels = ints({3, 0});
-  for (Pooling pool : {Pooling::Mean, Pooling::First}) {
+  for (Pooling pool : {Pooling::Mean, Pooling::First, Pooling::Max}) {
     SCOPED_TRACE(to_string(pool));
     ClassifierHead<double> h(D, K, pool);
     h.init_weights(rng);
@@ -209,8 +210,13 @@ TEST(ClassifierHead, MeanAndFirstPoolingMatchTheirDefinitions) {
     for (Index b = 0; b < B; ++b) {
       const Index len = pool == Pooling::First ? 1 : lengths[b];
       std::vector<double> p(D, 0.0), z(K, 0.0);
+      std::vector<Index> at(D, 0);  // max: the row of each channel's maximum
       for (Index n = 0; n < len; ++n)
-        for (Index d = 0; d < D; ++d) p[d] += x[(b * N + n) * D + d] / double(len);
+        for (Index d = 0; d < D; ++d) {
+          const double v = x[(b * N + n) * D + d];
+          if (pool != Pooling::Max) p[d] += v / double(len);
+          else if (n == 0 || v > p[d]) p[d] = v, at[d] = n;
+        }
       double zmax = -1e300, sum = 0;
       for (Index k = 0; k < K; ++k) {
         z[k] = h.head.bias.value[k];
@@ -223,7 +229,12 @@ TEST(ClassifierHead, MeanAndFirstPoolingMatchTheirDefinitions) {
       for (Index k = 0; k < K; ++k) {
         const double g = (std::exp(z[k] - zmax) / sum - (k == labels[b] ? 1.0 : 0.0)) / double(B);
         for (Index n = 0; n < len; ++n)
-          for (Index d = 0; d < D; ++d) expect_dx[(b * N + n) * D + d] += g * h.head.weight.value[k * D + d] / double(len);
+          for (Index d = 0; d < D; ++d) {
+            if (pool != Pooling::Max)
+              expect_dx[(b * N + n) * D + d] += g * h.head.weight.value[k * D + d] / double(len);
+            else if (n == at[d])
+              expect_dx[(b * N + n) * D + d] += g * h.head.weight.value[k * D + d];
+          }
       }
     }
     EXPECT_NEAR(h.loss(labels), expect_loss, 1e-14);
@@ -343,7 +354,7 @@ TEST(TnnConfig, ClassifyKeysParseValidateAndStayOutOfLmConfigs) {
   bad(R"(, "task": "classify", "num_classes": 3)", "causal");                  // causal classifier
   bad(R"(, "task": "regress")", "tasks lm and classify");
   bad(R"(, "num_classes": 3)", "tasks classify and image");                               // K without the task
-  bad(R"(, "causal": false, "task": "classify", "num_classes": 3, "pooling": "max")", "mean, first");
+  bad(R"(, "causal": false, "task": "classify", "num_classes": 3, "pooling": "sum")", "mean, first, max");
 }
 
 TEST(TnnClassifier, ErrorsSayWhatWasExpected) {

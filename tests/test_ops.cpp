@@ -802,6 +802,14 @@ void add_classifiers(std::vector<OpSpec>& v) {
                                         "_H", c.heads),
                                     c, 30 + std::uint64_t(combo)));
       }
+  for (NormType n : kModelNorms) {  // max pooling: ragged rows, the maximum over the valid positions
+    TnnConfig c = testing_helpers::tiny_lm_config();
+    c.norm_type = n;
+    c.pooling = Pooling::Max;
+    c.layers = 2;
+    c.decay = TnoDecay::Learned;
+    v.push_back(classifier_spec(cat("Classifier_", to_string(n), "_max"), c, 90));
+  }
   for (NormType n : kModelNorms)  // attention: ragged rows mask their padded keys
     for (const char* pooling : {"mean", "first"}) {
       TnnConfig c = testing_helpers::tiny_lm_config();
@@ -831,6 +839,12 @@ void add_classifiers(std::vector<OpSpec>& v) {
       v.push_back(image_spec(cat("Image_", to_string(n), "_", hi, "x", wi, "_P", p), c, hi, wi, p,
                              40 + std::uint64_t(hi * 10 + wi)));
     }
+  {  // max pooling over the grid (the Pathfinder recipe's)
+    TnnConfig c = testing_helpers::tiny_config(2);
+    c.pooling = Pooling::Max;
+    c.decay = TnoDecay::Learned;
+    v.push_back(image_spec("Image_max_4x6_P2", c, 4, 6, 2, 85));
+  }
 }
 
 // The regressor: y = the mean squared error of B sequences of N positions, F features in and Fo

@@ -81,6 +81,8 @@ CONFIGS += [
       norm_type="rmsnorm", rpe_layers=0, **CL),
     C("cls-mean-ln-n300", 3, 300, targets="ragged", num_classes=5, dim=4, layers=1, rpe_dim=4,
       norm_type="layernorm", gamma=0.95, **CL),
+    C("cls-max-rms-learned", 3, 17, targets="ragged", num_classes=3, pooling="max", norm_type="rmsnorm",
+      use_decay=False, use_multi_decay=True, gamma=0.5, **CL),
 ]
 # Image classifiers (model.md §13): patch embedding, the 2-D TNO on a grid of patches
 # (odd and even grid sides, 1 x W and H x 1 grids, up to 17 x 16 where tnn's 2-D product takes
@@ -99,6 +101,8 @@ CONFIGS += [
     IMG("img-p3-9x6-rms-post-nodecay", 2, 9, 6, 2, 3, num_classes=5, norm_type="rmsnorm", prenorm=False,
         use_decay=False, rpe_layers=2, gtu_act="gelu", glu_act="relu"),
     IMG("img-p1-1x7-first-gelu", 2, 1, 7, 2, 1, num_classes=2, pooling="first", rpe_act="gelu", gamma=0.8),
+    IMG("img-p2-8x8-max-learned", 3, 8, 8, 1, 2, num_classes=2, pooling="max", use_decay=False,
+        use_multi_decay=True, gamma=0.5),
     IMG("img-p2-8x2-h3-rpe0", 3, 8, 2, 1, 2, num_classes=3, heads=3, rpe_layers=0, norm_type="rmsnorm",
         gtu_act="none", glu_act="none", rpe_act="none"),
     IMG("img-p1-17x16-fft-multi-ln", 2, 17, 16, 1, 1, num_classes=3, dim=4, layers=1, rpe_dim=4,

@@ -657,13 +657,16 @@ def lm_head(cfg, P, x):
 
 def classifier_forward(cfg, P, tokens, lengths, labels=None, toeplitz=toeplitz_dense):
     """tokens [B, N], lengths [B] in 1..N, labels [B]: (mean cross-entropy or None, logits [B, K]).
-    Pooling: the mean over positions < length ("mean") or position 0 ("first")."""
+    Pooling: the mean over positions < length ("mean"), position 0 ("first"), or each channel's
+    maximum over positions < length ("max")."""
     cfg = full_config(cfg)
     B, N = tokens.shape
     valid = (torch.arange(N).view(1, N) < lengths.view(B, 1)).to(P["embed.weight"].dtype)  # [B, N]
     x = backbone(cfg, P, tokens, toeplitz, valid)
     if cfg["pooling"] == "first":
         pooled = x[:, 0]
+    elif cfg["pooling"] == "max":
+        pooled = x.masked_fill(valid.unsqueeze(-1) == 0, float("-inf")).amax(1)
     else:
         pooled = (x * valid.unsqueeze(-1)).sum(1) / lengths.view(B, 1).to(x.dtype)
     logits = linear(P, "head.", pooled)  # [B, K]
@@ -682,7 +685,7 @@ def image_forward(cfg, P, images, labels=None):
     gh, gw = Hi // p, Wi // p
     x = images.reshape(B, gh, p, gw, p, Ch).permute(0, 1, 3, 2, 4, 5).reshape(B, gh * gw, p * p * Ch)
     x = layers_and_final_norm(cfg, P, add_positions(cfg, linear(P, "patch_embed.", x)), tno_2d(gh, gw))
-    pooled = x[:, 0] if cfg["pooling"] == "first" else x.mean(1)
+    pooled = x[:, 0] if cfg["pooling"] == "first" else x.amax(1) if cfg["pooling"] == "max" else x.mean(1)
     logits = linear(P, "head.", pooled)  # [B, K]
     if labels is None:
         return None, logits

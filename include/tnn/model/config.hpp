@@ -42,11 +42,15 @@ struct EnumTable<Task> {
       {Task::Lm, "lm"}, {Task::Classify, "classify"}, {Task::Image, "image"}, {Task::Regress, "regress"}};
 };
 
-// How a classifier turns a sequence into one vector: the mean over its valid positions, or position 0.
-enum class Pooling { Mean, First };
+// How a classifier turns a sequence into one vector: the mean over its valid positions, position 0,
+// or each channel's maximum over the valid positions (its gradient goes to the first position
+// holding the maximum). Max suits inputs whose evidence sits in a few positions among many, such
+// as a path in an image: the mean dilutes it by the number of positions.
+enum class Pooling { Mean, First, Max };
 template <>
 struct EnumTable<Pooling> {
-  static constexpr EnumRow<Pooling> rows[] = {{Pooling::Mean, "mean"}, {Pooling::First, "first"}};
+  static constexpr EnumRow<Pooling> rows[] = {
+      {Pooling::Mean, "mean"}, {Pooling::First, "first"}, {Pooling::Max, "max"}};
 };
 
 // A language model's vocabulary head: x W^T (linear), or fairseq's RobertaLMHead,

@@ -1,7 +1,8 @@
 // Heads: what a model computes from the backbone's features x [B, N, D], and its loss.
 //   LmHead          logits [B, N, V] = x W^T (W its own [V, D], or the embedding when tied);
 //                   mean cross-entropy over targets != -1
-//   ClassifierHead  pooling over each sequence's valid positions -> logits [B, K]; mean cross-entropy
+//   ClassifierHead  pooling (mean, first or max) over each sequence's valid positions -> logits [B, K];
+//                   mean cross-entropy
 //   RegressionHead  values [B, N, Fo] = linear(x); mean squared error over the valid positions
 // Each is constructed from a TnnConfig (or its sizes), saves in forward what its backward reads,
 // and names its own tensors. A new head is a class with the same members (model/sequence_model.hpp).
@@ -257,6 +258,7 @@ class ClassifierHead : public Visits<ClassifierHead<T>> {
     for (Index b = 0; b < B; ++b) lengths_[static_cast<std::size_t>(b)] = lengths ? Index((*lengths)[b]) : N;
     x_shape_ = x.shape();
     pooled_.resize({B, D});
+    if (pooling_ == Pooling::Max) argmax_.resize(static_cast<std::size_t>(B * D));
     for (Index b = 0; b < B; ++b) {
       T* p = pooled_.data() + b * D;
       const T* xb = x.data() + b * N * D;
@@ -265,6 +267,16 @@ class ClassifierHead : public Visits<ClassifierHead<T>> {
         continue;
       }
       const Index len = lengths_[static_cast<std::size_t>(b)];
+      if (pooling_ == Pooling::Max) {
+        for (Index d = 0; d < D; ++d) {
+          Index best = 0;
+          for (Index n = 1; n < len; ++n)
+            if (xb[n * D + d] > xb[best * D + d]) best = n;
+          p[d] = xb[best * D + d];
+          argmax_[static_cast<std::size_t>(b * D + d)] = best;
+        }
+        continue;
+      }
       for (Index d = 0; d < D; ++d) p[d] = T(0);
       for (Index n = 0; n < len; ++n)
         for (Index d = 0; d < D; ++d) p[d] += xb[n * D + d];
@@ -301,6 +313,10 @@ class ClassifierHead : public Visits<ClassifierHead<T>> {
     for (Index b = 0; b < B; ++b) {
       const T* g = dpooled_.data() + b * D;
       T* db = dx.data() + b * N * D;
+      if (pooling_ == Pooling::Max) {
+        for (Index d = 0; d < D; ++d) db[argmax_[static_cast<std::size_t>(b * D + d)] * D + d] = g[d];
+        continue;
+      }
       const Index len = pooling_ == Pooling::First ? 1 : lengths_[static_cast<std::size_t>(b)];
       const T scale = pooling_ == Pooling::First ? T(1) : T(1) / static_cast<T>(len);
       for (Index n = 0; n < len; ++n)
@@ -317,6 +333,7 @@ class ClassifierHead : public Visits<ClassifierHead<T>> {
 
   Pooling pooling_ = Pooling::Mean;
   std::vector<Index> lengths_;  // [B] of the last forward
+  std::vector<Index> argmax_;   // [B, D] max pooling: the position of each maximum
   Shape x_shape_;               // [B, N, D] of the last forward
   Tensor<T> pooled_;            // [B, D]
   Tensor<T> logits_;            // [B, K]
@@ -420,6 +437,7 @@ class RegressionHead : public Visits<RegressionHead<T>> {
   }
 
   std::vector<Index> lengths_;  // [B] of the last forward
+  std::vector<Index> argmax_;   // [B, D] max pooling: the position of each maximum
   Tensor<T> y_;                 // [B, N, Fo]
   Tensor<T> dy_;                // [B, N, Fo] dLoss/dy of the last loss()
 };
