@@ -191,7 +191,7 @@ TEST(TnnClassifier, NoLengthsMeansFullLength) {
   EXPECT_EQ(gradcheck::max_rel_diff(a, b), 0.0);
 }
 
-TEST(ClassifierHead, MeanAndFirstPoolingMatchTheirDefinitions) {
+TEST(ClassifierHead, MeanFirstAndMaxPoolingMatchTheirDefinitions) {
   // Dense reference: pooled = mean of the first len rows (or row 0, or each channel's maximum over
   // the first len rows), logits = pooled W^T + b,
   // loss = mean -log softmax; dx by the chain rule written out.
@@ -214,8 +214,12 @@ TEST(ClassifierHead, MeanAndFirstPoolingMatchTheirDefinitions) {
       for (Index n = 0; n < len; ++n)
         for (Index d = 0; d < D; ++d) {
           const double v = x[(b * N + n) * D + d];
-          if (pool != Pooling::Max) p[d] += v / double(len);
-          else if (n == 0 || v > p[d]) p[d] = v, at[d] = n;
+          if (pool != Pooling::Max) {
+            p[d] += v / double(len);
+          } else if (n == 0 || v > p[d]) {
+            p[d] = v;
+            at[d] = n;
+          }
         }
       double zmax = -1e300, sum = 0;
       for (Index k = 0; k < K; ++k) {
