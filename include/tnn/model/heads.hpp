@@ -437,7 +437,6 @@ class RegressionHead : public Visits<RegressionHead<T>> {
   }
 
   std::vector<Index> lengths_;  // [B] of the last forward
-  std::vector<Index> argmax_;   // [B, D] max pooling: the position of each maximum
   Tensor<T> y_;                 // [B, N, Fo]
   Tensor<T> dy_;                // [B, N, Fo] dLoss/dy of the last loss()
 };
