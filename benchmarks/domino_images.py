@@ -9,9 +9,7 @@ in the image file format of `tnn train --task image` (images U8 [M, 32, 32, 1], 
       [--test 2000] [--seed 0]
 """
 import argparse
-import json
 import os
-import struct
 import sys
 
 try:
@@ -20,19 +18,8 @@ except ImportError as e:
     print(f"domino_images.py: error: expected numpy (Debian: apt-get install python3-numpy), got: {e}", file=sys.stderr)
     sys.exit(1)
 
-
-def write_safetensors(path, tensors):
-    header, blobs, offset = {}, [], 0
-    for name, array in tensors.items():
-        data = array.tobytes()
-        dtype = {np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}[array.dtype]
-        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + len(data)]}
-        blobs.append(data)
-        offset += len(data)
-    text = json.dumps(header).encode()
-    text += b" " * (-len(text) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(text)) + text + b"".join(blobs))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import tnn_safetensors  # noqa: E402  (the project's one safetensors reader/writer in Python)
 
 
 def make_split(rng, m, side=32, dots=12, dominoes=3):
@@ -65,7 +52,7 @@ def main():
     rng = np.random.default_rng(a.seed)
     for name, m in (("train", a.train), ("valid", a.valid), ("test", a.test)):
         images, labels = make_split(rng, m)
-        write_safetensors(os.path.join(a.out_dir, f"{name}.safetensors"), {"images": images, "labels": labels})
+        tnn_safetensors.save(os.path.join(a.out_dir, f"{name}.safetensors"), {"images": images, "labels": labels})
         print(f"{a.out_dir}/{name}.safetensors: {m} images ({int(labels.sum())} vertical)")
 
 

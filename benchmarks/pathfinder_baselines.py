@@ -21,8 +21,7 @@ DATA_DIR holds train/valid/test.safetensors (tnn-pathfinder --out-dir DATA_DIR; 
 not --flat). Debian: apt-get install python3-torch.
 """
 import argparse
-import json
-import struct
+import os
 import sys
 import time
 
@@ -39,32 +38,18 @@ try:
 except ImportError as e:
     die(f"expected numpy and PyTorch (Debian: apt-get install python3-torch), got: {e}")
 
-DTYPES = {"U8": np.uint8, "I32": np.int32, "I64": np.int64}
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import tnn_safetensors  # noqa: E402  (the project's one safetensors reader/writer in Python)
 
 
 def read_safetensors(path):
-    """{name: numpy array} of a safetensors file's integer tensors."""
+    """{name: numpy array} of a safetensors file."""
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
+        return tnn_safetensors.load(path)[0]
     except OSError as e:
         die(f"cannot read {path}: {e.strerror}")
-    if len(raw) < 8:
-        die(f"{path}: expected a safetensors file, got {len(raw)} bytes")
-    n = struct.unpack("<Q", raw[:8])[0]
-    try:
-        header = json.loads(raw[8:8 + n])
     except ValueError as e:
-        die(f"{path}: expected a JSON header, got: {e}")
-    out = {}
-    for name, t in header.items():
-        if name == "__metadata__":
-            continue
-        if t["dtype"] not in DTYPES:
-            die(f"{path}: tensor '{name}': expected dtype U8, I32 or I64, got {t['dtype']}")
-        begin, end = t["data_offsets"]
-        out[name] = np.frombuffer(raw[8 + n + begin:8 + n + end], dtype=DTYPES[t["dtype"]]).reshape(t["shape"])
-    return out
+        die(f"{path}: {e}")
 
 
 def load_split(path, limit=None):
